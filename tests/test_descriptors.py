@@ -2,7 +2,7 @@
 import json, warnings
 import numpy as np, pandas as pd, pytest
 from PIL import Image
-from conftest import make_run, stage_p
+from demo_pairs import make_run, stage_p
 from artsim.runs import Run
 import artsim.descriptors as D
 from artsim.descriptors import (FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, describe, extract_features,
