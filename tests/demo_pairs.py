@@ -1,26 +1,13 @@
-"""Demo-like runs for the descriptor and similarity tests (fixtures in conftest.py): procedural paintings and a classical
-perturbation of each at rising strength, written the way 00_data and 01_generation write them."""
+"""Demo-like runs for the descriptor and similarity tests (fixtures in conftest.py): the demo's procedural paintings
+(`artsim.data.demo_painting`) and a classical perturbation of each at rising strength, written the way 00_data and
+01_generation write them."""
 import numpy as np, pandas as pd
 from pathlib import Path
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
+from artsim.data import DEMO_GENRES, demo_painting
 
 STRENGTHS = (0.2, 0.4, 0.6, 0.8)
 PROMPTS = {'p0': 'a painting, softened', 'p1': 'a painting, recoloured'}
-
-
-def painting(rng, genre, size=128):
-    "A procedural painting: a genre-tinted gradient with strokes and shapes of a genre palette."
-    base = np.array([(genre * 53) % 256, (genre * 97) % 256, (genre * 151) % 256], float)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    img = base * (0.6 + 0.4 * yy[..., None]) + rng.normal(0, 25, 3) * xx[..., None]
-    im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(im)
-    for _ in range(rng.integers(6, 14)):
-        c = tuple(int(v) for v in np.clip(base[::-1] + rng.normal(0, 60, 3), 0, 255))
-        x0, y0 = rng.integers(0, size, 2); w, h = rng.integers(size // 10, size // 2, 2)
-        (d.ellipse if rng.random() < .5 else d.rectangle)([x0, y0, x0 + w, y0 + h], fill=c)
-        d.line([tuple(rng.integers(0, size, 2)), tuple(rng.integers(0, size, 2))], fill=c[::-1], width=int(rng.integers(1, 4)))
-    return im
 
 
 def perturb(im, strength, prompt_id, rng):
@@ -37,14 +24,14 @@ def make_run(root, n_genres=8, n_per_genre=5, size=128, strengths=STRENGTHS, pro
     "Write data/manifest.parquet and generated/pairs.parquet with their images under `root`."
     root = Path(root); rng = np.random.default_rng(seed)
     rows, pairs = [], []
-    for g in range(n_genres):
+    for g, genre in enumerate(list(DEMO_GENRES)[:n_genres]):
         for i in range(n_per_genre):
             pid = f'g{g}-{i:03d}'
             path = Path('data/images') / f'genre{g}' / f'{pid}.png'
             (root / path).parent.mkdir(parents=True, exist_ok=True)
-            im = painting(rng, g + 1, size); im.save(root / path)
-            rows.append(dict(id=pid, path=str(path), artist=f'artist{i % 3}', genre=f'genre{g}', style='demo',
-                             split='train', width=size, height=size, source='test'))
+            im = demo_painting(genre, seed * 1000 + g * 100 + i, size); im.save(root / path)
+            rows.append(dict(id=pid, path=str(path), artist=f'artist{i % 3}', genre=genre, style='demo',
+                             split='train', width=im.width, height=im.height, source='test'))
             for prompt_id, prompt in prompts.items():
                 for s in strengths:
                     gp = Path('generated') / f'{pid}_{prompt_id}_{int(s * 100):03d}.png'
