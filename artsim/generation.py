@@ -9,7 +9,7 @@ __all__ = ['STANDIN_EDITS', 'STANDIN_VERSION', 'REFINER_ID', 'PAIRS', 'JOURNALS'
            'PairJournal', 'read_journal', 'finished_pairs', 'process_state', 'pending_pairs', 'generate_pairs',
            'merge_pairs', 'stage', 'show_variants']
 
-# %% ../nbs/01_generation.ipynb #e6788ca8
+# %% ../nbs/01_generation.ipynb #e1fa624d
 import json, os, sys, time
 from importlib.resources import files
 from pathlib import Path
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from .runs import Run, derive_seed, save_image, save_parquet, stage_params, prepare
 from .data import load_image
 
-# %% ../nbs/01_generation.ipynb #b313a74a
+# %% ../nbs/01_generation.ipynb #564dbb5b
 def load_prompts(path=None, # a YAML prompt bank; None: the one shipped with artsim
                 ) -> pd.DataFrame:
     "The prompt bank as a table indexed by prompt id, with columns `text`, `kind` and `standin`"
@@ -29,7 +29,7 @@ def load_prompts(path=None, # a YAML prompt bank; None: the one shipped with art
     if bank['id'].duplicated().any(): raise ValueError(f"{src}: duplicate prompt ids {sorted(set(bank['id'][bank['id'].duplicated()]))}")
     return bank.set_index('id')
 
-# %% ../nbs/01_generation.ipynb #6f0846ca
+# %% ../nbs/01_generation.ipynb #d4478ccc
 def select_prompts(bank:pd.DataFrame, ids=None, # prompt ids in the order wanted; None: the whole bank
                   ) -> pd.DataFrame:
     "The rows of `bank` for `ids`"
@@ -38,7 +38,7 @@ def select_prompts(bank:pd.DataFrame, ids=None, # prompt ids in the order wanted
     if missing := [i for i in ids if i not in bank.index]: raise KeyError(f"unknown prompt ids {missing}; the bank has {list(bank.index)}")
     return bank.loc[ids]
 
-# %% ../nbs/01_generation.ipynb #bcc8e47d
+# %% ../nbs/01_generation.ipynb #2e9cbe69
 def fit_size(width:int, height:int,
              long_side:int|None=None, # the long side wanted; None: keep the image's size
              multiple:int=8, # both sides are rounded to a multiple of this
@@ -47,12 +47,12 @@ def fit_size(width:int, height:int,
     scale = 1.0 if long_side is None else long_side / max(width, height)
     return tuple(max(multiple, int(round(v * scale / multiple)) * multiple) for v in (width, height))
 
-# %% ../nbs/01_generation.ipynb #64138373
+# %% ../nbs/01_generation.ipynb #a41742cf
 def pair_id(original_id:str, prompt_id:str, strength:float) -> str:
     "The pair's name in file names and the manifest: original, prompt and strength in thousandths"
     return f"{original_id}__{prompt_id}__s{round(float(strength) * 1000):04d}"
 
-# %% ../nbs/01_generation.ipynb #7d3f1b01
+# %% ../nbs/01_generation.ipynb #0e22066f
 def select_originals(manifest:pd.DataFrame, per_genre:int|None=None, # paintings per genre; None: all
                      seed:int=0) -> pd.DataFrame:
     "Up to `per_genre` paintings of each genre, drawn with `seed`, sorted by id"
@@ -61,7 +61,7 @@ def select_originals(manifest:pd.DataFrame, per_genre:int|None=None, # paintings
                               for genre, g in manifest.groupby('genre', sort=True)])
     return manifest.sort_values('id').reset_index(drop=True)
 
-# %% ../nbs/01_generation.ipynb #3687f000
+# %% ../nbs/01_generation.ipynb #c95644fa
 def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width, height
                bank:pd.DataFrame, # the prompts to use (see `select_prompts`)
                strengths, # img2img strengths, each in [0, 1]
@@ -82,14 +82,14 @@ def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width
                                  path=f'generated/{pid}.png', width=w, height=h))
     return pd.DataFrame(rows)
 
-# %% ../nbs/01_generation.ipynb #99002130
+# %% ../nbs/01_generation.ipynb #dd634076
 def _arr(im:Image.Image) -> np.ndarray: return np.asarray(im, dtype=np.float32) / 255
 def _img(a:np.ndarray) -> Image.Image: return Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8))
 def _luma(a:np.ndarray) -> np.ndarray: return (a @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
 def _rgb(*c) -> np.ndarray: return np.array(c, np.float32)
 def _colour(rng, lo=40, alpha=None) -> tuple: return tuple(int(c) for c in rng.integers(lo, 256, 3)) + (() if alpha is None else (alpha,))
 
-# %% ../nbs/01_generation.ipynb #d648100e
+# %% ../nbs/01_generation.ipynb #f6d41ad8
 def _recolour(a, rng):
     "Autumn: every hue folded into the red-orange-yellow band, saturation raised"
     hsv = np.asarray(_img(a).convert('HSV')).astype(np.float32)
@@ -196,19 +196,19 @@ def _charcoal(a, rng):
     g = np.clip((.92 + rng.normal(0, .025, (H, W))) * (1 - .85 * ink), 0, 1)
     return np.repeat(g[..., None], 3, -1).astype(np.float32)
 
-# %% ../nbs/01_generation.ipynb #a13792f0
+# %% ../nbs/01_generation.ipynb #38a9b379
 STANDIN_EDITS = dict(recolour=_recolour, creatures=_creatures, neon=_neon, snow=_snow, night=_night,
                      watercolor=_watercolor, cubist=_cubist, golden=_golden, underwater=_underwater, charcoal=_charcoal)
 STANDIN_VERSION = 'classical-1' # recorded as the stand-in's revision; bump it when an edit changes
 
-# %% ../nbs/01_generation.ipynb #c98e7a22
+# %% ../nbs/01_generation.ipynb #083e37e4
 def standin_edit(prompt_id:str, bank:pd.DataFrame|None=None) -> str:
     "The stand-in's edit family for `prompt_id`"
     bank = load_prompts() if bank is None else bank
     if prompt_id in bank.index and 'standin' in bank: return bank.loc[prompt_id, 'standin']
     return sorted(STANDIN_EDITS)[derive_seed('standin', prompt_id) % len(STANDIN_EDITS)]
 
-# %% ../nbs/01_generation.ipynb #8f69f980
+# %% ../nbs/01_generation.ipynb #a4ed27c8
 def standin_img2img(image, # the original: a path, PIL image, bytes or uint8 array
                     prompt_id:str, # a prompt id; its edit family comes from the bank
                     strength:float, # 0: the original; 1: the full edit
@@ -220,7 +220,7 @@ def standin_img2img(image, # the original: a path, PIL image, bytes or uint8 arr
     edit = STANDIN_EDITS[standin_edit(prompt_id, bank)](a, np.random.default_rng(seed))
     return _img(a + np.float32(strength) * (edit - a))
 
-# %% ../nbs/01_generation.ipynb #3af983c1
+# %% ../nbs/01_generation.ipynb #1415aca0
 class StandinGenerator:
     "The classical stand-in behind the generator interface"
     def __init__(self, bank:pd.DataFrame):
@@ -230,16 +230,16 @@ class StandinGenerator:
     def __call__(self, images, prompt_ids, strength, seeds):
         return [standin_img2img(im, pid, strength, sd, self.bank) for im, pid, sd in zip(images, prompt_ids, seeds)]
 
-# %% ../nbs/01_generation.ipynb #cc087714
+# %% ../nbs/01_generation.ipynb #25fd024c
 REFINER_ID = 'stabilityai/stable-diffusion-xl-refiner-1.0'
 
 class WeightsMissing(FileNotFoundError):
     "A generator's weights are neither on disk nor downloadable"
 
-# %% ../nbs/01_generation.ipynb #19ffa835
+# %% ../nbs/01_generation.ipynb #70818ef6
 def _missing_message(model_id, model_dir, revision, cache_dir, reason) -> str:
     from huggingface_hub.constants import HF_HUB_CACHE
-    where = (f"the local directory {model_dir} has no model_index.json" if model_dir else
+    where = (f"the local directory {model_dir} " + ("could not be loaded" if reason else "has no model_index.json") if model_dir else
              f"'{model_id}'" + (f" (revision {revision})" if revision else '') +
              f" is not in the Hugging Face cache at {cache_dir or HF_HUB_CACHE} and could not be downloaded")
     home = os.environ.get('HF_HOME')
@@ -249,7 +249,7 @@ def _missing_message(model_id, model_dir, revision, cache_dir, reason) -> str:
             f"  3. pass model_dir=<directory> (papermill `-p model_dir DIR`) holding the diffusers files saved with `save_pretrained` or cloned from https://huggingface.co/{model_id}.\n"
             "The demo preset needs no weights: generator='standin'.")
 
-# %% ../nbs/01_generation.ipynb #d342efbf
+# %% ../nbs/01_generation.ipynb #345c5240
 def refiner_files(model_id:str=REFINER_ID, # a Hugging Face Hub id
                   model_dir=None, # a local directory with the diffusers files; used instead of the Hub when given
                   revision:str|None=None, # a Hub branch, tag or commit
@@ -269,14 +269,14 @@ def refiner_files(model_id:str=REFINER_ID, # a Hugging Face Hub id
     except Exception as e: raise WeightsMissing(_missing_message(model_id, None, revision, cache_dir, f'{type(e).__name__}: {str(e).splitlines()[0]}')) from e
     return d, d.name
 
-# %% ../nbs/01_generation.ipynb #6323121e
+# %% ../nbs/01_generation.ipynb #75cfe3b4
 def resolve_dtype(dtype:str, device) -> 'torch.dtype':
     "The torch dtype for `dtype` ('auto': float16 on CUDA, float32 elsewhere; or 'float16', 'bfloat16', 'float32')"
     import torch
     if dtype in (None, 'auto'): return torch.float16 if str(device).startswith('cuda') else torch.float32
     return getattr(torch, dtype)
 
-# %% ../nbs/01_generation.ipynb #8947bb58
+# %% ../nbs/01_generation.ipynb #8994de3e
 def load_refiner(model_id:str=REFINER_ID, model_dir=None, revision:str|None=None, variant:str|None=None,
                  device='cuda', # where it runs (with cpu_offload: the GPU it offloads to)
                  dtype:str='auto', # see `resolve_dtype`
@@ -308,7 +308,7 @@ def load_refiner(model_id:str=REFINER_ID, model_dir=None, revision:str|None=None
     pipe.set_progress_bar_config(disable=True)
     return pipe, rev
 
-# %% ../nbs/01_generation.ipynb #9159e3bd
+# %% ../nbs/01_generation.ipynb #38695ae2
 class RefinerGenerator:
     "An SDXL img2img pipeline behind the generator interface"
     def __init__(self, pipe, bank:pd.DataFrame, negative_prompt:str|None=None, steps:int=30, guidance:float=7.5,
@@ -330,7 +330,7 @@ class RefinerGenerator:
         return self.pipe(prompt=[self.bank.loc[p, 'text'] for p in prompt_ids], negative_prompt=neg, image=list(images),
                          strength=float(strength), generator=gens, output_type='pil', **self.kw).images
 
-# %% ../nbs/01_generation.ipynb #7afad020
+# %% ../nbs/01_generation.ipynb #1e3d2e0e
 def make_generator(p, # the stage parameters
                    bank:pd.DataFrame, device='cpu'):
     "The generator `p.generator` names ('standin' or 'sdxl'), loaded and ready"
@@ -342,7 +342,7 @@ def make_generator(p, # the stage parameters
     return RefinerGenerator(pipe, bank, p.negative_prompt, p.steps, p.guidance, p.aesthetic_score, p.negative_aesthetic_score,
                             model_id=p.model_dir or p.model_id, revision=rev)
 
-# %% ../nbs/01_generation.ipynb #1962ff4c
+# %% ../nbs/01_generation.ipynb #ab972ec0
 PAIRS = 'generated/pairs.parquet'
 JOURNALS = 'generated/_journal'
 
@@ -359,7 +359,7 @@ class PairJournal:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
-# %% ../nbs/01_generation.ipynb #e44e069f
+# %% ../nbs/01_generation.ipynb #b300f5d6
 def read_journal(path) -> list[dict]:
     "The complete records of a journal (a torn last line is skipped)"
     recs = []
@@ -368,7 +368,7 @@ def read_journal(path) -> list[dict]:
         except json.JSONDecodeError: pass
     return recs
 
-# %% ../nbs/01_generation.ipynb #42e0f43e
+# %% ../nbs/01_generation.ipynb #8eca9a85
 def finished_pairs(run:Run) -> dict[str, dict]:
     "Records of the pairs already made, by pair id: the merged manifest, then every journal; only those whose image exists"
     recs = {}
@@ -376,7 +376,7 @@ def finished_pairs(run:Run) -> dict[str, dict]:
     for j in sorted(run.resolve(JOURNALS).glob('rank-*.jsonl')): recs.update((r['pair_id'], r) for r in read_journal(j))
     return {k: r for k, r in recs.items() if run.resolve(r['path']).is_file()}
 
-# %% ../nbs/01_generation.ipynb #092f31eb
+# %% ../nbs/01_generation.ipynb #3051d010
 def process_state(device='cpu', barrier_hours:float=12):
     "accelerate's `PartialState` for this process (gloo on CPU, so CPU processes can shard too)"
     from datetime import timedelta
@@ -384,7 +384,7 @@ def process_state(device='cpu', barrier_hours:float=12):
     # processes that finish their share wait at the final barrier for the slowest; SDXL shards can take hours
     return PartialState(cpu=str(device) == 'cpu', timeout=timedelta(hours=barrier_hours))
 
-# %% ../nbs/01_generation.ipynb #0f49b3aa
+# %% ../nbs/01_generation.ipynb #b71eacc2
 def pending_pairs(run:Run, plan:pd.DataFrame, state=None) -> pd.DataFrame:
     "This process' share of the pairs of `plan` not finished yet"
     state = state or process_state()
@@ -393,7 +393,7 @@ def pending_pairs(run:Run, plan:pd.DataFrame, state=None) -> pd.DataFrame:
     todo = [r for r in plan.to_dict('records') if r['pair_id'] not in done]
     with state.split_between_processes(todo) as mine: return pd.DataFrame(list(mine), columns=plan.columns)
 
-# %% ../nbs/01_generation.ipynb #0cece7c8
+# %% ../nbs/01_generation.ipynb #e586f4ee
 def generate_pairs(run:Run, todo:pd.DataFrame, generator, batch_size:int=1, rank:int=0, progress:bool=False) -> int:
     "Make the pairs in `todo`, batched by (strength, size): write each image atomically, then journal it. Returns how many"
     todo = todo.sort_values(['strength', 'width', 'height', 'pair_id'], kind='stable')
@@ -413,7 +413,7 @@ def generate_pairs(run:Run, todo:pd.DataFrame, generator, batch_size:int=1, rank
                 journal.append({**r, **generator.info, 'seconds': secs, 'rank': rank})
     return len(todo)
 
-# %% ../nbs/01_generation.ipynb #9b0ae189
+# %% ../nbs/01_generation.ipynb #06e9b96d
 def merge_pairs(run:Run, plan:pd.DataFrame) -> pd.DataFrame:
     "Fold the journals into `generated/pairs.parquet` (atomically): the finished pairs of `plan`, in its order; then drop the journals"
     done = finished_pairs(run)
@@ -423,7 +423,7 @@ def merge_pairs(run:Run, plan:pd.DataFrame) -> pd.DataFrame:
     if run.resolve(JOURNALS).is_dir() and not any(run.resolve(JOURNALS).iterdir()): run.resolve(JOURNALS).rmdir()
     return pairs
 
-# %% ../nbs/01_generation.ipynb #1ea71840
+# %% ../nbs/01_generation.ipynb #f0f007a2
 def stage(run:Run, p):
     "Make every planned (original, prompt, strength) pair not yet made and write `generated/pairs.parquet`"
     bank = select_prompts(load_prompts(p.prompt_bank), p.prompts)
@@ -441,7 +441,7 @@ def stage(run:Run, p):
         if len(pairs) != len(plan): raise RuntimeError(f"{len(plan) - len(pairs)} of {len(plan)} planned pairs are missing from {PAIRS}")
     state.wait_for_everyone()
 
-# %% ../nbs/01_generation.ipynb #4019574e
+# %% ../nbs/01_generation.ipynb #7a7088bb
 def show_variants(run:Run, pairs:pd.DataFrame, originals=None, # original ids; None: the first two
                   prompts=None, # prompt ids; None: all in `pairs`
                   size:float=1.6):
