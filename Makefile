@@ -53,10 +53,14 @@ docs: venv
 	$(BIN)/nbdev_docs
 
 docs-preview: venv
-	$(BIN)/python -m artsim.docs_preview
+	rm -rf _proc _docs_preview
+	$(BIN)/nbdev_proc_nbs
+	$(BIN)/jupyter nbconvert --log-level WARN --to html --output-dir _docs_preview _proc/*.ipynb
+	$(BIN)/jupyter nbconvert --log-level WARN --to html --output-dir _docs_preview/pipeline _proc/pipeline/*.ipynb
+	echo "Open _docs_preview/index.html"
 
 benchmark: venv
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf _docs _proc runs/tiny build dist *.egg-info
+	rm -rf _docs _proc _docs_preview build dist *.egg-info
