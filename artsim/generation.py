@@ -418,6 +418,8 @@ def merge_pairs(run:Run, plan:pd.DataFrame) -> pd.DataFrame:
     "Fold the journals into `generated/pairs.parquet` (atomically): the finished pairs of `plan`, in its order; then drop the journals"
     done = finished_pairs(run)
     pairs = pd.DataFrame([done[k] for k in plan.pair_id if k in done])
+    for c in ('guidance', 'aesthetic_score', 'negative_aesthetic_score'):  # the stand-in has none: NaN, one schema for both
+        if c in pairs: pairs[c] = pairs[c].astype(float)
     save_parquet(pairs, run.resolve(PAIRS))
     for j in run.resolve(JOURNALS).glob('rank-*.jsonl'): j.unlink()
     if run.resolve(JOURNALS).is_dir() and not any(run.resolve(JOURNALS).iterdir()): run.resolve(JOURNALS).rmdir()
