@@ -374,7 +374,7 @@ def _write_vectors(path, hashes, versions, vectors):
                       pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel()))], schema=_SCHEMA)
     with atomic_write(path) as f: pq.write_table(table, f)
 
-# %% ../nbs/02_descriptors.ipynb #e6206ca1
+# %% ../nbs/02_descriptors.ipynb #34e3cf22
 @patch
 def read(self:FeatureStore, family:str, version:str|None=None, # None: every version
         ) -> tuple: # (hashes, float32 matrix) of that version, one row per hash
@@ -387,6 +387,12 @@ def read(self:FeatureStore, family:str, version:str|None=None, # None: every ver
     last = {h: i for i, h in enumerate(hashes)}
     if len(last) < len(hashes): hashes, X = list(last), X[list(last.values())]
     return hashes, X
+
+@patch
+def hashes(self:FeatureStore, family:str, version:str) -> set:
+    "The content hashes with a cached `family` vector of `version`, without reading the vectors."
+    return {h for f in self._files(family)
+            for h in pq.read_table(f, columns=['hash'], filters=[('version', '==', version)], schema=_SCHEMA).column('hash').to_pylist()}
 
 @patch
 def put(self:FeatureStore, family:str, version:str, hashes:list, vectors):
@@ -438,7 +444,7 @@ class _Writer:
             hs, vs = self.buf.pop(fam, ([], []))
             self.store.put(fam, self.versions[fam], hs, np.stack(vs) if vs else [])
 
-# %% ../nbs/02_descriptors.ipynb #a84d129f
+# %% ../nbs/02_descriptors.ipynb #5a7f3751
 def extract_features(files:list, # image files
                      store:FeatureStore, # the cache to fill
                      families:Iterable[str]=tuple(FAMILIES), # families to extract
@@ -458,7 +464,7 @@ def extract_features(files:list, # image files
     with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) * 2)) as ex:
         index = pd.DataFrame(list(tqdm(ex.map(lambda f: _hash_file(f, known), files), total=len(files), desc='hashing', disable=not progress)),
                              columns=['file', 'bytes', 'mtime_ns', 'hash', 'error'])
-    have = {f: set(store.read(f, versions[f])[0]) for f in families}
+    have = {f: store.hashes(f, versions[f]) for f in families}
     todo = {}
     for f, h in zip(index.file, index.hash):
         need = tuple(fam for fam in hand if isinstance(h, str) and h not in have[fam])
