@@ -517,11 +517,12 @@ def image_table(run:Run) -> pd.DataFrame: # path (relative to the run), role
         parts.append(pd.DataFrame(dict(path=read_pairs(run).generated_path.astype(str), role='generated')))
     return pd.concat(parts, ignore_index=True).drop_duplicates('path').reset_index(drop=True)
 
-# %% ../nbs/02_descriptors.ipynb #34b9d9d0
+# %% ../nbs/02_descriptors.ipynb #082167f8
 def stage(run:Run, p) -> None:
     "Extract every family for the run's paintings and variants into `features/`; a rerun extracts only what is new."
     images = image_table(run)
     families = list(p.families or FAMILIES)
+    if unknown := set(families) - set(FAMILIES): raise ValueError(f'unknown families {sorted(unknown)}; the families are {list(FAMILIES)}')
     encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, p.device or 'cpu', p.seed, p.batch_size, run) if 'semantic' in families else None
     store, old = FeatureStore(run.dir('features')), run.resolve('features/images.parquet')
     known = {}

@@ -69,12 +69,13 @@ def family_similarity(family:str, # a key of `FAMILIES`
     sims = [SEGMENT_SIMILARITY[s.kind](pa_[s.name], pb_[s.name], *([s.scale] if s.kind == 'vector' else [])) for s in fam.segments]
     return np.clip(np.mean(sims, 0), 0, 1)
 
-# %% ../nbs/03_similarity.ipynb #6c9e0da3
+# %% ../nbs/03_similarity.ipynb #4371e951
 def combine(sims:dict, # family -> similarities (arrays of one length, or floats)
             weights:dict|None=None, # family -> non-negative weight; None: equal; families not named weigh 0
            ) -> np.ndarray:
     "Weighted mean of the family similarities that are present."
     fams = [f for f in sims if f in FAMILIES]
+    if unknown := set(weights or {}) - set(FAMILIES): raise ValueError(f'unknown families in weights: {sorted(unknown)}; the families are {list(FAMILIES)}')
     w = {f: 1.0 for f in fams} if not weights else {f: float(weights.get(f, 0)) for f in fams}
     if any(v < 0 for v in w.values()): raise ValueError(f'weights must be non-negative: {weights}')
     total = sum(w.values())

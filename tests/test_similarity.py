@@ -90,6 +90,7 @@ def test_combine_weights():
     np.testing.assert_allclose(combine(s, dict(color=1, texture=5)), [1, 0])  # absent families drop out
     with pytest.raises(ValueError, match='non-negative'): combine(s, dict(color=-1, shape=1))
     with pytest.raises(ValueError, match='no positive weight'): combine(s, dict(edges=1))
+    with pytest.raises(ValueError, match='unknown families'): combine(s, dict(colour=1, shape=1))
 
 
 def test_negative_pairs_never_pair_a_painting_with_its_own_variant(described_root):
