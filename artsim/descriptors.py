@@ -20,12 +20,12 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .data import ImageLoadError, load_image
 from .runs import Run, atomic_write, save_json, save_parquet
+from .generation import read_pairs
 
 # %% auto #0
 __all__ = ['FAMILIES', 'HANDMADE', 'working_image', 'Segment', 'Family', 'color_descriptor', 'texture_descriptor',
            'shape_descriptor', 'edge_descriptor', 'describe', 'resnet50_state_dict', 'SemanticEncoder', 'content_hash',
-           'descriptor_version', 'FeatureStore', 'extract_features', 'read_pairs', 'image_table', 'stage',
-           'feature_matrix']
+           'descriptor_version', 'FeatureStore', 'extract_features', 'image_table', 'stage', 'feature_matrix']
 
 # %% ../nbs/02_descriptors.ipynb #ff6313dc
 def working_image(src, # path, bytes, PIL image or uint8 array
@@ -500,13 +500,6 @@ def extract_features(files:list, # image files
     stats = dict(images=len(files), unique=int(index.hash.nunique()), errors=int(index.error.notna().sum()),
                  extracted=counts, versions=versions, seconds=round(time.perf_counter() - t0, 2))
     return index, stats
-
-# %% ../nbs/02_descriptors.ipynb #93ba5ffa
-def read_pairs(run:Run) -> pd.DataFrame:
-    "The generation chapter's pairs manifest, with the variant's file (relative to the run) as `generated_path`."
-    pairs = run.read_parquet('generated/pairs.parquet')
-    if 'generated_path' not in pairs: pairs = pairs.rename(columns={'path': 'generated_path'}) # 01_generation names it `path`
-    return pairs
 
 # %% ../nbs/02_descriptors.ipynb #66d99c8a
 def image_table(run:Run) -> pd.DataFrame: # path (relative to the run), role

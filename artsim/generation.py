@@ -7,7 +7,7 @@ __all__ = ['STANDIN_EDITS', 'STANDIN_VERSION', 'REFINER_ID', 'PAIRS', 'JOURNALS'
            'pair_id', 'select_originals', 'plan_pairs', 'standin_edit', 'standin_img2img', 'StandinGenerator',
            'WeightsMissing', 'refiner_files', 'resolve_dtype', 'load_refiner', 'RefinerGenerator', 'make_generator',
            'PairJournal', 'read_journal', 'finished_pairs', 'process_state', 'pending_pairs', 'generate_pairs',
-           'merge_pairs', 'stage', 'show_variants']
+           'merge_pairs', 'read_pairs', 'stage', 'show_variants']
 
 # %% ../nbs/01_generation.ipynb #e1fa624d
 import json, os, sys, time
@@ -79,7 +79,7 @@ def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width
                 pid = pair_id(o.id, prompt_id, s)
                 rows.append(dict(pair_id=pid, original_id=o.id, original_path=o.path, genre=o.genre, split=o.split,
                                  prompt_id=prompt_id, prompt=text, strength=s, seed=derive_seed(seed, o.id, prompt_id, s),
-                                 path=f'generated/{pid}.png', width=w, height=h))
+                                 generated_path=f'generated/{pid}.png', width=w, height=h))
     return pd.DataFrame(rows)
 
 # %% ../nbs/01_generation.ipynb #dd634076
@@ -374,7 +374,7 @@ def finished_pairs(run:Run) -> dict[str, dict]:
     recs = {}
     if run.resolve(PAIRS).exists(): recs.update((r['pair_id'], r) for r in run.read_parquet(PAIRS).to_dict('records'))
     for j in sorted(run.resolve(JOURNALS).glob('rank-*.jsonl')): recs.update((r['pair_id'], r) for r in read_journal(j))
-    return {k: r for k, r in recs.items() if run.resolve(r['path']).is_file()}
+    return {k: r for k, r in recs.items() if run.resolve(r['generated_path']).is_file()}
 
 # %% ../nbs/01_generation.ipynb #3051d010
 def process_state(device='cpu', barrier_hours:float=12):
@@ -409,7 +409,7 @@ def generate_pairs(run:Run, todo:pd.DataFrame, generator, batch_size:int=1, rank
             out = generator(images, list(b.prompt_id), float(b.strength.iloc[0]), [int(s) for s in b.seed])
             secs = (time.perf_counter() - t0) / len(b)
             for r, im in zip(b.to_dict('records'), out):
-                save_image(im, run.resolve(r['path']))
+                save_image(im, run.resolve(r['generated_path']))
                 journal.append({**r, **generator.info, 'seconds': secs, 'rank': rank})
     return len(todo)
 
@@ -424,6 +424,11 @@ def merge_pairs(run:Run, plan:pd.DataFrame) -> pd.DataFrame:
     for j in run.resolve(JOURNALS).glob('rank-*.jsonl'): j.unlink()
     if run.resolve(JOURNALS).is_dir() and not any(run.resolve(JOURNALS).iterdir()): run.resolve(JOURNALS).rmdir()
     return pairs
+
+# %% ../nbs/01_generation.ipynb #11d02c12
+def read_pairs(run:Run) -> pd.DataFrame:
+    "This run's pairs manifest, `generated/pairs.parquet`: one row per (original, prompt, strength)."
+    return run.read_parquet(PAIRS)
 
 # %% ../nbs/01_generation.ipynb #f0f007a2
 def stage(run:Run, p):
@@ -458,7 +463,7 @@ def show_variants(run:Run, pairs:pd.DataFrame, originals=None, # original ids; N
         src = idx.loc[oid].iloc[0].original_path
         for j, pid in enumerate(prompts):
             cells = [(load_image(run.resolve(src)), 'original')] + [
-                (load_image(run.resolve(idx.loc[(oid, pid, s), 'path'])), f'strength {s:g}') for s in strengths]
+                (load_image(run.resolve(idx.loc[(oid, pid, s), 'generated_path'])), f'strength {s:g}') for s in strengths]
             for k, (im, title) in enumerate(cells):
                 ax = axs[j, i * (1 + len(strengths)) + k]; ax.imshow(im); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_title(f'{oid}\n{title}' if k == 0 else title, fontsize=8)

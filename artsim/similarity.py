@@ -8,8 +8,9 @@ import functools, os
 from typing import Iterable
 import numpy as np, pandas as pd
 from scipy import ndimage, stats
-from .descriptors import FAMILIES, HANDMADE, SemanticEncoder, describe, feature_matrix, read_pairs, working_image
+from .descriptors import FAMILIES, HANDMADE, SemanticEncoder, describe, feature_matrix, working_image
 from .runs import Run, derive_seed, save_parquet
+from .generation import read_pairs
 
 # %% auto #0
 __all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'histogram_intersection', 'cosine_similarity', 'rms_similarity',

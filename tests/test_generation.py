@@ -11,7 +11,7 @@ from artsim.runs import Run, derive_seed, preset_params
 from artsim import generation as G
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ['pair_id', 'original_id', 'path', 'prompt_id', 'prompt', 'negative_prompt', 'strength', 'seed', 'steps',
+COLUMNS = ['pair_id', 'original_id', 'generated_path', 'prompt_id', 'prompt', 'negative_prompt', 'strength', 'seed', 'steps',
            'guidance', 'model_id', 'revision', 'dtype', 'seconds']
 
 
@@ -76,7 +76,7 @@ def tiny_refiner(tmp_path_factory) -> Path:
 
 
 def mtimes(run, pairs) -> dict:
-    return {p: run.resolve(p).stat().st_mtime_ns for p in pairs.path}
+    return {p: run.resolve(p).stat().st_mtime_ns for p in pairs.generated_path}
 
 
 def test_tiny_refiner_runs_the_real_code_path_with_manifest_and_resume(tmp_path, tiny_refiner):
@@ -99,7 +99,7 @@ def test_tiny_refiner_runs_the_real_code_path_with_manifest_and_resume(tmp_path,
     assert tuple(r[['generator', 'model_id', 'revision', 'dtype', 'steps', 'guidance']]) == ('sdxl', str(tiny_refiner), '', 'float32', 2, 5.0)
     assert (r.prompt, r.negative_prompt, r.strength) == (G.load_prompts().loc['night', 'text'], 'blurry', 1.0)
     assert r.seed == derive_seed(p.seed, 'landscape-1', 'night', 1.0) and r.seconds > 0
-    for f in pairs.path:
+    for f in pairs.generated_path:
         assert Image.open(run.resolve(f)).size == (32, 24)  # 48x32 fitted to 32 on the long side, multiples of 8
     assert not list(run.resolve(G.JOURNALS).glob('*.jsonl'))
 
@@ -110,7 +110,7 @@ def test_tiny_refiner_runs_the_real_code_path_with_manifest_and_resume(tmp_path,
     gen = G.make_generator(p, G.load_prompts(), 'cpu')
     orig = Image.open(run.resolve(r.original_path)).convert('RGB').resize((32, 24), Image.LANCZOS)
     alone = np.asarray(gen([orig], ['night'], 1.0, [r.seed])[0]).astype(int)
-    assert np.abs(alone - np.asarray(Image.open(run.resolve(r.path)))).max() <= 2
+    assert np.abs(alone - np.asarray(Image.open(run.resolve(r.generated_path)))).max() <= 2
 
 
 def test_refiner_strength_needs_a_step(tmp_path):
@@ -189,12 +189,12 @@ def test_kill_9_then_rerun_makes_every_pair_exactly_once(tmp_path):
     G.stage(run, p)
     pairs = run.read_parquet(G.PAIRS)
     assert len(pairs) == plan_size and pairs.pair_id.is_unique
-    assert set(f.name for f in run.path.glob('generated/*.png')) == set(Path(x).name for x in pairs.path)
+    assert set(f.name for f in run.path.glob('generated/*.png')) == set(Path(x).name for x in pairs.generated_path)
     assert not list(run.resolve(G.JOURNALS).glob('*.jsonl'))
     bank = G.load_prompts()
     for r in pairs.itertuples():  # every recorded image is complete and is exactly its pair
         orig = Image.open(run.resolve(r.original_path)).convert('RGB')
-        im = Image.open(run.resolve(r.path)); im.load()
+        im = Image.open(run.resolve(r.generated_path)); im.load()
         np.testing.assert_array_equal(np.asarray(im), np.asarray(G.standin_img2img(orig, r.prompt_id, r.strength, r.seed, bank)))
 
 
@@ -232,4 +232,4 @@ def test_two_processes_share_the_work_under_torchrun(tmp_path, tiny_refiner):
     pairs = run.read_parquet(G.PAIRS)
     assert len(pairs) == 4 * 2 * 2 and pairs.pair_id.is_unique
     assert sorted(pairs['rank'].unique()) == [0, 1]
-    assert all(run.resolve(f).is_file() for f in pairs.path)
+    assert all(run.resolve(f).is_file() for f in pairs.generated_path)

@@ -94,7 +94,7 @@ def test_combine_weights():
 
 
 def test_negative_pairs_never_pair_a_painting_with_its_own_variant(described_root):
-    from artsim.descriptors import read_pairs
+    from artsim.generation import read_pairs
     pairs = read_pairs(Run(described_root))
     neg = negative_pairs(pairs, 3, seed=7)
     assert len(neg) == 3 * pairs.original_id.nunique() and (neg.original_id != neg.variant_of).all()
