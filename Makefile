@@ -60,7 +60,7 @@ docs-preview: venv
 	echo "Open _docs_preview/index.html"
 
 benchmark: venv
-	$(BIN)/python benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf _docs _proc _docs_preview build dist *.egg-info
