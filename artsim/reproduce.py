@@ -13,8 +13,8 @@ from fastcore.script import call_parse, Param, anno_parser
 from .runs import STAGES, PRESETS, preset_params, save_json, save_yaml
 
 # %% auto #0
-__all__ = ['find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config', 'ChapterFailed', 'run_chapter',
-           'artsim_reproduce', 'main']
+__all__ = ['find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config', 'chapter_code', 'ChapterFailed',
+           'run_chapter', 'artsim_reproduce', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 def find_nbs(nbs=None) -> Path:
@@ -82,8 +82,12 @@ def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
     return stages_p
 
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
-def _digest(params:dict, upstream:str='') -> str:
-    return hashlib.sha256((upstream + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()[:16]
+def _digest(params:dict, upstream:str='', code:str='') -> str:
+    return hashlib.sha256((upstream + code + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()[:16]
+
+def chapter_code(path) -> str:
+    "The code cells of a chapter, the part of it that decides what it writes."
+    return '\n'.join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'code')
 
 def _done(run_dir:Path, chapter:str) -> dict|None:
     f = run_dir/'.done'/f'{chapter}.json'
@@ -148,7 +152,7 @@ def artsim_reproduce(
     if first > 0: upstream = (_done(run_dir, all_chs[first - 1][0]) or {}).get('digest', '')
     for i, (name, stage, path) in enumerate(chs, 1):
         params = cfg[stage]
-        digest = _digest(params, upstream)
+        digest = _digest(params, upstream, chapter_code(path))
         prev = _done(run_dir, name)
         if not force and prev and prev.get('digest') == digest:
             print(f"[{i}/{len(chs)}] {name}: done before with the same parameters, skipped")

@@ -79,3 +79,13 @@ def test_console_script_runs_the_data_chapter(tmp_path):
     assert m.groupby('genre').size().eq(3).all()
     assert (run/'data'/'bad_files.csv').exists() and (run/'notebooks'/'00_data.ipynb').exists()
     assert 'total' in r.stdout and '00_data' in r.stdout
+
+
+def test_an_edited_chapter_is_redone_with_what_follows(nbs, tmp_path):
+    run = tmp_path/'run'
+    assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False)] == ['ran', 'ran']
+    nb = nbformat.read(nbs/'00_data.ipynb', as_version=4)
+    nb.cells[-1].source += "\n# a changed comment is a changed chapter"
+    nbformat.write(nb, nbs/'00_data.ipynb')
+    assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False)] == ['ran', 'ran']
+    assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False)] == ['skipped', 'skipped']
