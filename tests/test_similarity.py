@@ -29,8 +29,6 @@ def scores(described_root):
 
 
 def test_public_name():
-    if not hasattr(artsim, 'descriptor_similarity'):
-        pytest.skip('artsim/__init__.py (nbs/pipeline/api.ipynb) does not re-export descriptor_similarity yet')
     assert artsim.descriptor_similarity is descriptor_similarity
 
 
