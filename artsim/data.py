@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_data.ipynb #cadb5ecd
 from __future__ import annotations
-import io, os, re, json, math, warnings
+import io, os, json, math, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
-from .runs import Run, prepare, stage_params, save_parquet, atomic_write, save_image, derive_seed
+from .runs import Run, save_parquet, atomic_write, save_image, derive_seed
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'MANIFEST_COLUMNS',
@@ -493,6 +493,7 @@ def stage(run:Run, p):
 # %% ../nbs/00_data.ipynb #1d816d6b
 def show_samples(run:Run, manifest:pd.DataFrame, n:int=4, seed:int=0):
     "A grid: one row per genre, `n` paintings from the manifest."
+    import matplotlib.pyplot as plt
     genres = sorted(manifest.genre.unique())
     fig, axs = plt.subplots(len(genres), n, figsize=(1.8 * n, 1.8 * len(genres)), squeeze=False)
     for r, g in enumerate(genres):

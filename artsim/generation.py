@@ -453,6 +453,7 @@ def show_variants(run:Run, pairs:pd.DataFrame, originals=None, # original ids; N
                   prompts=None, # prompt ids; None: all in `pairs`
                   size:float=1.6):
     "Grid: for each original, a block with one row per prompt: the original, then its variants by strength"
+    import matplotlib.pyplot as plt
     originals = list(originals) if originals is not None else list(pairs.original_id.drop_duplicates()[:2])
     prompts = list(prompts) if prompts is not None else list(pairs.prompt_id.drop_duplicates())
     strengths = sorted(pairs.strength.unique())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, hashlib, traceback
+import re, sys, json, time, hashlib
 from pathlib import Path
 import yaml
 import nbformat

@@ -178,3 +178,12 @@ def test_manifest_round_trip(tmp_path):
     assert list(back.columns) == MANIFEST_COLUMNS and back.width.dtype == 'int64'
     assert pd.read_csv(run.path/'data/bad_files.csv').columns.tolist() == ['src', 'id', 'genre', 'reason']
     assert not list(run.path.rglob('*.tmp'))
+
+
+def test_show_samples_works_outside_a_notebook(tmp_path):
+    from artsim.data import show_samples
+    run = Run(tmp_path/'r')
+    m, _ = build_manifest(run, stage_params('data', dict(preset='tiny', run_dir=run.path)))
+    fig = show_samples(run, m, n=2)
+    assert len(fig.axes) == 2 * m.genre.nunique()
+    assert sum(len(ax.images) for ax in fig.axes) == 2 * m.genre.nunique()

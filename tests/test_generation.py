@@ -233,3 +233,13 @@ def test_two_processes_share_the_work_under_torchrun(tmp_path, tiny_refiner):
     assert len(pairs) == 4 * 2 * 2 and pairs.pair_id.is_unique
     assert sorted(pairs['rank'].unique()) == [0, 1]
     assert all(run.resolve(f).is_file() for f in pairs.generated_path)
+
+
+def test_show_variants_works_outside_a_notebook(tmp_path):
+    run = make_run(tmp_path / 'run')
+    G.stage(run, params(run))
+    pairs = G.read_pairs(run)
+    fig = G.show_variants(run, pairs, originals=['landscape-0'])
+    n_strengths, n_prompts = pairs.strength.nunique(), pairs.prompt_id.nunique()
+    assert len(fig.axes) == n_prompts * (1 + n_strengths)
+    assert all(len(ax.images) == 1 for ax in fig.axes)
