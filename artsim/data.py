@@ -452,7 +452,7 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
             kept[g].append(dict(id=c.id, path=path, artist=c.artist, genre=g, style=c.style,
                                 width=img.width, height=img.height, source=c.source))
             done += 1
-            if done <= total: pb.update(done)
+            pb.update(done)
     rows = pd.DataFrame([r for g in kept for r in kept[g]])
     short = {g: len(v) for g, v in kept.items() if len(v) < n_per_genre}
     if short: warnings.warn(f"fewer than {n_per_genre} good paintings for {short}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, yaml
 from PIL import Image, ImageDraw, ImageFilter
 
-from .runs import Run, derive_seed, save_image, save_parquet, stage_params, prepare
+from .runs import Run, derive_seed, save_image, save_parquet
 from .data import load_image
 
 # %% ../nbs/01_generation.ipynb #564dbb5b

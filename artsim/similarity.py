@@ -5,7 +5,6 @@
 # %% ../nbs/03_similarity.ipynb #305cb9ea
 from __future__ import annotations
 import functools, os
-from typing import Iterable
 import numpy as np, pandas as pd
 from scipy import ndimage, stats
 from .descriptors import FAMILIES, HANDMADE, SemanticEncoder, describe, feature_matrix, working_image
