@@ -14,8 +14,8 @@ from fastcore.basics import AttrDict
 
 # %% auto #0
 __all__ = ['STAGES', 'PRESETS', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'in_test', 'stage_params', 'Run',
-           'atomic_write', 'save_parquet', 'save_json', 'save_image', 'save_yaml', 'derive_seed', 'record_params',
-           'stage_module', 'prepare']
+           'artifact_stage', 'atomic_write', 'save_parquet', 'save_json', 'save_image', 'save_yaml', 'derive_seed',
+           'record_params', 'stage_module', 'prepare']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -72,17 +72,31 @@ class Run:
         p = Path(p).absolute()
         try: return p.relative_to(self.path).as_posix()
         except ValueError: return str(p)
-    def read_parquet(self, name:str) -> pd.DataFrame:
-        "Read the parquet artifact `name`, saying which stage makes it when it is missing."
+    def require(self, name:str) -> Path:
+        "The path of artifact `name`; `FileNotFoundError` saying which chapter makes it when it is missing."
         f = self.resolve(name)
         if not f.exists():
-            stage = ARTIFACT_STAGES.get(Path(name).parts[0], 'an earlier stage')
+            stage = artifact_stage(name) or 'an earlier stage'
             raise FileNotFoundError(f"{f} does not exist: run the {stage!r} chapter for this run first "
                                     f"(artsim_reproduce --run-dir {self.path} --only {stage})")
-        return pd.read_parquet(f)
+        return f
+    def read_parquet(self, name:str) -> pd.DataFrame:
+        "Read the parquet artifact `name`, saying which stage makes it when it is missing."
+        return pd.read_parquet(self.require(name))
+    def read_json(self, name:str):
+        "Read the JSON artifact `name`, saying which stage makes it when it is missing."
+        return json.loads(self.require(name).read_text(encoding='utf-8'))
 
-# The stage that writes each top-level artifact directory (design.md's table).
-ARTIFACT_STAGES = dict(data='data', generated='generation', features='descriptors', similarity='similarity')
+# The stage that writes each artifact, by path prefix (design.md's table); the longest prefix wins.
+ARTIFACT_STAGES = {'data': 'data', 'generated': 'generation', 'features': 'descriptors', 'similarity': 'similarity',
+                   'models/genre': 'finetune', 'metrics/genre': 'finetune', 'models/siamese': 'training',
+                   'metrics/eval': 'evaluation', 'report.md': 'evaluation'}
+
+def artifact_stage(name) -> str|None:
+    "The stage whose chapter writes the artifact `name` (a path relative to the run), or None."
+    n = Path(name).as_posix()
+    hits = [k for k in ARTIFACT_STAGES if n == k or n.startswith(k + '/') or n.startswith(k + '.')]
+    return ARTIFACT_STAGES[max(hits, key=len)] if hits else None
 
 # %% ../nbs/pipeline/runs.ipynb #1f7ae567
 @contextlib.contextmanager
