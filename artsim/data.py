@@ -534,6 +534,8 @@ def _kind(reason:str) -> str:
     "A reason without its details: 'smaller than min_size=256: 128x96' -> 'smaller than min_size=256'."
     return reason if reason.startswith('skipped:') else reason.split(':', 1)[0].strip()
 
+def _n(k:int, word:str) -> str: return f"{k} {word}{'s' * (k != 1)}"
+
 def data_report(cands:pd.DataFrame, rows:pd.DataFrame, bad:pd.DataFrame, skipped:pd.DataFrame, n_per_genre:int) -> dict:
     "Counts per genre and overall of candidates looked at, kept, left out and not needed, and the reasons files were left out."
     genres = {}
@@ -545,9 +547,10 @@ def data_report(cands:pd.DataFrame, rows:pd.DataFrame, bad:pd.DataFrame, skipped
     return dict(n_per_genre=n_per_genre, candidates=len(cands), looked_at=looked, kept=kept, left_out=len(bad),
                 not_looked_at=len(cands) - looked, skipped=len(skipped), genres=genres,
                 reasons={k: int(v) for k, v in reasons.items()},
-                bad_files=(f"data/bad_files.csv lists the {len(bad)} files left out of the {looked} looked at and the {len(skipped)} "
-                           f"files of the source skipped as not candidates; the {len(cands) - looked} candidates not needed to reach "
-                           f"n_per_genre={n_per_genre} were not looked at"))
+                bad_files=(f"data/bad_files.csv lists the {_n(len(bad), 'file')} left out of the {looked} looked at, and the "
+                           f"{_n(len(skipped), 'file')} of the source skipped as not candidates; " +
+                           (f"{_n(len(cands) - looked, 'more candidate')} were not looked at: n_per_genre={n_per_genre} good ones were found without them"
+                            if len(cands) > looked else "every candidate was looked at")))
 
 def min_per_genre(valid_pct:float, test_pct:float) -> int:
     "The fewest paintings a genre needs for the split: one in train, and one in each of valid and test that has a share."
@@ -565,7 +568,7 @@ def check_collected(report:dict, bad:pd.DataFrame, p):
         small = bad.reason[bad.reason.str.startswith('smaller than min_size')]
         if len(small):
             best = max(min(int(x) for x in r.rsplit(' ', 1)[-1].split('x')) for r in small)
-            msg += f"; the largest is {best} px on its shorter side: lower min_size (-p min_size={best}) or use larger images"
+            msg += f"; the largest shorter side seen is {best} px: lower min_size (-p min_size={best}) or use larger images"
         else: msg += f"; check source_path and source={p.source}"
         raise ValueError(msg + "; see data/bad_files.csv")
     need = min_per_genre(p.valid_pct, p.test_pct)

@@ -116,8 +116,11 @@ class ChapterFailed(Exception):
     "A chapter raised: the chapter, the failing cell, the error, and where the traceback and executed notebook are."
     def __init__(self, chapter, cell, error, traceback='', log=None, notebook=None, source=''):
         self.chapter, self.cell, self.error, self.traceback, self.log, self.notebook = chapter, cell, error, traceback, log, notebook
+        # the cell's own frame comes first in IPython's traceback: its arrow marks the line of the cell that raised
+        m = re.search(r'^-+>\s*(\d+)\s+(.*)$', traceback, re.M)
         first = next((l for l in source.splitlines() if l.strip() and not l.startswith('#|')), '')
-        self.where = f"cell [{cell}]" + (f" ({first.strip()[:60]})" if first else '')
+        self.where = (f"cell [{cell}], line {m.group(1)} ({m.group(2).strip()[:70]})" if m else
+                      f"cell [{cell}]" + (f" ({first.strip()[:70]})" if first else ''))
         super().__init__(f"chapter {chapter} failed in {self.where}: {error}")
 
 # ipykernel_launcher, with the kernel process's own stdout and stderr (its log messages, not the cells' outputs) into a file
