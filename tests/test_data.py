@@ -316,9 +316,11 @@ def test_split_gives_each_share_one_when_it_can():
 
 def test_loader_closes_the_files_it_cannot_read(corpus):
     "A truncated JPEG used to leak its file handle (ResourceWarning: unclosed file)."
+    b = io.BytesIO(); Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), np.uint8)).save(b, 'JPEG')
+    (corpus/'cut.jpg').write_bytes(b.getvalue()[:len(b.getvalue()) // 2])   # the header whole, the scan cut: "image file is truncated"
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
-        for name in ['truncated.jpg', 'zero.jpg', 'text.jpg', 'bomb.png', 'missing.jpg']:
+        for name in ['cut.jpg', 'truncated.jpg', 'zero.jpg', 'text.jpg', 'bomb.png', 'missing.jpg']:
             with pytest.raises(ImageLoadError): load_image(corpus/name)
         gc.collect()
     assert [str(x.message) for x in w if issubclass(x.category, ResourceWarning)] == []
