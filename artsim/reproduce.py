@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, json, time, difflib, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
@@ -87,8 +87,11 @@ def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
         known |= set(p)
         p.update({k: v for k, v in overrides.items() if k in p})
         stages_p[s] = dict(run_dir=str(run_dir), preset=preset, **p)
-    unknown = set(overrides) - known
-    if unknown: raise UsageError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(sorted(unknown))}; the chapters take {', '.join(sorted(known))}")
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        near = [m for u in unknown for m in difflib.get_close_matches(u, known, n=1)]
+        raise UsageError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(unknown)}" +
+                         (f" (did you mean {', '.join(near)}?)" if near else '') + f"; the chapters take {', '.join(sorted(known))}")
     return stages_p
 
 def check_config(cfg:dict, chs) -> None:
@@ -276,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
                             "Chapters already done with the same parameters, code and input are skipped.",
                 epilog="A relative --run-dir resolves against the project root (the clone's folder with settings.ini), "
                        "or against $ARTSIM_RUNS when that is set; outside a clone, against the working directory. "
-                       "Each chapter's output goes to <run-dir>/logs/<chapter>.log and its executed notebook to <run-dir>/notebooks/.")
+                       "Each chapter's output goes to logs/<chapter>.log in the run directory, and the executed chapter to notebooks/.")
     p.add_argument('--preset', default='demo', help=f"the preset: {', '.join(PRESETS)} (default: demo)")
     p.add_argument('--run-dir', dest='run_dir', metavar='DIR', help="the run directory (default: runs/<preset>, or $ARTSIM_RUNS/<preset>)")
     p.add_argument('-p', '--param', action='append', metavar='NAME=VALUE',
