@@ -76,7 +76,7 @@ LAB_PORT ?= 8888
 LAB_ARGS ?=
 lab: venv
 	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
-	  --MappingKernelManager.default_kernel_name=artsim $(LAB_ARGS)
+	  --MappingKernelManager.default_kernel_name=artsim $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 benchmark: venv
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done

@@ -94,15 +94,24 @@ _SPAN = re.compile(r'\[([^\]\n]+)\]\{([^}\n]*)\}')
 _SHORTCODE = re.compile(r'\{\{<\s.*?\s>\}\}')
 _CALLOUT = re.compile(r'callout-(note|tip|warning|important|caution)')
 
+_CODE_SPAN = re.compile(r'(`+).+?\1')
+
 def _inline(text:str) -> str:
+    "Attributes and shortcodes in a line of markdown, outside its code spans"
     def link(m):
         bang, label, url, attrs = m.groups()
         a = quarto_attrs(attrs)
         if bang: return f'<img src="{url}" alt="{label}"{_html_attrs(a)}>'
         return f'<a href="{url}"{_html_attrs(a)}>{label}</a>'
-    text = _LINK_ATTRS.sub(link, text)
-    text = _SPAN.sub(lambda m: f'<span{_html_attrs(quarto_attrs(m.group(2)))}>{m.group(1)}</span>', text)
-    return _SHORTCODE.sub('', text)
+    def plain(t):
+        t = _LINK_ATTRS.sub(link, t)
+        t = _SPAN.sub(lambda m: f'<span{_html_attrs(quarto_attrs(m.group(2)))}>{m.group(1)}</span>', t)
+        return _SHORTCODE.sub('', t)
+    out, last = [], 0
+    for m in _CODE_SPAN.finditer(text):
+        out += [plain(text[last:m.start()]), m.group(0)]
+        last = m.end()
+    return ''.join(out) + plain(text[last:])
 
 def _div_open(spec:str) -> list[str]:
     a = quarto_attrs(spec if spec.startswith('{') else '.' + spec)
