@@ -55,7 +55,7 @@ demo: venv
 RUN ?=
 DOCS_PREVIEW ?= _docs_preview
 docs: venv
-	if command -v quarto >/dev/null 2>&1; then
+	@if command -v quarto >/dev/null 2>&1; then
 	  $(BIN)/nbdev_docs
 	  ARTSIM_RUN="$(RUN)" quarto render
 	  echo "Open _docs/index.html (chapters and API) and _site/index.html (results)"
@@ -65,11 +65,11 @@ docs: venv
 	fi
 
 docs-preview: venv
-	$(BIN)/python -m artsim.docs preview --out "$(DOCS_PREVIEW)" $(if $(RUN),--run "$(RUN)")
+	@$(BIN)/python -m artsim.docs preview --out "$(DOCS_PREVIEW)" $(if $(RUN),--run "$(RUN)")
 
 # README.md is generated from nbs/index.ipynb: edit the notebook, then `make readme`.
 readme: venv
-	if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_readme; else $(BIN)/python -m artsim.docs readme; fi
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_readme; else $(BIN)/python -m artsim.docs readme; fi
 
 # JupyterLab on this machine only, with the project's kernel (`artsim`, registered by `make venv`).
 LAB_PORT ?= 8888

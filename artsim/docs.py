@@ -554,8 +554,9 @@ def main(argv=None):
     try:
         if a.cmd == 'preview':
             r = build_preview(a.out, a.run)
-            print(f"docs preview: {len(r['docs'])} pages in {a.out}/, the results of {r['run'] or 'no run yet'}: "
-                  f"{len(r['results'])} pages in {a.out}/results/. Open {a.out}/index.html")
+            n = lambda k: f"{len(r[k])} page{'s' * (len(r[k]) != 1)}"
+            print(f"docs preview: {n('docs')} in {a.out}/, the results of {r['run'] or 'no run yet'}: "
+                  f"{n('results')} in {a.out}/results/. Open {a.out}/index.html")
         elif a.cmd == 'results':
             run, chapters, report = stage_results(a.run, a.out, href=lambda f: f'{a.out}/{f.name}')
             print(f"results site: {len(chapters)} chapters{' and the report' if report else ''} of {run or 'no run yet'} staged in {a.out}/")
