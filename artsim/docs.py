@@ -229,7 +229,7 @@ PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 </nav>
 <main class="content">
 <header class="page-header"><h1 class="page-title">{{ page.title | e }}</h1>
-{%- if page.description %}<p class="page-description">{{ page.description | e }}</p>{% endif %}</header>
+{%- if page.description %}<div class="page-description">{{ page.description }}</div>{% endif %}</header>
 {%- endblock body_header -%}
 {%- block input_group -%}
 {%- if cell.metadata.fold -%}
@@ -267,8 +267,10 @@ body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "He
 .sidebar li.current a { font-weight: 600; color: #1a5fb4; }
 .sidebar-section { margin: .8rem 0 .3rem 0; font-size: .78rem; font-weight: 600; text-transform: uppercase; letter-spacing: .05em; color: #6c757d; }
 .content { flex: 1 1 auto; min-width: 0; max-width: 60rem; padding: 1rem 2rem 3rem 2rem; }
+.page-header { margin-bottom: 1.2rem; }
 .page-title { margin-bottom: .2rem; }
 .page-description { margin-top: 0; color: #555; font-size: 1.1rem; }
+.page-description p { margin: 0; }
 .jp-Notebook { padding: 0; }
 .jp-Cell { padding-left: 0; padding-right: 0; }
 .jp-OutputArea-output img { max-width: 100%; height: auto; }
@@ -308,6 +310,7 @@ def _rel(target:str, page:str) -> str:
 
 def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static') -> list[Path]:
     "HTML pages into `out`: `pages` are dicts of `nb` (plain), `fm`, `section` and `href`, in reading order; `links` go in the header"
+    from nbconvert.filters.markdown import markdown2html
     out, ex, written = Path(out), page_exporter(), []
     sections = []
     for p in pages:
@@ -316,7 +319,8 @@ def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str=
     for i, p in enumerate(pages):
         here = p['href']
         def item(q): return dict(href=_rel(q['href'], here), text=str(q['fm'].get('title') or Path(q['href']).stem))
-        ctx = dict(title=str(p['fm'].get('title') or Path(here).stem), description=p['fm'].get('description'), site=site,
+        desc = p['fm'].get('description')
+        ctx = dict(title=str(p['fm'].get('title') or Path(here).stem), description=markdown2html(quarto_markdown(str(desc))) if desc else None, site=site,
                    home=_rel(pages[0]['href'], here), static=_rel(static, here),
                    links=[dict(href=_rel(l['href'], here), text=l['text']) for l in links],
                    nav=[dict(title=s, items=[dict(item(q), current=q is p) for q in ps]) for s, ps in sections],
