@@ -122,8 +122,9 @@ def browser():
 @pytest.fixture(scope='module')
 def served(preview):
     "The preview served over HTTP on 127.0.0.1, a free port"
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(preview['out']))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    handler = functools.partial(Quiet, directory=str(preview['out']))
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f'http://127.0.0.1:{srv.server_address[1]}/'
