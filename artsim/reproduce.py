@@ -133,14 +133,14 @@ _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APP
 
 @contextlib.contextmanager
 def _kernel_env(log:Path):
-    "This Python as the chapters' `python3` kernel, its own messages into `log`; no `IN_TEST` for the chapters."
+    "This Python as the chapters' `python3` kernel, its own messages into `log`; no `IN_TEST` for the chapters, and no `MPLBACKEND` (figures stay in the executed notebooks)."
     d = temporary_dir('artsim-kernel-')
     spec = d/'kernels'/'python3'; spec.mkdir(parents=True)
     (spec/'kernel.json').write_text(json.dumps(dict(argv=[sys.executable, '-c', _LAUNCH, str(log), '-f', '{connection_file}'],
                                                     display_name='Python 3 (ipykernel)', language='python')))
-    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST')}
+    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND')}
     os.environ['JUPYTER_PATH'] = os.pathsep.join([str(d)] + ([old['JUPYTER_PATH']] if old['JUPYTER_PATH'] else []))
-    os.environ.pop('IN_TEST', None)
+    os.environ.pop('IN_TEST', None); os.environ.pop('MPLBACKEND', None)
     try: yield
     finally:
         for k, v in old.items():
