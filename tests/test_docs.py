@@ -213,5 +213,5 @@ def test_readme_is_generated_from_index():
     readme = (ROOT/'README.md').read_text()
     assert _without_headline(readme) == _without_headline(readme_markdown(ROOT)), \
         "README.md is generated from nbs/index.ipynb: edit the notebook, then run `make readme`"
-    for s in ('make test', 'make demo', 'synthetic', 'accelerate launch', '## Your own data', '## Benchmarks', 'make lab'):
+    for s in ('make test', 'make demo', 'synthetic', 'accelerate launch', '## Your own paintings', '## Benchmarks', 'make lab'):
         assert s in readme, s
