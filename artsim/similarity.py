@@ -410,11 +410,13 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
                     batch_size:int=32, # images loaded and encoded at a time
                     progress:bool=False, # show a progress bar
                    ) -> DescribedImages:
-    "Describe each image once with every family, the way the calibration's images were described."
+    "Describe each image once with every family, the way the calibration's images were described (other settings are refused)."
     images = _image_list(images)
     cal = load_calibration(calibration)
     s = _settings(cal, size=size, semantic_weights=semantic_weights, semantic_size=semantic_size, seed=seed)
     run_dir = cal.source.get('run') if cal is not None and s['semantic_weights'] == 'genre' else None
+    versions = descriptor_versions(s, device, run_dir)
+    if cal is not None: cal.check(versions) # refuse before describing anything
     enc = _encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir)
     hand, sem = {f: [] for f in HANDMADE}, []
     for i in tqdm(range(0, len(images), batch_size), desc='describing', unit='batch', disable=not progress):
@@ -424,7 +426,7 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
         sem.append(enc.encode([working_image(im, s['semantic_size']) for im in batch]))
     names = [str(x) if isinstance(x, (str, Path)) else f'#{i}' for i, x in enumerate(images)]
     return DescribedImages(names, {f: np.stack(v) for f, v in hand.items()} | {'semantic': np.concatenate(sem)},
-                           descriptor_versions(s, device, run_dir))
+                           versions)
 
 # %% ../nbs/03_similarity.ipynb #4ba2ddcd
 def compare_described(A:DescribedImages, B:DescribedImages, # N and M described images
