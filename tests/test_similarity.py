@@ -204,7 +204,8 @@ def test_the_centred_semantic_family_spreads(described_root, scores):
 def test_matrix_equals_the_pair_loop_and_describes_each_image_once(demo_root, monkeypatch):
     A = [demo_root / 'data/images/genre0/g0-000.png', demo_root / 'generated/g0-000_p0_040.png', demo_root / 'data/images/genre3/g3-001.png']
     B = [demo_root / 'data/images/genre3/g3-001.png', np.asarray(Image.open(demo_root / 'generated/g0-000_p1_080.png'))]
-    loop = {k: np.array([[sim(a, b)[k] for b in B] for a in A]) for k in KEYS}
+    pairs = [[sim(a, b) for b in B] for a in A]
+    loop = {k: np.array([[s[k] for s in row] for row in pairs]) for k in KEYS}
     calls = count_calls(monkeypatch, SIM)
     m = descriptor_similarity_matrix(A, B)
     assert calls == {'describe': len(A) + len(B), 'encode': len(A) + len(B)}  # N + M descriptor computations for N x M values
