@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.artsim-installed
 
-.PHONY: venv test demo export clean-nbs check-clean docs-preview docs readme lab benchmark clean
+.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs readme lab benchmark clean
 
 # The stamp is newer than every install input once set-up has run: then `venv` takes a second.
 $(STAMP): setup.py settings.ini constraints.txt
@@ -47,6 +47,10 @@ test: check-clean
 
 demo: venv
 	$(BIN)/artsim_reproduce --preset demo
+
+# The calibration shipped in the package (artsim/calibration.json): the demo preset's chapters 00-02, then calibrate.
+calibration: venv
+	$(BIN)/python -c "from artsim.similarity import build_default_calibration as b; c = b(); print('artsim/calibration.json:', c.source['n_pairs'], 'unrelated pairs')"
 
 # Two sites: the chapters with their API (nbs/_quarto.yml) and the results of a run (_quarto.yml).
 # Quarto renders them where it is on PATH; without it, a static preview of both (nbs/pipeline/docs.ipynb).

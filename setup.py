@@ -57,7 +57,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['artsim', 'artsim.*']),
     include_package_data=True,
-    package_data={'artsim': ['*.yaml', '*.csv']},
+    package_data={'artsim': ['*.yaml', '*.csv', '*.json']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'reproduce': reproduce_requirements},
     cmdclass={'build_py': build_py_with_chapters},

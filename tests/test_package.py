@@ -23,7 +23,7 @@ def wheel(tmp_path_factory):
 
 def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {'artsim/__init__.py', 'artsim/data.py', 'artsim/runs.py', 'artsim/reproduce.py', 'artsim/presets.yaml'} <= names
+    assert {'artsim/__init__.py', 'artsim/data.py', 'artsim/runs.py', 'artsim/reproduce.py', 'artsim/presets.yaml', 'artsim/calibration.json'} <= names
     chapters = sorted(f.name for f in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))   # whatever chapters there are today
     assert len(chapters) >= 4 and {f'artsim/chapters/{c}' for c in chapters} <= names
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('/METADATA'))).decode()
