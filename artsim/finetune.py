@@ -331,7 +331,7 @@ class TrainingLog(Callback):
         self.trained = False
     def before_train(self): self.trained = True
     def after_batch(self):
-        if self.training: self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=float(self.learn.loss)))
+        if self.training: self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=float(self.learn.loss.detach())))
     def after_epoch(self):
         if not self.trained: return
         rec = self.learn.recorder
@@ -373,11 +373,11 @@ def train_genre_model(learn:Learner, # from `genre_learner`
                       lr_find_iters:int=100, # iterations of the learning-rate finder; 0 skips it (then `lr` is needed)
                       bn_batches:int|None=None, # training batches for each BatchNorm recomputation; None: all
                       probe_stale_bn:bool=False, # measure validation accuracy with the running statistics too
-                      device=None, # a torch device; CUDA adds mixed precision and channels-last
+                      device=None, # a torch device; CUDA adds fp16 mixed precision
                      ) -> dict: # lr_find (curve, suggestion), lr, iterations, history (per epoch), best_epoch, best_valid_accuracy, bn_passes
     "Fine-tune with fastai's `fine_tune`: precise BatchNorm, the best epoch on validation accuracy kept, under `distrib_ctx`."
     device = torch.device(device or 'cpu')
-    if device.type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
+    learn.to_channelslast(use_amp=device.type == 'cuda') # channels-last everywhere (faster on CPU too); fp16 mixed precision on CUDA
     pbn = PreciseBN(n_batches=bn_batches, probe=valid_accuracy if probe_stale_bn else None)
     best, log = KeepBestModel('accuracy'), TrainingLog()
     out = dict(lr_find=None)
@@ -393,9 +393,10 @@ def train_genre_model(learn:Learner, # from `genre_learner`
     learn.add_cbs([pbn, best, log])
     try:
         with learn.distrib_ctx(sync_bn=device.type == 'cuda'):
-            log.phase = 'frozen'
-            learn.freeze()
-            learn.fit_one_cycle(freeze_epochs, slice(lr), pct_start=0.99)
+            if freeze_epochs:
+                log.phase = 'frozen'
+                learn.freeze()
+                learn.fit_one_cycle(freeze_epochs, slice(lr), pct_start=0.99)
             log.phase = 'unfrozen'
             learn.unfreeze()
             learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=0.3, div=5.0)
