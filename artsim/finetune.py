@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
-import argparse, contextlib, io, itertools, json, os, sys, tempfile, time, warnings
+import argparse, contextlib, itertools, json, os, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
@@ -15,8 +15,8 @@ from fastai.vision.all import (Callback, CategoryBlock, ColReader, CrossEntropyL
                                Learner, Normalize, Resize, SaveModelCallback, accuracy, aug_transforms, create_body, create_head,
                                imagenet_stats, resnet50, set_seed, top_k_accuracy, valley, vision_learner)
 from fastai.torch_core import num_distrib, rank_distrib
-import fastai.distributed # gives Learner.distrib_ctx
-import fastai.callback.channelslast # gives Learner.to_channelslast
+import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
+import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
 from .runs import Run, atomic_write, save_json, save_parquet, stage_params, record_params

@@ -1,14 +1,13 @@
 """artsim.finetune: a short training through the chapter's functions, safetensors + JSON that reload to the same logits,
 refused pickles and mismatching cards, offline ImageNet stopping before training, a same-seed rerun, the stage's artifacts."""
-import json, os, subprocess, sys, warnings
+import json, os, subprocess, sys
 from pathlib import Path
-import numpy as np, pandas as pd, pytest, torch
-from torch import nn
+import numpy as np, pytest, torch
 from fastai.vision.all import set_seed
 from artsim.runs import Run, stage_params
 import artsim.data
 import artsim.finetune as F
-from artsim.finetune import (GENRE_MODEL, PreciseBN, WeightsUnavailable, genre_body, genre_classifier, genre_dataloaders,
+from artsim.finetune import (GENRE_MODEL, WeightsUnavailable, genre_body, genre_classifier, genre_dataloaders,
                              genre_learner, load_genre_model, model_card, read_model_card, recompute_bn_stats, resnet50_body,
                              save_genre_model, train_genre_model)
 
