@@ -10,7 +10,7 @@ side by side in the same run, with peak GPU memory. `--epoch` also times one fas
 demo paintings (decoding, augmentation, PreciseBN's pass included). Results are printed and written to
 benchmarks/results/finetune.json.
 """
-import argparse, contextlib, json, resource, tempfile, time, warnings
+import argparse, contextlib, io, json, resource, tempfile, time, warnings
 from pathlib import Path
 import torch
 from torch import nn
@@ -57,7 +57,7 @@ def fastai_epoch(size, bs):
     from artsim.runs import Run, stage_params
     import artsim.data
     from artsim.finetune import genre_dataloaders, genre_learner, train_genre_model
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         run = Run(d)
         artsim.data.stage(run, stage_params('data', dict(preset='demo', run_dir=run.path)))
         set_seed(0)
