@@ -23,7 +23,7 @@ __all__ = ['IMAGENET_STATS', 'SPLITS', 'AUGMENT', 'FORMAT', 'siamese_encoder', '
            'build_siamese', 'pair_subsets', 'target_columns', 'read_pairs_for', 'balance_negatives',
            'paintings_by_subset', 'siamese_pairs', 'pair_counts', 'plot_target_distribution', 'pair_image', 'ImageBank',
            'PairTransform', 'PairDataset', 'show_pairs', 'PairDL', 'pair_dls', 'ModelFileError', 'architecture',
-           'SiameseSimilarity', 'stage', 'siamese_params']
+           'SiameseSimilarity', 'stage', 'recorded_params']
 
 # %% ../nbs/05_siamese.ipynb #4e91da34
 IMAGENET_STATS = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -259,6 +259,10 @@ def show_pairs(a, b, # (N, 3, H, W) float images in [0, 1], the two sides
 # %% ../nbs/05_siamese.ipynb #c8d58ea4
 class PairDL(DataLoader):
     "A fastai DataLoader of image pairs; `show_batch` and `show_results` draw the pairs side by side."
+    def get_idxs(self):
+        "With `n` below the dataset's size, a fresh seeded sample of `n` pairs each epoch."
+        if self.n is not None and self.n < len(self.dataset): return self.rng.sample(range(len(self.dataset)), self.n)
+        return super().get_idxs()
     def _decode(self, b): return self.after_batch.decode(b[0]), self.after_batch.decode(b[1])
     def show_batch(self, b=None, max_n:int=6, ncols:int=3, **kwargs):
         b = self.one_batch() if b is None else b
@@ -448,9 +452,9 @@ def stage(run:Run, p) -> pd.DataFrame:
             raise ValueError(f'no {s} pairs: the run has too few paintings per split for a Siamese network ({counts.to_dict()})')
     return counts
 
-def siamese_params(run:Run, preset:str='demo') -> AttrDict:
-    "The parameters chapter 05 ran with on `run` (as its config.yaml records them), else the preset's."
-    base = {k: v for k, v in preset_params(preset, 'siamese').items() if k not in ('seed', 'device')}
+def recorded_params(run:Run, stage:str='siamese', preset:str='demo') -> AttrDict:
+    "The parameters `stage` ran with on `run` (as its config.yaml records them), else the preset's; without seed and device."
+    base = {k: v for k, v in preset_params(preset, stage).items() if k not in ('seed', 'device')}
     f = run.path / 'config.yaml'
-    rec = ((yaml.safe_load(f.read_text()) or {}).get('stages') or {}).get('siamese', {}) if f.exists() else {}
+    rec = ((yaml.safe_load(f.read_text()) or {}).get('stages') or {}).get(stage, {}) if f.exists() else {}
     return AttrDict({k: rec.get(k, v) for k, v in base.items()})
