@@ -61,9 +61,12 @@ class SiameseNet(nn.Module):
                  hidden:int=128, # width of the head's hidden layer
                  dropout:float=0.1):
         super().__init__()
-        self.encoder, self.pool = encoder, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.projection = nn.Sequential(nn.BatchNorm1d(nf), nn.Dropout(dropout), nn.Linear(nf, embed_dim), nn.ReLU(inplace=True))
+        projection = nn.Sequential(nn.BatchNorm1d(nf), nn.Dropout(dropout), nn.Linear(nf, embed_dim), nn.ReLU(inplace=True))
+        self.branch = nn.Sequential(encoder, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), projection)
         self.head = SymmetricHead(embed_dim, hidden, dropout)
+    encoder = property(lambda self: self.branch[0], doc='The shared ResNet50 body.')
+    pool = property(lambda self: self.branch[1], doc='Global average pooling to an nf-vector.')
+    projection = property(lambda self: self.branch[2], doc='Pooled features to the embedding.')
     def features(self, x):
         "Pooled encoder features of images; (N, nf) features pass through unchanged."
         return x if x.ndim == 2 else self.pool(self.encoder(x))

@@ -24,9 +24,9 @@ from .siamese import (ImageBank, PairTransform, SiameseNet, SiameseSimilarity, b
                             recorded_params, siamese_pairs, siamese_splitter)
 
 # %% auto #0
-__all__ = ['LOSSES', 'training_device', 'bank_batches', 'branch', 'training_images', 'encoder_features', 'FeaturePairs',
-           'feature_dls', 'BestEpoch', 'siamese_learner', 'train_siamese', 'validate', 'stage', 'plot_history',
-           'plot_predictions', 'main']
+__all__ = ['LOSSES', 'training_device', 'bank_batches', 'training_images', 'encoder_features', 'FeaturePairs', 'feature_dls',
+           'BestEpoch', 'siamese_learner', 'train_siamese', 'validate', 'stage', 'plot_history', 'plot_predictions',
+           'main']
 
 # %% ../nbs/06_training.ipynb #f3a929b3
 def training_device(device:str|None) -> torch.device:
@@ -44,10 +44,6 @@ def bank_batches(bank:ImageBank, idx, # which images of the bank
     for i in range(0, len(idx), bs):
         x = torch.stack([bank[j] for j in idx[i:i + bs]]).to(device)
         yield tfm.normalise(x.float() / 255)
-
-def branch(model:SiameseNet) -> torch.nn.Module:
-    "One branch of the network, image to embedding: encoder, pooling, projection (shared modules, not copies)."
-    return torch.nn.Sequential(model.encoder, model.pool, model.projection)
 
 def training_images(dls) -> np.ndarray:
     "The bank indices of the distinct images of the training pairs."
@@ -152,14 +148,15 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
             learn.dls = feature_dls(dls, feats, seed)
             learn.freeze()
             best.phase = 'frozen'
-            with ctx(): learn.fit_one_cycle(frozen_epochs, lr, cbs=[EarlyStoppingCallback(patience=patience)])
+            pbn = PreciseBN(model.projection, lambda xb: torch.cat([xb[0], xb[1]])) # its input: the cached features
+            with ctx(): learn.fit_one_cycle(frozen_epochs, lr, cbs=[EarlyStoppingCallback(patience=patience), pbn])
             hist.append(_history(learn, 'frozen'))
             learn.dls = dls
         if unfrozen_epochs:
             if unfrozen_pairs: learn.dls = DataLoaders(dls.train.new(n=min(unfrozen_pairs, len(dls.train.dataset))), *dls.loaders[1:], path=dls.path, device=dls.device)
             learn.unfreeze()
             best.phase = 'unfrozen'
-            pbn = PreciseBN(branch(model), lambda xb: torch.cat([xb[0], xb[1]]))
+            pbn = PreciseBN(model.branch, lambda xb: torch.cat([xb[0], xb[1]]))
             with ctx(): learn.fit_one_cycle(unfrozen_epochs, slice(lr / 2 / lr_mult, lr / 2), cbs=[EarlyStoppingCallback(patience=patience), pbn])
             hist.append(_history(learn, 'unfrozen'))
     finally:
