@@ -17,6 +17,7 @@ from fastai.torch_core import TensorImage, params
 from fastai.vision.augment import aug_transforms, Pipeline
 from .data import load_image
 from .runs import Run, atomic_write, derive_seed, preset_params, save_json
+from .finetune import GENRE_MODEL, read_model_card, resnet50_body
 
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'SPLITS', 'AUGMENT', 'FORMAT', 'siamese_encoder', 'SymmetricHead', 'SiameseNet', 'siamese_splitter',
@@ -33,13 +34,13 @@ def siamese_encoder(weights:str='genre', # 'genre', 'imagenet', 'random' or a st
                     seed:int=0, # seeds random init
                    ) -> tuple[nn.Module, dict]: # the ResNet50 body and its input normalisation (mean, std)
     "The shared encoder with its starting weights, and the normalisation its inputs need."
-    from artsim.finetune import resnet50_body, read_model_card
     body = resnet50_body(weights, run=run, seed=seed)
-    stats = IMAGENET_STATS
-    card = None
-    if weights == 'genre': card = read_model_card((run.resolve('models/genre.json') if run is not None else Path('models/genre.json')))
-    elif Path(str(weights)).with_suffix('.json').is_file(): card = read_model_card(Path(str(weights)).with_suffix('.json'))
-    if card and card.get('normalisation'): stats = dict(mean=list(card['normalisation']['mean']), std=list(card['normalisation']['std']))
+    card, stats = None, IMAGENET_STATS
+    if weights == 'genre': card = read_model_card(run.resolve(GENRE_MODEL) if run is not None else Path(GENRE_MODEL))
+    elif weights not in (None, 'random', 'imagenet') and Path(weights).with_suffix('.json').is_file():
+        try: card = read_model_card(Path(weights))
+        except ValueError: card = None # a JSON beside the file that is not a genre card: ImageNet statistics
+    if card: stats = dict(mean=[float(v) for v in card['normalize']['mean']], std=[float(v) for v in card['normalize']['std']])
     return body, stats
 
 # %% ../nbs/05_siamese.ipynb #c686eb15
@@ -439,7 +440,6 @@ def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siame
         raise ModelFileError(f'{cf} lacks the architecture, input_size or normalisation of the model')
     if meta.get('contract') != _contract(card): raise ModelFileError(f'{cf} does not match the weights in {wf}: its architecture, input size or normalisation differ from those the weights were saved with')
     a = card['architecture']
-    from artsim.finetune import resnet50_body
     model = SiameseNet(resnet50_body('random'), a['nf'], a['embed_dim'], a['hidden'], a['dropout'])
     try: model.load_state_dict(sd, strict=True)
     except RuntimeError as e: raise ModelFileError(f'{wf} does not fit the architecture in {cf}: {str(e).splitlines()[0]}') from None
@@ -455,9 +455,11 @@ def stage(run:Run, p) -> pd.DataFrame:
             raise ValueError(f'no {s} pairs: the run has too few paintings per split for a Siamese network ({counts.to_dict()})')
     return counts
 
-def recorded_params(run:Run, stage:str='siamese', preset:str='demo') -> AttrDict:
-    "The parameters `stage` ran with on `run` (as its config.yaml records them), else the preset's; without seed and device."
-    base = {k: v for k, v in preset_params(preset, stage).items() if k not in ('seed', 'device')}
+def recorded_params(run:Run, stage:str='siamese', preset:str='demo',
+                    common:bool=False, # include seed and device
+                   ) -> AttrDict:
+    "The parameters `stage` ran with on `run` (as its config.yaml records them), else the preset's."
+    base = {k: v for k, v in preset_params(preset, stage).items() if common or k not in ('seed', 'device')}
     f = run.path / 'config.yaml'
     rec = ((yaml.safe_load(f.read_text()) or {}).get('stages') or {}).get(stage, {}) if f.exists() else {}
     return AttrDict({k: rec.get(k, v) for k, v in base.items()})

@@ -4,12 +4,11 @@
 
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
-import contextlib, random, sys, time, warnings
+import argparse, random, sys, time
 import numpy as np, pandas as pd, torch
 from fastcore.basics import AttrDict
-from fastcore.script import call_parse
 from fastai.learner import Learner
-from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
+from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.callback.schedule import fit_one_cycle # noqa: F401 (patches Learner.fit_one_cycle)
 from fastai.callback.channelslast import to_channelslast # noqa: F401 (patches Learner.to_channelslast)
 from fastai.distributed import distrib_ctx # noqa: F401 (patches Learner.distrib_ctx)
@@ -19,21 +18,13 @@ from fastai.torch_core import set_seed, num_distrib, rank_distrib
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from .runs import Run, derive_seed, stage_params, record_params
-from .finetune import recompute_bn_stats, PreciseBN
+from .finetune import KeepBestModel, PreciseBN, TrainingLog, recompute_bn_stats, training_device
 from .siamese import (ImageBank, PairTransform, SiameseNet, SiameseSimilarity, build_siamese, pair_counts, pair_dls,
                             recorded_params, siamese_pairs, siamese_splitter)
 
 # %% auto #0
-__all__ = ['LOSSES', 'training_device', 'bank_batches', 'training_images', 'encoder_features', 'FeaturePairs', 'feature_dls',
-           'BestEpoch', 'siamese_learner', 'train_siamese', 'validate', 'stage', 'plot_history', 'plot_predictions',
-           'main']
-
-# %% ../nbs/06_training.ipynb #f3a929b3
-def training_device(device:str|None) -> torch.device:
-    "`device` when it is there; CUDA asked for but absent falls back to the CPU with a warning."
-    if device and str(device).startswith('cuda') and not torch.cuda.is_available():
-        warnings.warn(f'device {device!r} is not available: training on the CPU'); device = 'cpu'
-    return torch.device(device or 'cpu')
+__all__ = ['LOSSES', 'bank_batches', 'training_images', 'encoder_features', 'FeaturePairs', 'feature_dls', 'siamese_learner',
+           'train_siamese', 'validate', 'stage', 'plot_history', 'plot_predictions', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 def bank_batches(bank:ImageBank, idx, # which images of the bank
@@ -88,22 +79,6 @@ def feature_dls(dls:DataLoaders, # chapter 05's `pair_dls`
         out.append(f)
     return DataLoaders(*out, path=dls.path, device=dls.device)
 
-# %% ../nbs/06_training.ipynb #0cc3b7ab
-class BestEpoch(TrackerCallback):
-    "Keep the weights of the epoch with the best `monitor` in memory, across fits; restore them after each fit."
-    order = TrackerCallback.order + 1
-    def __init__(self, monitor='valid_loss'):
-        super().__init__(monitor=monitor, reset_on_fit=False)
-        self.state, self.phase, self.best_at = None, '', None
-    def after_epoch(self):
-        super().after_epoch()
-        if self.new_best:
-            self.state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
-            self.best_at = (self.phase, self.epoch)
-    def after_fit(self):
-        super().after_fit()
-        if self.state is not None: self.learn.model.load_state_dict(self.state)
-
 # %% ../nbs/06_training.ipynb #b16d86e6
 LOSSES = ('mse', 'huber')
 
@@ -118,53 +93,43 @@ def siamese_learner(dls:DataLoaders, model:SiameseNet,
     if torch.device(dls.device or 'cpu').type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
     return learn
 
-# %% ../nbs/06_training.ipynb #66f79d8a
-def _history(learn:Learner, phase:str) -> pd.DataFrame:
-    names = [n for n in learn.recorder.metric_names[1:] if n != 'time']
-    h = pd.DataFrame([list(v) for v in learn.recorder.values], columns=names)
-    return h.assign(phase=phase, epoch=range(len(h)))
-
 # %% ../nbs/06_training.ipynb #bc960e59
 def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataLoaders
                   frozen_epochs:int=4, unfrozen_epochs:int=2,
-                  lr:float=3e-3, # the head's peak learning rate
-                  lr_mult:float=100, # unfrozen: the encoder at lr / 2 / lr_mult, the head at lr / 2
+                  head_lr:float=3e-3, # the head's peak learning rate
+                  encoder_lr_div:float=100, # unfrozen: the head at head_lr / 2, the encoder at head_lr / 2 / encoder_lr_div
                   patience:int=3, # early stopping, per phase
                   unfrozen_pairs:int|None=None, # unfrozen phase: training pairs per epoch (a fresh sample each); None: all
                   seed:int=0, progress:bool=False,
-                 ) -> pd.DataFrame: # one row per epoch: phase, epoch, train_loss, valid_loss, mae, mse, seconds
+                 ) -> pd.DataFrame: # one row per epoch: epoch, phase, train_loss, valid_loss, mae, mse; the best in .attrs
     "Frozen phase on cached encoder features, then the unfrozen network with discriminative rates; the best epoch kept."
     set_seed(seed)
     dls, model = learn.dls, learn.model
-    dev = dls.device or torch.device('cpu')
-    best = BestEpoch()
-    learn.add_cb(best)
-    ctx = learn.distrib_ctx if num_distrib() > 1 else contextlib.nullcontext
-    hist, t0 = [], time.perf_counter()
+    dev = torch.device(dls.device or 'cpu')
+    best, log = KeepBestModel('valid_loss'), TrainingLog()
+    cat = lambda xb: torch.cat([xb[0], xb[1]]) # both sides of each pair, as the shared branch sees them
+    t0 = time.perf_counter()
+    learn.add_cbs([best, log])
     try:
-        recompute_bn_stats(model.encoder, list(bank_batches(dls.bank, training_images(dls), dls.stats, 2 * dls.train.bs, dev)))
-        if frozen_epochs:
-            feats = encoder_features(model, dls.bank, dls.stats, 2 * dls.train.bs, dev, progress)
-            learn.dls = feature_dls(dls, feats, seed)
-            learn.freeze()
-            best.phase = 'frozen'
-            pbn = PreciseBN(model.projection, lambda xb: torch.cat([xb[0], xb[1]])) # its input: the cached features
-            with ctx(): learn.fit_one_cycle(frozen_epochs, lr, cbs=[EarlyStoppingCallback(patience=patience), pbn])
-            hist.append(_history(learn, 'frozen'))
-            learn.dls = dls
-        if unfrozen_epochs:
-            if unfrozen_pairs: learn.dls = DataLoaders(dls.train.new(n=min(unfrozen_pairs, len(dls.train.dataset))), *dls.loaders[1:], path=dls.path, device=dls.device)
-            learn.unfreeze()
-            best.phase = 'unfrozen'
-            pbn = PreciseBN(model.branch, lambda xb: torch.cat([xb[0], xb[1]]))
-            with ctx(): learn.fit_one_cycle(unfrozen_epochs, slice(lr / 2 / lr_mult, lr / 2), cbs=[EarlyStoppingCallback(patience=patience), pbn])
-            hist.append(_history(learn, 'unfrozen'))
+        with learn.distrib_ctx(sync_bn=dev.type == 'cuda'):
+            recompute_bn_stats(model.encoder, bank_batches(dls.bank, training_images(dls), dls.stats, 2 * dls.train.bs, dev))
+            if frozen_epochs:
+                feats = encoder_features(model, dls.bank, dls.stats, 2 * dls.train.bs, dev, progress)
+                learn.dls, log.phase = feature_dls(dls, feats, seed), 'frozen'
+                learn.freeze()
+                learn.fit_one_cycle(frozen_epochs, head_lr, cbs=[EarlyStoppingCallback(patience=patience), PreciseBN(model.projection, cat)])
+            if unfrozen_epochs:
+                train = dls.train.new(n=min(unfrozen_pairs, len(dls.train.dataset))) if unfrozen_pairs else dls.train
+                learn.dls, log.phase = DataLoaders(train, *dls.loaders[1:], path=dls.path, device=dls.device), 'unfrozen'
+                learn.unfreeze()
+                learn.fit_one_cycle(unfrozen_epochs, slice(head_lr / 2 / encoder_lr_div, head_lr / 2),
+                                    cbs=[EarlyStoppingCallback(patience=patience), PreciseBN(model.branch, cat)])
     finally:
         learn.dls = dls
-        learn.remove_cb(best)
-    h = pd.concat(hist, ignore_index=True) if hist else pd.DataFrame()
-    h.attrs.update(best_phase=best.best_at[0] if best.best_at else None, best_epoch=int(best.best_at[1]) if best.best_at else None,
-                   best_valid_loss=float(best.best) if best.best_at else None, seconds=time.perf_counter() - t0)
+        learn.remove_cbs([best, log])
+    h = pd.DataFrame(log.epochs)
+    h.attrs.update(best_epoch=best.best_epoch, best_phase=h.phase[best.best_epoch] if best.best_epoch is not None else None,
+                   best_valid_loss=float(best.best) if best.best_epoch is not None else None, seconds=time.perf_counter() - t0)
     return h
 
 # %% ../nbs/06_training.ipynb #e204d28a
@@ -183,15 +148,15 @@ def stage(run:Run, p) -> AttrDict:
     dev = training_device(p.device)
     pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed)
     model, stats = build_siamese(sp.encoder_weights, run, sp.embed_dim, dropout=sp.dropout, seed=p.seed)
-    dls = pair_dls(run, pairs, sp.input_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers)
+    dls = pair_dls(run, pairs, sp.siamese_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers)
     learn = siamese_learner(dls, model, p.loss, p.huber_delta)
-    history = train_siamese(learn, p.frozen_epochs, p.unfrozen_epochs, p.lr, p.lr_mult, p.patience, p.unfrozen_pairs_per_epoch, p.seed)
+    history = train_siamese(learn, p.frozen_epochs, p.unfrozen_epochs, p.head_lr, p.encoder_lr_div, p.patience, p.unfrozen_pairs_per_epoch, p.seed)
     metrics, preds = validate(learn, dls)
-    card = dict(input_size=sp.input_size, resize='squish', normalisation=stats, target=sp.target,
+    card = dict(input_size=sp.siamese_size, resize='squish', normalisation=stats, target=sp.target,
                 encoder_weights=str(sp.encoder_weights), preset=p.preset, seed=p.seed, device=str(dev),
-                siamese_params=dict(sp), training_params={k: p[k] for k in ('frozen_epochs', 'unfrozen_epochs', 'lr', 'lr_mult', 'loss', 'huber_delta', 'patience', 'unfrozen_pairs_per_epoch')},
+                siamese_params=dict(sp), training_params={k: p[k] for k in ('frozen_epochs', 'unfrozen_epochs', 'head_lr', 'encoder_lr_div', 'loss', 'huber_delta', 'patience', 'unfrozen_pairs_per_epoch')},
                 pairs={s: dict(r) for s, r in pair_counts(pairs).to_dict('index').items()},
-                best=dict(phase=history.attrs['best_phase'], epoch=history.attrs['best_epoch'], valid_loss=history.attrs['best_valid_loss']),
+                best=dict(epoch=history.attrs['best_epoch'], phase=history.attrs['best_phase'], valid_loss=history.attrs['best_valid_loss']),
                 history=history.to_dict('records'), seconds=round(history.attrs['seconds'], 1), metrics=metrics)
     sim = SiameseSimilarity(model, card, dev)
     if rank_distrib() == 0: sim.save(run.dir('models') / 'siamese')
@@ -201,13 +166,12 @@ def stage(run:Run, p) -> AttrDict:
 def plot_history(history:pd.DataFrame):
     "Training and validation loss per epoch, the frozen and unfrozen phases one after the other."
     import matplotlib.pyplot as plt, seaborn as sns
-    h = history.assign(step=range(1, len(history) + 1))
+    h = history.assign(step=history.epoch + 1)
     long = h.melt(id_vars=['step', 'phase'], value_vars=['train_loss', 'valid_loss'], var_name='loss', value_name='value')
     ax = sns.lineplot(long, x='step', y='value', hue='loss', style='phase', markers=True, dashes=False)
     ax.set(xlabel='epoch (frozen, then unfrozen)', ylabel='loss', yscale='log')
-    if 'best_phase' in history.attrs and history.attrs['best_phase']:
-        b = h[(h.phase == history.attrs['best_phase']) & (h.epoch == history.attrs['best_epoch'])].step
-        if len(b): ax.axvline(int(b.iloc[0]), color='grey', lw=.8, ls=':')
+    if history.attrs.get('best_epoch') is not None:
+        ax.axvline(history.attrs['best_epoch'] + 1, color='grey', lw=.8, ls=':')
     plt.tight_layout()
     return ax
 
@@ -223,25 +187,29 @@ def plot_predictions(pairs:pd.DataFrame, # the validation pairs (with `y`, `kind
     return ax
 
 # %% ../nbs/06_training.ipynb #b28b7af6
-@call_parse
-def main(run_dir:str=None, # the run directory (default: runs/<preset>)
-         preset:str='demo', # the preset the run was made with
-         seed:int=None, # default: the run's recorded seed, else the preset's
-         device:str=None, # default: the run's recorded device, else the preset's (accelerate assigns each process its GPU)
-        ):
-    "Train the Siamese network of a run: this chapter's stage alone, e.g. under `accelerate launch`."
-    from artsim.runs import PRESETS
-    if preset not in PRESETS: print(f'artsim.training: unknown preset {preset!r}; the presets are {sorted(PRESETS)}', file=sys.stderr); sys.exit(2)
-    run = Run(run_dir or f'runs/{preset}')
-    rec = recorded_params(run, 'training', preset)
-    if device is None and num_distrib() > 1: device = f'cuda:{rank_distrib()}' if torch.cuda.is_available() else 'cpu'
-    p = stage_params('training', dict(run_dir=run.path, preset=preset, seed=seed, device=device, **rec))
+def main(argv:list|None=None):
+    "`python -m artsim.training --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone, e.g. under `accelerate launch`."
+    from artsim.reproduce import parse_overrides
+    ap = argparse.ArgumentParser(prog='python -m artsim.training', description="Train the Siamese network on a run's pairs (chapter 06's stage).")
+    ap.add_argument('--run-dir', required=True, help="the run directory (chapters 00-05 done: it holds similarity/pairs.parquet)")
+    ap.add_argument('--preset', default='full', help='demo, full or tiny (default: full)')
+    ap.add_argument('-p', '--param', action='append', default=[], help='a parameter override name=value, repeatable')
+    a = ap.parse_args(argv)
     try:
+        run, over = Run(a.run_dir), parse_overrides(a.param)
+        p = stage_params('training', dict(run_dir=run.path, preset=a.preset, **recorded_params(run, 'training', a.preset, common=True)))
+        if unknown := set(over) - set(p): raise ValueError(f'unknown parameter(s) {sorted(unknown)}; the chapter takes {sorted(k for k in p if k not in ("stage", "preset", "run_dir"))}')
+        p.update(over)
+    except (KeyError, ValueError) as e: ap.exit(2, f'python -m artsim.training: error: {e.args[0] if e.args else e}\n')
+    try:
+        run.require('similarity/pairs.parquet')
         if rank_distrib() == 0: record_params(run, p)
         res = stage(run, p)
     except (FileNotFoundError, ValueError) as e:
-        print(f'artsim.training: {e}', file=sys.stderr); sys.exit(1)
+        print(f'python -m artsim.training: {e}', file=sys.stderr); sys.exit(1)
     if rank_distrib() == 0:
         m = res.metrics
         print(f"validation MAE {m['valid_mae']:.4f} (training mean {m['baseline_mae']:.4f}), MSE {m['valid_mse']:.4f} ({m['baseline_mse']:.4f}); "
               f"wrote {run.path / 'models' / 'siamese.safetensors'}")
+
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.training': main() # python -m / accelerate launch -m
