@@ -450,9 +450,10 @@ def stage(run:Run, p) -> pd.DataFrame:
     "Check the run's pairs are usable for the Siamese network and count them (nothing is written)."
     pairs = siamese_pairs(run, p.target, p.negatives_per_positive, p.seed)
     counts = pair_counts(pairs)
-    for s in ('train', 'valid'):
+    for s in ('train', p.validate_on):
         if counts.loc[s, ['positive', 'negative']].sum() == 0:
-            raise ValueError(f'no {s} pairs: the run has too few paintings per split for a Siamese network ({counts.to_dict()})')
+            raise ValueError(f"no {s} pairs: chapter 01 drew no {s} original for this run; the Siamese network needs pairs to "
+                             f"{'train on' if s == 'train' else 'validate on'} (see validate_on)")
     return counts
 
 def recorded_params(run:Run, stage:str='siamese', preset:str='demo',

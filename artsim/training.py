@@ -133,7 +133,7 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
     return h
 
 # %% ../nbs/06_training.ipynb #e204d28a
-def validate(learn:Learner, dls:DataLoaders) -> tuple[dict, np.ndarray]: # metrics, predictions for dls.pairs['valid']
+def validate(learn:Learner, dls:DataLoaders) -> tuple[dict, np.ndarray]: # metrics, predictions for the validation loader's pairs
     "Validation MAE and MSE of the network and of always predicting the training mean."
     preds, targs = learn.get_preds(dl=dls.valid)
     preds, targs = preds.float().numpy().ravel(), targs.float().numpy().ravel()
@@ -148,7 +148,7 @@ def stage(run:Run, p) -> AttrDict:
     dev = training_device(p.device)
     pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed)
     model, stats = build_siamese(sp.encoder_weights, run, sp.embed_dim, dropout=sp.dropout, seed=p.seed)
-    dls = pair_dls(run, pairs, sp.siamese_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers)
+    dls = pair_dls(run, pairs, sp.siamese_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers, subsets=('train', sp.validate_on))
     learn = siamese_learner(dls, model, p.loss, p.huber_delta)
     history = train_siamese(learn, p.frozen_epochs, p.unfrozen_epochs, p.head_lr, p.encoder_lr_div, p.patience, p.unfrozen_pairs_per_epoch, p.seed)
     metrics, preds = validate(learn, dls)
