@@ -4,7 +4,9 @@
 
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
-import argparse, random, sys, time
+import argparse, random, sys, time, warnings
+# fastai's layers still use torch.jit.script, which torch 2.14 deprecates at import: keep a command's stderr for its own message
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import numpy as np, pandas as pd, torch
 from fastcore.basics import AttrDict
 from fastai.learner import Learner
@@ -88,7 +90,7 @@ def siamese_learner(dls:DataLoaders, model:SiameseNet,
                     cbs=None) -> Learner:
     "A fastai Learner for the Siamese network: encoder and head parameter groups, MAE and MSE each epoch."
     if loss not in LOSSES: raise ValueError(f'loss must be one of {LOSSES}, got {loss!r}')
-    loss_func = MSELossFlat() if loss == 'mse' else BaseLoss(torch.nn.HuberLoss, delta=huber_delta, flatten=True, floatify=True)
+    loss_func = MSELossFlat() if loss == 'mse' else BaseLoss(torch.nn.HuberLoss, delta=huber_delta, floatify=True, is_2d=False)
     learn = Learner(dls, model, loss_func=loss_func, metrics=[mae, mse], splitter=siamese_splitter, train_bn=False, cbs=cbs)
     if torch.device(dls.device or 'cpu').type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
     return learn
