@@ -73,7 +73,7 @@ class FeaturePairs:
 def feature_dls(dls:DataLoaders, # chapter 05's `pair_dls`
                 features:torch.Tensor, # `encoder_features` of `dls.bank`
                 seed:int=0) -> DataLoaders:
-    "The same pairs, batches and order as `dls`, serving cached features instead of images."
+    "The pairs of `dls`, same batch size, serving cached features instead of images."
     out = []
     for dl in dls.loaders:
         f = DataLoader(FeaturePairs(dl.dataset, features), bs=dl.bs, shuffle=dl.shuffle, drop_last=dl.drop_last, device=dls.device)
@@ -87,12 +87,13 @@ LOSSES = ('mse', 'huber')
 def siamese_learner(dls:DataLoaders, model:SiameseNet,
                     loss:str='mse', # 'mse' or 'huber'
                     huber_delta:float=0.1, # Huber: where the loss turns from squared to absolute
+                    fp16:bool=True, # on CUDA: channels-last memory format and fp16 mixed precision
                     cbs=None) -> Learner:
     "A fastai Learner for the Siamese network: encoder and head parameter groups, MAE and MSE each epoch."
     if loss not in LOSSES: raise ValueError(f'loss must be one of {LOSSES}, got {loss!r}')
     loss_func = MSELossFlat() if loss == 'mse' else BaseLoss(torch.nn.HuberLoss, delta=huber_delta, floatify=True, is_2d=False)
     learn = Learner(dls, model, loss_func=loss_func, metrics=[mae, mse], splitter=siamese_splitter, train_bn=False, cbs=cbs)
-    if torch.device(dls.device or 'cpu').type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
+    if fp16 and torch.device(dls.device or 'cpu').type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
     return learn
 
 # %% ../nbs/06_training.ipynb #bc960e59
