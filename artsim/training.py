@@ -111,6 +111,9 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
     dev = torch.device(dls.device or 'cpu')
     best, log = KeepBestModel('valid_loss'), TrainingLog()
     cat = lambda xb: torch.cat([xb[0], xb[1]]) # both sides of each pair, as the shared branch sees them
+    def stopper(): # early stopping, ordered after the log so that the epoch it stops on is logged too
+        es = EarlyStoppingCallback(patience=patience); es.order = TrainingLog.order + 1
+        return es
     t0 = time.perf_counter()
     learn.add_cbs([best, log])
     try:
@@ -120,13 +123,13 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
                 feats = encoder_features(model, dls.bank, dls.stats, 2 * dls.train.bs, dev, progress)
                 learn.dls, log.phase = feature_dls(dls, feats, seed), 'frozen'
                 learn.freeze()
-                learn.fit_one_cycle(frozen_epochs, head_lr, cbs=[EarlyStoppingCallback(patience=patience), PreciseBN(model.projection, cat)])
+                learn.fit_one_cycle(frozen_epochs, head_lr, cbs=[stopper(), PreciseBN(model.projection, cat)])
             if unfrozen_epochs:
                 train = dls.train.new(n=min(unfrozen_pairs, len(dls.train.dataset))) if unfrozen_pairs else dls.train
                 learn.dls, log.phase = DataLoaders(train, *dls.loaders[1:], path=dls.path, device=dls.device), 'unfrozen'
                 learn.unfreeze()
                 learn.fit_one_cycle(unfrozen_epochs, slice(head_lr / 2 / encoder_lr_div, head_lr / 2),
-                                    cbs=[EarlyStoppingCallback(patience=patience), PreciseBN(model.branch, cat)])
+                                    cbs=[stopper(), PreciseBN(model.branch, cat)])
     finally:
         learn.dls = dls
         learn.remove_cbs([best, log])
