@@ -153,7 +153,7 @@ def stage(run:Run, p) -> AttrDict:
     "Train the Siamese network on the run's pairs; write models/siamese.safetensors and models/siamese.json."
     sp = recorded_params(run, 'siamese', p.preset)
     dev = training_device(p.device)
-    pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed)
+    pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed, sp.identical_pairs)
     model, stats = build_siamese(sp.encoder_weights, run, sp.embed_dim, dropout=sp.dropout, seed=p.seed)
     dls = pair_dls(run, pairs, sp.siamese_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers, subsets=('train', sp.validate_on))
     learn = siamese_learner(dls, model, p.loss, p.huber_delta)
