@@ -718,7 +718,8 @@ def evaluate_run(run:Run, p, # the stage parameters
     target = meta.get('target', 'combined')
     scores = dict(siamese=siamese_scores(net, run, es))
     measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{target}`"))
-    base, base_info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, p.resnet_size, p.device or 'cpu',
+    resnet_size = int(p.resnet_size or meta.get('input_size') or 224) # by default the pixels the network sees
+    base, base_info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, resnet_size, p.device or 'cpu',
                                       p.seed, p.batch_size, progress=sys.stderr.isatty())
     scores |= base; measures |= base_info
     ev = evaluate(es, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)

@@ -238,7 +238,7 @@ def params(**over):
 def evaluated(eval_run):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        ev = evaluate_run(eval_run, params(), OracleNet(eval_run), dict(target='combined', encoder_weights='random (test)'))
+        ev = evaluate_run(eval_run, params(), OracleNet(eval_run), dict(target='combined', encoder_weights='random (test)', input_size=32))
     return eval_run, ev
 
 
@@ -249,7 +249,7 @@ def test_no_report_without_a_recorded_generator(eval_run, tmp_path):
     run.read_parquet('generated/pairs.parquet').drop(columns='generator').to_parquet(run.resolve('generated/pairs.parquet'), index=False)
     with warnings.catch_warnings(), pytest.raises(ValueError, match='generator missing'):
         warnings.simplefilter('ignore')
-        evaluate_run(run, params(), OracleNet(run), dict(target='combined', encoder_weights='random (test)'))
+        evaluate_run(run, params(), OracleNet(run), dict(target='combined', encoder_weights='random (test)', input_size=32))
     assert run.resolve('metrics/eval.json').exists() and not run.resolve('report.md').exists()
 
 
@@ -295,7 +295,7 @@ def test_a_baseline_that_beats_the_network_is_named(eval_run):
         def similarity_matrix(self, A, B): return np.random.default_rng(0).random((len(A), len(B)))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        ev = evaluate_run(eval_run, params(), NoiseNet(), dict(target='combined', encoder_weights='random (test)'))
+        ev = evaluate_run(eval_run, params(), NoiseNet(), dict(target='combined', encoder_weights='random (test)', input_size=32))
     assert ev['hypothesis']['versus']['ssim']['strength']['verdict'] == 'better'
     assert 'beats it on' in headline_table(ev).set_index('measure').loc['SSIM', 'against the Siamese network']
     assert 'Beating the Siamese network' in eval_run.resolve('report.md').read_text()
