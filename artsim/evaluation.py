@@ -20,11 +20,12 @@ __all__ = ['REGRESSION_METRICS', 'RESNET_LABELS', 'PROVENANCE_FIELDS', 'DATA_SOU
            'weighted_means', 'roc_auc', 'auc_blocks', 'resampled_auc', 'own_ranks', 'recall_at_k', 'average_precision',
            'strength_trend', 'EvaluationSet', 'evaluation_set', 'gray_image', 'ssim_matrix', 'ssim_similarity',
            'perceptual_hash', 'hash_similarity', 'cosine_matrix', 'resnet_embeddings', 'family_matrix',
-           'run_descriptors', 'resnet_measure', 'baseline_scores', 'load_siamese', 'siamese_scores', 'agreement',
-           'pair_group', 'group_order', 'breakdown', 'family_agreement', 'verdict', 'hypothesis', 'evaluate',
-           'provenance', 'jsonable', 'missing_provenance', 'ci_text', 'headline_table', 'markdown_table',
-           'agreement_table', 'report_markdown', 'write_report', 'plot_measures', 'plot_prediction_vs_target',
-           'plot_residuals_by_strength', 'plot_breakdown', 'save_figure', 'evaluate_run', 'stage']
+           'run_descriptors', 'resnet_measure', 'baseline_scores', 'load_siamese', 'siamese_scores',
+           'check_descriptor_scores', 'score_measures', 'agreement', 'pair_group', 'group_order', 'breakdown',
+           'family_agreement', 'verdict', 'hypothesis', 'evaluate', 'provenance', 'jsonable', 'missing_provenance',
+           'ci_text', 'headline_table', 'markdown_table', 'agreement_table', 'report_markdown', 'write_report',
+           'plot_measures', 'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'save_figure',
+           'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00090
 def _weights(x, w) -> np.ndarray: return np.ones(len(x)) if w is None else np.asarray(w, np.float64)
@@ -380,6 +381,28 @@ def siamese_scores(model, # anything with `similarity_matrix(A, B)`, e.g. `Siame
     S = model.similarity_matrix([run.resolve(x) for x in es.queries.path], [run.resolve(x) for x in es.gallery.path])
     return np.asarray(S, np.float64).reshape(len(es.queries), len(es.gallery))
 
+# %% ../nbs/07_evaluation.ipynb #e7a00445
+def check_descriptor_scores(es:EvaluationSet, scores:dict, tol:float=1e-6):
+    "Raise when a descriptor measure's matrix disagrees with chapter 03's values on the test pairs."
+    for m in [m for m in scores if m in es.pairs and m in (*FAMILIES, 'combined')]:
+        gap = np.abs(scores[m][es.pairs.q, es.pairs.g] - es.pairs[m].to_numpy(np.float64)).max()
+        if gap > tol: raise ValueError(f"the {m} descriptor values differ from similarity/pairs.parquet by up to {gap:.3g}: "
+                                       "the run's descriptors changed since chapter 03 ran; rerun 03_similarity")
+
+def score_measures(run:Run, p, # the stage parameters
+                   net, # the Siamese network: anything with `similarity_matrix(A, B)`
+                   meta:dict, # its JSON card: target, input_size, encoder_weights, ...
+                  ) -> tuple: # (EvaluationSet, {measure: (queries, gallery) scores}, {measure: what it is})
+    "The test split, and the score matrix of the Siamese network and of every baseline on it."
+    es = evaluation_set(run, p.max_paintings, p.seed)
+    scores = dict(siamese=siamese_scores(net, run, es))
+    measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{meta.get('target', 'combined')}`"))
+    size = int(p.resnet_size or meta.get('input_size') or 224) # by default the pixels the network sees
+    base, info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu', p.seed, p.batch_size,
+                                 progress=sys.stderr.isatty())
+    check_descriptor_scores(es, base)
+    return es, scores | base, measures | info
+
 # %% ../nbs/07_evaluation.ipynb #e7a00500
 def agreement(es:EvaluationSet, pred, # the Siamese prediction of each test pair
               target:str, # the pairs column the network learned
@@ -709,22 +732,14 @@ def save_figure(fig, path):
     plt.close(fig)
 
 # %% ../nbs/07_evaluation.ipynb #e7a00690
-def evaluate_run(run:Run, p, # the stage parameters
-                 net, # the Siamese network: anything with `similarity_matrix(A, B)`
-                 meta:dict, # its JSON: target column, encoder's starting weights, ...
-                ) -> dict: # the contents of metrics/eval.json
-    "Score the test split with the network and every baseline; write metrics/eval.json, figures/eval_*.png and report.md."
-    es = evaluation_set(run, p.max_paintings, p.seed)
+def write_evaluation(run:Run, p, es:EvaluationSet, scores:dict, measures:dict, # `score_measures`
+                     meta:dict, # the network's JSON card
+                    ) -> dict: # the contents of metrics/eval.json
+    "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
     target = meta.get('target', 'combined')
-    scores = dict(siamese=siamese_scores(net, run, es))
-    measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{target}`"))
-    resnet_size = int(p.resnet_size or meta.get('input_size') or 224) # by default the pixels the network sees
-    base, base_info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, resnet_size, p.device or 'cpu',
-                                      p.seed, p.batch_size, progress=sys.stderr.isatty())
-    scores |= base; measures |= base_info
     ev = evaluate(es, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)
-    pv = provenance(run, p, meta.get('encoder_weights'), dict(path=str(p.model), **{k: meta.get(k) for k in ('architecture', 'target', 'preset', 'seed')}),
-                    {m: i.get('weights') for m, i in base_info.items() if m.startswith('resnet50')})
+    pv = provenance(run, p, meta.get('encoder_weights'), dict(path=str(p.model), **{k: meta.get(k) for k in ('architecture', 'target', 'input_size', 'preset', 'seed')}),
+                    {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')})
     save_json(jsonable(dict(provenance=pv, measures=measures, **ev)), run.dir('metrics') / 'eval.json')
     ev = run.read_json('metrics/eval.json') # the figures and the report come from what was written
     pred = scores['siamese'][es.pairs.q, es.pairs.g]
@@ -735,6 +750,10 @@ def evaluate_run(run:Run, p, # the stage parameters
         save_figure(plot_breakdown(pd.DataFrame(ev['breakdown'][by]), by, label), run.path / f'figures/eval_error_by_{label}.png')
     write_report(ev, run.path / 'report.md')
     return ev
+
+def evaluate_run(run:Run, p, net, meta:dict) -> dict:
+    "`score_measures`, then `write_evaluation`: everything the stage does once the network is loaded."
+    return write_evaluation(run, p, *score_measures(run, p, net, meta), meta)
 
 def stage(run:Run, p) -> dict:
     "Evaluate the run's Siamese network (chapter 06) and the baselines on its test split."
