@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.artsim-installed
 
-.PHONY: venv test demo export clean-nbs check-clean docs-preview docs benchmark clean
+.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs benchmark clean
 
 # The stamp is newer than every install input once set-up has run: then `venv` takes a second.
 $(STAMP): setup.py settings.ini constraints.txt
@@ -47,6 +47,10 @@ test: check-clean
 
 demo: venv
 	$(BIN)/artsim_reproduce --preset demo
+
+# The calibration shipped in the package (artsim/calibration.json): the demo preset's chapters 00-02, then calibrate.
+calibration: venv
+	$(BIN)/python -c "from artsim.similarity import build_default_calibration as b; c = b(); print('artsim/calibration.json:', c.source['n_pairs'], 'unrelated pairs')"
 
 # Quarto renders the docs where it is installed; docs-preview needs no Quarto.
 docs: venv

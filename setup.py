@@ -40,7 +40,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['artsim', 'artsim.*']),
     include_package_data=True,
-    package_data={'artsim': ['*.yaml', '*.csv']},
+    package_data={'artsim': ['*.yaml', '*.csv', '*.json']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],

@@ -24,8 +24,9 @@ from .generation import read_pairs
 
 # %% auto #0
 __all__ = ['FAMILIES', 'HANDMADE', 'working_image', 'Segment', 'Family', 'color_descriptor', 'texture_descriptor',
-           'shape_descriptor', 'edge_descriptor', 'describe', 'resnet50_state_dict', 'SemanticEncoder', 'content_hash',
-           'descriptor_version', 'FeatureStore', 'extract_features', 'image_table', 'stage', 'feature_matrix']
+           'shape_descriptor', 'edge_descriptor', 'describe', 'resnet50_state_dict', 'SemanticEncoder', 'l2_normalise',
+           'family_centre', 'content_hash', 'descriptor_version', 'FeatureStore', 'extract_features', 'image_table',
+           'descriptor_settings', 'save_centres', 'stage', 'feature_matrix', 'feature_centre']
 
 # %% ../nbs/02_descriptors.ipynb #ff6313dc
 def working_image(src, # path, bytes, PIL image or uint8 array
@@ -42,7 +43,7 @@ class Segment:
     "A named part of a family's vector and how it is compared."
     name:str # what the part measures
     dim:int # its length
-    kind:str # 'hist' (sums to 1), 'vector' (compared by RMS difference), 'cosine' (non-negative, by angle) or 'map' (a square map, structurally)
+    kind:str # 'hist' (sums to 1), 'vector' (by RMS difference), 'cosine' (non-negative, by angle), 'centred' (by angle around the collection's centre) or 'map' (a square map, structurally)
     scale:float=1.0 # for 'vector': the RMS difference at which two images count as clearly different
 
 # %% ../nbs/02_descriptors.ipynb #dc87fe91
@@ -56,6 +57,9 @@ class Family:
 
     @property
     def dim(self): return sum(s.dim for s in self.segments)
+
+    @property
+    def centred(self) -> bool: return any(s.kind == 'centred' for s in self.segments) # compared around a collection's centre
 
     def parts(self, v:np.ndarray) -> dict: # segment name -> the slice of `v` (last axis) it owns
         "Split vectors `v` into their segments."
@@ -217,7 +221,7 @@ FAMILIES = {f.name: f for f in (
                         Segment('layout', 68, 'vector', 0.23)), shape_descriptor),
     Family('edges', 1, (Segment('density', 1, 'vector', 0.09), Segment('orientation_histogram', 12, 'hist'),
                         Segment('edge_map', 256, 'map')), edge_descriptor),
-    Family('semantic', 1, (Segment('resnet50_pool', 2048, 'cosine'),)),
+    Family('semantic', 1, (Segment('resnet50_pool', 2048, 'centred'),)),
 )}
 HANDMADE = tuple(k for k, f in FAMILIES.items() if f.fn is not None)
 
@@ -337,6 +341,25 @@ def encode(self:SemanticEncoder, images:list, # working images, float (size, siz
         with torch.inference_mode(): out.append(self.model(x).float().cpu().numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, FAMILIES['semantic'].dim), np.float32)
 
+# %% ../nbs/02_descriptors.ipynb #1a8f966a
+def l2_normalise(X:np.ndarray, # rows of vectors
+                ) -> np.ndarray: # float64, each row of unit length (a zero row stays zero)
+    "Each row divided by its Euclidean length."
+    X = np.atleast_2d(X).astype(np.float64)
+    n = np.linalg.norm(X, axis=-1, keepdims=True)
+    return X / np.where(n > 0, n, 1)
+
+# %% ../nbs/02_descriptors.ipynb #2f421fd6
+def family_centre(family:str, # a key of `FAMILIES`
+                  X:np.ndarray, # the collection's vectors of that family, one row per image
+                 ) -> np.ndarray: # float32 (dim,): the mean L2-normalised vector on 'centred' segments, 0 elsewhere
+    "The centre a family's 'centred' segments are compared around: the mean of the collection's normalised vectors."
+    fam = FAMILIES[family]
+    if not len(X): raise ValueError(f'{family}: no vectors to take the centre of')
+    parts = fam.parts(np.atleast_2d(X))
+    return np.concatenate([l2_normalise(parts[s.name]).mean(0) if s.kind == 'centred' else np.zeros(s.dim)
+                           for s in fam.segments]).astype(np.float32)
+
 # %% ../nbs/02_descriptors.ipynb #5cbc8fe2
 def content_hash(src, # a path, bytes, PIL image or array
                 ) -> str: # 32 hex digits
@@ -408,6 +431,26 @@ def consolidate(self:FeatureStore, family:str):
     t = t.take(np.flatnonzero(~t.select(['hash', 'version']).to_pandas().duplicated(keep='last')))
     with atomic_write(self.root / f'{family}.parquet') as fh: pq.write_table(t, fh)
     for f in parts: f.unlink()
+
+# %% ../nbs/02_descriptors.ipynb #356a0f11
+_CENTRE_SCHEMA = pa.schema([('family', pa.string()), ('version', pa.string()), ('n', pa.int64()), ('vector', pa.list_(pa.float32()))])
+
+@patch
+def put_centre(self:FeatureStore, family:str, version:str, centre:np.ndarray, n:int):
+    "Keep the centre of `family` (descriptor `version`), taken over `n` images, replacing any earlier one, atomically."
+    f = self.root / 'centres.parquet'
+    old = pq.read_table(f, schema=_CENTRE_SCHEMA).to_pylist() if f.exists() else []
+    rows = [r for r in old if (r['family'], r['version']) != (family, version)]
+    rows.append(dict(family=family, version=version, n=int(n), vector=np.asarray(centre, np.float32).tolist()))
+    with atomic_write(f) as fh: pq.write_table(pa.Table.from_pylist(rows, schema=_CENTRE_SCHEMA), fh)
+
+@patch
+def centre(self:FeatureStore, family:str, version:str) -> np.ndarray|None:
+    "The kept centre of `family` in descriptor `version`, or None."
+    f = self.root / 'centres.parquet'
+    if not f.exists(): return None
+    t = pq.read_table(f, filters=[('family', '==', family), ('version', '==', version)], schema=_CENTRE_SCHEMA)
+    return np.asarray(t.column('vector')[0].as_py(), np.float32) if len(t) else None
 
 # %% ../nbs/02_descriptors.ipynb #1bbf34c3
 def _describe_batch(items, size):
@@ -510,6 +553,26 @@ def image_table(run:Run) -> pd.DataFrame: # path (relative to the run), role
         parts.append(pd.DataFrame(dict(path=read_pairs(run).generated_path.astype(str), role='generated')))
     return pd.concat(parts, ignore_index=True).drop_duplicates('path').reset_index(drop=True)
 
+# %% ../nbs/02_descriptors.ipynb #d523a711
+def descriptor_settings(p) -> dict: # size, semantic_weights, semantic_size, seed
+    "The stage parameters that decide the vectors' values, as `features/settings.json` keeps them."
+    w = p.semantic_weights
+    if w not in (None, 'imagenet', 'random', 'genre'): w = str(Path(w).absolute())
+    return dict(size=int(p.size), semantic_weights=w, semantic_size=int(p.semantic_size), seed=int(p.seed or 0))
+
+# %% ../nbs/02_descriptors.ipynb #4651e6ef
+def save_centres(store:FeatureStore, images:pd.DataFrame, # `features/images.parquet`: path, role, hash, error
+                 versions:dict, # family -> descriptor version of this run
+                ):
+    "Take and keep the centre of every 'centred' family over the readable paintings (role 'original')."
+    own = images.hash[(images.role == 'original') & images.error.isna() & images.hash.notna()]
+    for f, v in versions.items():
+        if not FAMILIES[f].centred: continue
+        hashes, X = store.read(f, v)
+        row = {h: i for i, h in enumerate(hashes)}
+        idx = [row[h] for h in dict.fromkeys(own) if h in row]
+        if idx: store.put_centre(f, v, family_centre(f, X[idx]), len(idx))
+
 # %% ../nbs/02_descriptors.ipynb #082167f8
 def stage(run:Run, p) -> None:
     "Extract every family for the run's paintings and variants into `features/`; a rerun extracts only what is new."
@@ -530,6 +593,8 @@ def stage(run:Run, p) -> None:
     save_json(stats['versions'], run.path / 'features/versions.json')
     save_json(stats, run.path / 'features/extraction.json')
     if encoder: save_json(encoder.info, run.path / 'features/semantic.json')
+    save_centres(store, images, stats['versions'])
+    save_json(descriptor_settings(p), run.path / 'features/settings.json')
     bad = images[images.error.notna()]
     with atomic_write(run.path / 'features/bad_files.csv', 'w') as fh: bad[['path', 'error']].to_csv(fh, index=False)
     if len(bad): warnings.warn(f'{len(bad)} of {len(images)} images could not be read and were skipped: see features/bad_files.csv')
@@ -546,3 +611,14 @@ def feature_matrix(run:Run, family:str, # the family to read
     row = {h: i for i, h in enumerate(hashes)}
     images = images[images.hash.isin(row)]
     return pd.Index(images.path), X[[row[h] for h in images.hash]]
+
+# %% ../nbs/02_descriptors.ipynb #5d2ecece
+def feature_centre(run:Run, family:str, # the family
+                  ) -> np.ndarray|None: # float32 (dim,); None for a family without a 'centred' segment
+    "The centre of `family` in this run's descriptor version, as the descriptors stage kept it."
+    if not FAMILIES[family].centred: return None
+    version = run.read_json('features/versions.json')[family]
+    c = FeatureStore(run.resolve('features')).centre(family, version)
+    if c is None: raise FileNotFoundError(f"{run.resolve('features/centres.parquet')} holds no centre for {version}: "
+                                          f"run the 'descriptors' chapter for this run again (artsim_reproduce --run-dir {run.path} --only descriptors --force)")
+    return c

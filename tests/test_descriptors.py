@@ -5,8 +5,8 @@ from PIL import Image
 from demo_pairs import make_run, stage_p
 from artsim.runs import Run
 import artsim.descriptors as D
-from artsim.descriptors import (FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, describe, extract_features,
-                                feature_matrix, resnet50_state_dict, working_image)
+from artsim.descriptors import (FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, describe, extract_features, family_centre,
+                                feature_centre, feature_matrix, l2_normalise, resnet50_state_dict, working_image)
 
 rng = np.random.default_rng(0)
 DEGENERATE = {
@@ -143,6 +143,44 @@ def test_stage_writes_features_and_a_rerun_is_free(described_root):
     stats = json.loads(run.resolve('features/extraction.json').read_text())
     assert stats['extracted'] == dict.fromkeys(FAMILIES, 0)
     assert not list(run.resolve('features/parts').glob('*.parquet'))
+    p = stage_p('descriptors')
+    assert run.read_json('features/settings.json') == dict(size=p.size, semantic_weights=p.semantic_weights, semantic_size=p.semantic_size, seed=p.seed)
+
+
+def test_the_stage_keeps_the_semantic_centre_of_the_paintings(described_root):
+    run = Run(described_root)
+    paths, X = feature_matrix(run, 'semantic')
+    originals = paths.str.startswith('data/')
+    assert originals.sum() == 40
+    c = feature_centre(run, 'semantic')
+    np.testing.assert_allclose(c, l2_normalise(X[originals]).mean(0), atol=1e-6)
+    assert feature_centre(run, 'color') is None and [f for f in FAMILIES if FAMILIES[f].centred] == ['semantic']
+    store = FeatureStore(run.resolve('features'))
+    assert store.centre('semantic', 'semantic-v1-other') is None
+
+
+def test_family_centre_and_the_centre_store(tmp_path):
+    X = rng.random((5, 2048)) * 10
+    c = family_centre('semantic', X)
+    assert c.dtype == np.float32 and c.shape == (2048,)
+    np.testing.assert_allclose(c, (X / np.linalg.norm(X, axis=1, keepdims=True)).mean(0), rtol=1e-5)
+    with pytest.raises(ValueError, match='no vectors'): family_centre('semantic', X[:0])
+    store = FeatureStore(tmp_path / 'f')
+    store.put_centre('semantic', 'v1', c, 5)
+    store.put_centre('semantic', 'v2', np.zeros(2048), 1)
+    store.put_centre('semantic', 'v1', 2 * c, 6)  # replaces v1, keeps v2
+    np.testing.assert_array_equal(store.centre('semantic', 'v1'), 2 * c)
+    np.testing.assert_array_equal(store.centre('semantic', 'v2'), np.zeros(2048, np.float32))
+    import pyarrow.parquet as pq
+    assert pq.read_table(tmp_path / 'f/centres.parquet').num_rows == 2
+
+
+def test_a_missing_centre_says_which_chapter_to_rerun(tmp_path, described_root):
+    import shutil
+    run = Run(tmp_path / 'copy')
+    shutil.copytree(described_root / 'features', run.path / 'features')
+    (run.path / 'features/centres.parquet').unlink()
+    with pytest.raises(FileNotFoundError, match="run the 'descriptors' chapter"): feature_centre(run, 'semantic')
 
 
 # ---- the semantic family's weights ----
