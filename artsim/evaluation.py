@@ -10,8 +10,8 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from scipy import fft, special
 import artsim
-from .descriptors import FAMILIES, SemanticEncoder, feature_matrix, working_image
-from .similarity import combine, family_similarity
+from .descriptors import FAMILIES, SemanticEncoder, l2_normalise, working_image
+from .similarity import combine, compare_described, load_calibration, run_descriptions
 from .runs import Run, atomic_write, derive_seed, save_json
 
 # %% auto #0
@@ -19,13 +19,12 @@ __all__ = ['REGRESSION_METRICS', 'RESNET_LABELS', 'PROVENANCE_FIELDS', 'DATA_SOU
            'REPORT_FIGURES', 'weighted_ranks', 'pearson', 'spearman', 'regression_metrics', 'PaintingBootstrap',
            'weighted_means', 'roc_auc', 'auc_blocks', 'resampled_auc', 'own_ranks', 'recall_at_k', 'average_precision',
            'strength_trend', 'EvaluationSet', 'evaluation_set', 'gray_image', 'ssim_matrix', 'ssim_similarity',
-           'perceptual_hash', 'hash_similarity', 'cosine_matrix', 'resnet_embeddings', 'family_matrix',
-           'run_descriptors', 'resnet_measure', 'baseline_scores', 'load_siamese', 'siamese_scores',
-           'check_descriptor_scores', 'score_measures', 'agreement', 'pair_group', 'group_order', 'breakdown',
-           'family_agreement', 'verdict', 'hypothesis', 'evaluate', 'provenance', 'jsonable', 'missing_provenance',
-           'ci_text', 'headline_table', 'markdown_table', 'agreement_table', 'report_markdown', 'write_report',
-           'plot_measures', 'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'save_figure',
-           'write_evaluation', 'evaluate_run', 'stage']
+           'perceptual_hash', 'hash_similarity', 'resnet_embeddings', 'resnet_measure', 'descriptor_scores',
+           'baseline_scores', 'load_siamese', 'siamese_scores', 'check_descriptor_scores', 'score_measures',
+           'agreement', 'pair_group', 'group_order', 'breakdown', 'family_agreement', 'verdict', 'hypothesis',
+           'evaluate', 'provenance', 'jsonable', 'missing_provenance', 'ci_text', 'headline_table', 'markdown_table',
+           'agreement_table', 'report_markdown', 'write_report', 'plot_measures', 'plot_prediction_vs_target',
+           'plot_residuals_by_strength', 'plot_breakdown', 'save_figure', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00090
 def _weights(x, w) -> np.ndarray: return np.ones(len(x)) if w is None else np.asarray(w, np.float64)
@@ -282,13 +281,6 @@ def hash_similarity(HA:np.ndarray, HB:np.ndarray, # (n, bits) and (m, bits) bool
     A, B = np.atleast_2d(HA).astype(np.float64), np.atleast_2d(HB).astype(np.float64)
     return 1 - (A @ (1 - B).T + (1 - A) @ B.T) / A.shape[1]
 
-def cosine_matrix(EA:np.ndarray, EB:np.ndarray, # (n, d) and (m, d) embeddings
-                 ) -> np.ndarray: # (n, m); a zero row gives 0
-    "Cosine of every row of `EA` against every row of `EB`."
-    EA, EB = np.atleast_2d(EA).astype(np.float64), np.atleast_2d(EB).astype(np.float64)
-    unit = lambda E: E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-30)
-    return unit(EA) @ unit(EB).T
-
 # %% ../nbs/07_evaluation.ipynb #e7a00400
 def resnet_embeddings(images:list, # paths, bytes, PIL images or uint8 arrays
                       weights='imagenet', # imagenet, random, genre (the run's models/genre.safetensors) or a state-dict file
@@ -300,27 +292,6 @@ def resnet_embeddings(images:list, # paths, bytes, PIL images or uint8 arrays
     enc = SemanticEncoder(weights, size, device, seed, batch_size, run)
     E = [enc.encode([working_image(x, size) for x in images[i:i + batch_size]]) for i in range(0, len(images), batch_size)]
     return (np.concatenate(E) if E else np.zeros((0, FAMILIES['semantic'].dim), np.float32)), enc.info
-
-def family_matrix(family:str, # a key of `FAMILIES`
-                  XA:np.ndarray, XB:np.ndarray, # (n, d) and (m, d) vectors of that family
-                 ) -> np.ndarray: # (n, m)
-    "`family_similarity` of every row of `XA` against every row of `XB`, vectorised over chunks of pairs."
-    n, m = len(XA), len(XB)
-    ia, ib = np.divmod(np.arange(n * m), m)
-    step, out = max(1, 2 ** 22 // max(1, XA.shape[1])), np.empty(n * m)
-    for s in range(0, n * m, step): out[s:s + step] = family_similarity(family, XA[ia[s:s + step]], XB[ib[s:s + step]])
-    return out.reshape(n, m)
-
-def run_descriptors(run:Run, family:str, # a family the run extracted
-                    paths, # images, relative to the run
-                   ) -> np.ndarray: # (len(paths), d), in the order of `paths`
-    "The run's cached `family` vectors of the images `paths` (chapter 02)."
-    index, X = feature_matrix(run, family)
-    idx = index.get_indexer(pd.Index(paths))
-    if (idx < 0).any():
-        raise KeyError(f'{int((idx < 0).sum())} images have no {family} descriptors in {run.path}/features, '
-                       f'e.g. {list(pd.Index(paths)[idx < 0][:1])}: rerun chapter 02 for this run')
-    return X[idx]
 
 # %% ../nbs/07_evaluation.ipynb #e7a00430
 RESNET_LABELS = dict(imagenet='ImageNet weights', random='random init', genre="chapter 04's genre model")
@@ -337,12 +308,25 @@ def _run_weights(run:Run) -> dict|None:
     cfg = (yaml.safe_load(f.read_text()) if f.exists() else None) or {}
     return ((cfg.get('stages') or {}).get('similarity') or {}).get('weights')
 
+def descriptor_scores(run:Run, es:EvaluationSet) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
+    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: calibrated families, both combined values."
+    nq, cal, weights = len(es.queries), load_calibration(run), _run_weights(run)
+    D = run_descriptions(run, [*es.queries.path, *es.gallery.path])
+    raw = compare_described(D[:nq], D[nq:], weights, cal, raw=True)
+    families = [f for f in FAMILIES if f in raw]
+    scores = {f'{f}_calibrated': cal.apply(f, raw[f]) for f in families}
+    scores |= dict(combined=combine({f: scores[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined'])
+    info = {f'{f}_calibrated': dict(label=f'descriptors: {f}', detail='chapter 03, calibrated') for f in families}
+    info |= dict(combined=dict(label='descriptors: combined', detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
+                 combined_raw=dict(label='descriptors: raw mean', detail='chapter 03 mean of the raw families, before calibration'))
+    return scores, info
+
 def baseline_scores(run:Run, es:EvaluationSet,
                     ssim_size:int=128, hash_size:int=8, # SSIM's image side; the hash's bits per side
                     resnet_weights=('imagenet',), resnet_size:int=224, # one raw ResNet50 baseline per weights
                     device:str='cpu', seed:int=0, batch_size:int=32, progress:bool=False,
                    ) -> tuple: # ({measure: (queries, gallery) scores}, {measure: what it is})
-    "Every baseline's score matrix on the evaluation set: SSIM, perceptual hash, raw ResNet50 cosine, each family, combined."
+    "Every baseline's score matrix on the evaluation set: SSIM, perceptual hash, raw ResNet50 cosine, the descriptors."
     Q, G = [run.resolve(x) for x in es.queries.path], [run.resolve(x) for x in es.gallery.path]
     scores, info = {}, {}
     scores['ssim'] = ssim_matrix(Q, G, ssim_size, progress)
@@ -354,16 +338,10 @@ def baseline_scores(run:Run, es:EvaluationSet,
         E, enc = resnet_embeddings(Q + G, w, resnet_size, device, seed, batch_size, run)
         name = resnet_measure(w)
         used = RESNET_LABELS.get(str(w), str(w)) if not enc.get('warning') or str(w) == 'random' else f"{RESNET_LABELS.get(str(w), w)} requested; {enc['warning']}"
-        scores[name] = cosine_matrix(E[:len(Q)], E[len(Q):])
+        scores[name] = l2_normalise(E[:len(Q)]) @ l2_normalise(E[len(Q):]).T
         info[name] = dict(label=f'ResNet50 cosine ({used})', detail=f'pooled features at {resnet_size} px, weights as loaded', **enc)
-    families = [f for f in FAMILIES if f in run.read_json('features/versions.json')]
-    for f in families:
-        scores[f] = family_matrix(f, run_descriptors(run, f, es.queries.path), run_descriptors(run, f, es.gallery.path))
-        info[f] = dict(label=f'descriptors: {f}', detail='chapter 03 family similarity')
-    weights = _run_weights(run)
-    scores['combined'] = combine({f: scores[f] for f in families}, weights)
-    info['combined'] = dict(label='descriptors: combined', detail=f'chapter 03 combined value, weights {weights or "equal"}')
-    return scores, info
+    d, d_info = descriptor_scores(run, es)
+    return scores | d, info | d_info
 
 # %% ../nbs/07_evaluation.ipynb #e7a00470
 def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relative to the run (its .json beside it)
@@ -384,7 +362,7 @@ def siamese_scores(model, # anything with `similarity_matrix(A, B)`, e.g. `Siame
 # %% ../nbs/07_evaluation.ipynb #e7a00445
 def check_descriptor_scores(es:EvaluationSet, scores:dict, tol:float=1e-6):
     "Raise when a descriptor measure's matrix disagrees with chapter 03's values on the test pairs."
-    for m in [m for m in scores if m in es.pairs and m in (*FAMILIES, 'combined')]:
+    for m in [m for m in scores if m in es.pairs]: # the descriptor measures are named by the pairs column they reproduce
         gap = np.abs(scores[m][es.pairs.q, es.pairs.g] - es.pairs[m].to_numpy(np.float64)).max()
         if gap > tol: raise ValueError(f"the {m} descriptor values differ from similarity/pairs.parquet by up to {gap:.3g}: "
                                        "the run's descriptors changed since chapter 03 ran; rerun 03_similarity")
@@ -507,7 +485,7 @@ def evaluate(es:EvaluationSet, scores:dict, # measure -> (queries, gallery) scor
     if 'siamese' not in scores: raise KeyError("`scores` needs the Siamese network's matrix under 'siamese'")
     boot = PaintingBootstrap(es.queries.painting, n_bootstrap, seed, level)
     pred = scores['siamese'][es.pairs.q, es.pairs.g]
-    families = [f for f in (families or [*FAMILIES, 'combined']) if f in es.pairs]
+    families = [f for f in (families or [*FAMILIES, 'combined', 'combined_raw']) if f in es.pairs]
     own = int((es.pairs.kind == 'positive').sum())
     return dict(
         counts=dict(test_pairs=len(es.pairs), own_pairs=own, other_pairs=len(es.pairs) - own, variants=len(es.queries),

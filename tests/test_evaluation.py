@@ -6,12 +6,12 @@ from scipy import stats
 from demo_pairs import make_run, stage_p
 from artsim.runs import Run
 from artsim.descriptors import FAMILIES
-from artsim.similarity import combine, family_similarity
-from artsim.evaluation import (FIGURES, PROVENANCE_FIELDS, PaintingBootstrap, auc_blocks, average_precision, evaluate_run,
-                               evaluation_set, family_matrix, hash_similarity, headline_table, hypothesis, load_siamese,
-                               own_ranks, pearson, perceptual_hash, recall_at_k, regression_metrics, report_markdown,
-                               resampled_auc, roc_auc, run_descriptors, siamese_scores, spearman, ssim_matrix, ssim_similarity,
-                               strength_trend, weighted_means, weighted_ranks, write_report)
+from artsim.similarity import compare_described, load_calibration, run_descriptions
+from artsim.evaluation import (FIGURES, PROVENANCE_FIELDS, PaintingBootstrap, auc_blocks, average_precision, check_descriptor_scores,
+                               descriptor_scores, evaluate_run, evaluation_set, hash_similarity, headline_table, hypothesis,
+                               load_siamese, own_ranks, pearson, perceptual_hash, recall_at_k, regression_metrics, report_markdown,
+                               resampled_auc, roc_auc, siamese_scores, spearman, ssim_matrix, ssim_similarity, strength_trend,
+                               weighted_means, weighted_ranks, write_report)
 
 rng = np.random.default_rng(0)
 
@@ -188,14 +188,15 @@ def test_perceptual_hash_is_robust_to_small_changes_not_to_other_images():
     assert hash_similarity(h(x), h(brighter))[0, 0] > .9 > .7 > hash_similarity(h(x), h(other))[0, 0]
 
 
-def test_family_matrices_equal_pair_loops_and_chapter_03(eval_run):
+def test_descriptor_scores_reproduce_chapter_03(eval_run):
     es = evaluation_set(eval_run)
-    for f in FAMILIES:
-        XA, XB = run_descriptors(eval_run, f, es.queries.path[:5]), run_descriptors(eval_run, f, es.gallery.path)
-        np.testing.assert_allclose(family_matrix(f, XA, XB), [[family_similarity(f, a, b)[0] for b in XB] for a in XA], atol=1e-12)
-    full = {f: family_matrix(f, run_descriptors(eval_run, f, es.queries.path), run_descriptors(eval_run, f, es.gallery.path)) for f in FAMILIES}
-    np.testing.assert_allclose(combine(full)[es.pairs.q, es.pairs.g], es.pairs.combined, atol=1e-6)
-    with pytest.raises(KeyError, match='rerun chapter 02'): run_descriptors(eval_run, 'color', ['generated/none.png'])
+    scores, info = descriptor_scores(eval_run, es)
+    assert set(scores) == {*(f'{f}_calibrated' for f in FAMILIES), 'combined', 'combined_raw'} and set(info) == set(scores)
+    for m, S in scores.items():
+        assert S.shape == (len(es.queries), len(es.gallery))
+        np.testing.assert_allclose(S[es.pairs.q, es.pairs.g], es.pairs[m], atol=1e-6, err_msg=m)
+    check_descriptor_scores(es, scores)
+    with pytest.raises(ValueError, match='rerun 03_similarity'): check_descriptor_scores(es, dict(scores, combined=scores['combined'] * .9))
 
 
 # --- the whole evaluation, with a stand-in network (test double) -----------------------------------------------------
@@ -214,8 +215,8 @@ class OracleNet:
     "Test double that returns chapter 03's combined value exactly: a network with no error."
     def __init__(self, run): self.run = run
     def similarity_matrix(self, A, B):
-        ra, rb = [self.run.rel(a) for a in A], [self.run.rel(b) for b in B]
-        return combine({f: family_matrix(f, run_descriptors(self.run, f, ra), run_descriptors(self.run, f, rb)) for f in FAMILIES})
+        described = [run_descriptions(self.run, [self.run.rel(x) for x in X]) for X in (A, B)]
+        return compare_described(*described, calibration=load_calibration(self.run))['combined']
 
 
 def test_retrieval_through_similarity_matrix_equals_a_pair_loop(eval_run):
