@@ -252,12 +252,17 @@ def main():
     for fig in ('spearman', 'auc', 'top1'):
         verdict = 'beats' if ours[fig] > best[fig] else 'ties' if ours[fig] == best[fig] else 'does not beat'
         print(f'{fig}: artsim combined, calibrated {ours[fig]:.3f} {verdict} the best baseline {best[fig]:.3f} ({rows.drop(index=[k for k in rows.index if k.startswith("artsim")])[fig].idxmax()})')
+    src = table.source.map({n: i for i, n in enumerate(names)}).to_numpy()
+    zero = float((calib['combined'][np.arange(len(V)), src] == 0).mean())
+    print('calibrated, each family counts 1 / (1 - anchor) times its raw value: '
+          + ', '.join(f"{f} {1 / (1 - s['anchor']):.2f}" for f, s in cal.families.items())
+          + f'; own-source variants whose calibrated combined value is 0: {zero:.1%}')
     per_kind = {k: {kind: figures(results[k][table.kind.to_numpy() == kind], table[table.kind == kind].reset_index(drop=True), names)
                     for kind in EDITS} for k in results}
     out = Path(__file__).parent / 'results' / 'quality.json'
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(dict(sources=names, strengths=strengths, size=a.size, edits=list(EDITS), calibration=cal.origin,
-                                   resnet50_weights=weights_id, figures=rows.to_dict('index'), per_edit=per_kind,
+                                   resnet50_weights=weights_id, figures=rows.to_dict('index'), per_edit=per_kind, own_variants_at_zero=zero,
                                    seconds=t | {'artsim describe': t_describe}), indent=1))
     print(f'written to {out}')
 
