@@ -10,21 +10,22 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from scipy import fft, special
 import artsim
-from .descriptors import FAMILIES, SemanticEncoder, l2_normalise, working_image
+from .descriptors import FAMILIES, l2_normalise, working_image
 from .similarity import combine, compare_described, load_calibration, run_descriptions
 from .runs import Run, atomic_write, derive_seed, save_json
 
 # %% auto #0
-__all__ = ['REGRESSION_METRICS', 'RESNET_LABELS', 'PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'FIGURES',
+__all__ = ['REGRESSION_METRICS', 'PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'FIGURES',
            'REPORT_FIGURES', 'weighted_ranks', 'pearson', 'spearman', 'regression_metrics', 'PaintingBootstrap',
            'weighted_means', 'roc_auc', 'auc_blocks', 'resampled_auc', 'own_ranks', 'recall_at_k', 'average_precision',
            'strength_trend', 'EvaluationSet', 'evaluation_set', 'gray_image', 'ssim_matrix', 'ssim_similarity',
-           'perceptual_hash', 'hash_similarity', 'resnet_embeddings', 'resnet_measure', 'descriptor_scores',
-           'baseline_scores', 'load_siamese', 'siamese_scores', 'check_descriptor_scores', 'score_measures',
-           'agreement', 'pair_group', 'group_order', 'breakdown', 'family_agreement', 'verdict', 'hypothesis',
-           'evaluate', 'provenance', 'jsonable', 'missing_provenance', 'ci_text', 'headline_table', 'markdown_table',
-           'agreement_table', 'report_markdown', 'write_report', 'plot_measures', 'plot_prediction_vs_target',
-           'plot_residuals_by_strength', 'plot_breakdown', 'save_figure', 'write_evaluation', 'evaluate_run', 'stage']
+           'perceptual_hash', 'hash_similarity', 'resnet_weights_info', 'resnet_embeddings', 'resnet_measure',
+           'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_scores', 'check_descriptor_scores',
+           'score_measures', 'agreement', 'pair_group', 'group_order', 'breakdown', 'family_agreement', 'verdict',
+           'hypothesis', 'evaluate', 'provenance', 'jsonable', 'missing_provenance', 'ci_text', 'headline_table',
+           'markdown_table', 'agreement_table', 'report_markdown', 'write_report', 'plot_measures',
+           'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'save_figure',
+           'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00090
 def _weights(x, w) -> np.ndarray: return np.ones(len(x)) if w is None else np.asarray(w, np.float64)
@@ -282,24 +283,44 @@ def hash_similarity(HA:np.ndarray, HB:np.ndarray, # (n, bits) and (m, bits) bool
     return 1 - (A @ (1 - B).T + (1 - A) @ B.T) / A.shape[1]
 
 # %% ../nbs/07_evaluation.ipynb #e7a00400
+def resnet_weights_info(weights='imagenet', # imagenet, random, genre (chapter 04's model of `run`) or a state-dict file
+                        run:Run|None=None, seed:int=0) -> dict: # requested, weights (what is loaded), label
+    "Which weights `resnet50_body(weights, run, seed)` loads, in words."
+    from artsim.finetune import GENRE_MODEL, read_model_card
+    w = 'random' if weights is None else str(weights)
+    if w == 'genre':
+        card = read_model_card(run.resolve(GENRE_MODEL) if run is not None else GENRE_MODEL)
+        return dict(requested=w, weights=f"{GENRE_MODEL} (sha256 {str(card.get('weights_sha256', '?'))[:12]}), fine-tuned on genres "
+                    f"from {card['starting_weights']} weights", label=f"chapter 04's genre model, from {card['starting_weights']} weights")
+    if w == 'imagenet': return dict(requested=w, weights='torchvision IMAGENET1K_V2', label='ImageNet weights')
+    if w == 'random': return dict(requested=w, weights=f'random init (seed {seed})', label='random init')
+    return dict(requested=w, weights=w, label=w.rsplit('/', 1)[-1])
+
 def resnet_embeddings(images:list, # paths, bytes, PIL images or uint8 arrays
                       weights='imagenet', # imagenet, random, genre (the run's models/genre.safetensors) or a state-dict file
                       size:int=224, # input side, in pixels
                       device:str='cpu', seed:int=0, # seed: random init
                       batch_size:int=32, run:Run|None=None, # run: where 'genre' is read from
-                     ) -> tuple: # (float32 (n, 2048) pooled features, the encoder's info: which weights were used)
-    "Pooled ResNet50 features with `weights` as loaded (never trained on pairs), images loaded a batch at a time."
-    enc = SemanticEncoder(weights, size, device, seed, batch_size, run)
-    E = [enc.encode([working_image(x, size) for x in images[i:i + batch_size]]) for i in range(0, len(images), batch_size)]
-    return (np.concatenate(E) if E else np.zeros((0, FAMILIES['semantic'].dim), np.float32)), enc.info
+                     ) -> tuple: # (float32 (n, 2048) pooled features, `resnet_weights_info`)
+    "Pooled ResNet50 features with `weights` as loaded (never trained on pairs), each image squeezed to `size` as the Siamese branches see it."
+    import torch
+    from artsim.finetune import NORMALIZE, resnet50_body
+    from artsim.siamese import pair_image
+    info = resnet_weights_info(weights, run, seed)
+    body = resnet50_body(weights, run, seed).eval().to(device)
+    mean, std = (torch.tensor(NORMALIZE[k], device=device).view(1, 3, 1, 1) for k in ('mean', 'std'))
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            x = torch.stack([pair_image(s, size) for s in images[i:i + batch_size]]).to(device).float() / 255
+            out.append(body((x - mean) / std).mean((2, 3)).float().cpu().numpy())
+    return (np.concatenate(out) if out else np.zeros((0, 2048), np.float32)), info
 
 # %% ../nbs/07_evaluation.ipynb #e7a00430
-RESNET_LABELS = dict(imagenet='ImageNet weights', random='random init', genre="chapter 04's genre model")
-
 def resnet_measure(weights) -> str:
     "The measure name of the raw ResNet50 cosine with `weights`."
     w = str(weights)
-    return f"resnet50:{w if w in RESNET_LABELS else w.rsplit('/', 1)[-1]}"
+    return f"resnet50:{w if w in ('imagenet', 'random', 'genre') else w.rsplit('/', 1)[-1]}"
 
 def _run_weights(run:Run) -> dict|None:
     "The family weights of the run's combined value (chapter 03's `weights`)."
@@ -337,21 +358,21 @@ def baseline_scores(run:Run, es:EvaluationSet,
     for w in resnet_weights or ():
         E, enc = resnet_embeddings(Q + G, w, resnet_size, device, seed, batch_size, run)
         name = resnet_measure(w)
-        used = RESNET_LABELS.get(str(w), str(w)) if not enc.get('warning') or str(w) == 'random' else f"{RESNET_LABELS.get(str(w), w)} requested; {enc['warning']}"
         scores[name] = l2_normalise(E[:len(Q)]) @ l2_normalise(E[len(Q):]).T
-        info[name] = dict(label=f'ResNet50 cosine ({used})', detail=f'pooled features at {resnet_size} px, weights as loaded', **enc)
+        info[name] = enc | dict(label=f"ResNet50 cosine ({enc['label']})", detail=f'pooled features at {resnet_size} px, weights as loaded')
     d, d_info = descriptor_scores(run, es)
     return scores | d, info | d_info
 
 # %% ../nbs/07_evaluation.ipynb #e7a00470
 def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relative to the run (its .json beside it)
                  device:str|None=None, # torch device; None: the CPU
-                ) -> tuple: # (SiameseSimilarity, the model's JSON)
-    "The run's trained Siamese network (chapter 06) and the JSON that describes it."
+                 batch_size:int=32, # images per forward pass
+                ) -> tuple: # (SiameseSimilarity, its JSON card)
+    "The run's trained Siamese network (chapter 06) and the card that describes it."
     f = run.require(path)
     from artsim.siamese import SiameseSimilarity
-    model = SiameseSimilarity.load(f, device=device or 'cpu')
-    return model, json.loads(f.with_suffix('.json').read_text(encoding='utf-8'))
+    net = SiameseSimilarity.load(f, device=device or 'cpu', batch_size=batch_size)
+    return net, net.card
 
 def siamese_scores(model, # anything with `similarity_matrix(A, B)`, e.g. `SiameseSimilarity`
                    run:Run, es:EvaluationSet) -> np.ndarray: # (queries, gallery)
@@ -376,7 +397,7 @@ def score_measures(run:Run, p, # the stage parameters
     scores = dict(siamese=siamese_scores(net, run, es))
     measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{meta.get('target', 'combined')}`"))
     size = int(p.resnet_size or meta.get('input_size') or 224) # by default the pixels the network sees
-    base, info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu', p.seed, p.batch_size,
+    base, info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu', p.seed, p.eval_batch_size,
                                  progress=sys.stderr.isatty())
     check_descriptor_scores(es, base)
     return es, scores | base, measures | info
@@ -627,7 +648,9 @@ def report_markdown(ev:dict, # the contents of metrics/eval.json
     L += [f"Preset `{pv['preset']}`, seed {pv['seed']}, artsim {pv['artsim_version']}; the Siamese encoder started from "
           f"{pv['backbone_weights']}. Test split only: {c['own_pairs']} own and {c['other_pairs']} other pairs of "
           f"{c['variant_paintings']} paintings, and {c['variants']} variants searching {c['test_paintings']} test paintings. "
-          f"Intervals: {round(100 * b['level'])}% percentile bootstrap over paintings ({b['resamples']} resamples).", '',
+          f"Intervals: {round(100 * b['level'])}% percentile bootstrap over paintings ({b['resamples']} resamples)."
+          + (' **The network was validated (early stopping) on these test pairs, so they are not fully held out.**'
+             if (pv.get('model') or {}).get('validated_on') == 'test' else ''), '',
           '## The hypothesis, against the measures already in use', '', markdown_table(headline_table(ev)), '',
           *[s + '\n' for s in _claims(ev)]]
     for f in REPORT_FIGURES: L += [f'![{FIGURES[f]}]({f})', '', f'*{FIGURES[f]}*', '']
@@ -704,9 +727,10 @@ def plot_breakdown(table:pd.DataFrame, # `breakdown` output
     return fig
 
 def save_figure(fig, path):
-    "Write `fig` to `path` as PNG, atomically, and close it."
+    "Write `fig` to `path` as PNG, atomically (chapter 04's `save_figure`), and close it."
     import matplotlib.pyplot as plt
-    with atomic_write(path) as f: fig.savefig(f, format='png', dpi=110, bbox_inches='tight')
+    from artsim.finetune import save_figure as write_png
+    write_png(fig, path)
     plt.close(fig)
 
 # %% ../nbs/07_evaluation.ipynb #e7a00690
@@ -716,8 +740,11 @@ def write_evaluation(run:Run, p, es:EvaluationSet, scores:dict, measures:dict, #
     "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
     target = meta.get('target', 'combined')
     ev = evaluate(es, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)
-    pv = provenance(run, p, meta.get('encoder_weights'), dict(path=str(p.model), **{k: meta.get(k) for k in ('architecture', 'target', 'input_size', 'preset', 'seed')}),
-                    {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')})
+    start = meta.get('encoder_weights')
+    if start is not None: start = resnet_weights_info(start, run, meta.get('seed') or 0)['weights']
+    model = dict(path=str(p.model), validated_on=(meta.get('siamese_params') or {}).get('validate_on'),
+                 **{k: meta.get(k) for k in ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed')})
+    pv = provenance(run, p, start, model, {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')})
     save_json(jsonable(dict(provenance=pv, measures=measures, **ev)), run.dir('metrics') / 'eval.json')
     ev = run.read_json('metrics/eval.json') # the figures and the report come from what was written
     pred = scores['siamese'][es.pairs.q, es.pairs.g]
@@ -735,5 +762,5 @@ def evaluate_run(run:Run, p, net, meta:dict) -> dict:
 
 def stage(run:Run, p) -> dict:
     "Evaluate the run's Siamese network (chapter 06) and the baselines on its test split."
-    net, meta = load_siamese(run, p.model, p.device)
+    net, meta = load_siamese(run, p.model, p.device, p.eval_batch_size)
     return evaluate_run(run, p, net, meta)

@@ -232,7 +232,7 @@ def test_retrieval_through_similarity_matrix_equals_a_pair_loop(eval_run):
 
 def params(**over):
     from fastcore.basics import AttrDict
-    return AttrDict(stage='evaluation', preset='tiny', **(stage_p('evaluation', 'tiny').__dict__ | dict(n_bootstrap=100) | over))
+    return AttrDict(stage='evaluation', preset='tiny', **(stage_p('evaluation', 'tiny').__dict__ | dict(n_bootstrap=100, resnet_weights=['random']) | over))
 
 
 @pytest.fixture(scope='module')
@@ -300,6 +300,31 @@ def test_a_baseline_that_beats_the_network_is_named(eval_run):
     assert ev['hypothesis']['versus']['ssim']['strength']['verdict'] == 'better'
     assert 'beats it on' in headline_table(ev).set_index('measure').loc['SSIM', 'against the Siamese network']
     assert 'Beating the Siamese network' in eval_run.resolve('report.md').read_text()
+
+
+def test_stage_with_a_real_siamese_network(eval_run, tmp_path):
+    "The stage end to end through `SiameseSimilarity.load`, on a small untrained network saved the way chapter 06 saves one."
+    import shutil
+    from artsim.evaluation import stage
+    from artsim.siamese import SiameseSimilarity, build_siamese
+    shutil.copytree(eval_run.path, tmp_path / 'r')
+    run = Run(tmp_path / 'r')
+    model, stats = build_siamese('random', embed_dim=16, hidden=8, seed=3)
+    card = dict(input_size=32, normalisation=stats, target='combined', encoder_weights='random', seed=3, preset='tiny',
+                siamese_params=dict(validate_on='valid'))
+    SiameseSimilarity(model, card, batch_size=8).save(run.path / 'models' / 'siamese')
+    ev = stage(run, params())
+    assert ev['provenance']['backbone_weights'] == 'random init (seed 3)' and ev['provenance']['model']['validated_on'] == 'valid'
+    assert ev['agreement']['target'] == 'combined' and ev['counts']['variants'] == 24
+    net, _ = load_siamese(run)
+    es = evaluation_set(run)
+    S = siamese_scores(net, run, es)
+    loop = np.array([[net.similarity(run.resolve(q), run.resolve(g)) for g in es.gallery.path] for q in es.queries.path])
+    np.testing.assert_allclose(S, loop, atol=1e-5)  # the matrix (one backbone pass per image) is the pair loop
+    boot = PaintingBootstrap(es.queries.painting, 100)
+    a, b = hypothesis(es, dict(siamese=S), boot)['measures']['siamese'], hypothesis(es, dict(siamese=loop), boot)['measures']['siamese']
+    for c in a: assert a[c]['value'] == pytest.approx(b[c]['value'], abs=1e-4), c
+    assert 'not fully held out' not in run.resolve('report.md').read_text()
 
 
 def test_missing_model_names_the_chapter_that_makes_it(eval_run):
