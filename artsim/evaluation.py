@@ -223,7 +223,11 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
     scores, manifest = run.read_parquet('similarity/pairs.parquet'), run.read_parquet('data/manifest.parquet')
     gallery = manifest[manifest.split == 'test']
     if max_paintings is not None and len(gallery) > int(max_paintings):
-        gallery = gallery.sample(n=int(max_paintings), random_state=derive_seed(seed, 'evaluation-paintings') % 2**32)
+        # a seeded sample that keeps the share of transformed paintings, at least one of them
+        has = gallery.id.isin(scores.original_id[scores.kind == 'positive'])
+        k = min(int(has.sum()), max(1, round(int(max_paintings) * has.mean())))
+        rs = derive_seed(seed, 'evaluation-paintings') % 2**32
+        gallery = pd.concat([gallery[has].sample(n=k, random_state=rs), gallery[~has].sample(n=min(int(max_paintings) - k, int((~has).sum())), random_state=rs)])
     gallery = gallery.sort_values('id')[['id', 'path', 'genre']].reset_index(drop=True)
     inside = (scores.split == 'test') & (scores.variant_split == 'test') & scores.original_id.isin(gallery.id) & scores.variant_of.isin(gallery.id)
     pairs = scores[inside].reset_index(drop=True)
