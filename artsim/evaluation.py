@@ -620,10 +620,13 @@ def _claims(ev:dict) -> list:
                + (f"{r1} {ci_text(ref[r1])} (chance {h['chance'][r1]:.2f}) and " if r1 else '')
                + f"mAP {ci_text(ref['map'])} (highest AUC: {labels[best('auc')]}, {ci_text(h['measures'][best('auc')]['auc'])}).")
     wins = {labels[m]: [CRITERIA_LABELS.get(cr, cr) for cr, v in vs.items() if v['verdict'] == 'better'] for m, vs in h['versus'].items()}
-    wins = [f"{m} ({', '.join(cs)})" for m, cs in wins.items() if cs]
+    every = [m for m, cs in wins.items() if len(cs) == len(h['criteria'])]
+    some = [f"{m} on {', '.join(cs)}" for m, cs in wins.items() if cs and m not in every]
     level = round(100 * ev['bootstrap']['level'])
-    out.append(f"**Baselines.** Beating the Siamese network, the {level}% interval of the paired difference above 0: {'; '.join(wins)}."
-               if wins else f"**Baselines.** No baseline beats the Siamese network on any criterion by more than the {level}% interval of the paired difference.")
+    parts = ([f"{', '.join(every)} on every criterion"] if every else []) + some
+    out.append(f"**Baselines.** Where a baseline beats the Siamese network (the {level}% interval of the paired difference above 0): "
+               f"{'; '.join(parts)}." if parts else
+               f"**Baselines.** No baseline beats the Siamese network on any criterion by more than the {level}% interval of the paired difference.")
     return out
 
 # %% ../nbs/07_evaluation.ipynb #e7a00650
