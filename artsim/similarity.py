@@ -395,13 +395,15 @@ class DescribedImages:
 
 # %% ../nbs/03_similarity.ipynb #783fe142
 def descriptor_versions(settings:dict, # size, semantic_weights, semantic_size, seed
+                        families=tuple(FAMILIES), # the families wanted
                         device:str='cpu', run_dir=None) -> dict: # family -> descriptor version
     "The descriptor versions of images described with `settings`."
-    enc = _encoder(settings['semantic_weights'], settings['semantic_size'], device, settings['seed'], run_dir)
-    return {f: descriptor_version(f, settings['size']) for f in HANDMADE} | {'semantic': enc.version}
+    out = {f: descriptor_version(f, settings['size']) for f in HANDMADE if f in families}
+    if 'semantic' in families: out['semantic'] = _encoder(settings['semantic_weights'], settings['semantic_size'], device, settings['seed'], run_dir).version
+    return out
 
 def describe_images(images, # a list of images: paths, bytes, PIL images or uint8 arrays
-                    calibration='default', # whose descriptor settings to use (see `load_calibration`); None: the shipped calibration's
+                    calibration='default', # whose descriptor settings and families to use (see `load_calibration`); None: the shipped calibration's settings, every family
                     *, size:int|None=None, # working-image side for the hand-made families; None: the calibration's
                     semantic_weights:str|None=None, # 'imagenet', 'random' or a state-dict file; None: the calibration's
                     semantic_size:int|None=None, # ResNet50 input side; None: the calibration's
@@ -410,23 +412,24 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
                     batch_size:int=32, # images loaded and encoded at a time
                     progress:bool=False, # show a progress bar
                    ) -> DescribedImages:
-    "Describe each image once with every family, the way the calibration's images were described (other settings are refused)."
+    "Describe each image once with every family of the calibration, the way its images were described (other settings are refused)."
     images = _image_list(images)
     cal = load_calibration(calibration)
     s = _settings(cal, size=size, semantic_weights=semantic_weights, semantic_size=semantic_size, seed=seed)
+    families = [f for f in FAMILIES if cal is None or f in cal.families]
     run_dir = cal.source.get('run') if cal is not None and s['semantic_weights'] == 'genre' else None
-    versions = descriptor_versions(s, device, run_dir)
+    versions = descriptor_versions(s, families, device, run_dir)
     if cal is not None: cal.check(versions) # refuse before describing anything
-    enc = _encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir)
-    hand, sem = {f: [] for f in HANDMADE}, []
+    hand, sem = {f: [] for f in HANDMADE if f in families}, []
     for i in tqdm(range(0, len(images), batch_size), desc='describing', unit='batch', disable=not progress):
         batch = [load_image(x) for x in images[i:i + batch_size]]
         for im in batch:
-            for f, v in describe(im, s['size']).items(): hand[f].append(v)
-        sem.append(enc.encode([working_image(im, s['semantic_size']) for im in batch]))
+            for f, v in describe(im, s['size'], list(hand)).items(): hand[f].append(v)
+        if 'semantic' in families:
+            enc = _encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir)
+            sem.append(enc.encode([working_image(im, s['semantic_size']) for im in batch]))
     names = [str(x) if isinstance(x, (str, Path)) else f'#{i}' for i, x in enumerate(images)]
-    return DescribedImages(names, {f: np.stack(v) for f, v in hand.items()} | {'semantic': np.concatenate(sem)},
-                           versions)
+    return DescribedImages(names, {f: np.stack(v) for f, v in hand.items()} | ({'semantic': np.concatenate(sem)} if sem else {}), versions)
 
 # %% ../nbs/03_similarity.ipynb #4ba2ddcd
 def compare_described(A:DescribedImages, B:DescribedImages, # N and M described images

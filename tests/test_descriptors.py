@@ -71,12 +71,13 @@ def test_unreadable_images_raise_a_named_error(tmp_path):
     with pytest.raises(ImageLoadError, match='broken.png'): describe(bad)
 
 
-def _count_calls(monkeypatch):
+def count_calls(monkeypatch, module=D):
+    "Count the images `module`'s `describe` and `SemanticEncoder.encode` are given (test_similarity uses it too)."
     calls = {'describe': 0, 'encode': 0}
-    real_describe, real_encode = D.describe, SemanticEncoder.encode
+    real_describe, real_encode = module.describe, SemanticEncoder.encode
     def describe_(*a, **k): calls['describe'] += 1; return real_describe(*a, **k)
     def encode_(self, images): calls['encode'] += len(images); return real_encode(self, images)
-    monkeypatch.setattr(D, 'describe', describe_)
+    monkeypatch.setattr(module, 'describe', describe_)
     monkeypatch.setattr(SemanticEncoder, 'encode', encode_)
     return calls
 
@@ -85,7 +86,7 @@ def test_second_extraction_does_no_work(tmp_path, monkeypatch, random_encoder):
     root = make_run(tmp_path / 'run', n_genres=2, n_per_genre=2, size=64, strengths=(0.5,), prompts={'p0': 'x'})
     files = sorted(root.rglob('*.png'))
     store = FeatureStore(tmp_path / 'features')
-    calls = _count_calls(monkeypatch)
+    calls = count_calls(monkeypatch)
     kw = dict(size=64, encoder=random_encoder, n_jobs=1, progress=False)
     index, stats = extract_features(files, store, **kw)
     assert calls == {'describe': len(files), 'encode': len(files)}

@@ -11,7 +11,7 @@ def test_wheel_installs_and_loads(tmp_path):
     assert r.returncode == 0, r.stderr
     whl = next(tmp_path.glob('artsim-*.whl'))
     names = set(zipfile.ZipFile(whl).namelist())
-    assert {'artsim/__init__.py', 'artsim/data.py', 'artsim/runs.py', 'artsim/reproduce.py', 'artsim/presets.yaml'} <= names
+    assert {'artsim/__init__.py', 'artsim/data.py', 'artsim/runs.py', 'artsim/reproduce.py', 'artsim/presets.yaml', 'artsim/calibration.json'} <= names
     entry = [n for n in names if n.endswith('entry_points.txt')]
     assert entry and 'artsim_reproduce = artsim.reproduce:main' in zipfile.ZipFile(whl).read(entry[0]).decode()
     site = tmp_path/'site'

@@ -4,11 +4,12 @@ import json, warnings
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from demo_pairs import stage_p
+from test_descriptors import count_calls
 import artsim
 import artsim.similarity as SIM
 from artsim.runs import Run
-from artsim.descriptors import FAMILIES, HANDMADE, SemanticEncoder, describe, feature_centre, feature_matrix, l2_normalise
-from artsim.similarity import (SEGMENT_SIMILARITY, Calibration, build_default_calibration, calibrate, calibrated, combine,
+from artsim.descriptors import FAMILIES, HANDMADE, describe, feature_centre, feature_matrix, l2_normalise
+from artsim.similarity import (SEGMENT_SIMILARITY, build_default_calibration, calibrated, combine,
                                compare_described, cosine_similarity, describe_images, descriptor_similarity,
                                descriptor_similarity_matrix, descriptor_versions, family_similarity, family_similarity_matrix,
                                histogram_intersection, load_calibration, map_similarity, negative_pairs, null_pairs,
@@ -203,13 +204,9 @@ def test_the_centred_semantic_family_spreads(described_root, scores):
 def test_matrix_equals_the_pair_loop_and_describes_each_image_once(demo_root, monkeypatch):
     A = [demo_root / 'data/images/genre0/g0-000.png', demo_root / 'generated/g0-000_p0_040.png', demo_root / 'data/images/genre3/g3-001.png']
     B = [demo_root / 'data/images/genre3/g3-001.png', np.asarray(Image.open(demo_root / 'generated/g0-000_p1_080.png'))]
-    loop = {k: np.array([[sim(a, b)[k] for b in B] for a in A]) for k in KEYS}
-    calls = {'describe': 0, 'encode': 0}
-    real_describe, real_encode = SIM.describe, SemanticEncoder.encode
-    def describe_(*a, **k): calls['describe'] += 1; return real_describe(*a, **k)
-    def encode_(self, images): calls['encode'] += len(images); return real_encode(self, images)
-    monkeypatch.setattr(SIM, 'describe', describe_)
-    monkeypatch.setattr(SemanticEncoder, 'encode', encode_)
+    pairs = [[sim(a, b) for b in B] for a in A]
+    loop = {k: np.array([[s[k] for s in row] for row in pairs]) for k in KEYS}
+    calls = count_calls(monkeypatch, SIM)
     m = descriptor_similarity_matrix(A, B)
     assert calls == {'describe': len(A) + len(B), 'encode': len(A) + len(B)}  # N + M descriptor computations for N x M values
     for k in KEYS:
@@ -306,3 +303,21 @@ def test_the_shipped_calibration_is_what_the_command_computes(tmp_path):
         assert s['n'] == new.families[f]['n']
         for k in ('anchor', 'mean', 'std', 'q05', 'q25', 'q75', 'q95'): assert abs(s[k] - new.families[f][k]) < 1e-4, (f, k)
     np.testing.assert_allclose(new.centres['semantic'], shipped.centres['semantic'], rtol=1e-4, atol=1e-6)
+
+
+def test_a_run_of_some_families_calibrates_and_scores_those(tmp_path):
+    from demo_pairs import make_run
+    from artsim.descriptors import stage as describe_stage
+    root = make_run(tmp_path / 'run', n_genres=3, n_per_genre=2, size=64, strengths=(0.3, 0.7), prompts={'p0': 'x'})
+    run = Run(root)
+    describe_stage(run, stage_p('descriptors', families=['color', 'semantic'], size=64, semantic_size=64, n_jobs=1))
+    stage(run, stage_p('similarity', calibration_pairs=50))
+    cal = load_calibration(run)
+    assert list(cal.families) == ['color', 'semantic'] and cal.settings['size'] == 64
+    scores = run.read_parquet('similarity/pairs.parquet')
+    assert {'color', 'semantic', 'color_calibrated', 'semantic_calibrated', 'combined', 'combined_raw'} <= set(scores) and 'shape' not in scores
+    a, b = root / 'data/images/genre0/g0-000.png', root / 'generated/g0-000_p0_030.png'
+    s = sim(a, b, calibration=root)
+    assert list(s) == ['color', 'semantic', 'combined']
+    row = scores[scores.generated_path == 'generated/g0-000_p0_030.png'].iloc[0]
+    np.testing.assert_allclose([s['color'], s['semantic'], s['combined']], row[['color_calibrated', 'semantic_calibrated', 'combined']].to_numpy(float), atol=1e-5)
