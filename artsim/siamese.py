@@ -47,9 +47,10 @@ def siamese_encoder(weights:str='genre', # 'genre', 'imagenet', 'random' or a st
 class SymmetricHead(nn.Module):
     "One similarity in [0, 1] from two embeddings; it sees only |a - b| and a * b, so s(a, b) == s(b, a) exactly."
     def __init__(self, embed_dim:int=256, # size of each embedding
-                 hidden:int=128, # width of the hidden layer
+                 hidden:int|None=None, # width of the hidden layer; None: embed_dim
                  dropout:float=0.1):
         super().__init__()
+        hidden = hidden or embed_dim
         self.layers = nn.Sequential(nn.Linear(2 * embed_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, 1))
     def forward(self, a, b): return torch.sigmoid(self.layers(torch.cat([(a - b).abs(), a * b], 1))).squeeze(1)
 
@@ -59,7 +60,7 @@ class SiameseNet(nn.Module):
     def __init__(self, encoder:nn.Module, # maps (N, 3, H, W) images to (N, nf, h, w) feature maps
                  nf:int=2048, # channels of the encoder's output
                  embed_dim:int=256, # size of the embedding the head compares
-                 hidden:int=128, # width of the head's hidden layer
+                 hidden:int|None=None, # width of the head's hidden layer; None: embed_dim
                  dropout:float=0.1):
         super().__init__()
         projection = nn.Sequential(nn.BatchNorm1d(nf), nn.Dropout(dropout), nn.Linear(nf, embed_dim), nn.ReLU(inplace=True))
@@ -86,7 +87,7 @@ def siamese_splitter(m:SiameseNet) -> list:
 # %% ../nbs/05_siamese.ipynb #41119d03
 def build_siamese(weights:str='genre', # the encoder's starting weights: 'genre', 'imagenet', 'random' or a file
                   run:Run|None=None, # the run whose genre model 'genre' means
-                  embed_dim:int=256, hidden:int=128, dropout:float=0.1,
+                  embed_dim:int=256, hidden:int|None=None, dropout:float=0.1,
                   seed:int=0, # seeds the random parts (the projection, the head, a random encoder)
                  ) -> tuple[SiameseNet, dict]: # the network and its input normalisation
     "A Siamese network on the shared encoder `weights`, and the normalisation its inputs need."

@@ -73,7 +73,7 @@ class FeaturePairs:
 def feature_dls(dls:DataLoaders, # chapter 05's `pair_dls`
                 features:torch.Tensor, # `encoder_features` of `dls.bank`
                 seed:int=0) -> DataLoaders:
-    "The same pairs, batches and order as `dls`, serving cached features instead of images."
+    "The pairs of `dls`, same batch size, serving cached features instead of images."
     out = []
     for dl in dls.loaders:
         f = DataLoader(FeaturePairs(dl.dataset, features), bs=dl.bs, shuffle=dl.shuffle, drop_last=dl.drop_last, device=dls.device)
@@ -87,12 +87,13 @@ LOSSES = ('mse', 'huber')
 def siamese_learner(dls:DataLoaders, model:SiameseNet,
                     loss:str='mse', # 'mse' or 'huber'
                     huber_delta:float=0.1, # Huber: where the loss turns from squared to absolute
+                    fp16:bool=True, # on CUDA: channels-last memory format and fp16 mixed precision
                     cbs=None) -> Learner:
     "A fastai Learner for the Siamese network: encoder and head parameter groups, MAE and MSE each epoch."
     if loss not in LOSSES: raise ValueError(f'loss must be one of {LOSSES}, got {loss!r}')
     loss_func = MSELossFlat() if loss == 'mse' else BaseLoss(torch.nn.HuberLoss, delta=huber_delta, floatify=True, is_2d=False)
     learn = Learner(dls, model, loss_func=loss_func, metrics=[mae, mse], splitter=siamese_splitter, train_bn=False, cbs=cbs)
-    if torch.device(dls.device or 'cpu').type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
+    if fp16 and torch.device(dls.device or 'cpu').type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
     return learn
 
 # %% ../nbs/06_training.ipynb #bc960e59
@@ -110,6 +111,9 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
     dev = torch.device(dls.device or 'cpu')
     best, log = KeepBestModel('valid_loss'), TrainingLog()
     cat = lambda xb: torch.cat([xb[0], xb[1]]) # both sides of each pair, as the shared branch sees them
+    def stopper(): # early stopping, ordered after the log so that the epoch it stops on is logged too
+        es = EarlyStoppingCallback(patience=patience); es.order = TrainingLog.order + 1
+        return es
     t0 = time.perf_counter()
     learn.add_cbs([best, log])
     try:
@@ -119,13 +123,13 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
                 feats = encoder_features(model, dls.bank, dls.stats, 2 * dls.train.bs, dev, progress)
                 learn.dls, log.phase = feature_dls(dls, feats, seed), 'frozen'
                 learn.freeze()
-                learn.fit_one_cycle(frozen_epochs, head_lr, cbs=[EarlyStoppingCallback(patience=patience), PreciseBN(model.projection, cat)])
+                learn.fit_one_cycle(frozen_epochs, head_lr, cbs=[stopper(), PreciseBN(model.projection, cat)])
             if unfrozen_epochs:
                 train = dls.train.new(n=min(unfrozen_pairs, len(dls.train.dataset))) if unfrozen_pairs else dls.train
                 learn.dls, log.phase = DataLoaders(train, *dls.loaders[1:], path=dls.path, device=dls.device), 'unfrozen'
                 learn.unfreeze()
                 learn.fit_one_cycle(unfrozen_epochs, slice(head_lr / 2 / encoder_lr_div, head_lr / 2),
-                                    cbs=[EarlyStoppingCallback(patience=patience), PreciseBN(model.branch, cat)])
+                                    cbs=[stopper(), PreciseBN(model.branch, cat)])
     finally:
         learn.dls = dls
         learn.remove_cbs([best, log])
