@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_evaluation.ipynb #e7a00040
 from __future__ import annotations
-import json, math, sys, time
+import math, sys, time
 from dataclasses import dataclass
 import numpy as np, pandas as pd
 from fastcore.basics import patch
@@ -24,8 +24,8 @@ __all__ = ['REGRESSION_METRICS', 'PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATOR
            'score_measures', 'agreement', 'pair_group', 'group_order', 'breakdown', 'family_agreement', 'verdict',
            'hypothesis', 'evaluate', 'provenance', 'jsonable', 'missing_provenance', 'ci_text', 'headline_table',
            'markdown_table', 'agreement_table', 'report_markdown', 'write_report', 'plot_measures',
-           'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'save_figure',
-           'write_evaluation', 'evaluate_run', 'stage']
+           'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'write_evaluation',
+           'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00090
 def _weights(x, w) -> np.ndarray: return np.ones(len(x)) if w is None else np.asarray(w, np.float64)
@@ -733,11 +733,11 @@ def plot_breakdown(table:pd.DataFrame, # `breakdown` output
     fig.tight_layout()
     return fig
 
-def save_figure(fig, path):
-    "Write `fig` to `path` as PNG, atomically (chapter 04's `save_figure`), and close it."
+def _save(fig, path):
+    "Write `fig` to `path` as PNG with chapter 04's `save_figure`, then close it: the stage shows nothing itself."
     import matplotlib.pyplot as plt
-    from artsim.finetune import save_figure as write_png
-    write_png(fig, path)
+    from artsim.finetune import save_figure
+    save_figure(fig, path)
     plt.close(fig)
 
 # %% ../nbs/07_evaluation.ipynb #e7a00690
@@ -755,11 +755,11 @@ def write_evaluation(run:Run, p, es:EvaluationSet, scores:dict, measures:dict, #
     save_json(jsonable(dict(provenance=pv, measures=measures, **ev)), run.dir('metrics') / 'eval.json')
     ev = run.read_json('metrics/eval.json') # the figures and the report come from what was written
     pred = scores['siamese'][es.pairs.q, es.pairs.g]
-    save_figure(plot_measures(ev), run.path / 'figures/eval_measures.png')
-    save_figure(plot_prediction_vs_target(es.pairs, pred, target), run.path / 'figures/eval_prediction_vs_target.png')
-    save_figure(plot_residuals_by_strength(es.pairs, pred, target), run.path / 'figures/eval_residuals_by_strength.png')
+    _save(plot_measures(ev), run.path / 'figures/eval_measures.png')
+    _save(plot_prediction_vs_target(es.pairs, pred, target), run.path / 'figures/eval_prediction_vs_target.png')
+    _save(plot_residuals_by_strength(es.pairs, pred, target), run.path / 'figures/eval_residuals_by_strength.png')
     for by, label in (('prompt_id', 'prompt'), ('genre', 'genre')):
-        save_figure(plot_breakdown(pd.DataFrame(ev['breakdown'][by]), by, label), run.path / f'figures/eval_error_by_{label}.png')
+        _save(plot_breakdown(pd.DataFrame(ev['breakdown'][by]), by, label), run.path / f'figures/eval_error_by_{label}.png')
     write_report(ev, run.path / 'report.md')
     return ev
 
