@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.artsim-installed
 
-.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs benchmark clean
+.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs readme lab benchmark clean
 
 # The stamp is newer than every install input once set-up has run: then `venv` takes a second.
 $(STAMP): setup.py settings.ini constraints.txt
@@ -52,19 +52,38 @@ demo: venv
 calibration: venv
 	$(BIN)/python -c "from artsim.similarity import build_default_calibration as b; c = b(); print('artsim/calibration.json:', c.source['n_pairs'], 'unrelated pairs')"
 
-# Quarto renders the docs where it is installed; docs-preview needs no Quarto.
+# Two sites: the chapters with their API (nbs/_quarto.yml) and the results of a run (_quarto.yml).
+# Quarto renders them where it is on PATH; without it, a static preview of both (nbs/pipeline/docs.ipynb).
+# nbdev_proc_nbs / nbdev_preview / nbdev_docs without Quarto run nbdev's installer (sudo, pip outside
+# .venv): nothing here calls them unless `quarto` is on PATH.
+RUN ?=
+DOCS_PREVIEW ?= _docs_preview
 docs: venv
-	$(BIN)/nbdev_docs
+	@if command -v quarto >/dev/null 2>&1; then
+	  $(BIN)/nbdev_docs
+	  ARTSIM_RUN="$(RUN)" quarto render
+	  echo "Open _docs/index.html (chapters and API) and _site/index.html (results)"
+	else
+	  echo "quarto is not on PATH: building the static preview instead"
+	  $(MAKE) --no-print-directory -o $(STAMP) docs-preview
+	fi
 
 docs-preview: venv
-	rm -rf _proc _docs_preview
-	$(BIN)/nbdev_proc_nbs
-	$(BIN)/jupyter nbconvert --log-level WARN --to html --output-dir _docs_preview _proc/*.ipynb
-	$(BIN)/jupyter nbconvert --log-level WARN --to html --output-dir _docs_preview/pipeline _proc/pipeline/*.ipynb
-	echo "Open _docs_preview/index.html"
+	@$(BIN)/python -m artsim.docs preview --out "$(DOCS_PREVIEW)" $(if $(RUN),--run "$(RUN)")
+
+# README.md is generated from nbs/index.ipynb: edit the notebook, then `make readme`.
+readme: venv
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_readme; else $(BIN)/python -m artsim.docs readme; fi
+
+# JupyterLab on this machine only, with the project's kernel (`artsim`, registered by `make venv`).
+LAB_PORT ?= 8888
+LAB_ARGS ?=
+lab: venv
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
+	  --MappingKernelManager.default_kernel_name=artsim $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 benchmark: venv
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
-	rm -rf _docs _proc _docs_preview build dist *.egg-info
+	rm -rf _docs _proc _docs_preview _site results build dist *.egg-info

@@ -1,5 +1,8 @@
 from configparser import ConfigParser
+from pathlib import Path
+import shutil
 import setuptools
+from setuptools.command.build_py import build_py
 
 # All settings are in settings.ini; edit there, not here.
 # (nbdev's template imported pkg_resources, which current setuptools no longer ships.)
@@ -26,7 +29,21 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 requirements = cfg.get('requirements', '').split()
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-dev_requirements = (cfg.get('dev_requirements') or '').split()
+reproduce_requirements = (cfg.get('reproduce_requirements') or '').split()
+dev_requirements = (cfg.get('dev_requirements') or '').split() + reproduce_requirements
+
+
+class build_py_with_chapters(build_py):
+    "Ship the chapters, nbs/NN_*.ipynb found by glob (new ones come along), as artsim/chapters/ for artsim_reproduce."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return  # an editable install runs the clone's nbs/ itself
+        chapters = sorted(Path(cfg.get('nbs_path', 'nbs')).glob('[0-9][0-9]_*.ipynb'))
+        dst = Path(self.build_lib)/cfg['lib_path']/'chapters'
+        shutil.rmtree(dst, ignore_errors=True)  # a chapter removed from nbs/ must not linger in build/
+        if chapters: self.mkpath(str(dst))
+        for f in chapters: self.copy_file(str(f), str(dst/f.name))
+
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -42,7 +59,8 @@ setuptools.setup(
     include_package_data=True,
     package_data={'artsim': ['*.yaml', '*.csv', '*.json']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'reproduce': reproduce_requirements},
+    cmdclass={'build_py': build_py_with_chapters},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -4,20 +4,21 @@
 
 # %% ../nbs/00_data.ipynb #cadb5ecd
 from __future__ import annotations
-import io, os, json, math, warnings
+import io, os, json, math, hashlib, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
-from .runs import Run, save_parquet, atomic_write, save_image, derive_seed
+from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive_seed, project_path
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'MANIFEST_COLUMNS',
-           'ImageLoadError', 'load_image', 'demo_painting', 'read_wikiart', 'read_huggan', 'read_folder',
-           'read_csv_source', 'read_demo', 'read_source', 'collect', 'split_stratified', 'build_manifest',
-           'save_manifest', 'stage', 'show_samples']
+__all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
+           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'demo_painting', 'read_wikiart', 'read_huggan',
+           'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path', 'check_params',
+           'input_fingerprint', 'collect', 'data_report', 'min_per_genre', 'check_collected', 'split_stratified',
+           'build_manifest', 'save_report', 'save_manifest', 'stage', 'show_samples']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -50,6 +51,38 @@ def _to_rgb(im:Image.Image) -> Image.Image:
         return Image.alpha_composite(bg, im).convert('RGB')
     return im.convert('RGB')
 
+def _open(src, name:str) -> Image.Image:
+    "Open a path or encoded bytes with PIL (lazily: nothing is decoded yet)."
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if path.is_dir(): raise ImageLoadError(name, "a directory, not an image file")
+        if not path.exists(): raise ImageLoadError(name, "no such file")
+        if not path.is_file(): raise ImageLoadError(name, "not a regular file")
+        if path.stat().st_size == 0: raise ImageLoadError(name, "empty file")
+        fp = path
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        if len(src) == 0: raise ImageLoadError(name, "empty bytes")
+        fp = io.BytesIO(bytes(src))
+    else: raise ImageLoadError(name, f"unsupported source type {type(src).__name__}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except UnidentifiedImageError: raise ImageLoadError(name, "not an image file (unidentified format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageLoadError(name, f"decompression bomb: {e}") from None
+    except OSError as e: raise ImageLoadError(name, f"corrupt or truncated: {e}") from None
+
+def _decode(im:Image.Image, name:str, max_pixels:int) -> Image.Image:
+    w, h = im.size
+    if w * h > max_pixels: raise ImageLoadError(name, f"decompression bomb: {w}x{h} exceeds {max_pixels} pixels")
+    if w == 0 or h == 0: raise ImageLoadError(name, f"empty image {w}x{h}")
+    try:
+        im.load()
+        return _to_rgb(ImageOps.exif_transpose(im))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageLoadError(name, f"corrupt or truncated: {e}") from None
+
 def load_image(src, # a path, encoded bytes, a PIL image or a uint8 array (H,W), (H,W,3) or (H,W,4)
                max_pixels:int=MAX_PIXELS, # refuse images with more pixels than this
               ) -> Image.Image:
@@ -60,34 +93,12 @@ def load_image(src, # a path, encoded bytes, a PIL image or a uint8 array (H,W),
             raise ImageLoadError(name, f"expected a uint8 array of shape (H,W), (H,W,3) or (H,W,4), got {src.dtype} {src.shape}")
         if src.size == 0: raise ImageLoadError(name, "empty array")
         return _to_rgb(Image.fromarray(src[..., 0] if src.ndim == 3 and src.shape[2] == 1 else src))
-    if isinstance(src, Image.Image): im = src
-    else:
-        if isinstance(src, (str, os.PathLike)):
-            path = Path(src)
-            if not path.is_file(): raise ImageLoadError(name, "no such file")
-            if path.stat().st_size == 0: raise ImageLoadError(name, "empty file")
-            fp = path
-        elif isinstance(src, (bytes, bytearray, memoryview)):
-            if len(src) == 0: raise ImageLoadError(name, "empty bytes")
-            fp = io.BytesIO(bytes(src))
-        else: raise ImageLoadError(name, f"unsupported source type {type(src).__name__}")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('error', Image.DecompressionBombWarning)
-                im = Image.open(fp)
-        except UnidentifiedImageError: raise ImageLoadError(name, "not an image file (unidentified format)") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ImageLoadError(name, f"decompression bomb: {e}") from None
-        except OSError as e: raise ImageLoadError(name, f"corrupt or truncated: {e}") from None
-    w, h = im.size
-    if w * h > max_pixels: raise ImageLoadError(name, f"decompression bomb: {w}x{h} exceeds {max_pixels} pixels")
-    if w == 0 or h == 0: raise ImageLoadError(name, f"empty image {w}x{h}")
-    try:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        return _to_rgb(im)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(name, f"corrupt or truncated: {e}") from None
+    if isinstance(src, Image.Image): return _decode(src, name, max_pixels)
+    im = _open(src, name)
+    try: return _decode(im, name, max_pixels)
+    except ImageLoadError:
+        im.close()  # the file PIL opened for us: a broken image must not leak its handle
+        raise
 
 # %% ../nbs/00_data.ipynb #5ee9ecce
 def _hsv(h, s, v) -> tuple:
@@ -360,14 +371,39 @@ def _hf_bytes(srcs) -> dict:
 
 # %% ../nbs/00_data.ipynb #d2799cb8
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp', '.webp', '.gif'}
+BAD_COLUMNS = ['src', 'id', 'genre', 'reason']
+
+def _walk_files(root:Path):
+    "Every file below `root`, in a stable order (symlinked folders are not followed)."
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files): yield Path(d)/f
+
+def _skip_reason(rel:Path) -> str|None:
+    if any(part.startswith('.') for part in rel.parts): return "skipped: a hidden file or folder"
+    if len(rel.parts) == 1: return "skipped: at the folder's root, not in a <genre>/ folder"
+    if rel.suffix.lower() not in IMAGE_SUFFIXES: return f"skipped: not an image file name ({rel.suffix or 'no suffix'})"
+    return None
 
 def read_folder(root) -> pd.DataFrame:
-    "Candidates from a folder of `<genre>/<image>` files."
+    "Candidates from a folder of `<genre>/.../<image>` files; `.attrs['skipped']` lists the files not read, with the reason."
     root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"image folder {root} does not exist")
-    rows = [dict(id=f'{f.parent.name}-{f.stem}', src=str(f), artist='unknown', genre=f.parent.name, style='unknown', source='folder')
-            for f in sorted(root.glob('*/*')) if f.suffix.lower() in IMAGE_SUFFIXES]
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    if not root.is_dir(): raise FileNotFoundError(f"image folder {root} does not exist" if not root.exists()
+                                                  else f"{root} is a file; source=folder reads a folder of <genre>/<image> files")
+    rows, skipped = [], []
+    for f in _walk_files(root):
+        rel = f.relative_to(root)
+        if why := _skip_reason(rel):
+            skipped.append(dict(src=str(f), id='', genre=rel.parts[0] if len(rel.parts) > 1 else '', reason=why)); continue
+        inner = Path(*rel.parts[1:])
+        rows.append(dict(id=f"{rel.parts[0]}-{'-'.join(inner.with_suffix('').parts)}", src=str(f), artist='unknown',
+                         genre=rel.parts[0], style='unknown', source='folder', name='-'.join(inner.parts)))
+    df = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS + ['name'])
+    dup = df.id.duplicated(keep=False)  # a.jpg beside a.png: the suffix tells them apart
+    df.loc[dup, 'id'] = df.genre[dup] + '-' + df.name[dup]
+    df = df[CANDIDATE_COLUMNS].reset_index(drop=True)
+    df.attrs['skipped'] = pd.DataFrame(skipped, columns=BAD_COLUMNS)
+    return df
 
 def read_csv_source(f) -> pd.DataFrame:
     "Candidates from a CSV with `path` and `genre` columns (and optionally `artist`, `style`, `id`)."
@@ -390,13 +426,51 @@ def read_demo(n_per_genre:int, seed:int) -> pd.DataFrame:
                              artist=f'demo-{g}-painter-{i % 4}', genre=g, style=DEMO_STYLES[g], source='demo'))
     return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
 
+SOURCES = dict(demo='procedural paintings made in code (no source_path)',
+               wikiart='WikiArt in the ArtGAN layout: a folder with the style folders and the CSV lists',
+               huggan='huggan/wikiart parquet shards: a folder of them, or one shard',
+               folder='a folder of <genre>/<image> files', csv='a CSV file with path and genre columns')
+
 def read_source(source:str, path=None, n_per_genre:int=10, seed:int=0) -> pd.DataFrame:
     "The candidates of `source`: demo, wikiart, huggan, folder or csv."
     readers = dict(wikiart=read_wikiart, huggan=read_huggan, folder=read_folder, csv=read_csv_source)
     if source == 'demo': return read_demo(n_per_genre, seed)
-    if source not in readers: raise ValueError(f"unknown source {source!r}; use one of demo, {', '.join(readers)}")
-    if path is None: raise ValueError(f"source {source!r} needs source_path")
+    if source not in readers: raise ValueError(f"unknown source {source!r}; the sources are {', '.join(SOURCES)}")
+    if path is None: raise ValueError(f"source={source} needs source_path: {SOURCES[source]}")
     return readers[source](path)
+
+# %% ../nbs/00_data.ipynb #c44c0151
+def source_path(p) -> Path|None:
+    "The source's location, absolute (a relative `source_path` resolves against the project root); None when not set."
+    return None if p.get('source_path') in (None, '') else project_path(p.source_path)
+
+def check_params(p):
+    "`ValueError` / `FileNotFoundError`, in one line, for data parameters that cannot work."
+    if p.source not in SOURCES: raise ValueError(f"unknown source {p.source!r}; the sources are {', '.join(SOURCES)}")
+    path = source_path(p)
+    if p.source != 'demo':
+        if path is None: raise ValueError(f"source={p.source} needs source_path: {SOURCES[p.source]} (-p source_path=...)")
+        if not path.exists(): raise FileNotFoundError(f"source_path {path} does not exist (source={p.source} reads {SOURCES[p.source]})")
+        if p.source in ('folder', 'wikiart') and not path.is_dir(): raise ValueError(f"source_path {path} is a file; source={p.source} reads {SOURCES[p.source]}")
+        if p.source == 'csv' and not path.is_file(): raise ValueError(f"source_path {path} is a folder; source=csv reads {SOURCES['csv']}")
+    if not isinstance(p.n_per_genre, int) or p.n_per_genre < 1: raise ValueError(f"n_per_genre must be a whole number of at least 1, got {p.n_per_genre!r}")
+    if not (0 <= p.valid_pct and 0 <= p.test_pct and p.valid_pct + p.test_pct < 1):
+        raise ValueError(f"valid_pct + test_pct must be below 1 (each at least 0), got {p.valid_pct} + {p.test_pct}")
+    if p.source == 'demo' and (p.min_size or 0) > (p.image_size or 128):
+        raise ValueError(f"source=demo paints at image_size={p.image_size or 128} px, below min_size={p.min_size}: "
+                         f"every painting would be left out; lower min_size or raise image_size")
+
+def input_fingerprint(p) -> str:
+    "A cheap fingerprint of the source: every file's path, size and modification time ('' for the demo, made in code)."
+    if p.source == 'demo': return ''
+    path = source_path(p)
+    files = [path] if path.is_file() else list(_walk_files(path))
+    if p.source == 'csv': files += [Path(s) for s in read_csv_source(path).src]
+    h = hashlib.sha256()
+    for f in files:
+        try: st = f.stat(); h.update(f'{f}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+        except OSError: h.update(f'{f}\0missing\n'.encode())
+    return h.hexdigest()[:16]
 
 # %% ../nbs/00_data.ipynb #af024e4f
 MANIFEST_COLUMNS = ['id', 'path', 'artist', 'genre', 'style', 'split', 'width', 'height', 'source']
@@ -423,14 +497,13 @@ def _fit(img:Image.Image, size:int|None) -> Image.Image:
 
 def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_size:int|None=None,
             seed:int=0, genres=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, bad files with reasons)."
+    "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, every file looked at and left out, with the reason)."
     if genres: cands = cands[cands.genre.isin(list(genres))]
-    if cands.empty: raise ValueError(f"no candidates{' for genres ' + str(list(genres)) if genres else ''}")
     queues = {g: list(df.sample(frac=1., random_state=derive_seed(seed, 'order', g) % 2**31).itertuples(index=False))
               for g, df in cands.groupby('genre', sort=True)}
     kept, bad = {g: [] for g in queues}, []
-    total = n_per_genre * len(queues)
-    pb = progress_bar(range(total), leave=False)
+    total = sum(min(n_per_genre, len(q)) for q in queues.values())
+    pb = progress_bar(range(max(total, 1)), leave=False)
     pb.update(done := 0)
     while True:  # rounds: each asks for what each genre still misses, fetched in one batch
         batch = [(g, q.pop(0)) for g, q in queues.items() for _ in range(min(len(q), n_per_genre - len(kept[g])))]
@@ -452,11 +525,57 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
             kept[g].append(dict(id=c.id, path=path, artist=c.artist, genre=g, style=c.style,
                                 width=img.width, height=img.height, source=c.source))
             done += 1
-            pb.update(done)
-    rows = pd.DataFrame([r for g in kept for r in kept[g]])
-    short = {g: len(v) for g, v in kept.items() if len(v) < n_per_genre}
-    if short: warnings.warn(f"fewer than {n_per_genre} good paintings for {short}")
-    return rows, pd.DataFrame(bad, columns=['src', 'id', 'genre', 'reason'])
+            pb.update(min(done, total))
+    rows = pd.DataFrame([r for g in kept for r in kept[g]], columns=[c for c in MANIFEST_COLUMNS if c != 'split'])
+    return rows, pd.DataFrame(bad, columns=BAD_COLUMNS)
+
+# %% ../nbs/00_data.ipynb #4bcdf213
+def _kind(reason:str) -> str:
+    "A reason without its details: 'smaller than min_size=256: 128x96' -> 'smaller than min_size=256'."
+    return reason if reason.startswith('skipped:') else reason.split(':', 1)[0].strip()
+
+def _n(k:int, word:str) -> str: return f"{k} {word}{'s' * (k != 1)}"
+
+def data_report(cands:pd.DataFrame, rows:pd.DataFrame, bad:pd.DataFrame, skipped:pd.DataFrame, n_per_genre:int) -> dict:
+    "Counts per genre and overall of candidates looked at, kept, left out and not needed, and the reasons files were left out."
+    genres = {}
+    for g, n in cands.groupby('genre').size().items():
+        k, b = int((rows.genre == g).sum()) if len(rows) else 0, int((bad.genre == g).sum())
+        genres[g] = dict(candidates=int(n), looked_at=k + b, kept=k, left_out=b)
+    looked, kept = sum(v['looked_at'] for v in genres.values()), sum(v['kept'] for v in genres.values())
+    reasons = pd.concat([bad.reason, skipped.reason]).map(_kind).value_counts()
+    return dict(n_per_genre=n_per_genre, candidates=len(cands), looked_at=looked, kept=kept, left_out=len(bad),
+                not_looked_at=len(cands) - looked, skipped=len(skipped), genres=genres,
+                reasons={k: int(v) for k, v in reasons.items()},
+                bad_files=(f"data/bad_files.csv lists the {_n(len(bad), 'file')} left out of the {looked} looked at, and the "
+                           f"{_n(len(skipped), 'file')} of the source skipped as not candidates; " +
+                           (f"{_n(len(cands) - looked, 'more candidate')} were not looked at: n_per_genre={n_per_genre} good ones were found without them"
+                            if len(cands) > looked else "every candidate was looked at")))
+
+def min_per_genre(valid_pct:float, test_pct:float) -> int:
+    "The fewest paintings a genre needs for the split: one in train, and one in each of valid and test that has a share."
+    return 1 + (valid_pct > 0) + (test_pct > 0)
+
+def check_collected(report:dict, bad:pd.DataFrame, p):
+    "`ValueError` saying what to change when nothing could be used, or a genre is too small to split."
+    if report['candidates'] == 0:
+        raise ValueError(f"no candidate paintings{' for genres ' + str(list(p.genres)) if p.genres else ''} in source={p.source}"
+                         f"{' at ' + str(source_path(p)) if source_path(p) else ''}" +
+                         (f" ({report['skipped']} files skipped: {', '.join(f'{v} {k}' for k, v in report['reasons'].items())})" if report['skipped'] else ''))
+    if report['kept'] == 0:
+        why = ', '.join(f'{v} {k}' for k, v in report['reasons'].items())
+        msg = f"no painting could be used: all {report['looked_at']} candidates looked at were left out ({why})"
+        small = bad.reason[bad.reason.str.startswith('smaller than min_size')]
+        if len(small):
+            best = max(min(int(x) for x in r.rsplit(' ', 1)[-1].split('x')) for r in small)
+            msg += f"; the largest shorter side seen is {best} px: lower min_size (-p min_size={best}) or use larger images"
+        else: msg += f"; check source_path and source={p.source}"
+        raise ValueError(msg + "; see data/bad_files.csv")
+    need = min_per_genre(p.valid_pct, p.test_pct)
+    small = {g: v['kept'] for g, v in report['genres'].items() if v['kept'] < need}
+    if small:
+        raise ValueError(f"too few usable paintings to split {', '.join(f'{g!r} ({k})' for g, k in small.items())}: each genre needs at least "
+                         f"{need} (valid_pct={p.valid_pct}, test_pct={p.test_pct}); add images, or leave the genre out with -p genres=[...]")
 
 # %% ../nbs/00_data.ipynb #e87ec8bb
 def split_stratified(df:pd.DataFrame, valid_pct:float=.2, test_pct:float=.2, seed:int=0, by:str='genre') -> pd.Series:
@@ -466,25 +585,43 @@ def split_stratified(df:pd.DataFrame, valid_pct:float=.2, test_pct:float=.2, see
     split = pd.Series('train', index=df.index)
     for g, idx in df.groupby(by).groups.items():
         idx = np.random.default_rng(derive_seed(seed, 'split', g)).permutation(np.asarray(idx))
-        n_test = min(int(round(len(idx) * test_pct)), max(len(idx) - 1, 0))
-        n_valid = min(int(round(len(idx) * valid_pct)), max(len(idx) - 1 - n_test, 0))
+        n_test = min(max(int(round(len(idx) * test_pct)), int(test_pct > 0)), max(len(idx) - 1, 0))
+        n_valid = min(max(int(round(len(idx) * valid_pct)), int(valid_pct > 0)), max(len(idx) - 1 - n_test, 0))
         split[idx[:n_test]] = 'test'; split[idx[n_test:n_test + n_valid]] = 'valid'
     return split
 
 # %% ../nbs/00_data.ipynb #0735b9cf
-def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Read `p.source`, keep and check the paintings, split them: (manifest, bad files)."
-    path = None if p.source_path is None else Path(p.source_path).expanduser()
-    cands = read_source(p.source, path, p.n_per_genre, p.seed)
-    rows, bad = collect(run, cands, p.n_per_genre, p.min_size or 0, p.image_size, p.seed, p.genres)
+def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    "Read `p.source`, keep and check the paintings, split them: (manifest, bad files, report)."
+    check_params(p)
+    cands = read_source(p.source, source_path(p), p.n_per_genre, p.seed)
+    skipped = cands.attrs.get('skipped', pd.DataFrame(columns=BAD_COLUMNS))
+    if p.genres:
+        if unknown := sorted(set(p.genres) - set(cands.genre)):
+            raise ValueError(f"genres {unknown} are not in source={p.source}; its genres are {sorted(set(cands.genre))}")
+        cands = cands[cands.genre.isin(list(p.genres))]
+    rows, bad = collect(run, cands, p.n_per_genre, p.min_size or 0, p.image_size, p.seed)
+    report = data_report(cands, rows, bad, skipped, p.n_per_genre)
+    bad = pd.concat([bad, skipped], ignore_index=True) if len(skipped) else bad
+    try: check_collected(report, bad, p)
+    except ValueError:
+        save_report(run, bad, report)  # what was looked at, and why each file was left out, stays readable
+        raise
+    short = {g: v['kept'] for g, v in report['genres'].items() if v['kept'] < p.n_per_genre}
+    if short: warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {len(short)} genres, all kept: {short}")
     rows['split'] = split_stratified(rows, p.valid_pct, p.test_pct, p.seed)
     rows[['width', 'height']] = rows[['width', 'height']].astype('int64')
-    return rows[MANIFEST_COLUMNS].reset_index(drop=True), bad
+    return rows[MANIFEST_COLUMNS].reset_index(drop=True), bad, report
 
-def save_manifest(run:Run, manifest:pd.DataFrame, bad:pd.DataFrame):
-    "Write `data/manifest.parquet` and `data/bad_files.csv`, atomically."
-    save_parquet(manifest, run.path/'data'/'manifest.parquet')
+def save_report(run:Run, bad:pd.DataFrame, report:dict):
+    "Write `data/bad_files.csv` and `data/report.json`, atomically."
     with atomic_write(run.path/'data'/'bad_files.csv', 'w') as f: bad.to_csv(f, index=False)
+    save_json(report, run.path/'data'/'report.json')
+
+def save_manifest(run:Run, manifest:pd.DataFrame, bad:pd.DataFrame, report:dict):
+    "Write `data/manifest.parquet`, `data/bad_files.csv` and `data/report.json`, atomically."
+    save_parquet(manifest, run.path/'data'/'manifest.parquet')
+    save_report(run, bad, report)
 
 def stage(run:Run, p):
     "The data stage, headless: build and save the manifest."

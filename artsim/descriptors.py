@@ -492,6 +492,11 @@ class _Writer:
             self.store.put(fam, self.versions[fam], hs, np.stack(vs) if vs else [])
 
 # %% ../nbs/02_descriptors.ipynb #5a7f3751
+def _stop_workers():
+    "Shut joblib's reusable worker pool down: its workers would outlive the kernel that ran the stage."
+    from joblib.externals.loky import get_reusable_executor
+    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
+
 def extract_features(files:list, # image files
                      store:FeatureStore, # the cache to fill
                      families:Iterable[str]=tuple(FAMILIES), # families to extract
@@ -524,10 +529,13 @@ def extract_features(files:list, # image files
         per_task = max(1, min(32, -(-len(items) // (4 * workers))))
         tasks = [items[i:i + per_task] for i in range(0, len(items), per_task)]
         results = Parallel(n_jobs=workers, return_as='generator_unordered')(delayed(_describe_batch)(t, size) for t in tasks)
-        for res in tqdm(results, total=len(tasks), desc='hand-made families', disable=not progress):
-            for h, vecs, err in res:
-                if err: errors[h] = err; continue
-                for fam, v in vecs.items(): writer.add(fam, h, v); counts[fam] += 1
+        try:
+            for res in tqdm(results, total=len(tasks), desc='hand-made families', disable=not progress):
+                for h, vecs, err in res:
+                    if err: errors[h] = err; continue
+                    for fam, v in vecs.items(): writer.add(fam, h, v); counts[fam] += 1
+        finally:
+            if workers > 1: _stop_workers()
         writer.flush()
     if 'semantic' in families:
         sem = list({h: f for f, h in zip(index.file, index.hash) if isinstance(h, str) and h not in have['semantic'] and h not in errors}.items())
@@ -595,7 +603,10 @@ def stage(run:Run, p) -> None:
     for f in families: store.consolidate(f)
     save_parquet(images, run.path / 'features/images.parquet')
     save_json(stats['versions'], run.path / 'features/versions.json')
-    save_json(stats, run.path / 'features/extraction.json')
+    # the record of the pass that did the work stays; a warm rerun that extracted nothing is kept beside it as last_pass
+    done = run.resolve('features/extraction.json')
+    work = stats if any(stats['extracted'].values()) or not done.exists() else {k: v for k, v in run.read_json('features/extraction.json').items() if k != 'last_pass'}
+    save_json({**work, 'last_pass': stats}, done)
     if encoder: save_json(encoder.info, run.path / 'features/semantic.json')
     save_centres(store, images, stats['versions'])
     save_json(descriptor_settings(p), run.path / 'features/settings.json')

@@ -270,7 +270,7 @@ def refiner_files(model_id:str=REFINER_ID, # a Hugging Face Hub id
     return d, d.name
 
 # %% ../nbs/01_generation.ipynb #75cfe3b4
-def resolve_dtype(dtype:str, device) -> 'torch.dtype':
+def resolve_dtype(dtype:str, device):
     "The torch dtype for `dtype` ('auto': float16 on CUDA, float32 elsewhere; or 'float16', 'bfloat16', 'float32')"
     import torch
     if dtype in (None, 'auto'): return torch.float16 if str(device).startswith('cuda') else torch.float32

@@ -4,33 +4,41 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import re, sys, json, time, hashlib
+import os, re, sys, json, time, difflib, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
-import nbformat
 import artsim
-from fastcore.script import call_parse, Param, anno_parser
-from .runs import STAGES, PRESETS, preset_params, save_json, save_yaml
+from fastcore.basics import AttrDict
+from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
+                         check_stage_params, stage_fingerprint)
 
 # %% auto #0
-__all__ = ['find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config', 'chapter_code', 'ChapterFailed',
-           'run_chapter', 'artsim_reproduce', 'main']
+__all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
+           'check_config', 'chapter_code', 'ChapterFailed', 'is_export_hook', 'run_chapter', 'MissingExtra',
+           'check_extra', 'artsim_reproduce', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
-def find_nbs(nbs=None) -> Path:
-    "The notebooks folder: `nbs`, else the nbdev project's around the working directory, else the package's checkout."
-    if nbs is not None: cands = [Path(nbs)]
-    else:
-        here = Path.cwd().absolute()
-        cands = [d/'nbs' for d in (here, *here.parents) if (d/'settings.ini').exists()]
-        cands.append(Path(artsim.__file__).absolute().parent.parent/'nbs')
-    for c in cands:
-        if c.is_dir(): return c
-    raise FileNotFoundError(f"no chapters folder found (looked in {', '.join(map(str, cands))}); run from an artsim checkout or pass --nbs")
+class UsageError(ValueError):
+    "Something the user typed or pointed at cannot work: reported in one line, exit code 2."
 
-def _stage_of(nb) -> str|None:
-    for c in nb.cells:
-        m = re.search(r'^#\|\s*default_exp\s+(\S+)', c.source, re.M) if c.cell_type == 'code' else None
+def find_nbs(nbs=None) -> Path:
+    "The chapters' folder: `nbs`, else the clone's `nbs/`, else the editable clone's, else the chapters shipped in the package."
+    if nbs is not None:
+        if not Path(nbs).is_dir(): raise UsageError(f"--nbs {nbs}: no such folder")
+        return Path(nbs).absolute()
+    pkg = Path(artsim.__file__).absolute().parent
+    roots = [r for r in (project_root(), project_root(pkg.parent)) if r is not None]
+    cands = [r/'nbs' for r in roots] + [pkg/'chapters']
+    for c in cands:
+        if c.is_dir() and any(c.glob('[0-9][0-9]_*.ipynb')): return c
+    raise UsageError(f"no chapters found (looked in {', '.join(map(str, cands))}); run inside an artsim clone or pass --nbs")
+
+def _cells(path) -> list[dict]:
+    return [dict(c, source=''.join(c.get('source', ''))) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells']]
+
+def _stage_of(cells) -> str|None:
+    for c in cells:
+        m = re.search(r'^#\|\s*default_exp\s+(\S+)', c['source'], re.M) if c['cell_type'] == 'code' else None
         if m: return m.group(1)
     return None
 
@@ -38,24 +46,24 @@ def chapters(nbs) -> list[tuple[str, str, Path]]:
     "The pipeline's chapters in `nbs`, in order: (chapter name, stage, path)."
     out = []
     for f in sorted(Path(nbs).glob('[0-9][0-9]_*.ipynb')):
-        nb = nbformat.read(f, as_version=4)
-        stage = _stage_of(nb)
-        has_params = any('parameters' in c.metadata.get('tags', []) for c in nb.cells)
-        if stage in STAGES and has_params: out.append((f.stem, stage, f))
+        cells = _cells(f)
+        has_params = any('parameters' in c.get('metadata', {}).get('tags', []) for c in cells)
+        if (stage := _stage_of(cells)) in STAGES and has_params: out.append((f.stem, stage, f))
     return out
 
 # %% ../nbs/pipeline/reproduce.ipynb #37b753ad
 def select_chapters(chs, only=None, start=None) -> list:
     "Chapters named in `only` (comma separated numbers, names or stages), or from `start` on."
     def key(c, name): return name in (c[0], c[1], c[0].split('_')[0])
+    names = ', '.join(c[0] for c in chs)
     if only:
-        names = [n.strip() for n in str(only).split(',') if n.strip()]
-        unknown = [n for n in names if not any(key(c, n) for c in chs)]
-        if unknown: raise ValueError(f"no chapter {unknown}; the chapters are {[c[0] for c in chs]}")
-        return [c for c in chs if any(key(c, n) for n in names)]
+        wanted = [n.strip() for n in str(only).split(',') if n.strip()]
+        unknown = [n for n in wanted if not any(key(c, n) for c in chs)]
+        if unknown: raise UsageError(f"--only {only}: no chapter {', '.join(map(repr, unknown))}; the chapters are {names}")
+        return [c for c in chs if any(key(c, n) for n in wanted)]
     if start:
         i = next((i for i, c in enumerate(chs) if key(c, str(start))), None)
-        if i is None: raise ValueError(f"no chapter {start!r}; the chapters are {[c[0] for c in chs]}")
+        if i is None: raise UsageError(f"--from {start}: no chapter {str(start)!r}; the chapters are {names}")
         return chs[i:]
     return list(chs)
 
@@ -64,30 +72,41 @@ def parse_overrides(pairs) -> dict:
     "`['a=1', 'b=[x,y]']` -> `{'a': 1, 'b': ['x','y']}` (values as YAML)."
     out = {}
     for kv in pairs or []:
-        if '=' not in kv: raise ValueError(f"an override is name=value, got {kv!r}")
-        k, v = kv.split('=', 1)
-        out[k.strip()] = yaml.safe_load(v)
+        k, eq, v = kv.partition('=')
+        if not eq or not k.strip(): raise UsageError(f"-p {kv}: a parameter is name=value, for example -p n_per_genre=10")
+        try: out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError as e: raise UsageError(f"-p {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     return out
 
 def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
     "Every stage's resolved parameters: the preset's, then the overrides."
+    if preset not in PRESETS: raise UsageError(f"unknown preset {preset!r}; the presets are {', '.join(PRESETS)}")
     stages_p, known = {}, set()
     for s in stages:
         p = preset_params(preset, s)
         known |= set(p)
         p.update({k: v for k, v in overrides.items() if k in p})
         stages_p[s] = dict(run_dir=str(run_dir), preset=preset, **p)
-    unknown = set(overrides) - known
-    if unknown: raise ValueError(f"unknown parameter(s) {sorted(unknown)}; the chapters take {sorted(known)}")
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        near = [m for u in unknown for m in difflib.get_close_matches(u, known, n=1)]
+        raise UsageError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(unknown)}" +
+                         (f" (did you mean {', '.join(near)}?)" if near else '') + f"; the chapters take {', '.join(sorted(known))}")
     return stages_p
 
+def check_config(cfg:dict, chs) -> None:
+    "Each chosen chapter's stage checks its parameters (`check_params`) before anything runs: `UsageError` naming the chapter."
+    for name, stage, _ in chs:
+        try: check_stage_params(stage, cfg[stage])
+        except (ValueError, FileNotFoundError) as e: raise UsageError(f"{name}: {e}") from None
+
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
-def _digest(params:dict, upstream:str='', code:str='') -> str:
-    return hashlib.sha256((upstream + code + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()[:16]
+def _digest(params:dict, upstream:str='', code:str='', inputs:str='') -> str:
+    return hashlib.sha256((upstream + code + inputs + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()[:16]
 
 def chapter_code(path) -> str:
     "The code cells of a chapter, the part of it that decides what it writes."
-    return '\n'.join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'code')
+    return '\n'.join(c['source'] for c in _cells(path) if c['cell_type'] == 'code')
 
 def _done(run_dir:Path, chapter:str) -> dict|None:
     f = run_dir/'.done'/f'{chapter}.json'
@@ -97,90 +116,190 @@ def _done(run_dir:Path, chapter:str) -> dict|None:
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 
 class ChapterFailed(Exception):
-    "A chapter raised: the chapter, the failing cell and its traceback."
-    def __init__(self, chapter, cell, error):
-        self.chapter, self.cell, self.error = chapter, cell, error
-        super().__init__(f"chapter {chapter} failed in cell {cell}:\n{error}")
+    "A chapter raised: the chapter, the failing cell, the error, and where the traceback and executed notebook are."
+    def __init__(self, chapter, cell, error, traceback='', log=None, notebook=None, source=''):
+        self.chapter, self.cell, self.error, self.traceback, self.log, self.notebook = chapter, cell, error, traceback, log, notebook
+        # the cell's own frame comes first in IPython's traceback: its arrow marks the line of the cell that raised
+        m = re.search(r'^-+>\s*(\d+)\s+(.*)$', traceback, re.M)
+        first = next((l for l in source.splitlines() if l.strip() and not l.startswith('#|')), '')
+        self.where = (f"cell [{cell}], line {m.group(1)} ({m.group(2).strip()[:70]})" if m else
+                      f"cell [{cell}]" + (f" ({first.strip()[:70]})" if first else ''))
+        super().__init__(f"chapter {chapter} failed in {self.where}: {error}")
 
-def run_chapter(path:Path, out:Path, params:dict, cwd=None, progress:bool=True):
-    "Execute the notebook `path` with papermill into `out`, with `params`; `ChapterFailed` if a cell raises."
+# ipykernel_launcher, with the kernel process's own stdout and stderr (its log messages, not the cells' outputs) into a file
+_LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); os.dup2(fd, 1); os.dup2(fd, 2)\n"
+           "if sys.path[0] == '': del sys.path[0]\n"
+           "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+
+@contextlib.contextmanager
+def _kernel_env(log:Path):
+    "This Python as the chapters' `python3` kernel, its own messages into `log`; no `IN_TEST` for the chapters, and no `MPLBACKEND` (figures stay in the executed notebooks)."
+    d = temporary_dir('artsim-kernel-')
+    spec = d/'kernels'/'python3'; spec.mkdir(parents=True)
+    (spec/'kernel.json').write_text(json.dumps(dict(argv=[sys.executable, '-c', _LAUNCH, str(log), '-f', '{connection_file}'],
+                                                    display_name='Python 3 (ipykernel)', language='python')))
+    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND')}
+    os.environ['JUPYTER_PATH'] = os.pathsep.join([str(d)] + ([old['JUPYTER_PATH']] if old['JUPYTER_PATH'] else []))
+    os.environ.pop('IN_TEST', None); os.environ.pop('MPLBACKEND', None)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+@contextlib.contextmanager
+def _log_to(log:Path):
+    "papermill's messages, the cells' outputs and Python warnings of this process into the file `log`, not the terminal."
+    h = logging.FileHandler(log, mode='a', encoding='utf-8')  # appending, as the kernel process does to the same file
+    h.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s', '%H:%M:%S'))
+    loggers = [logging.getLogger(n) for n in ('papermill', 'py.warnings', 'traitlets')]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers: lg.addHandler(h); lg.setLevel(logging.INFO); lg.propagate = False
+    logging.captureWarnings(True)
+    try: yield logging.getLogger('papermill')
+    finally:
+        logging.captureWarnings(False)
+        for lg, (lvl, prop) in zip(loggers, saved): lg.removeHandler(h); lg.setLevel(lvl); lg.propagate = prop
+        h.close()
+
+def is_export_hook(source:str) -> bool:
+    "Whether a cell only runs `nbdev_export` (the last cell of every chapter): the runner leaves it out."
+    body = '\n'.join(l for l in source.splitlines() if l.strip() and not l.lstrip().startswith('#'))
+    return bool(re.fullmatch(r'\s*(import nbdev\s*[;\n]\s*)?nbdev\.nbdev_export\(\)\s*;?\s*', body))
+
+def _runnable(path:Path) -> Path:
+    "A copy of the chapter without its export hook: a run must not rewrite the package, and outside a clone it cannot."
+    nb = json.loads(path.read_text(encoding='utf-8'))
+    nb['cells'] = [c for c in nb['cells'] if not (c['cell_type'] == 'code' and is_export_hook(''.join(c['source'])))]
+    f = temporary_dir('artsim-chapter-')/path.name
+    f.write_text(json.dumps(nb), encoding='utf-8')
+    return f
+
+def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:bool=False):
+    "Execute the notebook `path` with papermill into `out`, with `params`, details into `log`; `ChapterFailed` if a cell raises."
     import papermill as pm
-    try:
-        pm.execute_notebook(str(path), str(out), parameters=params, kernel_name='python3', progress_bar=progress,
-                            cwd=str(cwd or Path.cwd()), log_output=False, report_mode=False)
-    except pm.PapermillExecutionError as e:
-        tb = _ANSI.sub('', '\n'.join(e.traceback or [])) or f"{e.ename}: {e.evalue}"
-        raise ChapterFailed(path.stem, e.exec_count or e.cell_index, tb) from None
+    from traitlets.config import Config
+    config = Config()
+    if os.name == 'posix': config.KernelManager.transport = 'ipc'
+    bar = dict(desc=path.stem, leave=False, file=sys.stderr, dynamic_ncols=True) if progress else False
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text('')
+    with _kernel_env(log), _log_to(log) as logger:
+        logger.info("Chapter: %s", path)
+        try:
+            pm.execute_notebook(str(_runnable(path)), str(out), parameters=params, kernel_name='python3', progress_bar=bar, config=config,
+                                cwd=str(cwd or Path.cwd()), log_output=True, report_mode=False)
+        except pm.PapermillExecutionError as e:
+            tb = _ANSI.sub('', '\n'.join(e.traceback or [])) or f"{e.ename}: {e.evalue}"
+            logger.error("chapter %s failed in cell [%s]:\n%s", path.stem, e.exec_count, tb)
+            raise ChapterFailed(path.stem, e.exec_count or e.cell_index, f"{e.ename}: {e.evalue}", tb, log, out, e.source or '') from None
 
 # %% ../nbs/pipeline/reproduce.ipynb #4fb153a4
-def _table(rows) -> str:
-    w = max([len(r[0]) for r in rows] + [7])
-    lines = [f"{'chapter':<{w}}  {'status':<8} {'seconds':>8}", '-' * (w + 18)]
-    lines += [f"{c:<{w}}  {s:<8} {t:>8.1f}" for c, s, t in rows]
-    lines += ['-' * (w + 18), f"{'total':<{w}}  {'':<8} {sum(r[2] for r in rows):>8.1f}"]
-    return '\n'.join(lines)
+REPRODUCE_NEEDS = ('papermill', 'nbformat', 'ipykernel')  # what the `reproduce` extra installs
 
-@call_parse
+class MissingExtra(RuntimeError):
+    "The runner's own dependencies are not installed."
+
+def check_extra():
+    "`MissingExtra`, saying what to install, when papermill, nbformat or ipykernel is missing."
+    missing = [m for m in REPRODUCE_NEEDS if importlib.util.find_spec(m) is None]
+    if missing: raise MissingExtra(f"running the chapters needs {', '.join(missing)}, which are not installed: "
+                                   f"pip install \"artsim[reproduce]\"")
+
 def artsim_reproduce(
     preset:str='demo',    # the preset: demo, full or tiny
-    run_dir:str=None,     # the run directory (default: runs/<preset>)
+    run_dir:str=None,     # the run directory (default: runs/<preset> in the project root, or $ARTSIM_RUNS/<preset>)
     seed:int=None,        # the run's seed (default: the preset's)
     device:str=None,      # cpu, cuda, cuda:1, ... (default: the preset's)
-    param:Param("a parameter override name=value, repeatable (-p works too)", str, action='append')=None,
+    param:list=None,      # parameter overrides, `name=value` each
     only:str=None,        # run only these chapters: numbers, names or stages, comma separated
-    start:str=None,       # run from this chapter on (--from works too)
-    force:bool=False,     # redo chapters even when done with the same parameters
-    nbs:str=None,         # the chapters' folder (default: this checkout's nbs/)
-    progress:bool=True,   # show a progress bar per chapter
-):
+    start:str=None,       # run from this chapter on
+    force:bool=False,     # redo chapters even when done with the same parameters, code and input
+    nbs:str=None,         # the chapters' folder (default: the clone's nbs/, else the chapters shipped in the package)
+    progress:bool=True,   # a progress bar over the running chapter's cells, on a terminal
+    out=None,             # where the per-chapter lines go (default: stdout)
+) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
-    if preset not in PRESETS: sys.exit(f"unknown preset {preset!r}; the presets are {sorted(PRESETS)}")
+    out = out or sys.stdout
+    def say(*a, end='\n'): print(*a, end=end, file=out, flush=True)
+    # everything that can be checked, before anything is written or started
     nbs = find_nbs(nbs)
     all_chs = chapters(nbs)
+    if not all_chs: raise UsageError(f"no chapters in {nbs}")
     chs = select_chapters(all_chs, only, start)
-    run_dir = Path(run_dir or Path('runs')/preset).absolute()
     overrides = parse_overrides(param)
     overrides.update({k: v for k, v in dict(seed=seed, device=device).items() if v is not None})
-    if 'source_path' in overrides and overrides['source_path']: overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
+    if overrides.get('source_path'): overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
+    if preset not in PRESETS: raise UsageError(f"unknown preset {preset!r}; the presets are {', '.join(PRESETS)}")
+    run_dir = resolve_run_dir(run_dir, preset)
     cfg = resolve_config(preset, run_dir, [s for _, s, _ in all_chs], overrides)
+    check_config(cfg, chs)
+    check_extra()
     (run_dir/'notebooks').mkdir(parents=True, exist_ok=True)
     save_yaml(dict(preset=preset, run_dir=str(run_dir), overrides=overrides, stages=cfg), run_dir/'config.yaml')
-    print(f"artsim_reproduce: preset {preset!r} -> {run_dir} ({len(chs)} chapters)")
-    rows, upstream = [], ''
-    # the digest chain starts from the chapter before the first one run
-    first = all_chs.index(chs[0]) if chs else 0
+    w = max(len(c[0]) for c in chs) if chs else 0
+    bar = progress and sys.stderr.isatty()
+    say(f"artsim_reproduce: preset {preset}, {len(chs)} chapter{'s' * (len(chs) != 1)} -> {run_dir}")
+    rows, upstream, t_all = [], '', time.time()
+    first = all_chs.index(chs[0]) if chs else 0   # the digest chain starts from the chapter before the first one run
     if first > 0: upstream = (_done(run_dir, all_chs[first - 1][0]) or {}).get('digest', '')
-    for i, (name, stage, path) in enumerate(chs, 1):
+    for name, stage, path in chs:
         params = cfg[stage]
-        digest = _digest(params, upstream, chapter_code(path))
+        inputs = stage_fingerprint(stage, params)
+        digest = _digest(params, upstream, chapter_code(path), inputs)
         prev = _done(run_dir, name)
         if not force and prev and prev.get('digest') == digest:
-            print(f"[{i}/{len(chs)}] {name}: done before with the same parameters, skipped")
+            say(f"  {name:<{w}}  skipped  {0:6.1f} s  (done before: same parameters, code and input)")
             rows.append((name, 'skipped', 0.)); upstream = digest; continue
-        print(f"[{i}/{len(chs)}] {name} ...", flush=True)
-        t0 = time.time()
-        try: run_chapter(path, run_dir/'notebooks'/path.name, params, progress=progress)
-        except ChapterFailed as e:
-            rows.append((name, 'FAILED', time.time() - t0))
-            print(_table(rows))
-            print(f"\nchapter {name} failed (cell {e.cell}); the executed notebook is {run_dir/'notebooks'/path.name}\n{e.error}", file=sys.stderr)
-            sys.exit(1)
+        if not bar: say(f"  {name:<{w}}  ", end='')
+        t0, log = time.time(), run_dir/'logs'/f'{name}.log'
+        try: run_chapter(path, run_dir/'notebooks'/path.name, params, log, progress=bar)
+        except (ChapterFailed, KeyboardInterrupt) as e:
+            dt, status = time.time() - t0, 'FAILED' if isinstance(e, ChapterFailed) else 'STOPPED'
+            say(('' if not bar else f"  {name:<{w}}  ") + f"{status:<7}  {dt:6.1f} s")
+            raise
         dt = time.time() - t0
-        save_json(dict(chapter=name, stage=stage, digest=digest, seconds=round(dt, 2), finished=time.strftime('%Y-%m-%dT%H:%M:%S')),
-                  run_dir/'.done'/f'{name}.json')
+        save_json(dict(chapter=name, stage=stage, digest=digest, inputs=inputs, seconds=round(dt, 2),
+                       finished=time.strftime('%Y-%m-%dT%H:%M:%S')), run_dir/'.done'/f'{name}.json')
+        say(('' if not bar else f"  {name:<{w}}  ") + f"ran      {dt:6.1f} s")
         rows.append((name, 'ran', dt)); upstream = digest
-        print(f"[{i}/{len(chs)}] {name}: {dt:.1f} s", flush=True)
-    print(_table(rows))
+    say(f"{len(rows)} chapter{'s' * (len(rows) != 1)} in {time.time() - t_all:.1f} s. Results in {run_dir}: "
+        f"the executed chapters in notebooks/, their logs in logs/, the parameters in config.yaml")
     return rows
 
 # %% ../nbs/pipeline/reproduce.ipynb #2b50e7d6
-def main():
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+def parser() -> argparse.ArgumentParser:
+    "The options of `artsim_reproduce`."
+    p = _Parser(prog='artsim_reproduce', allow_abbrev=False,
+                description="Run artsim's chapters in order with papermill, for a preset, into a run directory. "
+                            "Chapters already done with the same parameters, code and input are skipped.",
+                epilog="A relative --run-dir resolves against the project root (the clone's folder with settings.ini), "
+                       "or against $ARTSIM_RUNS when that is set; outside a clone, against the working directory. "
+                       "Each chapter's output goes to logs/<chapter>.log in the run directory, and the executed chapter to notebooks/.")
+    p.add_argument('--preset', default='demo', help=f"the preset: {', '.join(PRESETS)} (default: demo)")
+    p.add_argument('--run-dir', dest='run_dir', metavar='DIR', help="the run directory (default: runs/<preset>, or $ARTSIM_RUNS/<preset>)")
+    p.add_argument('-p', '--param', action='append', metavar='NAME=VALUE',
+                   help="set a chapter parameter, the value read as YAML; repeatable: -p n_per_genre=10 -p genres=[portrait,landscape]")
+    p.add_argument('--seed', type=int, help="the run's seed (default: the preset's)")
+    p.add_argument('--device', help="cpu, cuda, cuda:1, ... (default: the preset's)")
+    p.add_argument('--only', metavar='CHAPTERS', help="run only these chapters: numbers, names or stages, comma separated (00,01 or data,generation)")
+    p.add_argument('--from', dest='start', metavar='CHAPTER', help="run from this chapter on")
+    p.add_argument('--force', action='store_true', help="redo the chosen chapters even when done before with the same parameters, code and input")
+    p.add_argument('--nbs', metavar='DIR', help="the chapters' folder (default: the clone's nbs/, else the chapters shipped in the package)")
+    p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bar (one is shown only on a terminal)")
+    return p
+
+def main(argv=None):
     "Entry point of the `artsim_reproduce` console script."
-    def norm(a):
-        a = {'-p': '--param', '--from': '--start'}.get(a, a)
-        if a.startswith('--') and not a.startswith('--no-'): a = '--' + a[2:].split('=')[0].replace('-', '_') + a[2 + len(a[2:].split('=')[0]):]
-        return a
-    argv = [norm(a) for a in sys.argv[1:]]
-    args = anno_parser(artsim_reproduce.__wrapped__, 'artsim_reproduce').parse_args(argv).__dict__
-    args.pop('pdb', None); args.pop('xtra', None)
-    artsim_reproduce(**args)
+    args = parser().parse_args(argv)
+    def fail(code, msg): print(f"artsim_reproduce: {msg}", file=sys.stderr); sys.exit(code)
+    try: artsim_reproduce(**vars(args))
+    except UsageError as e: fail(2, f"error: {e} (see artsim_reproduce --help)")
+    except MissingExtra as e: fail(1, str(e))
+    except ChapterFailed as e:
+        fail(1, f"{e}\n  traceback: {e.log}\n  executed notebook: {e.notebook}\n  fix it and run the same command again: the chapters done are skipped")
+    except KeyboardInterrupt: fail(130, "interrupted; run the same command again to go on where it stopped")

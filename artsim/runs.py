@@ -4,7 +4,8 @@
 
 # %% ../nbs/pipeline/runs.ipynb #de29b6df
 from __future__ import annotations
-import os, json, hashlib, tempfile, importlib, importlib.util, contextlib
+import os, json, shutil, hashlib, tempfile, importlib, importlib.util, contextlib, configparser
+import multiprocessing.util
 from pathlib import Path
 from importlib import resources
 import yaml
@@ -13,9 +14,10 @@ from PIL import Image
 from fastcore.basics import AttrDict
 
 # %% auto #0
-__all__ = ['STAGES', 'PRESETS', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'in_test', 'stage_params', 'Run',
-           'artifact_stage', 'atomic_write', 'save_parquet', 'save_json', 'save_image', 'save_yaml', 'derive_seed',
-           'record_params', 'stage_module', 'prepare']
+__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'temporary_dir', 'project_root',
+           'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage', 'atomic_write',
+           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'derive_seed', 'record_params', 'stage_module',
+           'check_stage_params', 'stage_fingerprint', 'prepare']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -35,6 +37,41 @@ def preset_params(preset:str, # a preset name: demo, full or tiny
     if stage not in STAGES: raise KeyError(f"unknown stage {stage!r}; the stages are {list(STAGES)}")
     return {**PRESETS[preset].get('common', {}), **(PRESETS[preset].get(stage) or {})}
 
+# %% ../nbs/pipeline/runs.ipynb #307d0fdb
+def temporary_dir(prefix:str='artsim-') -> Path:
+    "A fresh temporary directory, removed when this process ends (also when it is a worker of nbdev_test's process pool)."
+    d = tempfile.mkdtemp(prefix=prefix)
+    # multiprocessing's finalizers run at interpreter exit and when a pool worker exits; atexit runs only at the former
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(d,), kwargs=dict(ignore_errors=True), exitpriority=10)
+    return Path(d)
+
+RUNS_ENV = 'ARTSIM_RUNS'  # the environment variable naming the folder runs live in
+
+def _is_artsim_settings(f:Path) -> bool:
+    cfg = configparser.ConfigParser()
+    try: cfg.read(f, encoding='utf-8'); return cfg['DEFAULT'].get('lib_name') == 'artsim'
+    except (configparser.Error, UnicodeDecodeError, OSError): return False
+
+def project_root(start=None) -> Path|None:
+    "The artsim clone around `start` (default: the working directory): the nearest folder with artsim's `settings.ini`, else None."
+    here = Path(start or Path.cwd()).absolute()
+    return next((d for d in (here, *here.parents) if (d/'settings.ini').is_file() and _is_artsim_settings(d/'settings.ini')), None)
+
+def project_path(p) -> Path:
+    "`p` made absolute: a relative path resolves against the project root (the working directory outside a clone)."
+    p = Path(p).expanduser()
+    return p if p.is_absolute() else (project_root() or Path.cwd()).absolute()/p
+
+def resolve_run_dir(run_dir=None, # the run directory as given: absolute, relative, or None for the preset's default
+                    preset:str='demo', # the preset, which names the default run directory
+                   ) -> Path:
+    "Where a run lives: `$ARTSIM_RUNS/<run_dir>` when that is set, else `<project root>/<run_dir>`; default `runs/<preset>`."
+    env = os.environ.get(RUNS_ENV)
+    if run_dir is None or str(run_dir) == '': run_dir = preset if env else Path('runs')/preset
+    p = Path(run_dir).expanduser()
+    if p.is_absolute(): return p
+    return Path(env).expanduser().absolute()/p if env else project_path(p)
+
 # %% ../nbs/pipeline/runs.ipynb #4ce4a32f
 def in_test() -> bool:
     "True under `nbdev_test`, which sets `IN_TEST`."
@@ -46,12 +83,10 @@ def stage_params(stage:str, # a stage name from `STAGES`
                 ) -> AttrDict:
     "The resolved parameters of `stage`: values set in `ns` win, the preset gives the rest."
     preset, run_dir = ns.get('preset') or 'demo', ns.get('run_dir')
-    if run_dir is None:
-        if in_test(): preset, run_dir = 'tiny', tempfile.mkdtemp(prefix=f'artsim-{stage}-')
-        else: run_dir = Path('runs')/preset
+    if run_dir is None and in_test(): preset, run_dir = 'tiny', temporary_dir(f'artsim-{stage}-')
     p = preset_params(preset, stage)
     p.update({k: ns[k] for k in p if ns.get(k) is not None})
-    return AttrDict(stage=stage, preset=preset, run_dir=Path(run_dir).absolute(), **p)
+    return AttrDict(stage=stage, preset=preset, run_dir=resolve_run_dir(run_dir, preset), **p)
 
 # %% ../nbs/pipeline/runs.ipynb #79961afa
 class Run:
@@ -152,8 +187,19 @@ def stage_module(stage:str):
     name = f'artsim.{stage}'
     return importlib.import_module(name) if importlib.util.find_spec(name) else None
 
+def check_stage_params(stage:str, p:dict):
+    "Run `stage`'s own `check_params(p)`, when its module has one: `ValueError` or `FileNotFoundError` for bad parameters."
+    check = getattr(stage_module(stage), 'check_params', None)
+    if check: check(AttrDict(p))
+
+def stage_fingerprint(stage:str, p:dict) -> str:
+    "A fingerprint of what `stage` reads from outside the run (its module's `input_fingerprint`); '' when it reads nothing."
+    f = getattr(stage_module(stage), 'input_fingerprint', None)
+    return f(AttrDict(p)) if f else ''
+
 def prepare(stage:str, p:dict) -> Run:
     "Open `p.run_dir` for `stage` and record its parameters; under `nbdev_test`, make its inputs first."
+    check_stage_params(stage, p)
     run = Run(p['run_dir'])
     run.path.mkdir(parents=True, exist_ok=True)
     if in_test():

@@ -1,28 +1,80 @@
-"""What `pip install .` gives: the exported modules and the presets, importable away from the checkout."""
-import subprocess, sys, zipfile
+"""What `pip install` gives: the exported modules, the presets and the chapters, and an `artsim_reproduce` that works
+away from the clone with the `reproduce` extra and says what to install without it."""
+import json, os, subprocess, sys, sysconfig, zipfile
 from pathlib import Path
+import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+EXTRA = ('papermill', 'nbformat', 'nbclient', 'ipykernel')  # the reproduce extra, and nbclient that papermill brings
 
 
-def test_wheel_installs_and_loads(tmp_path):
-    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', str(tmp_path), str(ROOT)],
-                       capture_output=True, text=True, timeout=300)
+def _run(cmd, **kw):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=kw.pop('timeout', 600), **kw)
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    d = tmp_path_factory.mktemp('wheel')
+    r = _run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', d, ROOT])
     assert r.returncode == 0, r.stderr
-    whl = next(tmp_path.glob('artsim-*.whl'))
-    names = set(zipfile.ZipFile(whl).namelist())
+    return next(d.glob('artsim-*.whl'))
+
+
+def test_wheel_contents(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
     assert {'artsim/__init__.py', 'artsim/data.py', 'artsim/runs.py', 'artsim/reproduce.py', 'artsim/presets.yaml', 'artsim/calibration.json'} <= names
-    entry = [n for n in names if n.endswith('entry_points.txt')]
-    assert entry and 'artsim_reproduce = artsim.reproduce:main' in zipfile.ZipFile(whl).read(entry[0]).decode()
-    site = tmp_path/'site'
-    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(site), str(whl)],
-                       capture_output=True, text=True, timeout=300)
+    chapters = sorted(f.name for f in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))   # whatever chapters there are today
+    assert len(chapters) >= 4 and {f'artsim/chapters/{c}' for c in chapters} <= names
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('/METADATA'))).decode()
+    for dep in ('papermill', 'nbformat', 'ipykernel'): assert f'Requires-Dist: {dep}' in meta and f'extra == "reproduce"' in meta
+    entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('entry_points.txt'))).decode()
+    assert 'artsim_reproduce = artsim.reproduce:main' in entry
+
+
+def _fresh_venv(path):
+    """A new virtual environment that sees this one's packages (torch and all, never installed twice) except artsim
+    itself and the reproduce extra: a folder of links to them, named in a .pth file."""
+    r = _run([sys.executable, '-m', 'venv', '--without-pip', path])
     assert r.returncode == 0, r.stderr
-    code = ("import artsim, numpy as np; from artsim.runs import PRESETS\n"
-            "assert artsim.__file__.startswith(%r), artsim.__file__\n"
-            "assert {'demo', 'full'} <= set(PRESETS)\n"
-            "print(artsim.load_image(np.zeros((3, 5, 3), np.uint8)).size)" % str(site))
-    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env={'PYTHONPATH': str(site), 'PATH': '/usr/bin:/bin'},
-                       capture_output=True, text=True, timeout=120)
+    here = Path(sysconfig.get_paths()['purelib'])
+    hidden = {'__pycache__'}
+    import importlib.metadata as md
+    for name in EXTRA: hidden |= {f.parts[0] for f in md.distribution(name).files if not f.parts[0].startswith('..')}
+    deps = path/'deps'; deps.mkdir()
+    for f in here.iterdir():
+        if f.name in hidden or f.suffix == '.pth' or f.name.startswith(('artsim', '__editable__', '_artsim')): continue
+        (deps/f.name).symlink_to(f)
+    py = path/'bin'/'python'
+    site = _run([py, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])']).stdout.strip()
+    (Path(site)/'local_deps.pth').write_text(f'{deps}\n')
+    return py
+
+
+def test_pip_install_runs_the_chapters_outside_the_clone(wheel, tmp_path):
+    py = _fresh_venv(tmp_path/'venv')
+    exe = tmp_path/'venv'/'bin'/'artsim_reproduce'
+    away = tmp_path/'elsewhere'; away.mkdir()   # no settings.ini above: not a clone
+    env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'ARTSIM_RUNS', 'PYTHONPATH', 'VIRTUAL_ENV')}
+    # the package alone: every runtime requirement is already there, so nothing is downloaded
+    r = _run([py, '-m', 'pip', 'install', '-q', '--no-index', wheel], env=env)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == '(5, 3)'
+    r = _run([py, '-c', 'import artsim, numpy as np; print(artsim.__file__); print(artsim.load_image(np.zeros((3, 5, 3), np.uint8)).size)'],
+             cwd=away, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(str(tmp_path/'venv')) and r.stdout.splitlines()[-1] == '(5, 3)', r.stdout
+    r = _run([exe, '--help'], cwd=away, env=env)
+    assert r.returncode == 0 and '--run-dir' in r.stdout and '--no-progress' in r.stdout, r.stdout + r.stderr
+    r = _run([exe, '--preset', 'tiny', '--only', '00'], cwd=away, env=env)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'pip install "artsim[reproduce]"' in r.stderr and 'Traceback' not in r.stderr
+    assert not (away/'runs').exists()
+    # with the extra: the chapters shipped in the package run into ./runs/<preset>
+    r = _run([py, '-m', 'pip', 'install', '-q', f'{wheel}[reproduce]'], env=env)
+    assert r.returncode == 0, r.stderr
+    r = _run([exe, '--preset', 'tiny', '--only', '00', '-p', 'n_per_genre=3'], cwd=away, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = away/'runs'/'tiny'
+    assert pd.read_parquet(run/'data'/'manifest.parquet').groupby('genre').size().eq(3).all()
+    log = (run/'logs'/'00_data.log').read_text()
+    assert f"{tmp_path/'venv'}" in log and 'artsim/chapters/00_data.ipynb' in log   # the shipped chapter ran

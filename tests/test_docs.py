@@ -1,0 +1,217 @@
+"""The documentation sites as a reader gets them: `make docs` without Quarto builds the static preview and never
+reaches nbdev's Quarto installer; every page opens in headless Chromium with its title, the link to the next page
+and (on the results site) its figures; with a `quarto` on PATH the Makefile hands both sites to it; the README is
+generated from `nbs/index.ipynb`."""
+import functools, http.server, os, shutil, subprocess, sys, threading, time
+from pathlib import Path
+import pytest
+
+from artsim.docs import readme_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+STAMP = '.venv/.artsim-installed'   # `make -o STAMP`: never (re)install from a test
+RECORDERS = ('sudo', 'pip', 'pip3', 'curl', 'wget', 'dpkg', 'apt-get', 'installer')
+
+
+def make_env(tmp:Path, quarto:bool=False) -> tuple[dict, Path]:
+    "An environment whose PATH starts with recorders of every installer nbdev could reach, and has a `quarto` only if asked"
+    fake, log = tmp/'fakebin', tmp/'calls.log'
+    fake.mkdir()
+    for name in RECORDERS + (('quarto',) if quarto else ()):
+        f = fake/name
+        if name == 'quarto':  # a stand-in: records, runs the project's pre-render step as Quarto would, writes an empty site
+            f.write_text(f"#!{sys.executable}\n" + QUARTO_STANDIN.replace('LOG', str(log)))
+        else: f.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\nexit 0\n')
+        f.chmod(0o755)
+    dirs = [str(fake), str(BIN)] + [d for d in os.environ.get('PATH', '').split(':')
+                                    if d and Path(d).resolve() != fake.resolve() and not (Path(d)/'quarto').exists()]
+    env = {**os.environ, 'PATH': ':'.join(dirs), 'MAKEFLAGS': ''}
+    if not quarto: assert shutil.which('quarto', path=env['PATH']) is None
+    return env, log
+
+
+QUARTO_STANDIN = r'''
+import os, sys, subprocess
+from pathlib import Path
+import yaml
+with open('LOG', 'a') as f: f.write(f"quarto {' '.join(sys.argv[1:])} | cwd={os.getcwd()} | ARTSIM_RUN={os.environ.get('ARTSIM_RUN', '')}\n")
+if sys.argv[1:2] == ['render'] and all(a.startswith('--') for a in sys.argv[2:]):  # a whole project, as Quarto renders it
+    cfg = yaml.safe_load(Path('_quarto.yml').read_text())
+    proj = cfg.get('project', {})
+    for m in cfg.get('metadata-files', []): proj.update((yaml.safe_load(Path(m).read_text()) or {}).get('project', {}))
+    if proj.get('pre-render'): subprocess.run(proj['pre-render'], shell=True, check=True)
+    Path(proj.get('output-dir', '_site')).mkdir(exist_ok=True)
+'''
+
+
+def calls(log:Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def make(target:str, env:dict, *args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(['make', '--no-print-directory', '-o', STAMP, target, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory) -> Path:
+    "Every chapter executed on the tiny preset, as `make demo` would run them on the demo preset"
+    run = tmp_path_factory.mktemp('runs')/'tiny'
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}  # conftest's Agg would keep the figures out of the notebooks
+    r = subprocess.run([str(BIN/'artsim_reproduce'), '--preset', 'tiny', '--run-dir', str(run)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope='module')
+def preview(tiny_run, tmp_path_factory):
+    "`make docs RUN=<the tiny run>` on a PATH without Quarto, installers replaced by recorders"
+    tmp = tmp_path_factory.mktemp('preview')
+    env, log = make_env(tmp)
+    out = tmp/'site'
+    r = make('docs', env, f'RUN={tiny_run}', f'DOCS_PREVIEW={out}')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return dict(out=out, log=log, result=r, run=tiny_run)
+
+
+def test_make_docs_without_quarto_builds_the_preview_and_installs_nothing(preview):
+    assert calls(preview['log']) == [], calls(preview['log'])
+    assert 'quarto is not on PATH: building the static preview instead' in preview['result'].stdout
+    out = preview['out']
+    assert (out/'index.html').is_file() and (out/'results'/'index.html').is_file()
+    assert not (ROOT/'.installing').exists()
+
+
+def test_the_recorders_catch_nbdevs_installer(tmp_path):
+    "What the test above guards against: nbdev's own path to Quarto without it calls sudo and a pip outside .venv"
+    env, log = make_env(tmp_path)
+    r = subprocess.run([sys.executable, '-c', 'from nbdev.quarto import _ensure_quarto; _ensure_quarto()'],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = calls(log)
+    assert any(c.startswith('sudo ') for c in got) and any(c.startswith('pip install -e') for c in got), got
+
+
+def expected_docs_pages() -> list[str]:
+    "The docs site's pages in thesis order: home, every chapter there is, the notebooks that run them"
+    assert list((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))
+    return (['index.html'] + [f.name.split('_', 1)[1].replace('.ipynb', '.html') for f in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))]
+            + [f'pipeline/{n}.html' for n in ('runs', 'reproduce', 'docs', 'api')])
+
+
+@pytest.fixture(scope='module')
+def browser():
+    "Debian's headless Chromium, installed with apt-get when missing, driven by Playwright"
+    exe = shutil.which('chromium')
+    if exe is None:
+        if shutil.which('apt-get') is None or os.geteuid() != 0: pytest.skip("no chromium, and apt-get cannot install it here (needs apt-get as root)")
+        env = {**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'}
+        for cmd in (['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', 'chromium']):
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            if r.returncode != 0: pytest.skip(f"apt-get could not install chromium: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
+        exe = shutil.which('chromium')
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=['--no-sandbox'])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope='module')
+def served(preview):
+    "The preview served over HTTP on 127.0.0.1, a free port"
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    handler = functools.partial(Quiet, directory=str(preview['out']))
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{srv.server_address[1]}/'
+    srv.shutdown(); srv.server_close()
+
+
+# Quarto-only markup and notebook furniture a reader should never see in the prose (code may quote them)
+RAW_MARKUP = (':::', '{{<', 'output-file:', 'WARNING: THIS FILE WAS AUTOGENERATED', '{target=')
+PROSE_JS = """() => { const m = document.querySelector('main').cloneNode(true);
+  m.querySelectorAll('code, pre, .jp-InputArea').forEach(e => e.remove()); return m.innerText; }"""
+
+
+def check_pages(browser, base:str, pages:list[str], shots:Path, figures:set[str]=frozenset()) -> list[str]:
+    "Open each page in order: it loads, has its title, links to the next one; figures load as images where expected"
+    seen, page = [], browser.new_page(viewport={'width': 1280, 'height': 1000})
+    for i, href in enumerate(pages):
+        resp = page.goto(base + href)
+        assert resp is not None and resp.status == 200, href
+        h1 = page.inner_text('h1.page-title').strip()
+        assert h1 and page.title().startswith(h1 + ' - '), (href, h1, page.title())
+        nxt = page.locator('a[rel=next]')
+        if i + 1 < len(pages):
+            assert nxt.count() == 1, href
+            assert page.evaluate('document.querySelector("a[rel=next]").href') == base + pages[i + 1], href
+        else: assert nxt.count() == 0, href
+        prose = page.evaluate(PROSE_JS)
+        assert not [m for m in RAW_MARKUP if m in prose], (href, [m for m in RAW_MARKUP if m in prose])
+        assert not prose.split(h1, 1)[-1].lstrip().startswith('---'), href
+        code = page.evaluate('[...document.querySelectorAll(".jp-InputArea-editor")].map(e => e.innerText)')
+        assert not [c for c in code if c.lstrip().startswith('#|')], href  # cell options and nbdev directives are applied, not shown
+        assert page.locator('.jp-InputPrompt, .jp-OutputPrompt').count() == 0, href
+        imgs = page.evaluate('[...document.querySelectorAll("main img")].map(i => [i.complete, i.naturalWidth])')
+        if href in figures:
+            assert imgs and all(ok and w > 0 for ok, w in imgs), (href, imgs)
+        page.screenshot(path=str(shots/(href.replace('/', '_') + '.png')), full_page=False)
+        seen.append(f'{href}: {h1}' + (f' ({len(imgs)} figures)' if imgs else ''))
+    page.close()
+    return seen
+
+
+def test_preview_in_chromium(preview, served, browser, tmp_path_factory):
+    shots = tmp_path_factory.mktemp('screenshots')
+    docs = expected_docs_pages()
+    seen = check_pages(browser, served, docs, shots)
+    run = preview['run']
+    chapters = [f'results/{f.stem}.html' for f in sorted((run/'notebooks').glob('[0-9][0-9]_*.ipynb'))]
+    results = ['results/index.html'] + (['results/report.html'] if (run/'report.md').exists() else []) + chapters
+    seen += check_pages(browser, served, results, shots, figures=set(chapters))
+    print('pages checked:\n  ' + '\n  '.join(seen) + f'\nscreenshots in {shots}')
+    assert len(seen) == len(docs) + len(results)
+
+
+def test_api_entries_and_hidden_cells(preview):
+    "The API of exported names is on the chapter pages; hidden and export cells are not shown as code"
+    gen = (preview['out']/'generation.html').read_text()
+    assert '<h3' in gen and 'resolve_dtype' in gen and 'load_refiner' in gen
+    data = (preview['out']/'results'/'00_data.html').read_text()
+    assert 'default_exp' not in data and 'Exported source' in data
+
+
+def test_make_docs_with_quarto_hands_both_sites_to_it(tiny_run, tmp_path):
+    "With a `quarto` on PATH (a stand-in that records its calls), `make docs` runs nbdev_docs and the results site's render"
+    env, log = make_env(tmp_path, quarto=True)
+    had = {d: (ROOT/d).exists() for d in ('_docs', '_site', 'results')}
+    try:
+        r = make('docs', env, f'RUN={tiny_run}')
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        got = calls(log)
+        assert not [c for c in got if not c.startswith('quarto ')], got
+        assert any(c.startswith('quarto render --no-cache | cwd=' + str(ROOT/'_proc')) for c in got), got
+        assert f'quarto render | cwd={ROOT} | ARTSIM_RUN={tiny_run}' in got, got
+        overview = (ROOT/'results'/'_overview.md').read_text()   # staged by _quarto.yml's pre-render step
+        assert str(tiny_run) in overview and '00_data.ipynb' in overview
+    finally:
+        for d, existed in had.items():
+            if not existed: shutil.rmtree(ROOT/d, ignore_errors=True)
+
+
+def _without_headline(md:str) -> str:
+    "The README without its headline table, which depends on the runs on this machine"
+    head, sep, rest = md.partition('### The headline table of the last demo run')
+    return head + sep + ('\n## ' + rest.split('\n## ', 1)[1] if '\n## ' in rest else '')
+
+
+def test_readme_is_generated_from_index():
+    readme = (ROOT/'README.md').read_text()
+    assert _without_headline(readme) == _without_headline(readme_markdown(ROOT)), \
+        "README.md is generated from nbs/index.ipynb: edit the notebook, then run `make readme`"
+    for s in ('make test', 'make demo', 'synthetic', 'accelerate launch', '## Your own paintings', '## Benchmarks', 'make lab'):
+        assert s in readme, s
