@@ -253,13 +253,17 @@ def resnet50_state_dict(sd:dict) -> dict:
 
 # %% ../nbs/02_descriptors.ipynb #bfc7313f
 def _read_state_dict(path):
-    import torch
+    import pickle, torch
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'semantic weights: {path} does not exist')
+    if not path.exists(): raise FileNotFoundError(f'weights file {path} does not exist')
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
         return load_file(str(path))
-    sd = torch.load(path, map_location='cpu', weights_only=True)
+    try: sd = torch.load(path, map_location='cpu', weights_only=True) # tensors only: a weights file must not run code
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise ValueError(f'{path}: not a plain state dict; torch.load(weights_only=True) refused it ({str(e).strip().splitlines()[0][:160]}). '
+                         "Pickled models (fastai's Learner.export, torch.save of a whole model) are never loaded: "
+                         'save model.state_dict() with safetensors instead') from None
     for key in ('state_dict', 'model'):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict): sd = sd[key]
     return sd
