@@ -100,7 +100,7 @@ def bad(tiny, tmp_path_factory):
     (d / 'empty').mkdir()
     (d / 'texts').mkdir(); (d / 'texts' / 'readme.txt').write_text('no images here')
     (d / 'model.pkl').write_bytes(b'\x80\x04K\x01.')
-    (d / 'fake.safetensors').write_bytes(os.urandom(256))   # random bytes beside a real card
+    (d / 'fake.safetensors').write_bytes(b'not the weights of a network ' * 8)   # beside a real card
     shutil.copy(tiny['model'].with_suffix('.json'), d / 'fake.json')
     (d / 'not_a_calibration.json').write_text('{"a": 1}')
     (d / 'stuff').mkdir(); (d / 'stuff' / 'x.txt').write_text('x')
@@ -171,9 +171,10 @@ def test_search_refuses_an_index_of_another_version(tiny, indexes, tmp_path):
     one_line_error(*run_main(search_main, var, '--index', ix)[::2], 1, 'another calibration')
     # a model the index was not made with
     shutil.rmtree(ix); shutil.copytree(indexes['model'], ix)
+    import torch
     from artsim.siamese import SiameseSimilarity
     other = SiameseSimilarity.load(tiny['model'])
-    with __import__('torch').no_grad(): next(other.model.head.parameters()).add_(0.01)
+    with torch.no_grad(): next(other.model.head.parameters()).add_(0.01)
     other.save(tmp_path / 'other')
     one_line_error(*run_main(search_main, var, '--index', ix, '--model', tmp_path / 'other.safetensors')[::2], 1, 'the Siamese model')
     # and artsim_index refuses to add to an index made with another model
@@ -230,10 +231,11 @@ def test_resume_does_only_the_new_image_and_reports_bad_files(tiny, tmp_path):
     assert 'described 1 new images (31 from the cache), embedded 1 with the Siamese model (31 from the cache)' in out, out
     assert '32 of 33 images' in out and 'skipped 1 unreadable file' in out and 'ignored 1 file not named as images' in out, out
     skipped = [l for l in err.splitlines() if 'skipped' in l]
-    assert skipped == ['artsim_index: skipped broken.png: ' + skipped[0].split(': ', 2)[-1]] and 'Traceback' not in err, err
+    assert len(skipped) == 1 and skipped[0].startswith('artsim_index: skipped broken.png: ') and str(folder) not in skipped[0], err
+    assert 'Traceback' not in err
     assert len(load_index(tmp_path / 'ix')) == 32
-    images = pd.read_parquet(tmp_path / 'ix' / 'images.parquet')
-    assert images.set_index('path').error['broken.png'] is not None
+    images = pd.read_parquet(tmp_path / 'ix' / 'images.parquet').set_index('path')
+    assert isinstance(images.error['broken.png'], str) and images.error.drop('broken.png').isna().all()
 
 
 def test_progress_bars(tiny, tmp_path, capsys):
