@@ -109,8 +109,8 @@ def format_comparison(a:str, b:str, # how to name the two images
                       model_name:str|None=None, # the model file, for the siamese row
                      ) -> str:
     "The comparison as a table, one row per value, and the verdict."
-    scale = ('calibrated: 0 = as alike as two unrelated paintings, 1 = identical' if calibrated else 'raw values: 1 = identical')
-    rows = [f"{a}  vs  {b}  ({scale})"]
+    scale = ('calibrated (0 = as alike as two unrelated paintings, 1 = identical)' if calibrated else 'raw (1 = identical)')
+    rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
     rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name)}" for k, v in scores.items()]
     return '\n'.join(rows + [verdict(scores, calibrated)])
 
@@ -340,6 +340,11 @@ def _run(prog:str, parser, command, argv=None):
 
 def _n(k:int, word:str) -> str: return f"{k} {word}{'s' * (k != 1)}"
 
+def _shown(path) -> str:
+    "`path` as a user would type it: relative to the working directory when it lies below it."
+    p = Path(path).absolute()
+    return p.relative_to(Path.cwd()).as_posix() if p.is_relative_to(Path.cwd()) else str(p)
+
 def _reason(error:str, path:str) -> str:
     "Why a file could not be read, without the exception's name and the file's full path."
     return error.split(f"{path}: ", 1)[-1] if path in error else error.split(': ', 1)[-1]
@@ -410,10 +415,10 @@ def artsim_index(folder:str, # the folder of originals
     for p, e in zip(r['skipped'].path, r['skipped'].error): print(f"artsim_index: skipped {p}: {_reason(e, p)}", file=sys.stderr)
     say = lambda *a: print(*a, file=log or sys.stdout)
     n_ign = len(r['ignored'])
-    say(f"artsim_index: {r['indexed']} of {r['images']} images in {r['folder']} -> {r['out']} ({r['seconds']:.1f} s)")
+    say(f"artsim_index: {r['indexed']} of {r['images']} images in {_shown(r['folder'])} -> {_shown(r['out'])} ({r['seconds']:.1f} s)")
     say(f"  described {r['described']} new images ({r['unique'] - r['described']} from the cache)" +
         (f", embedded {r['embedded']} with the Siamese model ({r['unique'] - r['embedded']} from the cache)" if sim else ''))
-    if len(r['skipped']): say(f"  skipped {_n(len(r['skipped']), 'unreadable file')} (listed on stderr and in {Path(r['out'])/'images.parquet'})")
+    if len(r['skipped']): say(f"  skipped {_n(len(r['skipped']), 'unreadable file')} (listed on stderr and in {_shown(Path(r['out'])/'images.parquet')})")
     if n_ign: say(f"  ignored {_n(n_ign, 'file')} not named as images, e.g. {r['ignored'][0]}")
     return r
 
@@ -469,7 +474,7 @@ def artsim_search(image:str, # the image to find the original of
         cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
         head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
         rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}" for r in found.to_dict('records')]
-        text = '\n'.join([f"{image}: the {len(found)} most similar of {len(ix)} originals in {ix.root}, ranked by {by}", head] + rows)
+        text = '\n'.join([f"{image}: the {len(found)} most similar of {len(ix)} originals in {_shown(ix.root)}, ranked by {by}", head] + rows)
     print(text, file=out or sys.stdout)
     return found
 
