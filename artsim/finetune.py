@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
-import argparse, contextlib, io, itertools, json, os, sys, tempfile, time, warnings
+import argparse, contextlib, itertools, json, os, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
@@ -15,8 +15,8 @@ from fastai.vision.all import (Callback, CategoryBlock, ColReader, CrossEntropyL
                                Learner, Normalize, Resize, SaveModelCallback, accuracy, aug_transforms, create_body, create_head,
                                imagenet_stats, resnet50, set_seed, top_k_accuracy, valley, vision_learner)
 from fastai.torch_core import num_distrib, rank_distrib
-import fastai.distributed # gives Learner.distrib_ctx
-import fastai.callback.channelslast # gives Learner.to_channelslast
+import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
+import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
 from .runs import Run, atomic_write, save_json, save_parquet, stage_params, record_params
@@ -27,9 +27,9 @@ __all__ = ['GENRE_MODEL', 'AUGMENT', 'NORMALIZE', 'GENRE_HEAD', 'CARD_FORMAT', '
            'imagenet_state_dict', 'resnet50_body', 'recompute_bn_stats', 'PreciseBN', 'PaintingReader',
            'genre_dataloaders', 'genre_classifier', 'model_card', 'save_genre_model', 'read_model_card',
            'load_genre_model', 'genre_body', 'genre_inputs', 'predict_genres', 'KeepBestModel', 'TrainingLog',
-           'top3_accuracy', 'genre_learner', 'training_device', 'train_genre_model', 'valid_accuracy', 'genre_report',
-           'test_predictions', 'save_figure', 'plot_lr_find', 'plot_training', 'plot_confusion', 'plot_predictions',
-           'stage', 'main']
+           'top3_accuracy', 'genre_learner', 'training_device', 'train_genre_model', 'one_process', 'valid_accuracy',
+           'genre_report', 'test_predictions', 'save_figure', 'plot_lr_find', 'plot_training', 'plot_confusion',
+           'plot_predictions', 'stage', 'main']
 
 # %% ../nbs/04_finetune.ipynb #700417bb
 class WeightsUnavailable(RuntimeError):
@@ -331,7 +331,7 @@ class TrainingLog(Callback):
         self.trained = False
     def before_train(self): self.trained = True
     def after_batch(self):
-        if self.training: self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=float(self.learn.loss)))
+        if self.training: self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=float(self.learn.loss.detach())))
     def after_epoch(self):
         if not self.trained: return
         rec = self.learn.recorder
@@ -359,10 +359,13 @@ def genre_learner(dls, # from `genre_dataloaders`
 def training_device(device:str|None) -> torch.device:
     "The device to train on: CUDA if asked and present (this process's GPU under `accelerate launch`), else the CPU with a warning."
     device = str(device or 'cpu')
-    if device.startswith('cuda'):
-        if not torch.cuda.is_available():
-            warnings.warn(f'device {device!r} is not available: training on the CPU'); return torch.device('cpu')
-        if num_distrib() > 1: return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        warnings.warn(f'device {device!r} is not available: training on the CPU'); device = 'cpu'
+    if num_distrib() > 1:
+        if not device.startswith('cuda'):
+            raise ValueError(f"{num_distrib()} processes but no CUDA device: fastai's distributed training needs one GPU per process "
+                             "(its DistributedDL exchanges batch indices on CUDA); on the CPU run a single process")
+        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
     return torch.device(device)
 
 # %% ../nbs/04_finetune.ipynb #e8dd7c42
@@ -373,18 +376,21 @@ def train_genre_model(learn:Learner, # from `genre_learner`
                       lr_find_iters:int=100, # iterations of the learning-rate finder; 0 skips it (then `lr` is needed)
                       bn_batches:int|None=None, # training batches for each BatchNorm recomputation; None: all
                       probe_stale_bn:bool=False, # measure validation accuracy with the running statistics too
-                      device=None, # a torch device; CUDA adds mixed precision and channels-last
+                      device=None, # a torch device; CUDA adds fp16 mixed precision
                      ) -> dict: # lr_find (curve, suggestion), lr, iterations, history (per epoch), best_epoch, best_valid_accuracy, bn_passes
     "Fine-tune with fastai's `fine_tune`: precise BatchNorm, the best epoch on validation accuracy kept, under `distrib_ctx`."
     device = torch.device(device or 'cpu')
-    if device.type == 'cuda': learn.to_channelslast() # channels-last + fp16 mixed precision
+    learn.to_channelslast(use_amp=device.type == 'cuda') # channels-last everywhere (faster on CPU too); fp16 mixed precision on CUDA
     pbn = PreciseBN(n_batches=bn_batches, probe=valid_accuracy if probe_stale_bn else None)
     best, log = KeepBestModel('accuracy'), TrainingLog()
     out = dict(lr_find=None)
     learn.freeze()
     if lr_find_iters:
         if lr is None and num_distrib() > 1: raise ValueError('under distributed training give lr explicitly: every process must use the same rate')
-        sug = learn.lr_find(num_it=lr_find_iters, show_plot=False, suggest_funcs=(valley,) if lr is None else None)
+        start = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+        with one_process(): # every process runs the same finder on the same data; nothing to gather
+            sug = learn.lr_find(num_it=lr_find_iters, show_plot=False, suggest_funcs=(valley,) if lr is None else None)
+        learn.model.load_state_dict(start); learn.opt = None # every process starts training from the same weights, a fresh optimiser
         out['lr_find'] = dict(lrs=[float(x) for x in learn.recorder.lrs], losses=[float(x) for x in learn.recorder.losses],
                               suggestion=float(sug.valley) if sug is not None else None)
         if lr is None: lr = out['lr_find']['suggestion']
@@ -393,9 +399,10 @@ def train_genre_model(learn:Learner, # from `genre_learner`
     learn.add_cbs([pbn, best, log])
     try:
         with learn.distrib_ctx(sync_bn=device.type == 'cuda'):
-            log.phase = 'frozen'
-            learn.freeze()
-            learn.fit_one_cycle(freeze_epochs, slice(lr), pct_start=0.99)
+            if freeze_epochs:
+                log.phase = 'frozen'
+                learn.freeze()
+                learn.fit_one_cycle(freeze_epochs, slice(lr), pct_start=0.99)
             log.phase = 'unfrozen'
             learn.unfreeze()
             learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=0.3, div=5.0)
@@ -404,6 +411,14 @@ def train_genre_model(learn:Learner, # from `genre_learner`
     history = [e | dict(valid_accuracy_running_bn=s) for e, s in zip(log.epochs, stale)]
     return out | dict(iterations=log.iterations, history=history, best_epoch=best.best_epoch, best_valid_accuracy=float(best.best),
                       bn_passes=pbn.passes)
+
+@contextlib.contextmanager
+def one_process():
+    "This process works alone: fastai gathers results across processes whenever `WORLD_SIZE` says there are several."
+    world = os.environ.pop('WORLD_SIZE', None)
+    try: yield
+    finally:
+        if world is not None: os.environ['WORLD_SIZE'] = world
 
 def valid_accuracy(learn:Learner) -> float:
     "Validation accuracy of `learn.model` as it is now (eval mode, running statistics), without touching the learner's state."
@@ -539,7 +554,7 @@ def stage(run:Run, p) -> dict|None:
                                      p.probe_stale_bn, device)
             t_train = time.time()
             if rank_distrib() != 0: return None # the main process reports and writes
-            probs, y, test = test_predictions(learn, run, manifest)
+            with one_process(): probs, y, test = test_predictions(learn, run, manifest)
     report = genre_report(probs, y, vocab)
     P = probs.argmax(1)
     table = test[['id', 'path', 'genre']].assign(predicted=[vocab[i] for i in P], probability=probs[np.arange(len(P)), P].astype(float),

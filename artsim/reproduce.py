@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, difflib, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, json, time, difflib, warnings, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
@@ -296,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of the `artsim_reproduce` console script."
     args = parser().parse_args(argv)
+    warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning) # torch's, raised while a library imports: nothing a user can act on
     def fail(code, msg): print(f"artsim_reproduce: {msg}", file=sys.stderr); sys.exit(code)
     try: artsim_reproduce(**vars(args))
     except UsageError as e: fail(2, f"error: {e} (see artsim_reproduce --help)")

@@ -22,9 +22,9 @@ from .finetune import GENRE_MODEL, read_model_card, resnet50_body
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'SPLITS', 'AUGMENT', 'FORMAT', 'siamese_encoder', 'SymmetricHead', 'SiameseNet', 'siamese_splitter',
            'build_siamese', 'pair_subsets', 'target_columns', 'read_pairs_for', 'balance_negatives',
-           'paintings_by_subset', 'siamese_pairs', 'pair_counts', 'plot_target_distribution', 'pair_image', 'ImageBank',
-           'PairTransform', 'PairDataset', 'show_pairs', 'PairDL', 'pair_dls', 'ModelFileError', 'architecture',
-           'SiameseSimilarity', 'stage', 'recorded_params']
+           'paintings_by_subset', 'same_image_pairs', 'siamese_pairs', 'pair_counts', 'plot_target_distribution',
+           'pair_image', 'ImageBank', 'PairTransform', 'PairDataset', 'show_pairs', 'PairDL', 'pair_dls',
+           'ModelFileError', 'architecture', 'SiameseSimilarity', 'stage', 'recorded_params']
 
 # %% ../nbs/05_siamese.ipynb #4e91da34
 IMAGENET_STATS = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -147,12 +147,21 @@ def paintings_by_subset(pairs:pd.DataFrame) -> dict:
     "subset -> the set of paintings (originals and the variants' paintings) its pairs use."
     return {s: set(g.original_id) | set(g.variant_of) for s, g in pairs.groupby('subset')}
 
+def same_image_pairs(pairs:pd.DataFrame, # pairs with original_id, original_path, subset
+                   ) -> pd.DataFrame: # one row per original: the image against itself, kind 'identical', y = 1
+    "Each original paired with itself, at the top of the scale."
+    o = pairs.drop_duplicates('original_id')
+    return o.assign(pair_id='same-' + o.original_id.astype(str), variant_of=o.original_id, generated_path=o.original_path,
+                    kind='identical', y=1.0, prompt_id=None, prompt=None, strength=0.0)
+
 def siamese_pairs(run:Run, target:str='combined', negatives_per_positive:float|None=None, seed:int=0,
+                  identical:bool=True, # add each training original paired with itself (target 1)
                  ) -> pd.DataFrame: # the pairs kept, each with `subset` and `y`; chapter 03's counts in `.attrs`
     "The pairs the network learns from and is validated on: one split each, training negatives balanced."
     pairs = read_pairs_for(run, target)
     kept = pairs[pairs.subset.notna()]
     train = balance_negatives(kept[kept.subset == 'train'], negatives_per_positive, seed)
+    if identical: train = pd.concat([train, same_image_pairs(train[train.kind == 'positive'])])
     out = pd.concat([train, kept[kept.subset != 'train']], ignore_index=True)
     out.attrs.update(pairs.attrs)
     return out
@@ -160,10 +169,10 @@ def siamese_pairs(run:Run, target:str='combined', negatives_per_positive:float|N
 def pair_counts(pairs:pd.DataFrame, # `siamese_pairs` output
                ) -> pd.DataFrame: # pairs per split and kind (training negatives counted with repeats), distinct paintings
     "How many pairs and paintings each split holds, and how many pairs were left out for straddling two splits."
-    t = pd.crosstab(pairs.subset, pairs.kind).reindex(index=list(SPLITS), columns=['positive', 'negative'], fill_value=0)
+    t = pd.crosstab(pairs.subset, pairs.kind).reindex(index=list(SPLITS), columns=['positive', 'negative', 'identical'], fill_value=0)
     by = paintings_by_subset(pairs)
     t['paintings'] = [len(by.get(s, ())) for s in t.index]
-    t.loc['left out (straddling)'] = [0, pairs.attrs.get('straddling', 0), 0]
+    t.loc['left out (straddling)'] = [0, pairs.attrs.get('straddling', 0), 0, 0]
     return t
 
 # %% ../nbs/05_siamese.ipynb #4067ad9b
@@ -449,7 +458,7 @@ def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siame
 # %% ../nbs/05_siamese.ipynb #ac5d84bf
 def stage(run:Run, p) -> pd.DataFrame:
     "Check the run's pairs are usable for the Siamese network and count them (nothing is written)."
-    pairs = siamese_pairs(run, p.target, p.negatives_per_positive, p.seed)
+    pairs = siamese_pairs(run, p.target, p.negatives_per_positive, p.seed, p.identical_pairs)
     counts = pair_counts(pairs)
     for s in ('train', p.validate_on):
         if counts.loc[s, ['positive', 'negative']].sum() == 0:

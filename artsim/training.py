@@ -103,6 +103,7 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
                   encoder_lr_div:float=100, # unfrozen: the head at head_lr / 2, the encoder at head_lr / 2 / encoder_lr_div
                   patience:int=3, # early stopping, per phase
                   unfrozen_pairs:int|None=None, # unfrozen phase: training pairs per epoch (a fresh sample each); None: all
+                  bn_batches:int|None=4, # batches of training images for the encoder's BatchNorm statistics; None: all
                   seed:int=0, progress:bool=False,
                  ) -> pd.DataFrame: # one row per epoch: epoch, phase, train_loss, valid_loss, mae, mse; the best in .attrs
     "Frozen phase on cached encoder features, then the unfrozen network with discriminative rates; the best epoch kept."
@@ -118,7 +119,7 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
     learn.add_cbs([best, log])
     try:
         with learn.distrib_ctx(sync_bn=dev.type == 'cuda'):
-            recompute_bn_stats(model.encoder, bank_batches(dls.bank, training_images(dls), dls.stats, 2 * dls.train.bs, dev))
+            recompute_bn_stats(model.encoder, bank_batches(dls.bank, training_images(dls), dls.stats, 2 * dls.train.bs, dev), bn_batches)
             if frozen_epochs:
                 feats = encoder_features(model, dls.bank, dls.stats, 2 * dls.train.bs, dev, progress)
                 learn.dls, log.phase = feature_dls(dls, feats, seed), 'frozen'
@@ -152,7 +153,7 @@ def stage(run:Run, p) -> AttrDict:
     "Train the Siamese network on the run's pairs; write models/siamese.safetensors and models/siamese.json."
     sp = recorded_params(run, 'siamese', p.preset)
     dev = training_device(p.device)
-    pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed)
+    pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed, sp.identical_pairs)
     model, stats = build_siamese(sp.encoder_weights, run, sp.embed_dim, dropout=sp.dropout, seed=p.seed)
     dls = pair_dls(run, pairs, sp.siamese_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers, subsets=('train', sp.validate_on))
     learn = siamese_learner(dls, model, p.loss, p.huber_delta)

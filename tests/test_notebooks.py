@@ -21,3 +21,28 @@ def test_notebook(nb, monkeypatch):
 def test_all_notebooks_found():
     names = {f.name for f in NBS}
     assert {'00_data.ipynb', 'index.ipynb', 'runs.ipynb', 'reproduce.ipynb'} <= names, names
+
+
+def _mixes_imports(src:str) -> bool:
+    "A cell nbdev would run when it builds the docs because it imports, though it also does other work."
+    import ast
+    try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))))
+    except SyntaxError: return False
+    imps = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return bool(imps) and len(imps) < len(tree.body)
+
+
+def test_imports_stay_in_their_own_cells():
+    "nbdev executes every cell holding an import when it builds the docs: a test cell that also imports runs there too (style.md)."
+    import nbformat
+    bad = []
+    for nb in NBS:
+        for c in nbformat.read(nb, as_version=4).cells:
+            directives = {l.split()[1].rstrip(':') for l in c.source.splitlines() if l.startswith('#|') and len(l.split()) > 1}
+            if c.cell_type == 'code' and not directives & {'export', 'exports', 'exporti', 'exec_doc'} and 'nbdev_export()' not in c.source and _mixes_imports(c.source):
+                bad.append(f"{nb.name} cell {c.get('id')}: {c.source.splitlines()[0]}")
+    assert not bad, bad
+
+
+def test_mixed_import_cells_are_found():
+    assert _mixes_imports('import tempfile\ntmp = 1') and not _mixes_imports('import os\nfrom x import y')
