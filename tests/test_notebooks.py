@@ -28,8 +28,11 @@ def _mixes_imports(src:str) -> bool:
     import ast
     try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))))
     except SyntaxError: return False
-    imps = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    return bool(imps) and len(imps) < len(tree.body)
+    # nbdev's rule (processors._do_eval): an import anywhere in the cell, even inside a `with` or a function, runs it.
+    # Harmless when the rest only imports or defines; not when it does work at the top level.
+    imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+    quiet = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return imports and any(not isinstance(n, quiet) for n in tree.body)
 
 
 def test_imports_stay_in_their_own_cells():
@@ -46,3 +49,5 @@ def test_imports_stay_in_their_own_cells():
 
 def test_mixed_import_cells_are_found():
     assert _mixes_imports('import tempfile\ntmp = 1') and not _mixes_imports('import os\nfrom x import y')
+    assert _mixes_imports('with x:\n    from y import z\n    z()')  # nested: nbdev runs it all the same
+    assert not _mixes_imports('def f():\n    import os\n    return os.sep')  # defining f does no work
