@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
-import argparse, contextlib, itertools, json, os, sys, tempfile, time, warnings
+import contextlib, itertools, json, os, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
@@ -19,7 +19,7 @@ import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
 import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
-from .runs import Run, atomic_write, save_json, save_parquet, stage_params, record_params
+from .runs import Run, atomic_write, save_json, save_parquet, record_params
 from .descriptors import _load_into, _read_state_dict
 
 # %% auto #0
@@ -583,20 +583,10 @@ def stage(run:Run, p) -> dict|None:
 # %% ../nbs/04_finetune.ipynb #8989f561
 def main(argv:list|None=None):
     "`python -m artsim.finetune --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone, e.g. under `accelerate launch`."
-    from artsim.reproduce import parse_overrides
-    ap = argparse.ArgumentParser(prog='python -m artsim.finetune', description="Fine-tune ResNet50 on a run's genres (chapter 04's stage).")
-    ap.add_argument('--run-dir', required=True, help='the run directory (it must hold data/manifest.parquet)')
-    ap.add_argument('--preset', default='full', help='demo, full or tiny (default: full)')
-    ap.add_argument('-p', '--param', action='append', default=[], help='a parameter override name=value, repeatable')
-    a = ap.parse_args(argv)
+    from artsim.reproduce import stage_arguments
+    run, p = stage_arguments('python -m artsim.finetune', 'finetune', "Fine-tune ResNet50 on a run's genres (chapter 04's stage).",
+                             'the run directory (it must hold data/manifest.parquet)', argv)
     try:
-        over = parse_overrides(a.param)
-        p = stage_params('finetune', dict(run_dir=a.run_dir, preset=a.preset))
-        if unknown := set(over) - set(p): raise ValueError(f'unknown parameter(s) {sorted(unknown)}; the chapter takes {sorted(k for k in p if k not in ("stage", "preset", "run_dir"))}')
-        p.update(over)
-    except (KeyError, ValueError) as e: ap.exit(2, f'python -m artsim.finetune: error: {e.args[0] if e.args else e}\n')
-    try:
-        run = Run(p.run_dir)
         run.require('data/manifest.parquet')
         if rank_distrib() == 0: record_params(run, p)
         m = stage(run, p)

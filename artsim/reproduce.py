@@ -14,8 +14,8 @@ from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project
 
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
-           'check_config', 'chapter_code', 'ChapterFailed', 'is_export_hook', 'run_chapter', 'MissingExtra',
-           'check_extra', 'artsim_reproduce', 'parser', 'main']
+           'check_config', 'stage_arguments', 'chapter_code', 'ChapterFailed', 'is_export_hook', 'run_chapter',
+           'MissingExtra', 'check_extra', 'artsim_reproduce', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 class UsageError(ValueError):
@@ -99,6 +99,29 @@ def check_config(cfg:dict, chs) -> None:
     for name, stage, _ in chs:
         try: check_stage_params(stage, cfg[stage])
         except (ValueError, FileNotFoundError) as e: raise UsageError(f"{name}: {e}") from None
+
+# %% ../nbs/pipeline/reproduce.ipynb #8195e351
+def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
+                    stage:str, # the stage whose parameters the command takes
+                    description:str, run_help:str, # for --help
+                    argv:list|None=None, # the arguments (default: sys.argv[1:])
+                    recorded=None, # (Run, preset) -> parameters to start from (e.g. those the run's config.yaml records)
+                   ) -> tuple: # (Run, parameters)
+    "Parse `PROG --run-dir DIR [--preset NAME] [-p name=value ...]` for one stage run alone (e.g. under `accelerate launch`); a usage error exits 2 with one line."
+    from artsim.runs import Run, stage_params
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument('--run-dir', required=True, help=run_help)
+    ap.add_argument('--preset', default='full', help='demo, full or tiny (default: full)')
+    ap.add_argument('-p', '--param', action='append', default=[], help='a parameter override name=value, repeatable')
+    a = ap.parse_args(argv)
+    try:
+        run, over = Run(a.run_dir), parse_overrides(a.param)
+        p = stage_params(stage, dict(run_dir=run.path, preset=a.preset, **(recorded(run, a.preset) if recorded else {})))
+        if unknown := set(over) - set(p):
+            raise ValueError(f'unknown parameter(s) {sorted(unknown)}; the chapter takes {sorted(k for k in p if k not in ("stage", "preset", "run_dir"))}')
+        p.update(over)
+    except (KeyError, ValueError) as e: ap.exit(2, f'{prog}: error: {e.args[0] if e.args else e}\n')
+    return run, p
 
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
 def _digest(params:dict, upstream:str='', code:str='', inputs:str='') -> str:

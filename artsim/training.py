@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
-import argparse, random, sys, time, warnings
+import random, sys, time, warnings
 # fastai's layers still use torch.jit.script, which torch 2.14 deprecates at import: keep a command's stderr for its own message
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import numpy as np, pandas as pd, torch
@@ -19,7 +19,7 @@ from fastai.metrics import mae, mse
 from fastai.torch_core import set_seed, num_distrib, rank_distrib
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
-from .runs import Run, derive_seed, stage_params, record_params
+from .runs import Run, derive_seed, record_params
 from .finetune import KeepBestModel, PreciseBN, TrainingLog, recompute_bn_stats, training_device
 from .siamese import (ImageBank, PairTransform, SiameseNet, SiameseSimilarity, build_siamese, pair_counts, pair_dls,
                             recorded_params, siamese_pairs, siamese_splitter)
@@ -196,18 +196,10 @@ def plot_predictions(pairs:pd.DataFrame, # the validation pairs (with `y`, `kind
 # %% ../nbs/06_training.ipynb #b28b7af6
 def main(argv:list|None=None):
     "`python -m artsim.training --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone, e.g. under `accelerate launch`."
-    from artsim.reproduce import parse_overrides
-    ap = argparse.ArgumentParser(prog='python -m artsim.training', description="Train the Siamese network on a run's pairs (chapter 06's stage).")
-    ap.add_argument('--run-dir', required=True, help="the run directory (chapters 00-05 done: it holds similarity/pairs.parquet)")
-    ap.add_argument('--preset', default='full', help='demo, full or tiny (default: full)')
-    ap.add_argument('-p', '--param', action='append', default=[], help='a parameter override name=value, repeatable')
-    a = ap.parse_args(argv)
-    try:
-        run, over = Run(a.run_dir), parse_overrides(a.param)
-        p = stage_params('training', dict(run_dir=run.path, preset=a.preset, **recorded_params(run, 'training', a.preset, common=True)))
-        if unknown := set(over) - set(p): raise ValueError(f'unknown parameter(s) {sorted(unknown)}; the chapter takes {sorted(k for k in p if k not in ("stage", "preset", "run_dir"))}')
-        p.update(over)
-    except (KeyError, ValueError) as e: ap.exit(2, f'python -m artsim.training: error: {e.args[0] if e.args else e}\n')
+    from artsim.reproduce import stage_arguments
+    run, p = stage_arguments('python -m artsim.training', 'training', "Train the Siamese network on a run's pairs (chapter 06's stage).",
+                             'the run directory (chapters 00-05 done: it holds similarity/pairs.parquet)', argv,
+                             recorded=lambda run, preset: recorded_params(run, 'training', preset, common=True))
     try:
         run.require('similarity/pairs.parquet')
         if rank_distrib() == 0: record_params(run, p)
