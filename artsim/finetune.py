@@ -19,7 +19,7 @@ import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
 import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
-from .runs import Run, atomic_write, save_json, save_parquet, record_params
+from .runs import Run, atomic_write, save_json, save_parquet, record_params, stable_safetensors
 from .descriptors import _load_into, _read_state_dict
 
 # %% auto #0
@@ -213,7 +213,7 @@ def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on an
     "Write the weights as safetensors and the model card beside them, each atomically."
     path = Path(path)
     sd = {k: v.detach().to('cpu', torch.float32 if v.is_floating_point() else v.dtype).contiguous() for k, v in _unwrap(model).state_dict().items()}
-    with atomic_write(path) as f: f.write(save_safetensors(sd, metadata={'format': 'pt', 'artsim': CARD_FORMAT}))
+    with atomic_write(path) as f: f.write(stable_safetensors(save_safetensors(sd, metadata={'format': 'pt', 'artsim': CARD_FORMAT})))
     save_json({**card, 'weights_file': path.name, 'weights_sha256': _sha256(path)}, path.with_suffix('.json'))
     return path
 

@@ -16,8 +16,8 @@ from fastcore.basics import AttrDict
 # %% auto #0
 __all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'temporary_dir', 'project_root',
            'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage', 'atomic_write',
-           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'derive_seed', 'record_params', 'stage_module',
-           'check_stage_params', 'stage_fingerprint', 'prepare']
+           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'stable_safetensors', 'derive_seed', 'record_params',
+           'stage_module', 'check_stage_params', 'stage_fingerprint', 'prepare']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -167,6 +167,18 @@ def save_image(img, path):
 def save_yaml(obj, path):
     "Write `obj` to `path` as YAML, atomically."
     with atomic_write(path, 'w') as f: yaml.safe_dump(obj, f, sort_keys=False)
+
+# %% ../nbs/pipeline/runs.ipynb #9b8b8eab
+def stable_safetensors(blob:bytes) -> bytes:
+    "`blob` (safetensors bytes) with its `__metadata__` keys in sorted order, so equal weights and metadata give equal bytes."
+    # safetensors keeps the metadata in a Rust HashMap, whose order changes from call to call; the tensors' order is fixed
+    n = int.from_bytes(blob[:8], 'little')
+    head, start = blob[8:8 + n].decode('utf-8'), '{"__metadata__":'
+    if not head.startswith(start): return blob
+    meta, end = json.JSONDecoder().raw_decode(head, len(start))
+    new = start + json.dumps(dict(sorted(meta.items())), separators=(',', ':'), ensure_ascii=False) + head[end:]
+    if len(new.encode('utf-8')) != n: raise ValueError('safetensors header changed length when its metadata was sorted')
+    return blob[:8] + new.encode('utf-8') + blob[8 + n:]
 
 # %% ../nbs/pipeline/runs.ipynb #5c21ade9
 def derive_seed(*parts) -> int:

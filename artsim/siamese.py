@@ -16,7 +16,7 @@ from fastai.data.core import DataLoaders
 from fastai.torch_core import TensorImage, params
 from fastai.vision.augment import aug_transforms, Pipeline
 from .data import load_image
-from .runs import Run, atomic_write, derive_seed, preset_params, save_json
+from .runs import Run, atomic_write, derive_seed, preset_params, save_json, stable_safetensors
 from .finetune import GENRE_MODEL, read_model_card, resnet50_body
 
 # %% auto #0
@@ -408,7 +408,7 @@ def save(self:SiameseSimilarity, path, # the stem: writes path.safetensors and p
     path = Path(path)
     stem = path.with_suffix('') if path.suffix in ('.safetensors', '.json') else path
     sd = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-    blob = st_save(sd, metadata=dict(format=FORMAT, contract=_contract(self.card)))
+    blob = stable_safetensors(st_save(sd, metadata=dict(format=FORMAT, contract=_contract(self.card))))
     wf, cf = stem.with_name(stem.name + '.safetensors'), stem.with_name(stem.name + '.json')
     with atomic_write(wf) as f: f.write(blob)
     save_json(self.card, cf)

@@ -258,3 +258,48 @@ def test_descriptor_worker_pool_is_shut_down_when_extraction_ends(tmp_path):
     assert _pool_workers() == []
     with pytest.raises(Exception): extract_features(files, FeatureStore(tmp_path/'b'), HANDMADE, size=-1, n_jobs=2, progress=False)
     assert _pool_workers() == []
+
+
+TINY_RUN = """
+import sys, warnings
+warnings.simplefilter('ignore')
+from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
+run = Run(sys.argv[1])
+for s in STAGES:
+    p = stage_params(s, dict(preset='tiny', run_dir=run.path))
+    record_params(run, p)
+    stage_module(s).stage(run, p)
+"""
+
+WALL_CLOCK = ('seconds', 'created', 'mtime_ns')   # when and how fast a file was made: no rerun repeats these
+
+def _comparable(o, run):
+    "A JSON value without its wall-clock fields, the run's own directory written as RUN."
+    if isinstance(o, dict): return {k: _comparable(v, run) for k, v in o.items() if k not in WALL_CLOCK}
+    if isinstance(o, list): return [_comparable(v, run) for v in o]
+    return o.replace(str(run), 'RUN') if isinstance(o, str) else o
+
+
+def test_two_tiny_runs_in_two_processes_write_the_same_bytes(tmp_path):
+    """Every chapter, run twice in separate processes (other hash seeds, other safetensors metadata order): images,
+    weights files and figures are byte-identical; tables and JSON are equal but for wall-clock fields (timings, file
+    times) and the run's own directory."""
+    runs = [tmp_path/'a', tmp_path/'b']
+    for i, r in enumerate(runs):
+        env = _env(PYTHONHASHSEED=str(i + 1), MPLBACKEND='Agg')
+        out = subprocess.run([sys.executable, '-c', TINY_RUN, str(r)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+    files = lambda r: sorted(p.relative_to(r) for p in r.rglob('*') if p.is_file() and p.suffix != '.yaml')
+    assert files(runs[0]) == files(runs[1])
+    kinds = {p.suffix for p in files(runs[0])}
+    assert {'.png', '.parquet', '.safetensors', '.json'} <= kinds, kinds
+    differ = []
+    for f in files(runs[0]):
+        a, b = (r/f for r in runs)
+        if f.suffix == '.json': same = _comparable(json.loads(a.read_text()), runs[0]) == _comparable(json.loads(b.read_text()), runs[1])
+        elif f.suffix == '.parquet':
+            x, y = (pd.read_parquet(p) for p in (a, b))
+            same = x.drop(columns=[c for c in WALL_CLOCK if c in x]).equals(y.drop(columns=[c for c in WALL_CLOCK if c in y]))
+        else: same = a.read_bytes() == b.read_bytes()
+        if not same: differ.append(str(f))
+    assert not differ, differ
