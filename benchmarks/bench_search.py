@@ -14,7 +14,7 @@ models/siamese.safetensors), describes and embeds every generated variant of gen
 
 Results are printed and written to benchmarks/results/search.json.
 """
-import argparse, json, time, warnings
+import argparse, json, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
@@ -23,6 +23,8 @@ from artsim.cli import build_index, load_index, siamese_scores
 from artsim.runs import Run, resolve_run_dir, temporary_dir
 from artsim.similarity import compare_described, describe_images
 
+
+BARS = sys.stderr.isatty()   # progress bars on a terminal only, not in a log
 
 def timed(f, *a, **kw):
     t = time.perf_counter(); out = f(*a, **kw); return time.perf_counter() - t, out
@@ -45,7 +47,7 @@ def main():
         from artsim.siamese import SiameseSimilarity
         model = SiameseSimilarity.load(run.resolve('models/siamese.safetensors'))
     out = Path(args.index) if args.index else temporary_dir('artsim-bench-search-') / 'index'
-    t_index, r = timed(build_index, run.resolve('data/images'), out, model, progress=True)
+    t_index, r = timed(build_index, run.resolve('data/images'), out, model, progress=BARS)
     ix = load_index(out, model)
     cal = ix.calibration
     m = run.read_parquet('data/manifest.parquet').set_index('id')
@@ -53,11 +55,11 @@ def main():
     pos = {p: i for i, p in enumerate(ix.paths)}
     own = np.array([pos[Path(m.path[o]).relative_to('data/images').as_posix()] for o in pairs.original_id])
     variants = [run.resolve(g) for g in pairs.generated_path]
-    t_describe, Q = timed(describe_images, variants, cal, progress=True)
+    t_describe, Q = timed(describe_images, variants, cal, progress=BARS)
     S = compare_described(Q, ix.described, calibration=cal)
     rows = pairs[['strength']].assign(combined=ranks(S['combined'], own))
     if model is not None:
-        t_embed, E = timed(model.embed, variants, True)
+        t_embed, E = timed(model.embed, variants, BARS)
         rows['siamese'] = ranks(np.stack([siamese_scores(model, e, ix.embeddings) for e in E]), own)
     by = [c for c in ('combined', 'siamese') if c in rows]
     table = rows.groupby('strength')[by].agg([lambda x: float((x == 1).mean()), 'mean'])
