@@ -152,6 +152,8 @@ class ChapterFailed(Exception):
 # ipykernel_launcher, with the kernel process's own stdout and stderr (its log messages, not the cells' outputs) into a file
 _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); os.dup2(fd, 1); os.dup2(fd, 2)\n"
            "if sys.path[0] == '': del sys.path[0]\n"
+           # executed chapters are read as pages, where text bars stand in for widgets: no hint to install ipywidgets in every one
+           "import warnings; warnings.filterwarnings('ignore', message='IProgress not found')\n"
            "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 @contextlib.contextmanager

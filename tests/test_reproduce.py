@@ -208,6 +208,9 @@ def test_a_tiny_run_is_quiet_resumable_and_leaves_no_process(tmp_path):
     # figures stay in the executed chapters even where the caller's MPLBACKEND (Agg here, from conftest) would hide them
     outs = [o for c in nbformat.read(run/'notebooks'/'03_similarity.ipynb', as_version=4).cells for o in c.get('outputs', [])]
     assert os.environ.get('MPLBACKEND') == 'Agg' and any('image/png' in o.get('data', {}) for o in outs)
+    said = ''.join(o.get('text', '') for f in (run/'notebooks').glob('*.ipynb') for c in nbformat.read(f, as_version=4).cells
+                   for o in c.get('outputs', []))
+    assert 'IProgress not found' not in said   # tqdm's hint about widgets is not printed into every executed chapter
     time.sleep(2)
     assert _processes_with(marker) == []   # kernels and the descriptors' worker pool are gone
     r = _cli('--preset', 'tiny', '--run-dir', run, '-p', 'n_jobs=2', env=env)
