@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
-from .data import IMAGE_SUFFIXES, ImageLoadError, load_image
-from .descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, content_hash, descriptor_version, extract_features
-from .similarity import (Calibration, DescribedImages, compare_described, describe_images, descriptor_versions,
+from .data import IMAGE_SUFFIXES, ImageLoadError, _n, load_image
+from .descriptors import FAMILIES, FeatureStore, content_hash, extract_features
+from .similarity import (Calibration, DescribedImages, _encoder, compare_described, describe_images, descriptor_versions,
                                 load_calibration)
-from .runs import Run, save_json, save_parquet
+from .runs import save_json, save_parquet
 from .reproduce import UsageError, _Parser
 
 # %% auto #0
@@ -199,12 +199,6 @@ def embed_missing(model, # a `SiameseSimilarity`
     return len(todo)
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00034
-def _semantic_encoder(cal:Calibration, device:str) -> SemanticEncoder|None:
-    s = cal.settings
-    if 'semantic' not in cal.families: return None
-    run = Run(cal.source['run']) if s['semantic_weights'] == 'genre' and cal.source.get('run') else None
-    return SemanticEncoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run=run)
-
 def build_index(folder, # the originals: image files anywhere below it
                 out, # the index folder: made if missing, resumed if it holds an index of the same folder and versions
                 model=None, # a `SiameseSimilarity`: its embeddings are indexed too
@@ -222,14 +216,15 @@ def build_index(folder, # the originals: image files anywhere below it
     if not files: raise CommandFailed(f"{folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}): nothing to index")
     cal = open_calibration(calibration)
     if cal is None: raise UsageError("--calibration none: an index needs a calibrated scale (default, a run directory or a calibration file)")
-    encoder = _semantic_encoder(cal, device)
     s = cal.settings
-    versions = {f: descriptor_version(f, s['size']) for f in HANDMADE if f in cal.families} | ({'semantic': encoder.version} if encoder else {})
+    run_dir = cal.source.get('run') if s['semantic_weights'] == 'genre' else None
+    versions = descriptor_versions(s, list(cal.families), device, run_dir)
+    encoder = _encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir) if 'semantic' in cal.families else None
     try: cal.check(versions)
     except ValueError as e: raise CommandFailed(str(e)) from None
     want = index_versions(cal, versions, model) | dict(root=str(folder))
     check_index_folder(out, want)
-    meta = dict(format=INDEX_FORMAT, **want, model_version=model_version(model) if model is not None else None,
+    meta = dict(format=INDEX_FORMAT, **want, model_version=f"siamese-{want['model'][:16]}" if model is not None else None,
                 model_path=str(Path(model_path).absolute()) if model_path else None, settings=s, complete=False)
     save_json(meta, out/'index.json')
     cal.save(out/'calibration.json')
@@ -337,8 +332,6 @@ def _run(prog:str, parser, command, argv=None):
         except KeyboardInterrupt: fail(130, "interrupted; run the same command again to go on where it stopped")
     notes = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)]
     for n in dict.fromkeys(notes): print(f"{prog}: note: {n}", file=sys.stderr)
-
-def _n(k:int, word:str) -> str: return f"{k} {word}{'s' * (k != 1)}"
 
 def _shown(path) -> str:
     "`path` as a user would type it: relative to the working directory when it lies below it."

@@ -496,9 +496,8 @@ def _fit(img:Image.Image, size:int|None) -> Image.Image:
     return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
 
 def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_size:int|None=None,
-            seed:int=0, genres=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            seed:int=0) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, every file looked at and left out, with the reason)."
-    if genres: cands = cands[cands.genre.isin(list(genres))]
     queues = {g: list(df.sample(frac=1., random_state=derive_seed(seed, 'order', g) % 2**31).itertuples(index=False))
               for g, df in cands.groupby('genre', sort=True)}
     kept, bad = {g: [] for g in queues}, []

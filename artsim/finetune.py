@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
-import contextlib, itertools, json, os, sys, tempfile, time, warnings
+import contextlib, hashlib, itertools, json, os, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
@@ -19,7 +19,7 @@ import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
 import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
-from .runs import Run, atomic_write, save_json, save_parquet, record_params, stable_safetensors
+from .runs import Run, atomic_write, in_test, save_json, save_parquet, record_params, stable_safetensors
 from .descriptors import _load_into, _read_state_dict
 
 # %% auto #0
@@ -119,10 +119,9 @@ class PreciseBN(Callback):
     def __init__(self, module:nn.Module|Callable|None=None, # the module to recompute, a function learner -> module, or None: `learn.model`
                  inputs:Callable|None=None, # a training batch's inputs (a tuple) -> the tensor, or tensors, fed to `module`; None: the first input
                  n_batches:int|None=None, # training batches per recomputation; None: the whole training set once
-                 train_dl=None, # batches to use instead of `learn.dls.train`
                  probe:Callable|None=None, # learner -> a number measured just before each recomputation, kept in `stale`
                 ):
-        self.module, self.inputs, self.n_batches, self.train_dl, self.probe = module, inputs, n_batches, train_dl, probe
+        self.module, self.inputs, self.n_batches, self.probe = module, inputs, n_batches, probe
         self.stale, self.passes = [], []
 
     def before_fit(self):
@@ -139,7 +138,7 @@ class PreciseBN(Callback):
         return _unwrap(m)
 
     def _tensors(self):
-        for b in itertools.islice(self.train_dl if self.train_dl is not None else self.learn.dls.train, self.n_batches):
+        for b in itertools.islice(self.learn.dls.train, self.n_batches):
             xb = tuple(b[:getattr(self.learn.dls, 'n_inp', 1 if len(b) == 1 else len(b) - 1)]) # fastai's own split of a batch
             x = self.inputs(xb) if self.inputs is not None else xb[0]
             yield from ([x] if isinstance(x, torch.Tensor) else x)
@@ -199,13 +198,6 @@ def model_card(vocab:list, input_size:int, starting_weights:str, seed:int, prese
                 input_size=int(input_size), resize='squish (bilinear) to input_size x input_size, RGB, 0-1',
                 normalize=NORMALIZE, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset), **extra)
 
-def _sha256(path, n=1 << 20):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(n): h.update(chunk)
-    return h.hexdigest()
-
 def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on any device, in any memory format)
                      path, # the .safetensors file; the card goes beside it as .json
                      card:dict, # `model_card(...)`
@@ -213,8 +205,9 @@ def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on an
     "Write the weights as safetensors and the model card beside them, each atomically."
     path = Path(path)
     sd = {k: v.detach().to('cpu', torch.float32 if v.is_floating_point() else v.dtype).contiguous() for k, v in _unwrap(model).state_dict().items()}
-    with atomic_write(path) as f: f.write(stable_safetensors(save_safetensors(sd, metadata={'format': 'pt', 'artsim': CARD_FORMAT})))
-    save_json({**card, 'weights_file': path.name, 'weights_sha256': _sha256(path)}, path.with_suffix('.json'))
+    blob = stable_safetensors(save_safetensors(sd, metadata={'format': 'pt', 'artsim': CARD_FORMAT}))
+    with atomic_write(path) as f: f.write(blob)
+    save_json({**card, 'weights_file': path.name, 'weights_sha256': hashlib.sha256(blob).hexdigest()}, path.with_suffix('.json'))
     return path
 
 # %% ../nbs/04_finetune.ipynb #102e5cb6
@@ -258,9 +251,10 @@ def load_genre_model(path, # models/genre.safetensors (or its .json card)
     "Rebuild a genre classifier from its safetensors weights and JSON model card alone; nothing is unpickled."
     weights, card_file = _genre_files(path)
     card = read_model_card(card_file)
-    if check_hash and card.get('weights_sha256') and _sha256(weights) != card['weights_sha256']:
+    blob = weights.read_bytes()
+    if check_hash and card.get('weights_sha256') and hashlib.sha256(blob).hexdigest() != card['weights_sha256']:
         raise ValueError(f'{card_file} describes other weights than {weights} (SHA-256 differs): they come from different runs')
-    with open(weights, 'rb') as fh: sd = load_safetensors(fh.read())
+    sd = load_safetensors(blob)
     model = genre_classifier(card['n_classes'])
     try: model.load_state_dict(sd)
     except RuntimeError as e:
@@ -549,7 +543,7 @@ def stage(run:Run, p) -> dict|None:
     run.dir('models')
     with tempfile.TemporaryDirectory(dir=run.path/'models', prefix='.finetune-') as work:
         learn = genre_learner(dls, body, path=work)
-        with contextlib.nullcontext() if not os.environ.get('IN_TEST') else learn.no_bar():
+        with learn.no_bar() if in_test() else contextlib.nullcontext():
             hist = train_genre_model(learn, p.epochs, p.freeze_epochs, p.lr, p.lr_mult, p.lr_find_iters, p.bn_batches,
                                      p.probe_stale_bn, device)
             t_train = time.time()

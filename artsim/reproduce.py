@@ -255,7 +255,6 @@ def artsim_reproduce(
     overrides = parse_overrides(param)
     overrides.update({k: v for k, v in dict(seed=seed, device=device).items() if v is not None})
     if overrides.get('source_path'): overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
-    if preset not in PRESETS: raise UsageError(f"unknown preset {preset!r}; the presets are {', '.join(PRESETS)}")
     run_dir = resolve_run_dir(run_dir, preset)
     cfg = resolve_config(preset, run_dir, [s for _, s, _ in all_chs], overrides)
     check_config(cfg, chs)

@@ -17,7 +17,7 @@ from fastai.torch_core import TensorImage, params
 from fastai.vision.augment import aug_transforms, Pipeline
 from .data import load_image
 from .runs import Run, atomic_write, derive_seed, preset_params, save_json, stable_safetensors
-from .finetune import GENRE_MODEL, read_model_card, resnet50_body
+from .finetune import GENRE_MODEL, NORMALIZE, read_model_card, resnet50_body
 
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'SPLITS', 'AUGMENT', 'FORMAT', 'siamese_encoder', 'SymmetricHead', 'SiameseNet', 'siamese_splitter',
@@ -27,7 +27,7 @@ __all__ = ['IMAGENET_STATS', 'SPLITS', 'AUGMENT', 'FORMAT', 'siamese_encoder', '
            'ModelFileError', 'architecture', 'SiameseSimilarity', 'stage', 'recorded_params']
 
 # %% ../nbs/05_siamese.ipynb #4e91da34
-IMAGENET_STATS = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+IMAGENET_STATS = NORMALIZE # torchvision's ImageNet statistics, as chapter 04's classifier uses them
 
 def siamese_encoder(weights:str='genre', # 'genre', 'imagenet', 'random' or a state-dict file
                     run:Run|None=None, # the run whose models/genre.safetensors 'genre' means
@@ -390,7 +390,7 @@ def similarity_matrix(self:SiameseSimilarity, A, # N images
     "Every image of A against every image of B: N + M backbone passes, N x M head evaluations."
     ea = self.embed(A, progress)
     eb = ea if B is None else self.embed(B, progress)
-    n, m, d = len(ea), len(eb), ea.shape[1]
+    n, m = len(ea), len(eb)
     out = np.zeros((n, m), np.float32)
     if n == 0 or m == 0: return out
     rows = max(1, max_pairs // m)
@@ -426,7 +426,7 @@ def _model_files(path) -> tuple[Path, Path]:
     wf, cf = stem.with_name(stem.name + '.safetensors'), stem.with_name(stem.name + '.json')
     for f in (wf, cf):
         if not f.is_file(): raise FileNotFoundError(f'{f} does not exist: a Siamese model is a .safetensors file with its .json card (chapter 06 writes models/siamese.*)')
-    head = wf.open('rb').read(8)
+    with wf.open('rb') as fh: head = fh.read(8)
     if head[:1] == b'\x80' or head[:2] == b'PK':
         raise ModelFileError(f'{wf} holds a pickle or a torch.save archive, not safetensors; artsim never unpickles model files')
     return wf, cf
