@@ -11,13 +11,13 @@ from importlib import resources
 import yaml
 import pandas as pd
 from PIL import Image
-from fastcore.basics import AttrDict
+from fastcore.basics import AttrDict, patch
 
 # %% auto #0
 __all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'temporary_dir', 'project_root',
            'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage', 'atomic_write',
-           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'stable_safetensors', 'derive_seed', 'record_params',
-           'stage_module', 'check_stage_params', 'stage_fingerprint', 'prepare']
+           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed',
+           'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'prepare']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -122,7 +122,7 @@ class Run:
         "Read the JSON artifact `name`, saying which stage makes it when it is missing."
         return json.loads(self.require(name).read_text(encoding='utf-8'))
 
-# The stage that writes each artifact, by path prefix (design.md's table); the longest prefix wins.
+# The stage that writes each artifact, by path prefix (the artifacts table of the chapters); the longest prefix wins.
 ARTIFACT_STAGES = {'data': 'data', 'generated': 'generation', 'features': 'descriptors', 'similarity': 'similarity',
                    'models/genre': 'finetune', 'metrics/genre': 'finetune', 'models/siamese': 'training',
                    'metrics/eval': 'evaluation', 'report.md': 'evaluation'}
@@ -132,6 +132,23 @@ def artifact_stage(name) -> str|None:
     n = Path(name).as_posix()
     hits = [k for k in ARTIFACT_STAGES if n == k or n.startswith(k + '/') or n.startswith(k + '.')]
     return ARTIFACT_STAGES[max(hits, key=len)] if hits else None
+
+# %% ../nbs/pipeline/runs.ipynb #80fa6ace
+@patch(as_prop=True)
+def config(self:Run) -> dict:
+    "The run's `config.yaml` (preset, overrides, every stage's resolved parameters); {} when there is none."
+    f = self.path/'config.yaml'
+    return (yaml.safe_load(f.read_text(encoding='utf-8')) or {}) if f.is_file() else {}
+
+@patch
+def params(self:Run, stage:str, # a stage name from `STAGES`
+           preset:str|None=None, # the preset to fall back on; None: the one the run records, else demo
+          ) -> AttrDict:
+    "The parameters `stage` ran with on this run, as `config.yaml` records them; the preset's where it records none."
+    cfg = self.config
+    rec = (cfg.get('stages') or {}).get(stage) or {}
+    preset = preset or rec.get('preset') or cfg.get('preset') or 'demo'
+    return AttrDict({k: rec.get(k, v) for k, v in preset_params(preset, stage).items()})
 
 # %% ../nbs/pipeline/runs.ipynb #1f7ae567
 @contextlib.contextmanager
@@ -167,6 +184,12 @@ def save_image(img, path):
 def save_yaml(obj, path):
     "Write `obj` to `path` as YAML, atomically."
     with atomic_write(path, 'w') as f: yaml.safe_dump(obj, f, sort_keys=False)
+
+# %% ../nbs/pipeline/runs.ipynb #df8f707f
+def save_figure(fig, # a matplotlib figure
+                path, dpi:int=110):
+    "Write a matplotlib figure as PNG, atomically."
+    with atomic_write(path) as f: fig.savefig(f, format='png', dpi=dpi, bbox_inches='tight')
 
 # %% ../nbs/pipeline/runs.ipynb #9b8b8eab
 def stable_safetensors(blob:bytes) -> bytes:
