@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_descriptors.ipynb #c9e651c7
 from __future__ import annotations
-import hashlib, os, time, warnings
+import functools, hashlib, os, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from .generation import read_pairs
 
 # %% auto #0
 __all__ = ['FAMILIES', 'HANDMADE', 'working_image', 'Segment', 'Family', 'color_descriptor', 'texture_descriptor',
-           'shape_descriptor', 'edge_descriptor', 'describe', 'resnet50_state_dict', 'SemanticEncoder', 'l2_normalise',
+           'shape_descriptor', 'edge_descriptor', 'describe', 'SemanticEncoder', 'semantic_encoder', 'l2_normalise',
            'family_centre', 'content_hash', 'descriptor_version', 'FeatureStore', 'extract_features', 'image_table',
            'descriptor_settings', 'save_centres', 'stage', 'feature_matrix', 'feature_centre']
 
@@ -235,46 +235,6 @@ def describe(src, # path, bytes, PIL image or uint8 array
     x = working_image(src, size)
     return {f: FAMILIES[f].fn(x) for f in families}
 
-# %% ../nbs/02_descriptors.ipynb #cc4522d6
-_FASTAI_BODY = {0: 'conv1', 1: 'bn1', 4: 'layer1', 5: 'layer2', 6: 'layer3', 7: 'layer4'}
-
-# %% ../nbs/02_descriptors.ipynb #bff43387
-def resnet50_state_dict(sd:dict) -> dict:
-    "Rename a torchvision, DataParallel or fastai-body state dict to torchvision ResNet50 names, dropping any head."
-    out = {}
-    for k, v in sd.items():
-        for prefix in ('module.', 'model.', 'encoder.'): k = k.removeprefix(prefix)
-        if k[0].isdigit(): # fastai: Sequential(body, head); the body is ResNet50's children up to layer4
-            body, _, rest = k.partition('.')
-            idx, _, rest = rest.partition('.')
-            if body == '0' and idx.isdigit() and int(idx) in _FASTAI_BODY: out[f'{_FASTAI_BODY[int(idx)]}.{rest}'] = v
-        elif not k.startswith('fc.'): out[k] = v
-    return out
-
-# %% ../nbs/02_descriptors.ipynb #bfc7313f
-def _read_state_dict(path):
-    import pickle, torch
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'weights file {path} does not exist')
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    try: sd = torch.load(path, map_location='cpu', weights_only=True) # tensors only: a weights file must not run code
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise ValueError(f'{path}: not a plain state dict; torch.load(weights_only=True) refused it ({str(e).strip().splitlines()[0][:160]}). '
-                         "Pickled models (fastai's Learner.export, torch.save of a whole model) are never loaded: "
-                         'save model.state_dict() with safetensors instead') from None
-    for key in ('state_dict', 'model'):
-        if isinstance(sd, dict) and isinstance(sd.get(key), dict): sd = sd[key]
-    return sd
-
-# %% ../nbs/02_descriptors.ipynb #5431d669
-def _file_digest(path, n=1 << 20):
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, 'rb') as f:
-        while chunk := f.read(n): h.update(chunk)
-    return h.hexdigest()
-
 # %% ../nbs/02_descriptors.ipynb #4b6b1ee7
 class SemanticEncoder:
     "Pooled ResNet50 features, in batches on one device: the semantic family."
@@ -284,41 +244,17 @@ class SemanticEncoder:
                  seed:int=0, # seeds random init
                  batch_size:int=32, # images per forward pass
                  run:Run|None=None): # the run whose models/genre.safetensors 'genre' means
-        import torch, torchvision # imported here so the hand-made families' worker processes stay light
+        import torch # imported here so the hand-made families' worker processes stay light
+        from artsim.backbone import Backbone
         self.size, self.batch_size, self.requested = size, batch_size, str(weights)
         if str(device).startswith('cuda') and not torch.cuda.is_available():
             warnings.warn(f'device {device!r} is not available: the semantic family runs on the CPU'); device = 'cpu'
         self.device = torch.device(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = torchvision.models.resnet50(weights=None)
-        model.fc = torch.nn.Identity()
-        self.warning, self.weights_id = None, f'random{seed}'
-        if weights in (None, 'random'): self.warning = 'random-init ResNet50 (by request): semantic similarities reflect low-level statistics, not content'
-        elif weights == 'imagenet':
-            try:
-                _load_into(model, torchvision.models.ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False))
-                self.weights_id = 'imagenet1k_v2'
-            except Exception as e: # no network, no cached copy: carry on, but say so where it is kept
-                self.warning = f'ImageNet weights unavailable ({type(e).__name__}: {e}); fell back to random-init ResNet50 (seed {seed})'
-        else:
-            path = (run.resolve('models/genre.safetensors') if run is not None else Path('models/genre.safetensors')) if weights == 'genre' else Path(weights)
-            _load_into(model, _read_state_dict(path), path)
-            self.weights_id = f'file-{_file_digest(path)[:12]}'
-        if self.warning: warnings.warn(self.warning)
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self._mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
-
-# %% ../nbs/02_descriptors.ipynb #7122755d
-def _load_into(model, sd, source='torchvision'):
-    sd = resnet50_state_dict(sd)
-    try: missing, unexpected = model.load_state_dict(sd, strict=False)
-    except RuntimeError as e: raise ValueError(f'{source}: not a ResNet50 state dict ({str(e).splitlines()[-1].strip()})') from None
-    missing = [k for k in missing if not k.startswith('fc.')]
-    if missing or unexpected:
-        raise ValueError(f'{source}: not a ResNet50 state dict ({len(missing)} weights missing, {len(unexpected)} unexpected, '
-                         f'e.g. {(missing + unexpected)[:3]})')
+        # channels-last on the CPU too: the family's cached vectors have been computed that way since its first version
+        self.backbone = Backbone(weights, run, seed, size, self.device, batch_size, channels_last=True)
+        self.weights_id = self.backbone.info['id']
+        self.note = ('random-init ResNet50: semantic similarities reflect low-level statistics, not content'
+                     if self.backbone.info['requested'] == 'random' else None)
 
 # %% ../nbs/02_descriptors.ipynb #49ada6ad
 @patch(as_prop=True)
@@ -328,22 +264,28 @@ def version(self:SemanticEncoder) -> str:
 
 @patch(as_prop=True)
 def info(self:SemanticEncoder) -> dict:
-    "What was asked for, what was used, and any warning."
+    "What was asked for, what was used, and what that means."
     return dict(requested=self.requested, weights=self.weights_id, size=self.size, device=str(self.device),
-                version=self.version, warning=self.warning)
+                version=self.version, note=self.note)
 
 # %% ../nbs/02_descriptors.ipynb #01788a4c
 @patch
-def encode(self:SemanticEncoder, images:list, # working images, float (size, size, 3) in [0, 1]
+def encode(self:SemanticEncoder, images:list, # images (anything `load_image` reads) or `backbone.input_image` tensors
           ) -> np.ndarray: # float32 (n, 2048)
     "Pooled ResNet50 features of `images`, `batch_size` at a time."
     import torch
-    out = []
-    for i in range(0, len(images), self.batch_size):
-        x = torch.from_numpy(np.stack(images[i:i + self.batch_size])).permute(0, 3, 1, 2).to(self.device)
-        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(): out.append(self.model(x).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, FAMILIES['semantic'].dim), np.float32)
+    from artsim.backbone import input_image
+    x = [im if isinstance(im, torch.Tensor) else input_image(im, self.size) for im in images]
+    batches = (torch.stack(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size))
+    return self.backbone.features(batches).numpy()
+
+# %% ../nbs/02_descriptors.ipynb #dfb0c016
+@functools.lru_cache(maxsize=4)
+def semantic_encoder(weights, size:int, device:str='cpu', seed:int=0,
+                     run_dir=None, # the run whose genre model 'genre' means
+                    ) -> SemanticEncoder:
+    "The `SemanticEncoder` of these settings, made once per process."
+    return SemanticEncoder(weights, size, device, seed, run=Run(run_dir) if run_dir else None)
 
 # %% ../nbs/02_descriptors.ipynb #1a8f966a
 def l2_normalise(X:np.ndarray, # rows of vectors
@@ -363,6 +305,13 @@ def family_centre(family:str, # a key of `FAMILIES`
     parts = fam.parts(np.atleast_2d(X))
     return np.concatenate([l2_normalise(parts[s.name]).mean(0) if s.kind == 'centred' else np.zeros(s.dim)
                            for s in fam.segments]).astype(np.float32)
+
+# %% ../nbs/02_descriptors.ipynb #5431d669
+def _file_digest(path, n=1 << 20):
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, 'rb') as f:
+        while chunk := f.read(n): h.update(chunk)
+    return h.hexdigest()
 
 # %% ../nbs/02_descriptors.ipynb #5cbc8fe2
 def content_hash(src, # a path, bytes, PIL image or array
@@ -475,7 +424,9 @@ def _hash_file(f, known):
 
 # %% ../nbs/02_descriptors.ipynb #803c89e4
 def _load_or_error(f, size):
-    try: return working_image(f, size)
+    "The semantic family's input for file `f` (`backbone.input_image`), or why it cannot be read."
+    from artsim.backbone import input_image
+    try: return input_image(f, size)
     except (ImageLoadError, OSError) as e: return f'{type(e).__name__}: {e}'
 
 # %% ../nbs/02_descriptors.ipynb #f225f209

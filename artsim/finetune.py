@@ -4,162 +4,42 @@
 
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
-import contextlib, hashlib, itertools, json, os, sys, tempfile, time, warnings
+import contextlib, sys, tempfile, time
 from pathlib import Path
-from typing import Callable, Iterable
-from urllib.parse import urlparse
 import numpy as np, pandas as pd
-import torch, torchvision
+import torch
 from torch import nn
-from fastai.vision.all import (Callback, CategoryBlock, ColReader, CrossEntropyLossFlat, DataBlock, ImageBlock, IndexSplitter,
-                               Learner, Normalize, Resize, SaveModelCallback, accuracy, aug_transforms, create_body, create_head,
-                               imagenet_stats, resnet50, set_seed, top_k_accuracy, valley, vision_learner)
+from fastai.vision.all import (CategoryBlock, ColReader, CrossEntropyLossFlat, DataBlock, ImageBlock, IndexSplitter, Learner,
+                               Normalize, Resize, accuracy, aug_transforms, create_head, resnet50, set_seed, top_k_accuracy,
+                               valley, vision_learner)
 from fastai.torch_core import num_distrib, rank_distrib
 import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
 import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
-from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
-from .runs import Run, atomic_write, in_test, save_json, save_parquet, record_params, stable_safetensors
-from .descriptors import _load_into, _read_state_dict
+from .runs import Run, in_test, record_params, save_figure, save_json, save_parquet
+from .modelfile import load_model, read_card, save_model
+from .backbone import (GENRE_KIND, GENRE_MODEL, IMAGENET_STATS, WeightsUnavailable, infer, input_image,
+                             resnet50_body, weights_info)
+from .learning import KeepBestModel, PreciseBN, TrainingLog, one_process, training_device, unwrap_model
 
 # %% auto #0
-__all__ = ['GENRE_MODEL', 'AUGMENT', 'NORMALIZE', 'GENRE_HEAD', 'CARD_FORMAT', 'WeightsUnavailable', 'imagenet_weights_file',
-           'imagenet_state_dict', 'resnet50_body', 'recompute_bn_stats', 'PreciseBN', 'PaintingReader',
-           'genre_dataloaders', 'genre_classifier', 'model_card', 'save_genre_model', 'read_model_card',
-           'load_genre_model', 'genre_body', 'genre_inputs', 'predict_genres', 'KeepBestModel', 'TrainingLog',
-           'top3_accuracy', 'genre_learner', 'training_device', 'train_genre_model', 'one_process', 'valid_accuracy',
-           'genre_report', 'test_predictions', 'save_figure', 'plot_lr_find', 'plot_training', 'plot_confusion',
-           'plot_predictions', 'stage', 'main']
-
-# %% ../nbs/04_finetune.ipynb #700417bb
-class WeightsUnavailable(RuntimeError):
-    "ImageNet weights that cannot be had here; the message names the file torchvision wants, where it looks, and what to do."
-
-def imagenet_weights_file() -> Path:
-    "Where torchvision looks for ResNet50's `IMAGENET1K_V2` weights: `$TORCH_HOME/hub/checkpoints/<file>`."
-    url = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url
-    return Path(torch.hub.get_dir())/'checkpoints'/os.path.basename(urlparse(url).path)
-
-# %% ../nbs/04_finetune.ipynb #2bc50d41
-def imagenet_state_dict() -> dict:
-    "torchvision's ImageNet ResNet50 weights, from torch's cache or downloaded into it; `WeightsUnavailable` where neither works."
-    w, f = torchvision.models.ResNet50_Weights.IMAGENET1K_V2, imagenet_weights_file()
-    try: return w.get_state_dict(progress=False)
-    except Exception as e:
-        home = os.environ.get('TORCH_HOME')
-        where = f'TORCH_HOME={home}' if home else 'TORCH_HOME is not set, so torch uses its default cache'
-        what = f'could not read it ({type(e).__name__}: {e})' if f.exists() else f'could not download it from {w.url} ({type(e).__name__}: {e})'
-        raise WeightsUnavailable(
-            f"ImageNet weights for ResNet50 are not available: torchvision wants the file {f.name} in {f.parent} "
-            f"($TORCH_HOME/hub/checkpoints; {where}) and {what}. Copy {f.name} there from a machine with internet "
-            "(or set TORCH_HOME to a folder whose hub/checkpoints holds it), or choose start_weights='random' or a "
-            "state-dict file: training from random weights is a different experiment, so there is no silent fallback.") from None
-
-# %% ../nbs/04_finetune.ipynb #e538d21a
-GENRE_MODEL = 'models/genre.safetensors' # the run's fine-tuned classifier; its model card is models/genre.json
-
-def resnet50_body(weights:str|Path|None='random', # 'imagenet', 'random', 'genre' (the run's models/genre.safetensors) or a state-dict file
-                  run:Run|None=None, # the run whose classifier 'genre' means; None: models/genre.safetensors here
-                  seed:int=0, # seeds random initialisation
-                 ) -> nn.Module: # fastai `create_body` layout: output (N, 2048, h, w)
-    "ResNet50's convolutional body with the named starting weights."
-    weights = 'random' if weights is None else weights
-    if weights == 'genre': return genre_body(run.resolve(GENRE_MODEL) if run is not None else Path(GENRE_MODEL))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = torchvision.models.resnet50(weights=None)
-    if weights == 'imagenet': _load_into(model, imagenet_state_dict(), 'torchvision IMAGENET1K_V2')
-    elif weights != 'random':
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"starting weights {str(weights)!r}: not 'imagenet', 'random' or 'genre', and no such file")
-        _load_into(model, _read_state_dict(path), path)
-    return create_body(model, pretrained=False, cut=-2)
-
-# %% ../nbs/04_finetune.ipynb #692e8558
-def _bn_layers(module): return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-
-def recompute_bn_stats(module:nn.Module, # its BatchNorm layers get new running statistics
-                       batches:Iterable, # input tensors for `module` (a tuple or list is passed as several arguments)
-                       n_batches:int|None=None, # use at most this many; None: all
-                      ) -> int: # the number of forward passes made
-    "Reset `module`'s BatchNorm running statistics and recompute them as a plain average over `batches`, without gradients."
-    bns = _bn_layers(module)
-    if not bns: return 0
-    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bns]
-    modes = [(m, m.training) for m in module.modules()]
-    def restore_stats():
-        for m, (_, mean, var, n) in zip(bns, saved): m.running_mean.copy_(mean); m.running_var.copy_(var); m.num_batches_tracked.copy_(n)
-    n = 0
-    try:
-        for m in bns: m.reset_running_stats(); m.momentum = None # None: a cumulative average, every batch weighs the same
-        module.eval()
-        for m in bns: m.train()
-        with torch.no_grad():
-            for x in itertools.islice(batches, n_batches):
-                module(*x) if isinstance(x, (tuple, list)) else module(x)
-                n += 1
-    except BaseException:
-        with torch.no_grad(): restore_stats()
-        raise
-    finally:
-        for m, (mom, *_) in zip(bns, saved): m.momentum = mom
-        for m, t in modes: m.train(t)
-    if n == 0:
-        with torch.no_grad(): restore_stats()
-        raise ValueError('recompute_bn_stats: no batches to compute BatchNorm statistics from (the statistics are left as they were)')
-    return n
-
-# %% ../nbs/04_finetune.ipynb #f6059f4d
-def _unwrap(m): return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
-
-class PreciseBN(Callback):
-    "Recompute BatchNorm running statistics over training batches before each validation (and so before the model is saved)."
-    order, _only_train_loop = 20, True
-    def __init__(self, module:nn.Module|Callable|None=None, # the module to recompute, a function learner -> module, or None: `learn.model`
-                 inputs:Callable|None=None, # a training batch's inputs (a tuple) -> the tensor, or tensors, fed to `module`; None: the first input
-                 n_batches:int|None=None, # training batches per recomputation; None: the whole training set once
-                 probe:Callable|None=None, # learner -> a number measured just before each recomputation, kept in `stale`
-                ):
-        self.module, self.inputs, self.n_batches, self.probe = module, inputs, n_batches, probe
-        self.stale, self.passes = [], []
-
-    def before_fit(self):
-        self.run = not hasattr(self.learn, 'lr_finder') and not hasattr(self.learn, 'gather_preds')
-        self.trained = False # `Learner.validate` also calls before_fit, but never before_train
-    def before_train(self): self.trained = True
-    def before_validate(self):
-        if self.trained: self.recompute()
-
-    def target(self) -> nn.Module:
-        "The module whose statistics are recomputed."
-        m = self.module
-        m = self.learn.model if m is None else m if isinstance(m, nn.Module) else m(self.learn)
-        return _unwrap(m)
-
-    def _tensors(self):
-        for b in itertools.islice(self.learn.dls.train, self.n_batches):
-            xb = tuple(b[:getattr(self.learn.dls, 'n_inp', 1 if len(b) == 1 else len(b) - 1)]) # fastai's own split of a batch
-            x = self.inputs(xb) if self.inputs is not None else xb[0]
-            yield from ([x] if isinstance(x, torch.Tensor) else x)
-
-    def recompute(self):
-        "Measure `probe`, then recompute the statistics now."
-        if self.probe is not None: self.stale.append(self.probe(self.learn))
-        mp = getattr(self.learn, 'mixed_precision', None)
-        with (getattr(mp, 'autocast', None) or contextlib.nullcontext()):
-            self.passes.append(recompute_bn_stats(self.target(), self._tensors()))
+__all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'genre_dataloaders', 'genre_classifier', 'model_card',
+           'save_genre_model', 'check_genre_card', 'read_genre_card', 'load_genre_model', 'predict_genres',
+           'top3_accuracy', 'genre_learner', 'valid_accuracy', 'train_genre_model', 'genre_report',
+           'predict_test_split', 'plot_lr_find', 'plot_training', 'plot_confusion', 'plot_genre_predictions', 'stage',
+           'main']
 
 # %% ../nbs/04_finetune.ipynb #563bc9c2
-AUGMENT = dict(do_flip=True, flip_vert=False, max_rotate=5., min_zoom=1., max_zoom=1.15, max_lighting=0.1, max_warp=0.,
-               p_affine=0.75, p_lighting=0.5)
-NORMALIZE = dict(mean=list(imagenet_stats[0]), std=list(imagenet_stats[1]))
+GENRE_AUGMENT = dict(do_flip=True, flip_vert=False, max_rotate=5., min_zoom=1., max_zoom=1.15, max_lighting=0.1, max_warp=0.,
+                     p_affine=0.75, p_lighting=0.5) # fastai `aug_transforms` arguments: geometric, mild, no colour changes
 
+# %% ../nbs/04_finetune.ipynb #9de1258a
 class PaintingReader:
     "A manifest row -> its image, read with `load_image` (relative paths resolve against the run)."
     def __init__(self, run:Run): self.run = run
     def __call__(self, row): return load_image(self.run.resolve(row['path']))
 
+# %% ../nbs/04_finetune.ipynb #0230de09
 def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest (path, genre, split)
                       input_size:int=224, # side of the square input, in pixels
                       bs:int=64, # batch size
@@ -171,18 +51,19 @@ def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest
     vocab = sorted(manifest.genre.unique()) if vocab is None else list(vocab)
     df = manifest[manifest.split.isin(['train', 'valid'])].reset_index(drop=True)
     for s in ('train', 'valid'):
-        if not (df.split == s).any(): raise ValueError(f"the manifest has no '{s}' paintings: fine-tuning needs train and valid splits (chapter 00's valid_pct)")
+        if not (df.split == s).any():
+            raise ValueError(f"the manifest has no '{s}' paintings: fine-tuning needs train and valid splits (chapter 00's valid_pct)")
     if unknown := set(df.genre) - set(vocab): raise ValueError(f'genres not in the vocabulary: {sorted(unknown)}')
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)), get_x=PaintingReader(run), get_y=ColReader('genre'),
                       splitter=IndexSplitter(np.flatnonzero(df.split == 'valid')),
                       item_tfms=Resize(input_size, method='squish'),
-                      batch_tfms=[*aug_transforms(**AUGMENT), Normalize.from_stats(NORMALIZE['mean'], NORMALIZE['std'])])
+                      batch_tfms=[*aug_transforms(**GENRE_AUGMENT), Normalize.from_stats(IMAGENET_STATS['mean'], IMAGENET_STATS['std'])])
     return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device)
 
 # %% ../nbs/04_finetune.ipynb #cb290aa0
 GENRE_HEAD = dict(concat_pool=True, lin_ftrs=[512], ps=0.5, first_bn=True, bn_final=False, lin_first=False) # fastai's default head
-CARD_FORMAT = 'artsim-genre-classifier/1'
 
+# %% ../nbs/04_finetune.ipynb #aa7cd8f2
 def genre_classifier(n_classes:int, # outputs, one per genre
                      body:nn.Module|None=None, # a `resnet50_body`; None: random (seed 0)
                     ) -> nn.Module: # nn.Sequential(body, head), the layout `vision_learner` builds
@@ -193,151 +74,83 @@ def genre_classifier(n_classes:int, # outputs, one per genre
 # %% ../nbs/04_finetune.ipynb #535bf8e5
 def model_card(vocab:list, input_size:int, starting_weights:str, seed:int, preset:str, **extra) -> dict:
     "The JSON that describes a genre classifier's weights file."
-    return dict(format=CARD_FORMAT, architecture='resnet50', body="fastai create_body(torchvision resnet50, cut=-2)",
+    return dict(architecture='resnet50', body="fastai create_body(torchvision resnet50, cut=-2)",
                 head=dict(kind='fastai create_head', n_features=2048, **GENRE_HEAD), n_classes=len(vocab), vocab=list(vocab),
                 input_size=int(input_size), resize='squish (bilinear) to input_size x input_size, RGB, 0-1',
-                normalize=NORMALIZE, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset), **extra)
+                normalize=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset), **extra)
 
+# %% ../nbs/04_finetune.ipynb #125d42b9
 def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on any device, in any memory format)
                      path, # the .safetensors file; the card goes beside it as .json
                      card:dict, # `model_card(...)`
                     ) -> Path:
     "Write the weights as safetensors and the model card beside them, each atomically."
-    path = Path(path)
-    sd = {k: v.detach().to('cpu', torch.float32 if v.is_floating_point() else v.dtype).contiguous() for k, v in _unwrap(model).state_dict().items()}
-    blob = stable_safetensors(save_safetensors(sd, metadata={'format': 'pt', 'artsim': CARD_FORMAT}))
-    with atomic_write(path) as f: f.write(blob)
-    save_json({**card, 'weights_file': path.name, 'weights_sha256': hashlib.sha256(blob).hexdigest()}, path.with_suffix('.json'))
-    return path
+    return save_model(path, unwrap_model(model).state_dict(), card, GENRE_KIND)[0]
 
 # %% ../nbs/04_finetune.ipynb #102e5cb6
-def _genre_files(path) -> tuple:
-    "(weights, card) for `path`: the .safetensors file or its .json card; anything else is refused."
-    path = Path(path)
-    if path.suffix not in ('.safetensors', '.json'):
-        raise ValueError(f"{path}: a genre model is a .safetensors weights file with its .json model card (chapter 04 writes "
-                         f"{GENRE_MODEL} and models/genre.json); pickles such as fastai's Learner.export .pkl or a torch.save "
-                         ".pth are never loaded, because unpickling runs code from the file")
-    weights, card = path.with_suffix('.safetensors'), path.with_suffix('.json')
-    for f in (weights, card):
-        if not f.is_file(): raise FileNotFoundError(f'{f} does not exist: a genre model needs both {weights.name} and {card.name}')
-    return weights, card
-
-def read_model_card(path, # the .json card, or the .safetensors file it sits beside
-                   ) -> dict:
-    "A genre classifier's model card, checked: architecture, class count against the genres, input size, normalisation."
-    f = Path(path).with_suffix('.json')
-    if not f.is_file(): raise FileNotFoundError(f'{f} does not exist: the model card of a genre model')
-    try: card = json.loads(f.read_text(encoding='utf-8'))
-    except json.JSONDecodeError as e: raise ValueError(f'{f}: not JSON ({e})') from None
+def check_genre_card(card:dict, # a card of `GENRE_KIND`
+                     where='the card', # the file, for messages
+                    ) -> dict:
+    "`card`, checked: architecture, class count against the genres, input size, normalisation."
     need = ['architecture', 'n_classes', 'vocab', 'input_size', 'normalize', 'starting_weights', 'seed', 'preset']
-    if not isinstance(card, dict) or (missing := [k for k in need if k not in card]):
-        raise ValueError(f'{f}: not a genre model card (missing {missing if isinstance(card, dict) else need})')
-    if card['architecture'] != 'resnet50': raise ValueError(f"{f}: architecture {card['architecture']!r}, but genre models are 'resnet50'")
+    if missing := [k for k in need if k not in card]: raise ValueError(f'{where}: not a genre model card (missing {missing})')
+    if card['architecture'] != 'resnet50':
+        raise ValueError(f"{where}: architecture {card['architecture']!r}, but genre models are 'resnet50'")
     vocab = card['vocab']
     if not (isinstance(vocab, list) and vocab and all(isinstance(v, str) for v in vocab) and len(set(vocab)) == len(vocab)):
-        raise ValueError(f'{f}: vocab must be a list of distinct genre names')
-    if card['n_classes'] != len(vocab): raise ValueError(f"{f}: n_classes is {card['n_classes']} but vocab names {len(vocab)} genres")
-    if not (isinstance(card['input_size'], int) and card['input_size'] > 0): raise ValueError(f"{f}: input_size must be a positive integer")
+        raise ValueError(f'{where}: vocab must be a list of distinct genre names')
+    if card['n_classes'] != len(vocab):
+        raise ValueError(f"{where}: n_classes is {card['n_classes']} but vocab names {len(vocab)} genres")
+    if not (isinstance(card['input_size'], int) and card['input_size'] > 0):
+        raise ValueError(f"{where}: input_size must be a positive integer")
     norm = card['normalize']
     if not (isinstance(norm, dict) and all(len(norm.get(k, [])) == 3 for k in ('mean', 'std'))):
-        raise ValueError(f'{f}: normalize must give three means and three standard deviations')
+        raise ValueError(f'{where}: normalize must give three means and three standard deviations')
     return card
 
+# %% ../nbs/04_finetune.ipynb #bd3b9b11
+def read_genre_card(path, # models/genre.safetensors, its .json card, their stem, or a run directory
+                   ) -> dict:
+    "A genre classifier's model card, read and checked."
+    return check_genre_card(read_card(path, GENRE_KIND), path)
+
 # %% ../nbs/04_finetune.ipynb #8e53c228
-def load_genre_model(path, # models/genre.safetensors (or its .json card)
-                     check_hash:bool=True, # refuse weights whose SHA-256 is not the card's
+def load_genre_model(path, # models/genre.safetensors, its .json card, their stem, or a run directory
                     ) -> nn.Module: # the classifier in eval mode; `.card` is its model card, `.vocab` its genres in output order
     "Rebuild a genre classifier from its safetensors weights and JSON model card alone; nothing is unpickled."
-    weights, card_file = _genre_files(path)
-    card = read_model_card(card_file)
-    blob = weights.read_bytes()
-    if check_hash and card.get('weights_sha256') and hashlib.sha256(blob).hexdigest() != card['weights_sha256']:
-        raise ValueError(f'{card_file} describes other weights than {weights} (SHA-256 differs): they come from different runs')
-    sd = load_safetensors(blob)
+    sd, card = load_model(path, GENRE_KIND)
+    check_genre_card(card, path)
     model = genre_classifier(card['n_classes'])
     try: model.load_state_dict(sd)
     except RuntimeError as e:
         last = [k for k in sd if k.startswith('1.') and k.endswith('.weight')]
         n = sd[sorted(last, key=lambda k: int(k.split('.')[1]))[-1]].shape[0] if last else '?'
-        raise ValueError(f"{weights} does not match {card_file}: the card says resnet50 with {card['n_classes']} classes, "
+        raise ValueError(f"{path} does not match its card: the card says resnet50 with {card['n_classes']} classes, "
                          f"the weights have {n} outputs ({str(e).splitlines()[0]})") from None
     model.card, model.vocab = card, list(card['vocab'])
     return model.eval()
 
-def genre_body(path, # models/genre.safetensors (or its .json card)
-              ) -> nn.Module: # the `resnet50_body` layout, in eval mode
-    "The ResNet50 body of a saved genre classifier."
-    return load_genre_model(path)[0]
-
 # %% ../nbs/04_finetune.ipynb #5b66effb
-def genre_inputs(images:list, # paths, bytes, PIL images or uint8 arrays
-                 card:dict, # the model card (`model.card`)
-                ) -> torch.Tensor: # float32 (N, 3, size, size), normalised
-    "Images as the classifier's input batch."
-    from PIL import Image
-    s = card['input_size']
-    x = np.stack([np.asarray(load_image(im).resize((s, s), Image.BILINEAR), np.float32) / 255 for im in images])
-    mean, std = (np.asarray(card['normalize'][k], np.float32) for k in ('mean', 'std'))
-    return torch.from_numpy((x - mean) / std).permute(0, 3, 1, 2).contiguous()
-
 def predict_genres(model:nn.Module, # from `load_genre_model`
                    images:list, # paths, bytes, PIL images or uint8 arrays
                    bs:int=32, # images per forward pass
                    k:int=3, # genres listed per image
                   ) -> pd.DataFrame: # genre, probability, and the top-k genres and probabilities
     "The genres `model` sees in `images`, most probable first."
-    dev = next(model.parameters()).device
-    probs = []
-    with torch.no_grad():
-        for i in range(0, len(images), bs):
-            probs.append(torch.softmax(model(genre_inputs(images[i:i + bs], model.card).to(dev)).float(), 1).cpu().numpy())
-    P = np.concatenate(probs) if probs else np.zeros((0, len(model.vocab)), np.float32)
+    dev, s = next(model.parameters()).device, model.card['input_size']
+    batches = (torch.stack([input_image(im, s) for im in images[i:i + bs]]) for i in range(0, len(images), bs))
+    P = torch.softmax(infer(model, batches, model.card['normalize'], dev, dim=len(model.vocab)), 1).numpy()
     top = np.argsort(-P, 1, kind='stable')[:, :k]
     return pd.DataFrame(dict(genre=[model.vocab[t[0]] for t in top], probability=P[np.arange(len(P)), top[:, 0]] if len(P) else [],
-                             top_genres=[[model.vocab[j] for j in t] for t in top], top_probabilities=[P[i, t].tolist() for i, t in enumerate(top)]))
-
-# %% ../nbs/04_finetune.ipynb #17ea507f
-class KeepBestModel(SaveModelCallback):
-    "fastai's `SaveModelCallback` keeping the best epoch's weights in memory (no pickle on disk) across fits, restored at the end."
-    def __init__(self, monitor:str='accuracy', **kwargs):
-        super().__init__(monitor=monitor, reset_on_fit=False, **kwargs)
-        self.best_state, self.best_epoch, self.epochs_seen = None, None, 0
-    def before_fit(self):
-        super().before_fit(); self.trained = False
-    def before_train(self): self.trained = True
-    def after_epoch(self):
-        if not self.trained: return # `Learner.validate` calls after_epoch outside any fit
-        self.epochs_seen += 1
-        super().after_epoch()
-    def _save(self, name):
-        self.best_state = {k: v.detach().clone() for k, v in _unwrap(self.learn.model).state_dict().items()}
-        self.best_epoch = self.epochs_seen - 1
-    def after_fit(self):
-        if self.best_state is not None: _unwrap(self.learn.model).load_state_dict(self.best_state)
-
-class TrainingLog(Callback):
-    "Per-iteration training loss and per-epoch metrics over every fit (both phases of `fine_tune`)."
-    order, _only_train_loop = 70, True
-    def __init__(self): self.iterations, self.epochs, self.phase = [], [], None
-    def before_fit(self):
-        self.run = not hasattr(self.learn, 'lr_finder') and not hasattr(self.learn, 'gather_preds')
-        self.trained = False
-    def before_train(self): self.trained = True
-    def after_batch(self):
-        if self.training: self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=float(self.learn.loss.detach())))
-    def after_epoch(self):
-        if not self.trained: return
-        rec = self.learn.recorder
-        vals = dict(zip(rec.metric_names[1:-1], rec.log[1:-1]))
-        self.epochs.append(dict(epoch=len(self.epochs), phase=self.phase, iteration=len(self.iterations),
-                                **{k: float(v) for k, v in vals.items() if v is not None}))
+                             top_genres=[[model.vocab[j] for j in t] for t in top],
+                             top_probabilities=[P[i, t].tolist() for i, t in enumerate(top)]))
 
 # %% ../nbs/04_finetune.ipynb #29a715df
 def top3_accuracy(inp, targ):
     "Share of items whose genre is among the three most probable."
     return top_k_accuracy(inp, targ, k=min(3, inp.shape[-1]))
 
+# %% ../nbs/04_finetune.ipynb #19f90bb5
 def genre_learner(dls, # from `genre_dataloaders`
                   body:nn.Module|None=None, # a `resnet50_body` to start from; None: random (seed 0)
                   path=None, # the learner's working folder (the learning-rate finder's temporary files)
@@ -349,18 +162,16 @@ def genre_learner(dls, # from `genre_dataloaders`
     learn.model[0].load_state_dict((body if body is not None else resnet50_body('random')).state_dict())
     return learn
 
-# %% ../nbs/04_finetune.ipynb #e5911a99
-def training_device(device:str|None) -> torch.device:
-    "The device to train on: CUDA if asked and present (this process's GPU under `accelerate launch`), else the CPU with a warning."
-    device = str(device or 'cpu')
-    if device.startswith('cuda') and not torch.cuda.is_available():
-        warnings.warn(f'device {device!r} is not available: training on the CPU'); device = 'cpu'
-    if num_distrib() > 1:
-        if not device.startswith('cuda'):
-            raise ValueError(f"{num_distrib()} processes but no CUDA device: fastai's distributed training needs one GPU per process "
-                             "(its DistributedDL exchanges batch indices on CUDA); on the CPU run a single process")
-        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
-    return torch.device(device)
+# %% ../nbs/04_finetune.ipynb #740046f2
+def valid_accuracy(learn:Learner) -> float:
+    "Validation accuracy of `learn.model` as it is now (eval mode, running statistics), without touching the learner's state."
+    m = unwrap_model(learn.model); was = m.training; hits = total = 0
+    m.eval()
+    with torch.no_grad():
+        for xb, yb in learn.dls.valid:
+            hits += int((m(xb).argmax(-1) == yb).sum()); total += len(yb)
+    m.train(was)
+    return hits / max(total, 1)
 
 # %% ../nbs/04_finetune.ipynb #e8dd7c42
 def train_genre_model(learn:Learner, # from `genre_learner`
@@ -380,7 +191,8 @@ def train_genre_model(learn:Learner, # from `genre_learner`
     out = dict(lr_find=None)
     learn.freeze()
     if lr_find_iters:
-        if lr is None and num_distrib() > 1: raise ValueError('under distributed training give lr explicitly: every process must use the same rate')
+        if lr is None and num_distrib() > 1:
+            raise ValueError('under distributed training give lr explicitly: every process must use the same rate')
         start = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
         with one_process(): # every process runs the same finder on the same data; nothing to gather
             sug = learn.lr_find(num_it=lr_find_iters, show_plot=False, suggest_funcs=(valley,) if lr is None else None)
@@ -405,24 +217,6 @@ def train_genre_model(learn:Learner, # from `genre_learner`
     history = [e | dict(valid_accuracy_running_bn=s) for e, s in zip(log.epochs, stale)]
     return out | dict(iterations=log.iterations, history=history, best_epoch=best.best_epoch, best_valid_accuracy=float(best.best),
                       bn_passes=pbn.passes)
-
-@contextlib.contextmanager
-def one_process():
-    "This process works alone: fastai gathers results across processes whenever `WORLD_SIZE` says there are several."
-    world = os.environ.pop('WORLD_SIZE', None)
-    try: yield
-    finally:
-        if world is not None: os.environ['WORLD_SIZE'] = world
-
-def valid_accuracy(learn:Learner) -> float:
-    "Validation accuracy of `learn.model` as it is now (eval mode, running statistics), without touching the learner's state."
-    m = _unwrap(learn.model); was = m.training; hits = total = 0
-    m.eval()
-    with torch.no_grad():
-        for xb, yb in learn.dls.valid:
-            hits += int((m(xb).argmax(-1) == yb).sum()); total += len(yb)
-    m.train(was)
-    return hits / max(total, 1)
 
 # %% ../nbs/04_finetune.ipynb #a6492abc
 def genre_report(probs:np.ndarray, # (N, K) class probabilities
@@ -456,8 +250,8 @@ def genre_report(probs:np.ndarray, # (N, K) class probabilities
                 most_confused=[dict(true=t, predicted=p_, count=c) for c, t, p_ in off[:n_confused]])
 
 # %% ../nbs/04_finetune.ipynb #74195ed5
-def test_predictions(learn:Learner, run:Run, manifest:pd.DataFrame, # the trained learner, its run and manifest
-                    ) -> tuple: # (probabilities (N, K), true class indices (N,), the test rows)
+def predict_test_split(learn:Learner, run:Run, manifest:pd.DataFrame, # the trained learner, its run and manifest
+                      ) -> tuple: # (probabilities (N, K), true class indices (N,), the test rows)
     "Class probabilities for the manifest's `test` paintings, through the validation pipeline."
     test = manifest[manifest.split == 'test'].reset_index(drop=True)
     if test.empty: raise ValueError("the manifest has no 'test' paintings to report on (chapter 00's test_pct)")
@@ -466,10 +260,6 @@ def test_predictions(learn:Learner, run:Run, manifest:pd.DataFrame, # the traine
     return probs.float().numpy(), y.numpy(), test
 
 # %% ../nbs/04_finetune.ipynb #5bdee72b
-def save_figure(fig, path, dpi:int=110):
-    "Write a matplotlib figure as PNG, atomically."
-    with atomic_write(path) as f: fig.savefig(f, format='png', dpi=dpi, bbox_inches='tight')
-
 def plot_lr_find(lr_find:dict, lr:float):
     "Loss against learning rate during the finder's mock training, with the suggestion and the rate used."
     import matplotlib.pyplot as plt, seaborn as sns
@@ -480,9 +270,10 @@ def plot_lr_find(lr_find:dict, lr:float):
     ax.axvline(lr, color='C2', ls=':', label=f'used {lr:.1e}'); ax.legend()
     return fig
 
+# %% ../nbs/04_finetune.ipynb #c08dd5a7
 def plot_training(training:dict, # iterations, history (per epoch) and best_epoch, as `train_genre_model` returns them
                   chance:float|None=None): # the accuracy of guessing, drawn for reference
-    "Training loss per iteration and validation loss per epoch; validation accuracy per epoch, with precise and with running BatchNorm statistics."
+    "Training loss per iteration, validation loss and accuracy per epoch (with precise and with running BatchNorm statistics)."
     import matplotlib.pyplot as plt, seaborn as sns
     it, ep = pd.DataFrame(training['iterations']), pd.DataFrame(training['history'])
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -494,11 +285,14 @@ def plot_training(training:dict, # iterations, history (per epoch) and best_epoc
     if ep.get('valid_accuracy_running_bn') is not None and ep.valid_accuracy_running_bn.notna().any():
         b.plot(x, ep.valid_accuracy_running_bn, 's--', label='running (momentum) statistics')
     if chance is not None: b.axhline(chance, color='grey', ls=':', label='chance')
-    if training.get('best_epoch') is not None: b.axvline(training['best_epoch'] + 1, color='C2', alpha=.4, lw=6, label='epoch kept')
-    b.set(xlabel='epoch (frozen, then unfrozen)', ylabel='validation accuracy', ylim=(0, 1.02), title='Validation accuracy'); b.legend(fontsize=8)
+    if training.get('best_epoch') is not None:
+        b.axvline(training['best_epoch'] + 1, color='C2', alpha=.4, lw=6, label='epoch kept')
+    b.set(xlabel='epoch (frozen, then unfrozen)', ylabel='validation accuracy', ylim=(0, 1.02), title='Validation accuracy')
+    b.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
+# %% ../nbs/04_finetune.ipynb #9fd4ae1b
 def plot_confusion(report:dict):
     "The test split's confusion matrix: counts, coloured by the share of each true genre."
     import matplotlib.pyplot as plt, seaborn as sns
@@ -507,11 +301,13 @@ def plot_confusion(report:dict):
     fig, ax = plt.subplots(figsize=(1 + .6 * len(labels), .8 + .55 * len(labels)))
     sns.heatmap(share, annot=cm, fmt='d', cmap='Blues', vmin=0, vmax=1, xticklabels=labels, yticklabels=labels, ax=ax,
                 cbar_kws={'label': 'share of the true genre'})
-    ax.set(xlabel='predicted genre', ylabel='true genre', title=f"Test split: accuracy {report['accuracy']:.0%} (chance {report['chance']['accuracy']:.0%})")
+    ax.set(xlabel='predicted genre', ylabel='true genre',
+           title=f"Test split: accuracy {report['accuracy']:.0%} (chance {report['chance']['accuracy']:.0%})")
     return fig
 
-def plot_predictions(run:Run, table:pd.DataFrame, # test rows with path, genre, predicted, probability
-                     n:int=16, seed:int=0):
+# %% ../nbs/04_finetune.ipynb #971baf62
+def plot_genre_predictions(run:Run, table:pd.DataFrame, # test rows with path, genre, predicted, probability
+                           n:int=16, seed:int=0):
     "A grid of test paintings: predicted genre (probability) over the true one, green when right, red when wrong."
     import matplotlib.pyplot as plt
     t = table.sample(min(n, len(table)), random_state=seed).sort_values(['genre', 'predicted'])
@@ -520,7 +316,8 @@ def plot_predictions(run:Run, table:pd.DataFrame, # test rows with path, genre, 
     for ax in axs.flat: ax.set_axis_off()
     for ax, r in zip(axs.flat, t.itertuples()):
         ax.imshow(load_image(run.resolve(r.path)))
-        ax.set_title(f'{r.predicted} ({r.probability:.0%})\ntrue: {r.genre}', fontsize=7, color='green' if r.predicted == r.genre else 'red')
+        ax.set_title(f'{r.predicted} ({r.probability:.0%})\ntrue: {r.genre}', fontsize=7,
+                     color='green' if r.predicted == r.genre else 'red')
     fig.tight_layout()
     return fig
 
@@ -531,6 +328,7 @@ def _note(p) -> str:
                 f'{p.input_size} px, {p.freeze_epochs}+{p.epochs} epochs on the CPU; a check of the pipeline, not a thesis result')
     return f'{p.preset} preset'
 
+# %% ../nbs/04_finetune.ipynb #e69ba769
 def stage(run:Run, p) -> dict|None:
     "Fine-tune ResNet50 on the run's genres; write models/genre.safetensors + .json, metrics/genre.json and figures/genre_*.png."
     t0 = time.time()
@@ -548,7 +346,7 @@ def stage(run:Run, p) -> dict|None:
                                      p.probe_stale_bn, device)
             t_train = time.time()
             if rank_distrib() != 0: return None # the main process reports and writes
-            with one_process(): probs, y, test = test_predictions(learn, run, manifest)
+            with one_process(): probs, y, test = predict_test_split(learn, run, manifest)
     report = genre_report(probs, y, vocab)
     P = probs.argmax(1)
     table = test[['id', 'path', 'genre']].assign(predicted=[vocab[i] for i in P], probability=probs[np.arange(len(P)), P].astype(float),
@@ -556,7 +354,8 @@ def stage(run:Run, p) -> dict|None:
     card = model_card(vocab, p.input_size, p.start_weights, p.seed, p.preset, epochs=p.epochs, freeze_epochs=p.freeze_epochs,
                       lr=hist['lr'], lr_mult=p.lr_mult, best_epoch=hist['best_epoch'], precise_bn=True)
     save_genre_model(learn.model, run.path/GENRE_MODEL, card)
-    figs = dict(training=plot_training(hist, report['chance']['accuracy']), confusion=plot_confusion(report), predictions=plot_predictions(run, table, seed=p.seed))
+    figs = dict(training=plot_training(hist, report['chance']['accuracy']), confusion=plot_confusion(report),
+                predictions=plot_genre_predictions(run, table, seed=p.seed))
     if hist['lr_find']: figs['lr_find'] = plot_lr_find(hist['lr_find'], hist['lr'])
     import matplotlib.pyplot as plt
     for name, fig in figs.items(): save_figure(fig, run.path/'figures'/f'genre_{name}.png'); plt.close(fig)
@@ -565,8 +364,8 @@ def stage(run:Run, p) -> dict|None:
                    valid=dict(best_epoch=hist['best_epoch'], accuracy=hist['best_valid_accuracy']),
                    training=dict(starting_weights=str(p.start_weights), input_size=p.input_size, bs=p.bs, epochs=p.epochs,
                                  freeze_epochs=p.freeze_epochs, lr=hist['lr'], lr_mult=p.lr_mult, device=str(device), seed=p.seed,
-                                 preset=p.preset, best_epoch=hist['best_epoch'], precise_bn_passes=hist['bn_passes'], history=hist['history'],
-                                 iterations=hist['iterations'], lr_find=hist['lr_find']),
+                                 preset=p.preset, best_epoch=hist['best_epoch'], precise_bn_passes=hist['bn_passes'],
+                                 history=hist['history'], iterations=hist['iterations'], lr_find=hist['lr_find']),
                    seconds=dict(training=round(t_train - t0, 1), total=round(time.time() - t0, 1)),
                    files=dict(model=GENRE_MODEL, card='models/genre.json', predictions='metrics/genre_test.parquet',
                               figures=[f'figures/genre_{k}.png' for k in figs]))

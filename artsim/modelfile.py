@@ -10,7 +10,7 @@ from pathlib import Path
 from .runs import atomic_write, save_json, stable_safetensors
 
 # %% auto #0
-__all__ = ['ModelFileError', 'ModelKind', 'sniff', 'model_files', 'save_model', 'read_card', 'load_model']
+__all__ = ['ModelFileError', 'ModelKind', 'sniff', 'model_files', 'card_digest', 'save_model', 'read_card', 'load_model']
 
 # %% ../nbs/pipeline/modelfile.ipynb #83789082
 class ModelFileError(ValueError):
@@ -51,6 +51,11 @@ def _header(blob:bytes) -> dict:
     n = int.from_bytes(blob[:8], 'little')
     return json.loads(blob[8:8 + n])
 
+def card_digest(card:dict) -> str:
+    "SHA-256 of a card's content, without the two entries that name its weights file."
+    body = {k: v for k, v in card.items() if k not in ('weights_file', 'weights_sha256')}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()).hexdigest()
+
 def save_model(path, # the stem or the .safetensors file: writes <stem>.safetensors and <stem>.json
                state_dict:dict, # name -> tensor
                card:dict, # what rebuilds and describes the model
@@ -62,10 +67,11 @@ def save_model(path, # the stem or the .safetensors file: writes <stem>.safetens
     wf, cf = model_files(Path(path).with_suffix('.safetensors') if Path(path).suffix == '.json' else path, kind)
     sd = {k: v.detach().to('cpu', torch.float32 if v.is_floating_point() else v.dtype).contiguous()
           for k, v in state_dict.items()}
-    blob = stable_safetensors(st_save(sd, metadata={'format': 'pt', 'artsim': kind.format}))
+    card = json.loads(json.dumps({**card, 'format': kind.format}, default=str)) # as it will read back
+    meta = {'format': 'pt', 'artsim': kind.format, 'card_sha256': card_digest(card)}
+    blob = stable_safetensors(st_save(sd, metadata=meta))
     with atomic_write(wf) as f: f.write(blob)
-    save_json({'format': kind.format, **card, 'weights_file': wf.name, 'weights_sha256': hashlib.sha256(blob).hexdigest()},
-              cf)
+    save_json(card | dict(weights_file=wf.name, weights_sha256=hashlib.sha256(blob).hexdigest()), cf)
     return wf, cf
 
 # %% ../nbs/pipeline/modelfile.ipynb #d26db44a
@@ -80,6 +86,9 @@ def read_card(path, # see `model_files`
     try: card = json.loads(cf.read_text(encoding='utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelFileError(f'{cf} is not a JSON model card: {e}') from None
     fmt = card.get('format') if isinstance(card, dict) else None
+    if isinstance(fmt, str) and fmt != kind.format and fmt.rsplit('/', 1)[0] == kind.format.rsplit('/', 1)[0]:
+        raise ModelFileError(f'{cf} is a {kind.name} in format {fmt}, written by another version of artsim (this one reads '
+                             f'{kind.format}): run chapter {kind.chapter} again to write it in the current format')
     if fmt != kind.format: raise ModelFileError(f'{cf} is not the card of an artsim {kind.name} (format {fmt!r}, expected {kind.format!r})')
     return card
 
@@ -110,4 +119,7 @@ def load_model(path, # see `model_files`
     try: meta, sd = _header(blob).get('__metadata__') or {}, st_load(blob)
     except Exception as e: raise ModelFileError(f'{wf} is not a readable safetensors file ({type(e).__name__}: {e})') from None
     if meta.get('artsim') != kind.format: raise ModelFileError(f'{wf} is not an artsim {kind.name} (its format tag is {meta.get("artsim")!r})')
+    if meta.get('card_sha256') != card_digest(card):
+        raise ModelFileError(f'{cf} is not the card {wf.name} was written with: it was edited, or comes from another '
+                             f'model; chapter {kind.chapter} writes the two together')
     return sd, card

@@ -4,44 +4,26 @@
 
 # %% ../nbs/05_siamese.ipynb #649d69d4
 from __future__ import annotations
-import json, math, random
+import math, random
 from pathlib import Path
-import numpy as np, pandas as pd, yaml
+import numpy as np, pandas as pd
 import torch
 from torch import nn
-from PIL import Image
-from fastcore.basics import AttrDict
+from fastcore.basics import patch
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import TensorImage, params
 from fastai.vision.augment import aug_transforms, Pipeline
-from .data import load_image
-from .runs import Run, atomic_write, derive_seed, preset_params, save_json, stable_safetensors
-from .finetune import GENRE_MODEL, NORMALIZE, read_model_card, resnet50_body
+from .runs import Run, derive_seed
+from .modelfile import ModelFileError, ModelKind, load_model, save_model
+from .backbone import IMAGENET_STATS, infer, input_image, normalise, resnet50_body, weights_info
 
 # %% auto #0
-__all__ = ['IMAGENET_STATS', 'SPLITS', 'AUGMENT', 'FORMAT', 'siamese_encoder', 'SymmetricHead', 'SiameseNet', 'siamese_splitter',
-           'build_siamese', 'pair_subsets', 'target_columns', 'read_pairs_for', 'balance_negatives',
-           'paintings_by_subset', 'same_image_pairs', 'siamese_pairs', 'pair_counts', 'plot_target_distribution',
-           'pair_image', 'ImageBank', 'PairTransform', 'PairDataset', 'show_pairs', 'PairDL', 'pair_dls',
-           'ModelFileError', 'architecture', 'SiameseSimilarity', 'stage', 'recorded_params']
-
-# %% ../nbs/05_siamese.ipynb #4e91da34
-IMAGENET_STATS = NORMALIZE # torchvision's ImageNet statistics, as chapter 04's classifier uses them
-
-def siamese_encoder(weights:str='genre', # 'genre', 'imagenet', 'random' or a state-dict file
-                    run:Run|None=None, # the run whose models/genre.safetensors 'genre' means
-                    seed:int=0, # seeds random init
-                   ) -> tuple[nn.Module, dict]: # the ResNet50 body and its input normalisation (mean, std)
-    "The shared encoder with its starting weights, and the normalisation its inputs need."
-    body = resnet50_body(weights, run=run, seed=seed)
-    card, stats = None, IMAGENET_STATS
-    if weights == 'genre': card = read_model_card(run.resolve(GENRE_MODEL) if run is not None else Path(GENRE_MODEL))
-    elif weights not in (None, 'random', 'imagenet') and Path(weights).with_suffix('.json').is_file():
-        try: card = read_model_card(Path(weights))
-        except ValueError: card = None # a JSON beside the file that is not a genre card: ImageNet statistics
-    if card: stats = dict(mean=[float(v) for v in card['normalize']['mean']], std=[float(v) for v in card['normalize']['std']])
-    return body, stats
+__all__ = ['SPLITS', 'AUGMENT_MODES', 'SIAMESE_KIND', 'SymmetricHead', 'SiameseNet', 'siamese_splitter', 'build_siamese',
+           'pair_subsets', 'target_columns', 'read_pairs_for', 'balance_negatives', 'paintings_by_subset',
+           'identical_pairs_of', 'siamese_pairs', 'pair_counts', 'plot_target_distribution', 'ImageBank',
+           'PairTransform', 'PairDataset', 'show_pairs', 'PairDL', 'pair_dls', 'architecture', 'SiameseSimilarity',
+           'stage']
 
 # %% ../nbs/05_siamese.ipynb #c686eb15
 class SymmetricHead(nn.Module):
@@ -80,6 +62,7 @@ class SiameseNet(nn.Module):
         e = self.embed(torch.cat([a, b])) # one batch: batch norm sees originals and variants together
         return self.head(e[:len(a)], e[len(a):])
 
+# %% ../nbs/05_siamese.ipynb #2a79f7e2
 def siamese_splitter(m:SiameseNet) -> list:
     "Two parameter groups for fastai: the encoder, then the projection and head (what trains while the encoder is frozen)."
     return [params(m.encoder), params(m.projection) + params(m.head)]
@@ -91,7 +74,7 @@ def build_siamese(weights:str='genre', # the encoder's starting weights: 'genre'
                   seed:int=0, # seeds the random parts (the projection, the head, a random encoder)
                  ) -> tuple[SiameseNet, dict]: # the network and its input normalisation
     "A Siamese network on the shared encoder `weights`, and the normalisation its inputs need."
-    encoder, stats = siamese_encoder(weights, run, seed)
+    encoder, stats = resnet50_body(weights, run, seed), weights_info(weights, run, seed)['normalisation']
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, 'siamese-head'))
         model = SiameseNet(encoder, 2048, embed_dim, hidden, dropout)
@@ -147,29 +130,33 @@ def paintings_by_subset(pairs:pd.DataFrame) -> dict:
     "subset -> the set of paintings (originals and the variants' paintings) its pairs use."
     return {s: set(g.original_id) | set(g.variant_of) for s, g in pairs.groupby('subset')}
 
-def same_image_pairs(pairs:pd.DataFrame, # pairs with original_id, original_path, subset
-                   ) -> pd.DataFrame: # one row per original: the image against itself, kind 'identical', y = 1
-    "Each original paired with itself, at the top of the scale."
+# %% ../nbs/05_siamese.ipynb #44a1544f
+def identical_pairs_of(pairs:pd.DataFrame, # pairs with original_id, original_path, subset
+                      ) -> pd.DataFrame: # one row per original: the image against itself, kind 'identical', y = 1
+    "Each original of `pairs` paired with itself, at the top of the scale."
     o = pairs.drop_duplicates('original_id')
     return o.assign(pair_id='same-' + o.original_id.astype(str), variant_of=o.original_id, generated_path=o.original_path,
                     kind='identical', y=1.0, prompt_id=None, prompt=None, strength=0.0)
 
+# %% ../nbs/05_siamese.ipynb #131e0df1
 def siamese_pairs(run:Run, target:str='combined', negatives_per_positive:float|None=None, seed:int=0,
-                  identical:bool=True, # add each training original paired with itself (target 1)
+                  identical_pairs:bool=True, # add each training original paired with itself (`identical_pairs_of`)
                  ) -> pd.DataFrame: # the pairs kept, each with `subset` and `y`; chapter 03's counts in `.attrs`
     "The pairs the network learns from and is validated on: one split each, training negatives balanced."
     pairs = read_pairs_for(run, target)
     kept = pairs[pairs.subset.notna()]
     train = balance_negatives(kept[kept.subset == 'train'], negatives_per_positive, seed)
-    if identical: train = pd.concat([train, same_image_pairs(train[train.kind == 'positive'])])
+    if identical_pairs: train = pd.concat([train, identical_pairs_of(train[train.kind == 'positive'])])
     out = pd.concat([train, kept[kept.subset != 'train']], ignore_index=True)
     out.attrs.update(pairs.attrs)
     return out
 
+# %% ../nbs/05_siamese.ipynb #685f06c5
 def pair_counts(pairs:pd.DataFrame, # `siamese_pairs` output
                ) -> pd.DataFrame: # pairs per split and kind (training negatives counted with repeats), distinct paintings
     "How many pairs and paintings each split holds, and how many pairs were left out for straddling two splits."
-    t = pd.crosstab(pairs.subset, pairs.kind).reindex(index=list(SPLITS), columns=['positive', 'negative', 'identical'], fill_value=0)
+    t = pd.crosstab(pairs.subset, pairs.kind).reindex(index=list(SPLITS), columns=['positive', 'negative', 'identical'],
+                                                      fill_value=0)
     by = paintings_by_subset(pairs)
     t['paintings'] = [len(by.get(s, ())) for s in t.index]
     t.loc['left out (straddling)'] = [0, pairs.attrs.get('straddling', 0), 0, 0]
@@ -187,14 +174,6 @@ def plot_target_distribution(pairs:pd.DataFrame, # `siamese_pairs` output
     plt.tight_layout()
     return g
 
-# %% ../nbs/05_siamese.ipynb #4edca0c1
-def pair_image(src, # anything `artsim.load_image` reads
-               size:int=224, # output side, in pixels
-              ) -> torch.Tensor: # uint8 (3, size, size)
-    "An image as a branch sees it: loaded, squeezed to size x size, as a uint8 tensor."
-    im = load_image(src).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
-
 # %% ../nbs/05_siamese.ipynb #6eb35293
 class ImageBank:
     "The distinct images of a set of pairs at the network's input size, each loaded once (uint8 tensors)."
@@ -211,33 +190,38 @@ class ImageBank:
             if progress:
                 from tqdm.auto import tqdm
                 it = tqdm(it, desc='loading images', unit='image')
-            self.images = torch.stack([self._load(i) for i in it]) if self.paths else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    def _load(self, i): return pair_image(self.root / self.paths[i] if self.root is not None else self.paths[i], self.size)
+            self.images = (torch.stack([self._load(i) for i in it]) if self.paths else
+                           torch.zeros(0, 3, size, size, dtype=torch.uint8))
+    def _load(self, i): return input_image(self.root / self.paths[i] if self.root is not None else self.paths[i], self.size)
     def __len__(self): return len(self.paths)
     def __getitem__(self, i): return self.images[i] if self.images is not None else self._load(i)
-    def __repr__(self): return f'ImageBank({len(self)} images at {self.size} px, {"in memory" if self.images is not None else "read on demand"})'
+    def __repr__(self):
+        where = 'in memory' if self.images is not None else 'read on demand'
+        return f'ImageBank({len(self)} images at {self.size} px, {where})'
 
 # %% ../nbs/05_siamese.ipynb #959dd06b
-AUGMENT = ('same', 'independent', 'none')
+AUGMENT_MODES = ('same', 'independent', 'none') # one transform for both images of a pair, one each, or none
 
+# %% ../nbs/05_siamese.ipynb #26bb1ecc
 class PairTransform:
     "After batching: uint8 pairs to normalised float, augmented (training only), channels-last on CUDA."
     def __init__(self, stats:dict=IMAGENET_STATS, # the encoder's input normalisation: mean, std
-                 augment:str='none', # 'same', 'independent' or 'none'
+                 augment:str='none', # one of `AUGMENT_MODES`
                  max_rotate:float=10., max_zoom:float=1.1):
-        if augment not in AUGMENT: raise ValueError(f'augment must be one of {AUGMENT}, got {augment!r}')
+        if augment not in AUGMENT_MODES: raise ValueError(f'augment must be one of {AUGMENT_MODES}, got {augment!r}')
         self.stats, self.augment = stats, augment
-        self.mean, self.std = torch.tensor(stats['mean']).view(1, 3, 1, 1), torch.tensor(stats['std']).view(1, 3, 1, 1)
-        self.tfms = Pipeline(aug_transforms(max_rotate=max_rotate, max_zoom=max_zoom, max_lighting=0, max_warp=0), split_idx=0) if augment != 'none' else None
+        self.tfms = (Pipeline(aug_transforms(max_rotate=max_rotate, max_zoom=max_zoom, max_lighting=0, max_warp=0), split_idx=0)
+                     if augment != 'none' else None)
     def _aug(self, x): return self.tfms(TensorImage(x)).as_subclass(torch.Tensor) # fastai's transforms dispatch on TensorImage
-    def normalise(self, x): return (x - self.mean.to(x.device)) / self.std.to(x.device)
-    def decode(self, x): return (x.float() * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
+    def decode(self, x):
+        mean, std = (torch.tensor(self.stats[k], device=x.device).view(1, 3, 1, 1) for k in ('mean', 'std'))
+        return (x.float() * std + mean).clamp(0, 1)
     def __call__(self, b):
         a, v, y = b
         a, v = a.float() / 255, v.float() / 255
         if self.augment == 'same': a, v = self._aug(torch.cat([a, v], 1)).split(3, 1)
         elif self.augment == 'independent': a, v = self._aug(torch.cat([a, v])).chunk(2)
-        a, v = self.normalise(a), self.normalise(v)
+        a, v = normalise(a, self.stats), normalise(v, self.stats)
         if a.is_cuda: a, v = a.contiguous(memory_format=torch.channels_last), v.contiguous(memory_format=torch.channels_last)
         return TensorImage(a), TensorImage(v), y.float()
 
@@ -314,11 +298,9 @@ def pair_dls(run:Run, pairs:pd.DataFrame, # `siamese_pairs` output
     return out
 
 # %% ../nbs/05_siamese.ipynb #2ab0591d
-FORMAT = 'artsim-siamese/1'
+SIAMESE_KIND = ModelKind('artsim-siamese/1', 'Siamese model', 'models/siamese', '06_training')
 
-class ModelFileError(ValueError):
-    "A model file that cannot be loaded: not ours, a pickle, or a card that does not match the weights."
-
+# %% ../nbs/05_siamese.ipynb #e85223e2
 def architecture(model:SiameseNet) -> dict:
     "What rebuilds `model` before its weights are loaded."
     return dict(name='siamese-resnet50', backbone='resnet50', encoder_layout='fastai create_body', pool='avg',
@@ -326,34 +308,22 @@ def architecture(model:SiameseNet) -> dict:
                 hidden=model.head.layers[0].out_features, dropout=model.head.layers[2].p,
                 head='sigmoid(MLP([|a - b|, a * b]))')
 
-def _contract(card:dict) -> str:
-    return json.dumps({k: card[k] for k in ('architecture', 'input_size', 'normalisation')}, sort_keys=True)
-
 # %% ../nbs/05_siamese.ipynb #52b36522
 class SiameseSimilarity:
     "A trained Siamese network as a similarity measure: two images in, one value in [0, 1] out."
     def __init__(self, model:SiameseNet, # the network (put in eval mode here)
                  card:dict, # at least input_size and normalisation; architecture is filled in from `model`
                  device:str='cpu', batch_size:int=32):
-        if str(device).startswith('cuda') and not torch.cuda.is_available(): raise RuntimeError(f'device {device!r}: CUDA is not available here')
+        if str(device).startswith('cuda') and not torch.cuda.is_available():
+            raise RuntimeError(f'device {device!r}: CUDA is not available here')
         self.device, self.batch_size = torch.device(device), batch_size
         self.model = model.eval().to(self.device)
-        self.card = dict(card, format=FORMAT, architecture=architecture(model))
+        self.card = dict(card, format=SIAMESE_KIND.format, architecture=architecture(model))
         self.size = int(self.card['input_size'])
-        self.tfm = PairTransform(self.card['normalisation'])
-    def __repr__(self): return f"SiameseSimilarity({self.card['architecture']['name']}, {self.size} px, target {self.card.get('target')!r}, {self.device})"
+    def __repr__(self):
+        return f"SiameseSimilarity({self.card['architecture']['name']}, {self.size} px, target {self.card.get('target')!r}, {self.device})"
 
 # %% ../nbs/05_siamese.ipynb #cfff27c9
-from fastcore.basics import patch
-
-@patch
-def _forward_embed(self:SiameseSimilarity, x:torch.Tensor) -> torch.Tensor:
-    x = self.tfm.normalise(x.to(self.device).float() / 255)
-    cuda = self.device.type == 'cuda'
-    if cuda: x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast('cuda', dtype=torch.float16, enabled=cuda):
-        return self.model.embed(x).float().cpu()
-
 @patch
 def embed(self:SiameseSimilarity, images, # a list of images: paths, bytes, PIL images or uint8 arrays
           progress:bool|None=None, # a progress bar; None: for more than 4 batches
@@ -364,8 +334,9 @@ def embed(self:SiameseSimilarity, images, # a list of images: paths, bytes, PIL 
     if progress or (progress is None and len(starts) > 4):
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc='embedding', unit='batch')
-    out = [self._forward_embed(torch.stack([pair_image(s, self.size) for s in images[i:i + self.batch_size]])) for i in starts]
-    return torch.cat(out).numpy() if out else np.zeros((0, self.card['architecture']['embed_dim']), np.float32)
+    batches = (torch.stack([input_image(s, self.size) for s in images[i:i + self.batch_size]]) for i in starts)
+    return infer(self.model.embed, batches, self.card['normalisation'], self.device,
+                 dim=self.card['architecture']['embed_dim']).numpy()
 
 # %% ../nbs/05_siamese.ipynb #b534c5bb
 @patch
@@ -404,55 +375,20 @@ def similarity_matrix(self:SiameseSimilarity, A, # N images
 def save(self:SiameseSimilarity, path, # the stem: writes path.safetensors and path.json
         ) -> tuple[Path, Path]:
     "Write the weights (safetensors) and the card (JSON), each atomically."
-    from safetensors.torch import save as st_save
-    path = Path(path)
-    stem = path.with_suffix('') if path.suffix in ('.safetensors', '.json') else path
-    sd = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-    blob = stable_safetensors(st_save(sd, metadata=dict(format=FORMAT, contract=_contract(self.card))))
-    wf, cf = stem.with_name(stem.name + '.safetensors'), stem.with_name(stem.name + '.json')
-    with atomic_write(wf) as f: f.write(blob)
-    save_json(self.card, cf)
-    return wf, cf
+    return save_model(path, self.model.state_dict(), self.card, SIAMESE_KIND)
 
 # %% ../nbs/05_siamese.ipynb #5dbc716c
-_PICKLE_SUFFIXES = {'.pkl', '.pickle', '.pth', '.pt', '.bin', '.ckpt'}
-
-def _model_files(path) -> tuple[Path, Path]:
-    path = Path(path)
-    if path.is_dir(): path = path / 'models' / 'siamese'
-    if path.suffix.lower() in _PICKLE_SUFFIXES:
-        raise ModelFileError(f'{path} is a pickle ({path.suffix}); artsim never unpickles model files: give the .safetensors + .json pair that chapter 06 writes')
-    stem = path.with_suffix('') if path.suffix in ('.safetensors', '.json') else path
-    wf, cf = stem.with_name(stem.name + '.safetensors'), stem.with_name(stem.name + '.json')
-    for f in (wf, cf):
-        if not f.is_file(): raise FileNotFoundError(f'{f} does not exist: a Siamese model is a .safetensors file with its .json card (chapter 06 writes models/siamese.*)')
-    with wf.open('rb') as fh: head = fh.read(8)
-    if head[:1] == b'\x80' or head[:2] == b'PK':
-        raise ModelFileError(f'{wf} holds a pickle or a torch.save archive, not safetensors; artsim never unpickles model files')
-    return wf, cf
-
 @patch(cls_method=True)
 def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siamese.json, their stem, or a run directory
          device:str='cpu', batch_size:int=32) -> SiameseSimilarity:
     "Rebuild a trained network from its safetensors weights and JSON card alone."
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    wf, cf = _model_files(path)
-    try: card = json.loads(cf.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelFileError(f'{cf} is not a JSON model card: {e}') from None
-    if not isinstance(card, dict) or card.get('format') != FORMAT: raise ModelFileError(f'{cf} is not an artsim Siamese model card (format {card.get("format") if isinstance(card, dict) else None!r}, expected {FORMAT!r})')
-    try:
-        with safe_open(str(wf), 'pt') as f: meta = f.metadata() or {}
-        sd = load_file(str(wf))
-    except Exception as e: raise ModelFileError(f'{wf} is not a safetensors file ({type(e).__name__}: {e})') from None
-    if meta.get('format') != FORMAT: raise ModelFileError(f'{wf} is not an artsim Siamese model (metadata format {meta.get("format")!r})')
-    if any(k not in card for k in ('architecture', 'input_size', 'normalisation')):
-        raise ModelFileError(f'{cf} lacks the architecture, input_size or normalisation of the model')
-    if meta.get('contract') != _contract(card): raise ModelFileError(f'{cf} does not match the weights in {wf}: its architecture, input size or normalisation differ from those the weights were saved with')
+    sd, card = load_model(path, SIAMESE_KIND)
+    if missing := [k for k in ('architecture', 'input_size', 'normalisation') if k not in card]:
+        raise ModelFileError(f'{path}: the card lacks {", ".join(missing)} of the model')
     a = card['architecture']
     model = SiameseNet(resnet50_body('random'), a['nf'], a['embed_dim'], a['hidden'], a['dropout'])
     try: model.load_state_dict(sd, strict=True)
-    except RuntimeError as e: raise ModelFileError(f'{wf} does not fit the architecture in {cf}: {str(e).splitlines()[0]}') from None
+    except RuntimeError as e: raise ModelFileError(f'{path}: the weights do not fit the card\'s architecture: {str(e).splitlines()[0]}') from None
     return cls(model, card, device, batch_size)
 
 # %% ../nbs/05_siamese.ipynb #ac5d84bf
@@ -465,12 +401,3 @@ def stage(run:Run, p) -> pd.DataFrame:
             raise ValueError(f"no {s} pairs: chapter 01 drew no {s} original for this run; the Siamese network needs pairs to "
                              f"{'train on' if s == 'train' else 'validate on'} (see validate_on)")
     return counts
-
-def recorded_params(run:Run, stage:str='siamese', preset:str='demo',
-                    common:bool=False, # include seed and device
-                   ) -> AttrDict:
-    "The parameters `stage` ran with on `run` (as its config.yaml records them), else the preset's."
-    base = {k: v for k, v in preset_params(preset, stage).items() if common or k not in ('seed', 'device')}
-    f = run.path / 'config.yaml'
-    rec = ((yaml.safe_load(f.read_text()) or {}).get('stages') or {}).get(stage, {}) if f.exists() else {}
-    return AttrDict({k: rec.get(k, v) for k, v in base.items()})

@@ -14,8 +14,8 @@ from PIL import Image
 from scipy import ndimage, stats
 from tqdm.auto import tqdm
 from .data import load_image
-from .descriptors import (FAMILIES, HANDMADE, SemanticEncoder, describe, descriptor_version, feature_centre, feature_matrix,
-                                l2_normalise, working_image)
+from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, feature_centre, feature_matrix,
+                                l2_normalise, semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_module, stage_params
 from .generation import read_pairs
 
@@ -364,10 +364,6 @@ def stage(run:Run, p) -> None:
     save_parquet(scores, run.dir('similarity') / 'pairs.parquet')
 
 # %% ../nbs/03_similarity.ipynb #b6c837e6
-@functools.lru_cache(maxsize=4)
-def _encoder(weights, size, device, seed, run_dir=None):
-    return SemanticEncoder(weights, size, device, seed, run=Run(run_dir) if run_dir else None)
-
 def _settings(cal, **given):
     "The calibration's descriptor settings (the shipped calibration's when there is none), overridden by those given."
     base = (cal or load_calibration('default')).settings
@@ -399,7 +395,8 @@ def descriptor_versions(settings:dict, # size, semantic_weights, semantic_size, 
                         device:str='cpu', run_dir=None) -> dict: # family -> descriptor version
     "The descriptor versions of images described with `settings`."
     out = {f: descriptor_version(f, settings['size']) for f in HANDMADE if f in families}
-    if 'semantic' in families: out['semantic'] = _encoder(settings['semantic_weights'], settings['semantic_size'], device, settings['seed'], run_dir).version
+    if 'semantic' in families: out['semantic'] = semantic_encoder(settings['semantic_weights'], settings['semantic_size'], device, settings['seed'],
+                                                               run_dir).version
     return out
 
 def describe_images(images, # a list of images: paths, bytes, PIL images or uint8 arrays
@@ -426,8 +423,8 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
         for im in batch:
             for f, v in describe(im, s['size'], list(hand)).items(): hand[f].append(v)
         if 'semantic' in families:
-            enc = _encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir)
-            sem.append(enc.encode([working_image(im, s['semantic_size']) for im in batch]))
+            enc = semantic_encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir)
+            sem.append(enc.encode(batch))
     names = [str(x) if isinstance(x, (str, Path)) else f'#{i}' for i, x in enumerate(images)]
     return DescribedImages(names, {f: np.stack(v) for f, v in hand.items()} | ({'semantic': np.concatenate(sem)} if sem else {}), versions)
 

@@ -4,9 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
-import random, sys, time, warnings
-# fastai's layers still use torch.jit.script, which torch 2.14 deprecates at import: keep a command's stderr for its own message
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+import random, sys, time
 import numpy as np, pandas as pd, torch
 from fastcore.basics import AttrDict
 from fastai.learner import Learner
@@ -20,24 +18,23 @@ from fastai.torch_core import set_seed, num_distrib, rank_distrib
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from .runs import Run, derive_seed, record_params
-from .finetune import KeepBestModel, PreciseBN, TrainingLog, recompute_bn_stats, training_device
-from .siamese import (ImageBank, PairTransform, SiameseNet, SiameseSimilarity, build_siamese, pair_counts, pair_dls,
-                            recorded_params, siamese_pairs, siamese_splitter)
+from .backbone import infer, normalise
+from .learning import KeepBestModel, PreciseBN, TrainingLog, recompute_bn_stats, training_device
+from .siamese import (ImageBank, SiameseNet, SiameseSimilarity, build_siamese, pair_counts, pair_dls, siamese_pairs,
+                            siamese_splitter)
 
 # %% auto #0
 __all__ = ['LOSSES', 'bank_batches', 'training_images', 'encoder_features', 'FeaturePairs', 'feature_dls', 'siamese_learner',
-           'train_siamese', 'validate', 'stage', 'plot_history', 'plot_predictions', 'main']
+           'train_siamese', 'validation_metrics', 'stage', 'plot_history', 'plot_validation_predictions', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 def bank_batches(bank:ImageBank, idx, # which images of the bank
-                 stats:dict, bs:int=64, device='cpu'):
-    "Normalised image batches of `bank[idx]`, as the encoder sees them (no augmentation)."
-    tfm = PairTransform(stats)
+                 bs:int=64):
+    "uint8 batches of `bank[idx]`, as the encoder sees them before normalisation (no augmentation)."
     idx = list(idx)
-    for i in range(0, len(idx), bs):
-        x = torch.stack([bank[j] for j in idx[i:i + bs]]).to(device)
-        yield tfm.normalise(x.float() / 255)
+    for i in range(0, len(idx), bs): yield torch.stack([bank[j] for j in idx[i:i + bs]])
 
+# %% ../nbs/06_training.ipynb #51da683c
 def training_images(dls) -> np.ndarray:
     "The bank indices of the distinct images of the training pairs."
     ds = dls.train.dataset
@@ -47,20 +44,14 @@ def training_images(dls) -> np.ndarray:
 def encoder_features(model:SiameseNet, bank:ImageBank, stats:dict, bs:int=64, device='cpu',
                      progress:bool=False) -> torch.Tensor: # float32 (len(bank), nf), on the CPU
     "The frozen encoder's pooled features of every image of `bank`, each computed once."
-    batches = bank_batches(bank, range(len(bank)), stats, bs, device)
+    batches = bank_batches(bank, range(len(bank)), bs)
     if progress:
         from tqdm.auto import tqdm
         batches = tqdm(batches, total=-(-len(bank) // bs), desc='encoding images', unit='batch')
     was = model.training
     model.eval()
-    cuda = torch.device(device).type == 'cuda'
-    out = []
-    with torch.inference_mode(), torch.autocast('cuda', dtype=torch.float16, enabled=cuda):
-        for x in batches:
-            if cuda: x = x.contiguous(memory_format=torch.channels_last)
-            out.append(model.features(x).float().cpu())
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros(0, model.projection[2].in_features)
+    try: return infer(model.features, batches, stats, device, dim=model.projection[2].in_features)
+    finally: model.train(was)
 
 # %% ../nbs/06_training.ipynb #fbb9e3d6
 class FeaturePairs:
@@ -70,6 +61,7 @@ class FeaturePairs:
     def __len__(self): return len(self.ds)
     def __getitem__(self, i): return self.features[self.ds.ia[i]], self.features[self.ds.ib[i]], self.ds.y[i]
 
+# %% ../nbs/06_training.ipynb #0746f779
 def feature_dls(dls:DataLoaders, # chapter 05's `pair_dls`
                 features:torch.Tensor, # `encoder_features` of `dls.bank`
                 seed:int=0) -> DataLoaders:
@@ -119,7 +111,8 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
     learn.add_cbs([best, log])
     try:
         with learn.distrib_ctx(sync_bn=dev.type == 'cuda'):
-            recompute_bn_stats(model.encoder, bank_batches(dls.bank, training_images(dls), dls.stats, 2 * dls.train.bs, dev), bn_batches)
+            images = bank_batches(dls.bank, training_images(dls), 2 * dls.train.bs)
+            recompute_bn_stats(model.encoder, (normalise(x.to(dev), dls.stats) for x in images), bn_batches)
             if frozen_epochs:
                 feats = encoder_features(model, dls.bank, dls.stats, 2 * dls.train.bs, dev, progress)
                 learn.dls, log.phase = feature_dls(dls, feats, seed), 'frozen'
@@ -140,25 +133,26 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
     return h
 
 # %% ../nbs/06_training.ipynb #e204d28a
-def validate(learn:Learner, dls:DataLoaders) -> tuple[dict, np.ndarray]: # metrics, predictions for the validation loader's pairs
+def validation_metrics(learn:Learner, dls:DataLoaders) -> tuple[dict, np.ndarray]: # metrics, predictions of the validation pairs
     "Validation MAE and MSE of the network and of always predicting the training mean."
     preds, targs = learn.get_preds(dl=dls.valid)
     preds, targs = preds.float().numpy().ravel(), targs.float().numpy().ravel()
     base = float(dls.train.dataset.y.mean())
-    return dict(valid_pairs=len(targs), valid_mae=float(np.abs(preds - targs).mean()), valid_mse=float(((preds - targs) ** 2).mean()),
-                baseline=base, baseline_mae=float(np.abs(base - targs).mean()), baseline_mse=float(((base - targs) ** 2).mean())), preds
+    return dict(valid_pairs=len(targs), valid_mae=float(np.abs(preds - targs).mean()),
+                valid_mse=float(((preds - targs) ** 2).mean()), baseline=base, baseline_mae=float(np.abs(base - targs).mean()),
+                baseline_mse=float(((base - targs) ** 2).mean())), preds
 
 # %% ../nbs/06_training.ipynb #ac5d84bf
 def stage(run:Run, p) -> AttrDict:
     "Train the Siamese network on the run's pairs; write models/siamese.safetensors and models/siamese.json."
-    sp = recorded_params(run, 'siamese', p.preset)
+    sp = run.params('siamese', p.preset)
     dev = training_device(p.device)
     pairs = siamese_pairs(run, sp.target, sp.negatives_per_positive, p.seed, sp.identical_pairs)
     model, stats = build_siamese(sp.encoder_weights, run, sp.embed_dim, dropout=sp.dropout, seed=p.seed)
     dls = pair_dls(run, pairs, sp.siamese_size, sp.pairs_per_batch, stats, sp.augment, dev, p.seed, sp.workers, subsets=('train', sp.validate_on))
     learn = siamese_learner(dls, model, p.loss, p.huber_delta)
     history = train_siamese(learn, p.frozen_epochs, p.unfrozen_epochs, p.head_lr, p.encoder_lr_div, p.patience, p.unfrozen_pairs_per_epoch, p.seed)
-    metrics, preds = validate(learn, dls)
+    metrics, preds = validation_metrics(learn, dls)
     card = dict(input_size=sp.siamese_size, resize='squish', normalisation=stats, target=sp.target,
                 encoder_weights=str(sp.encoder_weights), preset=p.preset, seed=p.seed, device=str(dev),
                 siamese_params=dict(sp), training_params={k: p[k] for k in ('frozen_epochs', 'unfrozen_epochs', 'head_lr', 'encoder_lr_div', 'loss', 'huber_delta', 'patience', 'unfrozen_pairs_per_epoch')},
@@ -183,8 +177,8 @@ def plot_history(history:pd.DataFrame):
     return ax
 
 # %% ../nbs/06_training.ipynb #73ba46eb
-def plot_predictions(pairs:pd.DataFrame, # the validation pairs (with `y`, `kind`)
-                     preds:np.ndarray, target:str='combined'):
+def plot_validation_predictions(pairs:pd.DataFrame, # the validation pairs (with `y`, `kind`)
+                                preds:np.ndarray, target:str='combined'):
     "Prediction against target for each pair, with the identity line."
     import matplotlib.pyplot as plt, seaborn as sns
     ax = sns.scatterplot(pairs.assign(prediction=preds), x='y', y='prediction', hue='kind', s=14, alpha=.7)
@@ -199,7 +193,7 @@ def main(argv:list|None=None):
     from artsim.reproduce import stage_arguments
     run, p = stage_arguments('python -m artsim.training', 'training', "Train the Siamese network on a run's pairs (chapter 06's stage).",
                              'the run directory (chapters 00-05 done: it holds similarity/pairs.parquet)', argv,
-                             recorded=lambda run, preset: recorded_params(run, 'training', preset, common=True))
+                             recorded=lambda run, preset: run.params('training', preset))
     try:
         run.require('similarity/pairs.parquet')
         if rank_distrib() == 0: record_params(run, p)
