@@ -17,8 +17,8 @@ from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive
 __all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
            'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'demo_painting', 'read_wikiart', 'read_huggan',
            'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path', 'check_params',
-           'input_fingerprint', 'collect', 'data_report', 'min_per_genre', 'check_collected', 'split_stratified',
-           'build_manifest', 'save_report', 'save_manifest', 'stage', 'show_samples']
+           'input_fingerprint', 'collect', 'counted', 'data_report', 'min_per_genre', 'check_collected',
+           'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage', 'show_samples']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -533,7 +533,10 @@ def _kind(reason:str) -> str:
     "A reason without its details: 'smaller than min_size=256: 128x96' -> 'smaller than min_size=256'."
     return reason if reason.startswith('skipped:') else reason.split(':', 1)[0].strip()
 
-def _n(k:int, word:str) -> str: return f"{k} {word}{'s' * (k != 1)}"
+# %% ../nbs/00_data.ipynb #e46e2f68
+def counted(k:int, word:str) -> str:
+    "`k` and `word`, plural unless `k` is 1: '3 paintings', '1 painting'."
+    return f"{k} {word}{'s' * (k != 1)}"
 
 def data_report(cands:pd.DataFrame, rows:pd.DataFrame, bad:pd.DataFrame, skipped:pd.DataFrame, n_per_genre:int) -> dict:
     "Counts per genre and overall of candidates looked at, kept, left out and not needed, and the reasons files were left out."
@@ -546,9 +549,9 @@ def data_report(cands:pd.DataFrame, rows:pd.DataFrame, bad:pd.DataFrame, skipped
     return dict(n_per_genre=n_per_genre, candidates=len(cands), looked_at=looked, kept=kept, left_out=len(bad),
                 not_looked_at=len(cands) - looked, skipped=len(skipped), genres=genres,
                 reasons={k: int(v) for k, v in reasons.items()},
-                bad_files=(f"data/bad_files.csv lists the {_n(len(bad), 'file')} left out of the {looked} looked at, and the "
-                           f"{_n(len(skipped), 'file')} of the source skipped as not candidates; " +
-                           (f"{_n(len(cands) - looked, 'more candidate')} were not looked at: n_per_genre={n_per_genre} good ones were found without them"
+                bad_files=(f"data/bad_files.csv lists the {counted(len(bad), 'file')} left out of the {looked} looked at, and the "
+                           f"{counted(len(skipped), 'file')} of the source skipped as not candidates; " +
+                           (f"{counted(len(cands) - looked, 'more candidate')} were not looked at: n_per_genre={n_per_genre} good ones were found without them"
                             if len(cands) > looked else "every candidate was looked at")))
 
 def min_per_genre(valid_pct:float, test_pct:float) -> int:

@@ -8,35 +8,38 @@ import os, re, sys, copy, json, shutil, argparse, datetime, contextlib
 from pathlib import Path
 import yaml
 import nbformat
+from .runs import Run, project_root as _clone_root
 
 # %% auto #0
-__all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'project_root', 'run_preset', 'find_runs', 'front_matter', 'cell_options', 'quarto_attrs',
-           'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'write_site', 'md_notebook',
-           'docs_pages', 'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table',
-           'readme_markdown', 'write_readme', 'build_preview', 'main']
+__all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'checkout_root', 'run_preset', 'find_runs', 'front_matter', 'cell_options',
+           'quarto_attrs', 'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'write_site',
+           'md_notebook', 'docs_pages', 'results_notebook', 'run_overview', 'stage_results', 'first_table',
+           'headline_table', 'readme_markdown', 'write_readme', 'build_preview', 'main']
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
-def project_root(path=None) -> Path:
-    "The artsim checkout at or above `path` (default: the working directory), else the one this package was installed from"
+def checkout_root(path=None) -> Path:
+    "The artsim checkout with its notebooks (`nbs/`) at or above `path` (default: the working directory), else the one this package was installed from"
     import artsim
-    here = Path(path or Path.cwd()).absolute()
-    for d in (here, *here.parents, Path(artsim.__file__).absolute().parent.parent):
-        if (d/'settings.ini').is_file() and (d/'nbs').is_dir(): return d
-    raise FileNotFoundError(f"no artsim checkout (a folder with settings.ini and nbs/) at or above {here}")
+    for start in (path, Path(artsim.__file__).absolute().parent.parent):
+        root = _clone_root(start)
+        if root is not None and (root/'nbs').is_dir(): return root
+    raise FileNotFoundError(f"no artsim checkout (a folder with artsim's settings.ini and nbs/) at or above {Path(path or Path.cwd()).absolute()}")
 
 # %% ../nbs/pipeline/docs.ipynb #6f335d9e
 def _mtime(run:Path) -> float:
     return max((f.stat().st_mtime for f in (run/'notebooks').glob('*.ipynb')), default=0.)
 
+
+# %% ../nbs/pipeline/docs.ipynb #bcf25ab5
 def run_preset(run) -> str|None:
-    "The preset a run was made with, from its `config.yaml`"
-    f = Path(run)/'config.yaml'
-    try: return (yaml.safe_load(f.read_text()) or {}).get('preset') if f.is_file() else None
+    "The preset a run was made with, from its `config.yaml` (`Run.config`); None for a run without a readable one"
+    try: return Run(run).config.get('preset')
     except yaml.YAMLError: return None
 
+# %% ../nbs/pipeline/docs.ipynb #c174785f
 def find_runs(root=None, preset:str|None=None, need:str|None=None) -> list[Path]:
     "Run directories under `<root>/runs` that hold executed chapters, the latest first; only `preset`'s, only those with the file `need`"
-    runs = Path(root or project_root())/'runs'
+    runs = Path(root or checkout_root())/'runs'
     found = [d for d in runs.iterdir() if d.is_dir() and any((d/'notebooks').glob('*.ipynb'))] if runs.is_dir() else []
     if preset: found = [d for d in found if run_preset(d) == preset]
     if need: found = [d for d in found if (d/need).is_file()]
@@ -254,6 +257,8 @@ PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- endblock footer -%}
 """
 
+
+# %% ../nbs/pipeline/docs.ipynb #a28dba3b
 SITE_CSS = """
 body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
 .site-header { display: flex; gap: 1.5rem; align-items: baseline; padding: .7rem 1.5rem; background: #2c3e50; }
@@ -296,6 +301,7 @@ def _lab_css() -> str:
         if (st/'index.css').is_file(): return (st/'index.css').read_text() + (st/'theme-light.css').read_text()
     raise FileNotFoundError("nbconvert's lab template is not installed (pip install nbconvert)")
 
+# %% ../nbs/pipeline/docs.ipynb #84989a80
 def page_exporter():
     "nbconvert's HTML exporter with the `lab` template, no prompts, and our page around it"
     from jinja2 import DictLoader
@@ -429,7 +435,7 @@ def run_overview(run:Path|None, chapters:list, report:Path|None, href=lambda f: 
     "The results site's front page as markdown: which run, its preset, each chapter's time, the report"
     if run is None:
         return "No run yet: `make demo` makes one in `runs/demo`, and `make docs` then shows its chapters here.\n"
-    root = Path(root or project_root())
+    root = Path(root or checkout_root())
     cfg = yaml.safe_load((run/'config.yaml').read_text()) if (run/'config.yaml').is_file() else {}
     where = os.path.relpath(run, root) if run.is_relative_to(root) else str(run)
     over = ', '.join(f'`{k}={v}`' for k, v in (cfg.get('overrides') or {}).items()) or 'none'
@@ -455,7 +461,7 @@ def _clear(out:Path, marker:str):
 
 def stage_results(run=None, out='results', root=None, href=lambda f: f.name) -> tuple:
     "The run's executed chapters and report, made into pages of the results site in `out`; the chapters as (title, file)"
-    root = Path(root or project_root())
+    root = Path(root or checkout_root())
     run = Path(run).absolute() if run else next(iter(find_runs(root)), None)
     if run is not None and not (run/'notebooks').is_dir(): raise FileNotFoundError(f"{run} has no notebooks/: it is not a run directory")
     out = Path(out)
@@ -482,7 +488,7 @@ def first_table(md:str) -> str|None:
 
 def headline_table(root=None) -> str:
     "The headline table of the latest demo run's `report.md`, saying where it came from; or a line saying there is none yet"
-    root = Path(root or project_root())
+    root = Path(root or checkout_root())
     runs = find_runs(root, preset='demo', need='report.md')
     if not runs:
         return ("No table yet: the evaluation chapter (07) writes it into `runs/demo/report.md`, "
@@ -503,7 +509,7 @@ def readme_markdown(root=None) -> str:
     from nbdev.config import get_config
     from nbdev.processors import FilterDefaults
     from nbconvert import MarkdownExporter
-    root = Path(root or project_root())
+    root = Path(root or checkout_root())
     with working_directory(root):
         cfg = get_config()
         nb = read_nb(cfg.nbs_path/cfg.readme_nb)
@@ -516,7 +522,7 @@ def readme_markdown(root=None) -> str:
 
 def write_readme(root=None) -> Path:
     "Write `README.md` from `nbs/index.ipynb` (what `make readme` does where Quarto is missing)"
-    root = Path(root or project_root())
+    root = Path(root or checkout_root())
     f = root/'README.md'
     f.write_text(readme_markdown(root), encoding='utf-8')
     return f
@@ -527,7 +533,7 @@ def build_preview(out='_docs_preview', run=None, root=None) -> dict:
     from fastcore.xtras import working_directory
     from nbdev.config import get_config
     from nbdev.serve import proc_nbs
-    root = Path(root or project_root())
+    root = Path(root or checkout_root())
     out = Path(out).absolute()
     _clear(out, '.artsim-preview')
     with working_directory(root): proc, nbs = proc_nbs(), get_config().nbs_path

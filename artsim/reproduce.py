@@ -15,7 +15,8 @@ from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
            'check_config', 'stage_arguments', 'chapter_code', 'ChapterFailed', 'is_export_hook', 'run_chapter',
-           'MissingExtra', 'check_extra', 'artsim_reproduce', 'parser', 'main']
+           'MissingExtra', 'check_extra', 'artsim_reproduce', 'CommandParser', 'CommandFailed', 'existing', 'parser',
+           'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 class UsageError(ValueError):
@@ -291,14 +292,28 @@ def artsim_reproduce(
         f"the executed chapters in notebooks/, their logs in logs/, the parameters in config.yaml")
     return rows
 
-# %% ../nbs/pipeline/reproduce.ipynb #2b50e7d6
-class _Parser(argparse.ArgumentParser):
+# %% ../nbs/pipeline/reproduce.ipynb #9372e64e
+class CommandParser(argparse.ArgumentParser):
+    "`argparse.ArgumentParser` whose usage errors are one line, `PROG: error: ... (see PROG --help)`, and exit code 2."
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+# %% ../nbs/pipeline/reproduce.ipynb #ba5a9ef1
+class CommandFailed(RuntimeError):
+    "What a command was pointed at exists but cannot be used (a model or index that is not artsim's, or from another version): exit code 1."
+
+def existing(path, # what the user typed
+             what:str, # how the command calls it, for the message: 'image', '--index', ...
+            ) -> Path:
+    "`path` as a `Path`; `UsageError` naming `what` when nothing is there."
+    p = Path(path).expanduser()
+    if not p.exists(): raise UsageError(f"{what} {path}: no such file or folder")
+    return p
+
+# %% ../nbs/pipeline/reproduce.ipynb #2b50e7d6
 def parser() -> argparse.ArgumentParser:
     "The options of `artsim_reproduce`."
-    p = _Parser(prog='artsim_reproduce', allow_abbrev=False,
+    p = CommandParser(prog='artsim_reproduce', allow_abbrev=False,
                 description="Run artsim's chapters in order with papermill, for a preset, into a run directory. "
                             "Chapters already done with the same parameters, code and input are skipped.",
                 epilog="A relative --run-dir resolves against the project root (the clone's folder with settings.ini), "

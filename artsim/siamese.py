@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_siamese.ipynb #649d69d4
 from __future__ import annotations
-import math, random
+import json, math, random
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
@@ -62,7 +62,7 @@ class SiameseNet(nn.Module):
         e = self.embed(torch.cat([a, b])) # one batch: batch norm sees originals and variants together
         return self.head(e[:len(a)], e[len(a):])
 
-# %% ../nbs/05_siamese.ipynb #2a79f7e2
+# %% ../nbs/05_siamese.ipynb #c7e3483e
 def siamese_splitter(m:SiameseNet) -> list:
     "Two parameter groups for fastai: the encoder, then the projection and head (what trains while the encoder is frozen)."
     return [params(m.encoder), params(m.projection) + params(m.head)]
@@ -130,7 +130,7 @@ def paintings_by_subset(pairs:pd.DataFrame) -> dict:
     "subset -> the set of paintings (originals and the variants' paintings) its pairs use."
     return {s: set(g.original_id) | set(g.variant_of) for s, g in pairs.groupby('subset')}
 
-# %% ../nbs/05_siamese.ipynb #44a1544f
+# %% ../nbs/05_siamese.ipynb #f5b0a76e
 def identical_pairs_of(pairs:pd.DataFrame, # pairs with original_id, original_path, subset
                       ) -> pd.DataFrame: # one row per original: the image against itself, kind 'identical', y = 1
     "Each original of `pairs` paired with itself, at the top of the scale."
@@ -138,7 +138,7 @@ def identical_pairs_of(pairs:pd.DataFrame, # pairs with original_id, original_pa
     return o.assign(pair_id='same-' + o.original_id.astype(str), variant_of=o.original_id, generated_path=o.original_path,
                     kind='identical', y=1.0, prompt_id=None, prompt=None, strength=0.0)
 
-# %% ../nbs/05_siamese.ipynb #131e0df1
+# %% ../nbs/05_siamese.ipynb #70afe544
 def siamese_pairs(run:Run, target:str='combined', negatives_per_positive:float|None=None, seed:int=0,
                   identical_pairs:bool=True, # add each training original paired with itself (`identical_pairs_of`)
                  ) -> pd.DataFrame: # the pairs kept, each with `subset` and `y`; chapter 03's counts in `.attrs`
@@ -151,7 +151,7 @@ def siamese_pairs(run:Run, target:str='combined', negatives_per_positive:float|N
     out.attrs.update(pairs.attrs)
     return out
 
-# %% ../nbs/05_siamese.ipynb #685f06c5
+# %% ../nbs/05_siamese.ipynb #b92c775a
 def pair_counts(pairs:pd.DataFrame, # `siamese_pairs` output
                ) -> pd.DataFrame: # pairs per split and kind (training negatives counted with repeats), distinct paintings
     "How many pairs and paintings each split holds, and how many pairs were left out for straddling two splits."
@@ -202,7 +202,7 @@ class ImageBank:
 # %% ../nbs/05_siamese.ipynb #959dd06b
 AUGMENT_MODES = ('same', 'independent', 'none') # one transform for both images of a pair, one each, or none
 
-# %% ../nbs/05_siamese.ipynb #26bb1ecc
+# %% ../nbs/05_siamese.ipynb #f0568ee6
 class PairTransform:
     "After batching: uint8 pairs to normalised float, augmented (training only), channels-last on CUDA."
     def __init__(self, stats:dict=IMAGENET_STATS, # the encoder's input normalisation: mean, std
@@ -300,7 +300,7 @@ def pair_dls(run:Run, pairs:pd.DataFrame, # `siamese_pairs` output
 # %% ../nbs/05_siamese.ipynb #2ab0591d
 SIAMESE_KIND = ModelKind('artsim-siamese/1', 'Siamese model', 'models/siamese', '06_training')
 
-# %% ../nbs/05_siamese.ipynb #e85223e2
+# %% ../nbs/05_siamese.ipynb #2d469c55
 def architecture(model:SiameseNet) -> dict:
     "What rebuilds `model` before its weights are loaded."
     return dict(name='siamese-resnet50', backbone='resnet50', encoder_layout='fastai create_body', pool='avg',
@@ -374,8 +374,10 @@ def similarity_matrix(self:SiameseSimilarity, A, # N images
 @patch
 def save(self:SiameseSimilarity, path, # the stem: writes path.safetensors and path.json
         ) -> tuple[Path, Path]:
-    "Write the weights (safetensors) and the card (JSON), each atomically."
-    return save_model(path, self.model.state_dict(), self.card, SIAMESE_KIND)
+    "Write the weights (safetensors) and the card (JSON), each atomically; the card then names its weights file."
+    wf, cf = save_model(path, self.model.state_dict(), self.card, SIAMESE_KIND)
+    self.card = json.loads(cf.read_text(encoding='utf-8'))
+    return wf, cf
 
 # %% ../nbs/05_siamese.ipynb #5dbc716c
 @patch(cls_method=True)
