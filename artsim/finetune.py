@@ -4,7 +4,9 @@
 
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
-import contextlib, sys, tempfile, time
+import contextlib, sys, tempfile, time, warnings
+if __name__ == '__main__': # run as a command (python -m, accelerate launch -m): its stderr is for its own messages
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning) # fastai's import
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
@@ -33,13 +35,13 @@ __all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'genre_dataloaders',
 GENRE_AUGMENT = dict(do_flip=True, flip_vert=False, max_rotate=5., min_zoom=1., max_zoom=1.15, max_lighting=0.1, max_warp=0.,
                      p_affine=0.75, p_lighting=0.5) # fastai `aug_transforms` arguments: geometric, mild, no colour changes
 
-# %% ../nbs/04_finetune.ipynb #9de1258a
+# %% ../nbs/04_finetune.ipynb #8c6fe945
 class PaintingReader:
     "A manifest row -> its image, read with `load_image` (relative paths resolve against the run)."
     def __init__(self, run:Run): self.run = run
     def __call__(self, row): return load_image(self.run.resolve(row['path']))
 
-# %% ../nbs/04_finetune.ipynb #0230de09
+# %% ../nbs/04_finetune.ipynb #7eb2022b
 def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest (path, genre, split)
                       input_size:int=224, # side of the square input, in pixels
                       bs:int=64, # batch size
@@ -63,7 +65,7 @@ def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest
 # %% ../nbs/04_finetune.ipynb #cb290aa0
 GENRE_HEAD = dict(concat_pool=True, lin_ftrs=[512], ps=0.5, first_bn=True, bn_final=False, lin_first=False) # fastai's default head
 
-# %% ../nbs/04_finetune.ipynb #aa7cd8f2
+# %% ../nbs/04_finetune.ipynb #e1b0e702
 def genre_classifier(n_classes:int, # outputs, one per genre
                      body:nn.Module|None=None, # a `resnet50_body`; None: random (seed 0)
                     ) -> nn.Module: # nn.Sequential(body, head), the layout `vision_learner` builds
@@ -79,7 +81,7 @@ def model_card(vocab:list, input_size:int, starting_weights:str, seed:int, prese
                 input_size=int(input_size), resize='squish (bilinear) to input_size x input_size, RGB, 0-1',
                 normalize=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset), **extra)
 
-# %% ../nbs/04_finetune.ipynb #125d42b9
+# %% ../nbs/04_finetune.ipynb #06002655
 def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on any device, in any memory format)
                      path, # the .safetensors file; the card goes beside it as .json
                      card:dict, # `model_card(...)`
@@ -108,7 +110,7 @@ def check_genre_card(card:dict, # a card of `GENRE_KIND`
         raise ValueError(f'{where}: normalize must give three means and three standard deviations')
     return card
 
-# %% ../nbs/04_finetune.ipynb #bd3b9b11
+# %% ../nbs/04_finetune.ipynb #66bed978
 def read_genre_card(path, # models/genre.safetensors, its .json card, their stem, or a run directory
                    ) -> dict:
     "A genre classifier's model card, read and checked."
@@ -150,7 +152,7 @@ def top3_accuracy(inp, targ):
     "Share of items whose genre is among the three most probable."
     return top_k_accuracy(inp, targ, k=min(3, inp.shape[-1]))
 
-# %% ../nbs/04_finetune.ipynb #19f90bb5
+# %% ../nbs/04_finetune.ipynb #c93ee86d
 def genre_learner(dls, # from `genre_dataloaders`
                   body:nn.Module|None=None, # a `resnet50_body` to start from; None: random (seed 0)
                   path=None, # the learner's working folder (the learning-rate finder's temporary files)
@@ -162,7 +164,7 @@ def genre_learner(dls, # from `genre_dataloaders`
     learn.model[0].load_state_dict((body if body is not None else resnet50_body('random')).state_dict())
     return learn
 
-# %% ../nbs/04_finetune.ipynb #740046f2
+# %% ../nbs/04_finetune.ipynb #8d0dd7a1
 def valid_accuracy(learn:Learner) -> float:
     "Validation accuracy of `learn.model` as it is now (eval mode, running statistics), without touching the learner's state."
     m = unwrap_model(learn.model); was = m.training; hits = total = 0
@@ -270,7 +272,7 @@ def plot_lr_find(lr_find:dict, lr:float):
     ax.axvline(lr, color='C2', ls=':', label=f'used {lr:.1e}'); ax.legend()
     return fig
 
-# %% ../nbs/04_finetune.ipynb #c08dd5a7
+# %% ../nbs/04_finetune.ipynb #7d311d5c
 def plot_training(training:dict, # iterations, history (per epoch) and best_epoch, as `train_genre_model` returns them
                   chance:float|None=None): # the accuracy of guessing, drawn for reference
     "Training loss per iteration, validation loss and accuracy per epoch (with precise and with running BatchNorm statistics)."
@@ -292,7 +294,7 @@ def plot_training(training:dict, # iterations, history (per epoch) and best_epoc
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_finetune.ipynb #9fd4ae1b
+# %% ../nbs/04_finetune.ipynb #b048f9c2
 def plot_confusion(report:dict):
     "The test split's confusion matrix: counts, coloured by the share of each true genre."
     import matplotlib.pyplot as plt, seaborn as sns
@@ -305,7 +307,7 @@ def plot_confusion(report:dict):
            title=f"Test split: accuracy {report['accuracy']:.0%} (chance {report['chance']['accuracy']:.0%})")
     return fig
 
-# %% ../nbs/04_finetune.ipynb #971baf62
+# %% ../nbs/04_finetune.ipynb #a49210c9
 def plot_genre_predictions(run:Run, table:pd.DataFrame, # test rows with path, genre, predicted, probability
                            n:int=16, seed:int=0):
     "A grid of test paintings: predicted genre (probability) over the true one, green when right, red when wrong."
@@ -328,7 +330,7 @@ def _note(p) -> str:
                 f'{p.input_size} px, {p.freeze_epochs}+{p.epochs} epochs on the CPU; a check of the pipeline, not a thesis result')
     return f'{p.preset} preset'
 
-# %% ../nbs/04_finetune.ipynb #e69ba769
+# %% ../nbs/04_finetune.ipynb #0d471731
 def stage(run:Run, p) -> dict|None:
     "Fine-tune ResNet50 on the run's genres; write models/genre.safetensors + .json, metrics/genre.json and figures/genre_*.png."
     t0 = time.time()

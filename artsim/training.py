@@ -4,7 +4,9 @@
 
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
-import random, sys, time
+import random, sys, time, warnings
+if __name__ == '__main__': # run as a command (python -m, accelerate launch -m): its stderr is for its own messages
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning) # fastai's import
 import numpy as np, pandas as pd, torch
 from fastcore.basics import AttrDict
 from fastai.learner import Learner
@@ -34,7 +36,7 @@ def bank_batches(bank:ImageBank, idx, # which images of the bank
     idx = list(idx)
     for i in range(0, len(idx), bs): yield torch.stack([bank[j] for j in idx[i:i + bs]])
 
-# %% ../nbs/06_training.ipynb #51da683c
+# %% ../nbs/06_training.ipynb #7c9c164d
 def training_images(dls) -> np.ndarray:
     "The bank indices of the distinct images of the training pairs."
     ds = dls.train.dataset
@@ -61,7 +63,7 @@ class FeaturePairs:
     def __len__(self): return len(self.ds)
     def __getitem__(self, i): return self.features[self.ds.ia[i]], self.features[self.ds.ib[i]], self.ds.y[i]
 
-# %% ../nbs/06_training.ipynb #0746f779
+# %% ../nbs/06_training.ipynb #a5d2422b
 def feature_dls(dls:DataLoaders, # chapter 05's `pair_dls`
                 features:torch.Tensor, # `encoder_features` of `dls.bank`
                 seed:int=0) -> DataLoaders:

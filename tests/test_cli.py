@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from artsim import __version__
-from artsim.cli import build_index, compare_main, index_main, load_index, search_index, search_main
+from artsim.cli import compare_main, index_main, search_main
+from artsim.index import build_index, load_index, search_index
 from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
 from artsim.similarity import compare_described, describe_images, descriptor_similarity
 
@@ -112,7 +113,7 @@ def compare_cases(t, b):
     return [((img,), 2, 'the following arguments are required'), ((img, b / 'nope.png'), 2, 'no such file'),
             ((img, b / 'notes.png'), 1, 'not an image file'), ((img, b / 'empty'), 1, 'a directory'),
             ((img, var, '--model', b / 'model.pkl'), 1, 'never unpickles'), ((img, var, '--model', b / 'fake.safetensors'), 1, 'not a safetensors file'),
-            ((img, var, '--model', b / 'nope.safetensors'), 2, 'no such file'), ((img, var, '--model', b / 'notes.png'), 1, 'does not exist'),
+            ((img, var, '--model', b / 'nope.safetensors'), 2, 'no such file'), ((img, var, '--model', b / 'notes.png'), 1, 'not a safetensors file'),
             ((img, var, '--calibration', b / 'not_a_calibration.json'), 1, 'not an artsim calibration'),
             ((img, var, '--calibration', b / 'nope'), 2, 'no such file'), ((img, var, '--device', 'gpu'), 2, 'not a torch device'),
             ((img, var, '--colour'), 2, 'unrecognized arguments')]

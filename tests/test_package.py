@@ -78,3 +78,35 @@ def test_pip_install_runs_the_chapters_outside_the_clone(wheel, tmp_path):
     assert pd.read_parquet(run/'data'/'manifest.parquet').groupby('genre').size().eq(3).all()
     log = (run/'logs'/'00_data.log').read_text()
     assert f"{tmp_path/'venv'}" in log and 'artsim/chapters/00_data.ipynb' in log   # the shipped chapter ran
+
+
+# -- the import graph: one place per concern --------------------------------------------------------------------------
+
+def _artsim_imports() -> list:
+    "(importing module, imported module, names) for every import of an artsim module by another, at any depth of the code."
+    import ast
+    out = []
+    for f in sorted((ROOT/'artsim').glob('*.py')):
+        if f.name == '_modidx.py': continue
+        for n in ast.walk(ast.parse(f.read_text(encoding='utf-8'))):
+            if isinstance(n, ast.ImportFrom) and n.module is not None and (n.level == 1 or n.module.startswith('artsim.')):
+                out.append((f.stem, n.module.removeprefix('artsim.'), [a.name for a in n.names]))
+            elif isinstance(n, ast.Import):
+                out += [(f.stem, a.name.removeprefix('artsim.'), []) for a in n.names if a.name.startswith('artsim.')]
+    return out
+
+
+def test_the_import_graph_is_found():
+    edges = {(a, b) for a, b, _ in _artsim_imports()}
+    assert ('siamese', 'backbone') in edges and ('cli', 'index') in edges, sorted(edges)
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = [(a, b, n) for a, b, names in _artsim_imports() for n in names if n.startswith('_') and a != b]
+    assert not private, f"modules import private names of others: {private}"
+
+
+def test_the_genre_chapter_is_imported_only_where_the_genre_model_itself_is_needed():
+    "Chapter 04's module is the genre story: what later chapters share (backbone, model files, training glue) lives elsewhere."
+    importers = sorted({a for a, b, _ in _artsim_imports() if b == 'finetune' and a != 'finetune'})
+    assert importers == [], f"artsim.finetune is imported by {importers}: move what they use to the module of its concern"

@@ -248,7 +248,8 @@ def test_settings_that_do_not_match_the_calibration_are_refused(demo_root, monke
     with pytest.raises(ValueError, match='color-v1-s64.*calibration=None'): sim(a, b, size=64)
     import torchvision
     monkeypatch.setattr(torchvision.models._api.WeightsEnum, 'get_state_dict', lambda *a, **k: (_ for _ in ()).throw(OSError('offline')))
-    with pytest.raises(ValueError, match='semantic-v1-random0'): sim(a, b, semantic_weights='imagenet', seed=0)
+    from artsim.backbone import WeightsUnavailable
+    with pytest.raises(WeightsUnavailable, match='resnet50-11ad3fa6.pth'): sim(a, b, semantic_weights='imagenet', seed=0)  # never a silent fallback
     raw = sim(a, b, calibration=None, size=64, semantic_size=64)  # raw values take any settings
     assert set(raw) == set(KEYS) and all(0 <= v <= 1 for v in raw.values())
     with pytest.raises(TypeError, match='list of images'): descriptor_similarity_matrix(str(a), [b])
