@@ -29,7 +29,7 @@ class EvaluationSet:
     "The held-out pairs, and the retrieval problem built on them."
     gallery: pd.DataFrame # id, path, genre: every test painting, what each variant is searched against
     queries: pd.DataFrame # path, painting, prompt_id, strength, genre: every variant of a test painting
-    pairs: pd.DataFrame # rows of similarity/pairs.parquet with both paintings in test, plus q, g: their query and gallery row
+    pairs: pd.DataFrame # similarity/pairs.parquet's rows with both paintings in test; q, g: their query and gallery row
     train: pd.DataFrame # rows with both paintings in train: the training-mean baseline
     straddling: int # rows left out because their two paintings lie in different splits
     def __repr__(self):
@@ -54,40 +54,45 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
         k = min(int(has.sum()), max(1, round(int(max_paintings) * has.mean())))
         rs = derive_seed(seed, 'evaluation-paintings') % 2**32
         others = min(int(max_paintings) - k, int((~has).sum()))
-        gallery = pd.concat([gallery[has].sample(n=k, random_state=rs), gallery[~has].sample(n=others, random_state=rs)])
+        gallery = pd.concat([gallery[has].sample(n=k, random_state=rs),
+                             gallery[~has].sample(n=others, random_state=rs)])
     gallery = gallery.sort_values('id')[['id', 'path', 'genre']].reset_index(drop=True)
     inside = ((scores.split == 'test') & (scores.variant_split == 'test') & scores.original_id.isin(gallery.id)
               & scores.variant_of.isin(gallery.id))
     pairs = scores[inside].reset_index(drop=True)
     own = pairs[pairs.kind == 'positive']
     if own.empty:
-        raise ValueError(f"no test pairs in {run.resolve('similarity/pairs.parquet')}: no generated variant has its painting "
-                         "in the test split (give 00_data a larger test_pct or 01_generation more originals_per_genre)")
+        raise ValueError(f"no test pairs in {run.resolve('similarity/pairs.parquet')}: no generated variant has its "
+                         "painting in the test split (give 00_data a larger test_pct or 01_generation more "
+                         "originals_per_genre)")
     queries = (own.drop_duplicates('generated_path').rename(columns=dict(generated_path='path', original_id='painting'))
                [['path', 'painting', 'prompt_id', 'strength', 'genre']].sort_values('path').reset_index(drop=True))
     pairs['q'] = pd.Index(queries.path).get_indexer(pairs.generated_path)
     pairs['g'] = pd.Index(gallery.id).get_indexer(pairs.original_id)
-    if (pairs.q < 0).any(): raise ValueError(f'{int((pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
+    if (pairs.q < 0).any():
+        raise ValueError(f'{int((pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
     train = scores[(scores.split == 'train') & (scores.variant_split == 'train')].reset_index(drop=True)
     return EvaluationSet(gallery, queries, pairs, train, int((scores.split != scores.variant_split).sum()))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00430
 def descriptor_scores(run:Run, test_set:EvaluationSet,
                      ) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
-    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: calibrated families, both combined values."
+    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined values."
     nq, calibration, weights = len(test_set.queries), load_calibration(run), run.params('similarity').weights
     described = run_descriptions(run, [*test_set.queries.path, *test_set.gallery.path])
     raw = compare_described(described[:nq], described[nq:], weights, calibration, raw=True)
     families = [f for f in FAMILIES if f in raw]
     scores = {f'{f}_calibrated': calibration.apply(f, raw[f]) for f in families}
-    scores |= dict(combined=combine({f: scores[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined'])
+    combined = combine({f: scores[f'{f}_calibrated'] for f in families}, weights)
+    scores |= dict(combined=combined, combined_raw=raw['combined'])
     info = {f'{f}_calibrated': dict(label=f'descriptors: {f}', detail='chapter 03, calibrated') for f in families}
     info |= dict(combined=dict(label='descriptors: combined',
                                detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
-                 combined_raw=dict(label='descriptors: raw mean', detail='chapter 03 mean of the raw families, before calibration'))
+                 combined_raw=dict(label='descriptors: raw mean',
+                                   detail='chapter 03 mean of the raw families, before calibration'))
     return scores, info
 
-# %% ../nbs/07_evaluation.ipynb #31c0807a
+# %% ../nbs/07_evaluation.ipynb #cbb9b588
 def baseline_scores(run:Run, test_set:EvaluationSet,
                     ssim_size:int=128, hash_size:int=8, # SSIM's image side; the hash's bits per side
                     resnet_weights=('imagenet',), resnet_size:int=224, # one raw ResNet50 baseline per weights
@@ -97,7 +102,8 @@ def baseline_scores(run:Run, test_set:EvaluationSet,
     Q, G = [run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path]
     scores, info = {}, {}
     scores['ssim'] = ssim_matrix(Q, G, ssim_size, progress)
-    info['ssim'] = dict(label='SSIM', detail=f'scikit-image structural_similarity, 7 x 7 windows, grayscale at {ssim_size} px')
+    info['ssim'] = dict(label='SSIM',
+                        detail=f'scikit-image structural_similarity, 7 x 7 windows, grayscale at {ssim_size} px')
     hq, hg = (np.stack([perceptual_hash(x, hash_size) for x in images]) for images in (Q, G))
     scores['phash'] = hash_similarity(hq, hg)
     info['phash'] = dict(label='perceptual hash', detail=f'{hash_size * hash_size}-bit DCT hash, share of equal bits')
@@ -121,12 +127,13 @@ def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relati
     net = SiameseSimilarity.load(f, device=device or 'cpu', batch_size=batch_size)
     return net, net.card
 
-# %% ../nbs/07_evaluation.ipynb #ec4ecc1f
+# %% ../nbs/07_evaluation.ipynb #390c8c01
 def siamese_matrix(model, # anything with `similarity_matrix(A, B)`, e.g. `SiameseSimilarity`
                    run:Run, test_set:EvaluationSet,
                   ) -> np.ndarray: # float64 (queries, gallery)
     "The Siamese network's score of every test variant against every test painting, through `similarity_matrix`."
-    S = model.similarity_matrix([run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path])
+    Q, G = [run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path]
+    S = model.similarity_matrix(Q, G)
     return np.asarray(S, np.float64).reshape(len(test_set.queries), len(test_set.gallery))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00445
@@ -136,10 +143,11 @@ def check_descriptor_scores(test_set:EvaluationSet, scores:dict, # measure -> (q
     pairs = test_set.pairs
     for m in [m for m in scores if m in pairs]: # the descriptor measures are named by the pairs column they reproduce
         gap = np.abs(scores[m][pairs.q, pairs.g] - pairs[m].to_numpy(np.float64)).max()
-        if gap > tol: raise ValueError(f"the {m} descriptor values differ from similarity/pairs.parquet by up to {gap:.3g}: "
-                                       "the run's descriptors changed since chapter 03 ran; rerun 03_similarity")
+        if gap > tol:
+            raise ValueError(f"the {m} descriptor values differ from similarity/pairs.parquet by up to {gap:.3g}: "
+                             "the run's descriptors changed since chapter 03 ran; rerun 03_similarity")
 
-# %% ../nbs/07_evaluation.ipynb #00336f39
+# %% ../nbs/07_evaluation.ipynb #d6e74a51
 def score_measures(run:Run, p, # the stage parameters
                    net, # the Siamese network: anything with `similarity_matrix(A, B)`
                    card:dict, # its JSON card: target, input_size, encoder_weights, ...
@@ -147,10 +155,11 @@ def score_measures(run:Run, p, # the stage parameters
     "The test split, and the score matrix of the Siamese network and of every baseline on it."
     test_set = evaluation_set(run, p.max_paintings, p.seed)
     scores = dict(siamese=siamese_matrix(net, run, test_set))
-    measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{card.get('target', 'combined')}`"))
+    trained_on = card.get('target', 'combined')
+    measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{trained_on}`"))
     size = int(p.resnet_size or card.get('input_size') or 224) # by default the pixels the network sees
-    base, info = baseline_scores(run, test_set, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu', p.seed,
-                                 p.eval_batch_size, progress=sys.stderr.isatty())
+    base, info = baseline_scores(run, test_set, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu',
+                                 p.seed, p.eval_batch_size, progress=sys.stderr.isatty())
     check_descriptor_scores(test_set, base)
     return test_set, scores | base, measures | info
 
@@ -158,18 +167,21 @@ def score_measures(run:Run, p, # the stage parameters
 def agreement(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
               target:str, # the pairs column the network learned
               boot:PaintingBootstrap) -> dict:
-    "The regression metrics of the prediction and of the training mean against `target`, with intervals and paired differences."
+    "Regression metrics of the prediction and of the training mean against `target`, with intervals and paired differences."
     pairs, train = test_set.pairs, test_set.train
-    if target not in pairs: raise KeyError(f'target column {target!r} is not in similarity/pairs.parquet (columns: {list(pairs.columns)})')
-    if train.empty: raise ValueError('no training pairs (both paintings in train): the training-mean baseline is undefined')
+    if target not in pairs:
+        raise KeyError(f'target column {target!r} is not in similarity/pairs.parquet (columns: {list(pairs.columns)})')
+    if train.empty:
+        raise ValueError('no training pairs (both paintings in train): the training-mean baseline is undefined')
     y, ids = pairs[target].to_numpy(np.float64), pairs.original_id.to_numpy()
     mean, W = float(train[target].mean()), boot.weights(ids)
     metrics, samples = {}, {}
     for name, yhat in (('siamese', np.asarray(pred, np.float64)), ('training mean', np.full(len(y), mean))):
         point, samples[name] = regression_metrics(y, yhat), [regression_metrics(y, yhat, w) for w in W]
         metrics[name] = {k: boot.interval(point[k], [s[k] for s in samples[name]]) for k in point}
+    net, mean_ = samples['siamese'], samples['training mean']
     diff = {k: boot.interval(metrics['siamese'][k]['value'] - metrics['training mean'][k]['value'],
-                             [a[k] - b[k] for a, b in zip(samples['siamese'], samples['training mean'])]) for k in ('mse', 'mae')}
+                             [a[k] - b[k] for a, b in zip(net, mean_)]) for k in ('mse', 'mae')}
     return dict(target=target, training_mean=mean, pairs=len(y), paintings=int(pd.unique(ids).size), metrics=metrics,
                 siamese_minus_mean=diff)
 
@@ -177,7 +189,7 @@ def agreement(test_set:EvaluationSet, pred, # the Siamese prediction of each tes
 def breakdown(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
               target:str, # the pairs column the network learned
               by:str, # the column to break down by
-              boot:PaintingBootstrap) -> pd.DataFrame: # one row per group: pairs, paintings, mae, rmse, bias with _lo, _hi
+              boot:PaintingBootstrap) -> pd.DataFrame: # a row per group: pairs, paintings, mae, rmse, bias with _lo, _hi
     "The prediction's error per group of `by`, with intervals over paintings."
     pairs = test_set.pairs
     e = np.asarray(pred, np.float64) - pairs[target].to_numpy(np.float64)
@@ -213,7 +225,7 @@ def family_agreement(test_set:EvaluationSet, pred, # the Siamese prediction of e
 def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
                boot:PaintingBootstrap, ks=(1, 5), # the k of recall@k
                reference:str='siamese', # the measure the others are compared with
-              ) -> dict: # criteria, measures, versus (each measure minus the reference), chance and the counts behind them
+              ) -> dict: # criteria, measures, versus (each measure minus the reference), chance, the counts behind them
     "Strength trend, own-vs-other AUC, recall@k and mAP of every measure, with intervals and paired differences."
     pos = test_set.pairs[test_set.pairs.kind == 'positive']
     own_scores = pos[['original_id', 'prompt_id', 'strength']].assign(**{m: S[pos.q, pos.g] for m, S in scores.items()})
@@ -237,11 +249,11 @@ def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, galle
     n = len(test_set.gallery)
     chance = dict(strength=0.0, auc=0.5, **{f'recall@{r}': min(r, n) / n for r in ks},
                   map=float(special.digamma(n + 1) + np.euler_gamma) / n)
-    return dict(criteria=criteria, reference=reference, measures=measures, versus=versus, chance=chance,
-                groups=len(trend), queries=len(test_set.queries), gallery=n, paintings=int(test_set.queries.painting.nunique()))
+    return dict(criteria=criteria, reference=reference, measures=measures, versus=versus, chance=chance, groups=len(trend),
+                queries=len(test_set.queries), gallery=n, paintings=int(test_set.queries.painting.nunique()))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00590
-def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores, the Siamese network's under 'siamese'
+def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores; the Siamese network's: 'siamese'
              target:str, # the pairs column the network learned
              families:list|None=None, # pairs columns for `family_agreement`; None: every family and the combined value
              n_bootstrap:int=1000, seed:int=0, level:float=0.95, ks=(1, 5),
@@ -257,13 +269,15 @@ def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery
         counts=dict(test_pairs=len(pairs), own_pairs=own, other_pairs=len(pairs) - own, variants=len(test_set.queries),
                     variant_paintings=int(test_set.queries.painting.nunique()), test_paintings=len(test_set.gallery),
                     training_pairs=len(test_set.train), straddling_pairs=test_set.straddling),
-        bootstrap=dict(unit='painting', resamples=boot.n, seed=boot.seed, level=boot.level, paintings=len(boot.paintings)),
+        bootstrap=dict(unit='painting', resamples=boot.n, seed=boot.seed, level=boot.level,
+                       paintings=len(boot.paintings)),
         agreement=agreement(test_set, pred, target, boot),
-        breakdown={by: breakdown(test_set, pred, target, by, boot).to_dict('records') for by in ('prompt_id', 'strength', 'genre')},
+        breakdown={by: breakdown(test_set, pred, target, by, boot).to_dict('records')
+                   for by in ('prompt_id', 'strength', 'genre')},
         families=family_agreement(test_set, pred, families, target, boot).to_dict('records'),
         hypothesis=hypothesis(test_set, scores, boot, ks))
 
-# %% ../nbs/07_evaluation.ipynb #9b255f05
+# %% ../nbs/07_evaluation.ipynb #d68ee9e3
 def starting_weights(card:dict, # the Siamese network's JSON card: encoder_weights, seed
                      run:Run|None=None, # the run whose genre model 'genre' means
                     ) -> str|None: # None where the card names none
@@ -289,7 +303,7 @@ def provenance(run:Run, p, # the stage parameters
                 artsim_version=artsim.__version__, torch_version=torch.__version__, model=model or {},
                 run_dir=str(run.path), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
 
-# %% ../nbs/07_evaluation.ipynb #14319f21
+# %% ../nbs/07_evaluation.ipynb #473ef2a8
 def jsonable(x):
     "`x` with numpy values as Python ones and NaN as None: strict JSON."
     if isinstance(x, dict): return {str(k): jsonable(v) for k, v in x.items()}
@@ -307,8 +321,9 @@ def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:d
     "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
     target = card.get('target', 'combined')
     results = evaluate(test_set, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)
+    described = ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed')
     model = dict(path=str(p.model), validated_on=(card.get('siamese_params') or {}).get('validate_on'),
-                 **{k: card.get(k) for k in ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed')})
+                 **{k: card.get(k) for k in described})
     baselines = {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')}
     recorded = provenance(run, p, starting_weights(card, run), model, baselines)
     save_json(jsonable(dict(provenance=recorded, measures=measures, **results)), run.dir('metrics') / 'eval.json')
@@ -317,12 +332,12 @@ def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:d
     write_report(results, run.path / 'report.md')
     return results
 
-# %% ../nbs/07_evaluation.ipynb #dbdab027
+# %% ../nbs/07_evaluation.ipynb #8824dcc1
 def evaluate_run(run:Run, p, net, card:dict) -> dict:
     "`score_measures`, then `write_evaluation`: everything the stage does once the network is loaded."
     return write_evaluation(run, p, *score_measures(run, p, net, card), card)
 
-# %% ../nbs/07_evaluation.ipynb #ca168381
+# %% ../nbs/07_evaluation.ipynb #ef492155
 def stage(run:Run, p) -> dict:
     "Evaluate the run's Siamese network (chapter 06) and the baselines on its test split."
     net, card = load_siamese(run, p.model, p.device, p.eval_batch_size)

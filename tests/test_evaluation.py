@@ -207,7 +207,8 @@ def test_captions_follow_the_level(eval_run, tmp_path):
     import shutil
     shutil.copytree(eval_run.path, tmp_path / 'r')
     run = Run(tmp_path / 'r')
-    results = evaluate_run(run, params(level=.9, resnet_weights=[]), OracleNet(run), dict(target='combined', input_size=32))
+    card = dict(target='combined', encoder_weights='random', input_size=32)
+    results = evaluate_run(run, params(level=.9, resnet_weights=[]), OracleNet(run), card)
     text = run.resolve('report.md').read_text()
     assert results['bootstrap']['level'] == .9 and '95%' not in text, [l for l in text.splitlines() if '95%' in l]
     assert '*Every measure on the hypothesis criteria, with 90% bootstrap intervals over paintings; dashed: chance.*' in text
