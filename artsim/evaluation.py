@@ -7,196 +7,21 @@ from __future__ import annotations
 import math, sys, time
 from dataclasses import dataclass
 import numpy as np, pandas as pd
-from fastcore.basics import patch
-from scipy import fft, special
+from scipy import special
 import artsim
-from .descriptors import FAMILIES, l2_normalise, working_image
+from .runs import Run, derive_seed, save_json
+from .backbone import Backbone, weights_info
+from .descriptors import FAMILIES
 from .similarity import combine, compare_described, load_calibration, run_descriptions
-from .runs import Run, atomic_write, derive_seed, save_json
+from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order, pair_group,
+                            recall_at_k, regression_metrics, resampled_auc, spearman, strength_trend, weighted_means)
+from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, resnet_measure, ssim_matrix
+from .report import write_figures, write_report
 
 # %% auto #0
-__all__ = ['REGRESSION_METRICS', 'PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'FIGURES',
-           'REPORT_FIGURES', 'weighted_ranks', 'pearson', 'spearman', 'regression_metrics', 'PaintingBootstrap',
-           'weighted_means', 'roc_auc', 'auc_blocks', 'resampled_auc', 'own_ranks', 'recall_at_k', 'average_precision',
-           'strength_trend', 'EvaluationSet', 'evaluation_set', 'gray_image', 'ssim_matrix', 'ssim_similarity',
-           'perceptual_hash', 'hash_similarity', 'resnet_weights_info', 'resnet_embeddings', 'resnet_measure',
-           'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_scores', 'check_descriptor_scores',
-           'score_measures', 'agreement', 'pair_group', 'group_order', 'breakdown', 'family_agreement', 'verdict',
-           'hypothesis', 'evaluate', 'provenance', 'jsonable', 'missing_provenance', 'ci_text', 'headline_table',
-           'markdown_table', 'agreement_table', 'report_markdown', 'write_report', 'plot_measures',
-           'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'write_evaluation',
-           'evaluate_run', 'stage']
-
-# %% ../nbs/07_evaluation.ipynb #e7a00090
-def _weights(x, w) -> np.ndarray: return np.ones(len(x)) if w is None else np.asarray(w, np.float64)
-
-def weighted_ranks(x, # values
-                   w=None, # row weights: how often each row counts; None: once each
-                  ) -> np.ndarray: # each row's average rank in the sample where row i appears w[i] times
-    "Average ranks of `x` (ties share their mean rank), rows repeated `w` times."
-    x = np.asarray(x, np.float64)
-    u, inv = np.unique(x, return_inverse=True)
-    c = np.bincount(inv, weights=_weights(x, w), minlength=len(u))
-    return (np.cumsum(c) - c + (c + 1) / 2)[inv]
-
-def pearson(x, y, w=None) -> float:
-    "Pearson correlation of `x` and `y`, rows weighted by `w`; NaN when either does not vary."
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    w = _weights(x, w)
-    live = w > 0
-    if live.sum() < 2 or np.ptp(x[live]) == 0 or np.ptp(y[live]) == 0: return math.nan
-    dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
-    return float(np.clip((w * dx * dy).sum() / np.sqrt((w * dx * dx).sum() * (w * dy * dy).sum()), -1, 1))
-
-def spearman(x, y, w=None) -> float:
-    "Spearman correlation (Pearson of average ranks) of `x` and `y`, rows weighted by `w`; NaN when either does not vary."
-    return pearson(weighted_ranks(x, w), weighted_ranks(y, w), w)
-
-# %% ../nbs/07_evaluation.ipynb #e7a00110
-REGRESSION_METRICS = ('mse', 'mae', 'rmse', 'r2', 'pearson', 'spearman')
-
-def regression_metrics(y, # targets
-                       pred, # predictions, one per target
-                       w=None, # row weights; None: 1 each
-                      ) -> dict: # mse, mae, rmse, r2, pearson, spearman
-    "MSE, MAE, RMSE, R², Pearson and Spearman of `pred` against `y`, rows weighted by `w`."
-    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
-    if y.ndim != 1 or y.shape != pred.shape: raise ValueError(f'targets and predictions must be 1-d arrays of one length, got {y.shape} and {pred.shape}')
-    if not len(y): raise ValueError('no pairs to evaluate')
-    if not (np.isfinite(y).all() and np.isfinite(pred).all()): raise ValueError('targets and predictions must be finite')
-    w = _weights(y, w)
-    if w.sum() <= 0: return dict.fromkeys(REGRESSION_METRICS, math.nan)
-    e = pred - y
-    mse = float(np.average(e * e, weights=w))
-    varies = np.ptp(y[w > 0]) > 0
-    ss = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
-    return dict(mse=mse, mae=float(np.average(np.abs(e), weights=w)), rmse=math.sqrt(mse),
-                r2=1 - mse / ss if varies else math.nan, pearson=pearson(y, pred, w), spearman=spearman(y, pred, w))
-
-# %% ../nbs/07_evaluation.ipynb #e7a00150
-class PaintingBootstrap:
-    "Seeded resamples of paintings drawn with replacement: one set of draws for every statistic and measure."
-    def __init__(self, paintings, # the paintings resampled (every row's painting, or the distinct ids)
-                 n:int=1000, # resamples
-                 seed:int=0, # the draws depend on it and the paintings only
-                 level:float=0.95, # coverage of the percentile intervals
-                ):
-        self.paintings = pd.Index(sorted(set(np.asarray(paintings, dtype=object).tolist())))
-        if not len(self.paintings): raise ValueError('no paintings to resample')
-        if not 0 < level < 1: raise ValueError(f'level must lie in (0, 1), got {level}')
-        if int(n) < 2: raise ValueError(f'n must be at least 2, got {n}')
-        k = len(self.paintings)
-        rng = np.random.default_rng(derive_seed(seed, 'painting-bootstrap'))
-        self.counts = rng.multinomial(k, np.full(k, 1 / k), size=int(n)).astype(np.float64) # (n, paintings): times drawn
-        self.n, self.seed, self.level = int(n), seed, float(level)
-    def __repr__(self): return f'PaintingBootstrap({len(self.paintings)} paintings, n={self.n}, seed={self.seed}, level={self.level})'
-
-# %% ../nbs/07_evaluation.ipynb #e7a00160
-@patch
-def weights(self:PaintingBootstrap, ids, # each row's painting
-           ) -> np.ndarray: # (n, rows): how often each row counts in each resample
-    "Row weights of every resample: how many times the row's painting was drawn."
-    ids = np.asarray(ids, dtype=object)
-    idx = self.paintings.get_indexer(ids)
-    if (idx < 0).any(): raise KeyError(f'{int((idx < 0).sum())} rows belong to paintings outside the bootstrap, e.g. {ids[idx < 0][0]!r}')
-    return self.counts[:, idx]
-
-@patch
-def interval(self:PaintingBootstrap, value:float, # the estimate on every row
-             samples, # the statistic in each resample; NaN where it is undefined
-            ) -> dict: # value, lo, hi
-    "The estimate with its percentile interval over the resamples."
-    s = np.asarray(samples, np.float64)
-    s = s[np.isfinite(s)]
-    if not np.isfinite(value) or len(s) < 2: return dict(value=float(value), lo=math.nan, hi=math.nan)
-    lo, hi = np.percentile(s, [50 * (1 - self.level), 50 * (1 + self.level)])
-    return dict(value=float(value), lo=float(lo), hi=float(hi))
-
-@patch
-def estimate(self:PaintingBootstrap, statistic, # row weights (rows,) -> float
-             ids, # each row's painting
-            ) -> dict: # value, lo, hi
-    "`statistic` on every row once, with its interval over the resamples."
-    return self.interval(statistic(np.ones(len(ids))), [statistic(w) for w in self.weights(ids)])
-
-def weighted_means(W:np.ndarray, # (n, rows) row weights of the resamples
-                   x, # (rows,) values
-                  ) -> np.ndarray: # (n,) the weighted mean in each resample, NaN where no row counts
-    "The mean of `x` in every resample at once."
-    tot = W.sum(1)
-    return np.where(tot > 0, W @ np.asarray(x, np.float64) / np.where(tot > 0, tot, 1), math.nan)
-
-# %% ../nbs/07_evaluation.ipynb #e7a00220
-def roc_auc(scores, # one score per pair
-            own, # True for a variant and its own painting
-            w=None, # row weights; None: 1 each
-           ) -> float: # P(own pair scores higher than other pair), ties half; NaN without both kinds
-    "ROC AUC of `scores` for telling own pairs from other pairs."
-    s, own = np.asarray(scores, np.float64).ravel(), np.asarray(own, bool).ravel()
-    w = np.ones(len(s)) if w is None else np.asarray(w, np.float64).ravel()
-    u, inv = np.unique(s, return_inverse=True)
-    pos, neg = np.bincount(inv, w * own, len(u)), np.bincount(inv, w * ~own, len(u))
-    if pos.sum() <= 0 or neg.sum() <= 0: return math.nan
-    return float((pos * (np.cumsum(neg) - neg / 2)).sum() / (pos.sum() * neg.sum()))
-
-# %% ../nbs/07_evaluation.ipynb #e7a00250
-def auc_blocks(S:np.ndarray, # (queries, gallery) scores
-               own:np.ndarray, # (queries, gallery): True where the gallery painting is the query's own
-               painting, # (queries,) each query's painting as an integer code in [0, k)
-               k:int, # how many paintings
-              ) -> tuple: # C (k, k), P (k,), N (k,)
-    "ROC AUC's counts by painting: C[a, b] = own entries of a's queries beating other entries of b's (ties half); P, N = own and other entries."
-    S, own, painting = np.asarray(S, np.float64), np.asarray(own, bool), np.asarray(painting, int)
-    pos, pos_of = S[own], np.broadcast_to(painting[:, None], S.shape)[own]
-    C = np.zeros((k, k))
-    for b in np.unique(painting):
-        rows = painting == b
-        neg = np.sort(S[rows][~own[rows]])
-        if len(neg):
-            below, upto = np.searchsorted(neg, pos, 'left'), np.searchsorted(neg, pos, 'right')
-            C[:, b] = np.bincount(pos_of, below + (upto - below) / 2, k)
-    return C, np.bincount(painting, own.sum(1), k).astype(float), np.bincount(painting, (~own).sum(1), k).astype(float)
-
-def resampled_auc(C, P, N, # `auc_blocks`
-                  counts:np.ndarray, # (n, k) or (k,): how often each painting was drawn
-                 ) -> np.ndarray: # (n,) the AUC of each resample
-    "ROC AUC of every resample from the painting blocks."
-    m = np.atleast_2d(np.asarray(counts, np.float64))
-    num, den = np.einsum('na,ab,nb->n', m, C, m), (m @ P) * (m @ N)
-    return np.where(den > 0, num / np.where(den > 0, den, 1), math.nan)
-
-# %% ../nbs/07_evaluation.ipynb #e7a00280
-def own_ranks(S:np.ndarray, # (queries, gallery) scores, higher = more similar
-              truth, # (queries,) gallery index of each query's own painting
-             ) -> tuple: # (above, ties) per query
-    "How many gallery items score above each query's own painting, and how many others tie with it."
-    S, truth = np.asarray(S, np.float64), np.asarray(truth, int)
-    if not np.isfinite(S).all(): raise ValueError('scores must be finite')
-    t = S[np.arange(len(S)), truth][:, None]
-    return (S > t).sum(1), (S == t).sum(1) - 1
-
-def recall_at_k(S, truth, k:int) -> np.ndarray: # per query, in [0, 1]
-    "Per query: the chance that its own painting is among the top `k` (ties in random order)."
-    above, ties = own_ranks(S, truth)
-    return np.clip((k - above) / (ties + 1), 0, 1)
-
-def average_precision(S, truth) -> np.ndarray: # per query, in (0, 1]
-    "Per query: average precision with one relevant item (1/rank), expected over a random order of ties."
-    above, ties = own_ranks(S, truth)
-    harmonic = lambda n: special.digamma(n + 1) + np.euler_gamma
-    return (harmonic(above + ties + 1) - harmonic(above)) / (ties + 1)
-
-# %% ../nbs/07_evaluation.ipynb #e7a00310
-def strength_trend(pairs:pd.DataFrame, # own pairs: original_id, prompt_id, strength and one column per measure
-                   measures:list, # the measure columns
-                  ) -> pd.DataFrame: # one row per (original_id, prompt_id) with two strengths or more: n, then ρ per measure
-    "Spearman ρ of each measure with −strength within every (painting, prompt) group; 0 where the measure does not vary."
-    rows = []
-    for (o, pr), d in pairs.groupby(['original_id', 'prompt_id'], sort=True):
-        if d.strength.nunique() < 2: continue
-        rho = {m: spearman(d[m].to_numpy(), -d.strength.to_numpy()) for m in measures}
-        rows.append(dict(original_id=o, prompt_id=pr, n=len(d), **{m: 0.0 if math.isnan(v) else v for m, v in rho.items()}))
-    return pd.DataFrame(rows, columns=['original_id', 'prompt_id', 'n', *measures])
+__all__ = ['EvaluationSet', 'evaluation_set', 'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_matrix',
+           'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'hypothesis',
+           'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -204,12 +29,13 @@ class EvaluationSet:
     "The held-out pairs, and the retrieval problem built on them."
     gallery: pd.DataFrame # id, path, genre: every test painting, what each variant is searched against
     queries: pd.DataFrame # path, painting, prompt_id, strength, genre: every variant of a test painting
-    pairs: pd.DataFrame # rows of similarity/pairs.parquet with both paintings in test, plus q, g: their query and gallery row
+    pairs: pd.DataFrame # similarity/pairs.parquet's rows with both paintings in test; q, g: their query and gallery row
     train: pd.DataFrame # rows with both paintings in train: the training-mean baseline
     straddling: int # rows left out because their two paintings lie in different splits
     def __repr__(self):
-        return (f'EvaluationSet({len(self.pairs)} test pairs; {len(self.queries)} variants of {self.queries.painting.nunique()} '
-                f'paintings searching {len(self.gallery)} test paintings; {self.straddling} pairs straddle two splits)')
+        return (f'EvaluationSet({len(self.pairs)} test pairs; {len(self.queries)} variants of '
+                f'{self.queries.painting.nunique()} paintings searching {len(self.gallery)} test paintings; '
+                f'{self.straddling} pairs straddle two splits)')
     @property
     def truth(self) -> np.ndarray: return pd.Index(self.gallery.id).get_indexer(self.queries.painting)
     @property
@@ -227,145 +53,68 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
         has = gallery.id.isin(scores.original_id[scores.kind == 'positive'])
         k = min(int(has.sum()), max(1, round(int(max_paintings) * has.mean())))
         rs = derive_seed(seed, 'evaluation-paintings') % 2**32
-        gallery = pd.concat([gallery[has].sample(n=k, random_state=rs), gallery[~has].sample(n=min(int(max_paintings) - k, int((~has).sum())), random_state=rs)])
+        others = min(int(max_paintings) - k, int((~has).sum()))
+        gallery = pd.concat([gallery[has].sample(n=k, random_state=rs),
+                             gallery[~has].sample(n=others, random_state=rs)])
     gallery = gallery.sort_values('id')[['id', 'path', 'genre']].reset_index(drop=True)
-    inside = (scores.split == 'test') & (scores.variant_split == 'test') & scores.original_id.isin(gallery.id) & scores.variant_of.isin(gallery.id)
+    inside = ((scores.split == 'test') & (scores.variant_split == 'test') & scores.original_id.isin(gallery.id)
+              & scores.variant_of.isin(gallery.id))
     pairs = scores[inside].reset_index(drop=True)
     own = pairs[pairs.kind == 'positive']
     if own.empty:
-        raise ValueError(f"no test pairs in {run.resolve('similarity/pairs.parquet')}: no generated variant has its painting in the test "
-                         "split (give 00_data a larger test_pct or 01_generation more originals_per_genre)")
+        raise ValueError(f"no test pairs in {run.resolve('similarity/pairs.parquet')}: no generated variant has its "
+                         "painting in the test split (give 00_data a larger test_pct or 01_generation more "
+                         "originals_per_genre)")
     queries = (own.drop_duplicates('generated_path').rename(columns=dict(generated_path='path', original_id='painting'))
                [['path', 'painting', 'prompt_id', 'strength', 'genre']].sort_values('path').reset_index(drop=True))
     pairs['q'] = pd.Index(queries.path).get_indexer(pairs.generated_path)
     pairs['g'] = pd.Index(gallery.id).get_indexer(pairs.original_id)
-    if (pairs.q < 0).any(): raise ValueError(f'{int((pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
+    if (pairs.q < 0).any():
+        raise ValueError(f'{int((pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
     train = scores[(scores.split == 'train') & (scores.variant_split == 'train')].reset_index(drop=True)
     return EvaluationSet(gallery, queries, pairs, train, int((scores.split != scores.variant_split).sum()))
 
-# %% ../nbs/07_evaluation.ipynb #e7a00380
-def gray_image(src, # path, bytes, PIL image or uint8 array
-               size:int=128, # side of the square it is resampled to
-              ) -> np.ndarray: # float32 (size, size) in [0, 1]
-    "The luma of chapter 02's `size` x `size` working image."
-    return working_image(src, size) @ np.array([0.299, 0.587, 0.114], np.float32)
-
-def ssim_matrix(A:list, B:list, # images: paths, bytes, PIL images or uint8 arrays
-                size:int=128, # side of the grayscale images compared (at least 7)
-                progress:bool=False, # a progress bar over the rows
-               ) -> np.ndarray: # (len(A), len(B)) SSIM in [-1, 1]
-    "SSIM (scikit-image, 7 x 7 windows) of every image of `A` against every image of `B`, each image loaded once."
-    from skimage.metrics import structural_similarity
-    if size < 7: raise ValueError(f'SSIM needs images of at least 7 x 7 pixels, got size={size}')
-    ga, gb = [gray_image(a, size) for a in A], [gray_image(b, size) for b in B]
-    out = np.empty((len(ga), len(gb)))
-    rows = range(len(ga))
-    if progress:
-        from tqdm.auto import tqdm
-        rows = tqdm(rows, desc='SSIM', unit='image')
-    for i in rows:
-        for j, y in enumerate(gb): out[i, j] = structural_similarity(ga[i], y, data_range=1.0)
-    return out
-
-def ssim_similarity(a, b, size:int=128) -> float:
-    "SSIM of two images' grayscale at `size` x `size`: 1 = identical."
-    return float(ssim_matrix([a], [b], size)[0, 0])
-
-# %% ../nbs/07_evaluation.ipynb #e7a00390
-def perceptual_hash(src, # path, bytes, PIL image or uint8 array
-                    bits:int=8, # keep the bits x bits lowest DCT frequencies
-                    size:int=32, # side of the grayscale thumbnail
-                   ) -> np.ndarray: # bool (bits * bits,)
-    "DCT perceptual hash: the lowest DCT coefficients of a grayscale thumbnail, each above or below their median."
-    d = fft.dctn(gray_image(src, size).astype(np.float64), type=2, norm='ortho')[:bits, :bits]
-    return (d > np.median(d)).ravel()
-
-def hash_similarity(HA:np.ndarray, HB:np.ndarray, # (n, bits) and (m, bits) boolean hashes
-                   ) -> np.ndarray: # (n, m) share of equal bits: 1 = the same hash
-    "1 - normalised Hamming distance of every hash of `HA` against every hash of `HB`."
-    A, B = np.atleast_2d(HA).astype(np.float64), np.atleast_2d(HB).astype(np.float64)
-    return 1 - (A @ (1 - B).T + (1 - A) @ B.T) / A.shape[1]
-
-# %% ../nbs/07_evaluation.ipynb #e7a00400
-def resnet_weights_info(weights='imagenet', # imagenet, random, genre (chapter 04's model of `run`) or a state-dict file
-                        run:Run|None=None, seed:int=0) -> dict: # requested, weights (what is loaded), label
-    "Which weights `resnet50_body(weights, run, seed)` loads, in words."
-    from artsim.finetune import GENRE_MODEL, read_model_card
-    w = 'random' if weights is None else str(weights)
-    if w == 'genre':
-        card = read_model_card(run.resolve(GENRE_MODEL) if run is not None else GENRE_MODEL)
-        return dict(requested=w, weights=f"{GENRE_MODEL} (sha256 {str(card.get('weights_sha256', '?'))[:12]}), fine-tuned on genres "
-                    f"from {card['starting_weights']} weights", label=f"chapter 04's genre model, from {card['starting_weights']} weights")
-    if w == 'imagenet': return dict(requested=w, weights='torchvision IMAGENET1K_V2', label='ImageNet weights')
-    if w == 'random': return dict(requested=w, weights=f'random init (seed {seed})', label='random init')
-    return dict(requested=w, weights=w, label=w.rsplit('/', 1)[-1])
-
-def resnet_embeddings(images:list, # paths, bytes, PIL images or uint8 arrays
-                      weights='imagenet', # imagenet, random, genre (the run's models/genre.safetensors) or a state-dict file
-                      size:int=224, # input side, in pixels
-                      device:str='cpu', seed:int=0, # seed: random init
-                      batch_size:int=32, run:Run|None=None, # run: where 'genre' is read from
-                     ) -> tuple: # (float32 (n, 2048) pooled features, `resnet_weights_info`)
-    "Pooled ResNet50 features with `weights` as loaded (never trained on pairs), each image squeezed to `size` as the Siamese branches see it."
-    import torch
-    from artsim.finetune import NORMALIZE, resnet50_body
-    from artsim.siamese import pair_image
-    info = resnet_weights_info(weights, run, seed)
-    body = resnet50_body(weights, run, seed).eval().to(device)
-    mean, std = (torch.tensor(NORMALIZE[k], device=device).view(1, 3, 1, 1) for k in ('mean', 'std'))
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            x = torch.stack([pair_image(s, size) for s in images[i:i + batch_size]]).to(device).float() / 255
-            out.append(body((x - mean) / std).mean((2, 3)).float().cpu().numpy())
-    return (np.concatenate(out) if out else np.zeros((0, 2048), np.float32)), info
-
 # %% ../nbs/07_evaluation.ipynb #e7a00430
-def resnet_measure(weights) -> str:
-    "The measure name of the raw ResNet50 cosine with `weights`."
-    w = str(weights)
-    return f"resnet50:{w if w in ('imagenet', 'random', 'genre') else w.rsplit('/', 1)[-1]}"
-
-def _run_weights(run:Run) -> dict|None:
-    "The family weights of the run's combined value (chapter 03's `weights`)."
-    import yaml
-    f = run.resolve('config.yaml')
-    cfg = (yaml.safe_load(f.read_text()) if f.exists() else None) or {}
-    return ((cfg.get('stages') or {}).get('similarity') or {}).get('weights')
-
-def descriptor_scores(run:Run, es:EvaluationSet) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
-    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: calibrated families, both combined values."
-    nq, cal, weights = len(es.queries), load_calibration(run), _run_weights(run)
-    D = run_descriptions(run, [*es.queries.path, *es.gallery.path])
-    raw = compare_described(D[:nq], D[nq:], weights, cal, raw=True)
+def descriptor_scores(run:Run, test_set:EvaluationSet,
+                     ) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
+    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined values."
+    nq, calibration, weights = len(test_set.queries), load_calibration(run), run.params('similarity').weights
+    described = run_descriptions(run, [*test_set.queries.path, *test_set.gallery.path])
+    raw = compare_described(described[:nq], described[nq:], weights, calibration, raw=True)
     families = [f for f in FAMILIES if f in raw]
-    scores = {f'{f}_calibrated': cal.apply(f, raw[f]) for f in families}
-    scores |= dict(combined=combine({f: scores[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined'])
+    scores = {f'{f}_calibrated': calibration.apply(f, raw[f]) for f in families}
+    combined = combine({f: scores[f'{f}_calibrated'] for f in families}, weights)
+    scores |= dict(combined=combined, combined_raw=raw['combined'])
     info = {f'{f}_calibrated': dict(label=f'descriptors: {f}', detail='chapter 03, calibrated') for f in families}
-    info |= dict(combined=dict(label='descriptors: combined', detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
-                 combined_raw=dict(label='descriptors: raw mean', detail='chapter 03 mean of the raw families, before calibration'))
+    info |= dict(combined=dict(label='descriptors: combined',
+                               detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
+                 combined_raw=dict(label='descriptors: raw mean',
+                                   detail='chapter 03 mean of the raw families, before calibration'))
     return scores, info
 
-def baseline_scores(run:Run, es:EvaluationSet,
+# %% ../nbs/07_evaluation.ipynb #cbb9b588
+def baseline_scores(run:Run, test_set:EvaluationSet,
                     ssim_size:int=128, hash_size:int=8, # SSIM's image side; the hash's bits per side
                     resnet_weights=('imagenet',), resnet_size:int=224, # one raw ResNet50 baseline per weights
                     device:str='cpu', seed:int=0, batch_size:int=32, progress:bool=False,
                    ) -> tuple: # ({measure: (queries, gallery) scores}, {measure: what it is})
-    "Every baseline's score matrix on the evaluation set: SSIM, perceptual hash, raw ResNet50 cosine, the descriptors."
-    Q, G = [run.resolve(x) for x in es.queries.path], [run.resolve(x) for x in es.gallery.path]
+    "Every baseline's score matrix on the test set: SSIM, perceptual hash, raw ResNet50 cosine, the descriptors."
+    Q, G = [run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path]
     scores, info = {}, {}
     scores['ssim'] = ssim_matrix(Q, G, ssim_size, progress)
-    info['ssim'] = dict(label='SSIM', detail=f'scikit-image structural_similarity, 7 x 7 windows, grayscale at {ssim_size} px')
+    info['ssim'] = dict(label='SSIM',
+                        detail=f'scikit-image structural_similarity, 7 x 7 windows, grayscale at {ssim_size} px')
     hq, hg = (np.stack([perceptual_hash(x, hash_size) for x in images]) for images in (Q, G))
     scores['phash'] = hash_similarity(hq, hg)
     info['phash'] = dict(label='perceptual hash', detail=f'{hash_size * hash_size}-bit DCT hash, share of equal bits')
     for w in resnet_weights or ():
-        E, enc = resnet_embeddings(Q + G, w, resnet_size, device, seed, batch_size, run)
-        name = resnet_measure(w)
-        scores[name] = l2_normalise(E[:len(Q)]) @ l2_normalise(E[len(Q):]).T
-        info[name] = enc | dict(label=f"ResNet50 cosine ({enc['label']})", detail=f'pooled features at {resnet_size} px, weights as loaded')
-    d, d_info = descriptor_scores(run, es)
-    return scores | d, info | d_info
+        backbone, name = Backbone(w, run, seed, resnet_size, device, batch_size), resnet_measure(w)
+        scores[name] = resnet_cosine_matrix(Q, G, backbone, progress)
+        weights = {k: backbone.info[k] for k in ('requested', 'weights', 'label')}
+        info[name] = weights | dict(label=f"ResNet50 cosine ({weights['label']})",
+                                    detail=f'pooled features at {resnet_size} px, weights as loaded')
+    descriptors, descriptor_info = descriptor_scores(run, test_set)
+    return scores | descriptors, info | descriptor_info
 
 # %% ../nbs/07_evaluation.ipynb #e7a00470
 def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relative to the run (its .json beside it)
@@ -378,73 +127,76 @@ def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relati
     net = SiameseSimilarity.load(f, device=device or 'cpu', batch_size=batch_size)
     return net, net.card
 
-def siamese_scores(model, # anything with `similarity_matrix(A, B)`, e.g. `SiameseSimilarity`
-                   run:Run, es:EvaluationSet) -> np.ndarray: # (queries, gallery)
+# %% ../nbs/07_evaluation.ipynb #390c8c01
+def siamese_matrix(model, # anything with `similarity_matrix(A, B)`, e.g. `SiameseSimilarity`
+                   run:Run, test_set:EvaluationSet,
+                  ) -> np.ndarray: # float64 (queries, gallery)
     "The Siamese network's score of every test variant against every test painting, through `similarity_matrix`."
-    S = model.similarity_matrix([run.resolve(x) for x in es.queries.path], [run.resolve(x) for x in es.gallery.path])
-    return np.asarray(S, np.float64).reshape(len(es.queries), len(es.gallery))
+    Q, G = [run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path]
+    S = model.similarity_matrix(Q, G)
+    return np.asarray(S, np.float64).reshape(len(test_set.queries), len(test_set.gallery))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00445
-def check_descriptor_scores(es:EvaluationSet, scores:dict, tol:float=1e-6):
+def check_descriptor_scores(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
+                            tol:float=1e-6):
     "Raise when a descriptor measure's matrix disagrees with chapter 03's values on the test pairs."
-    for m in [m for m in scores if m in es.pairs]: # the descriptor measures are named by the pairs column they reproduce
-        gap = np.abs(scores[m][es.pairs.q, es.pairs.g] - es.pairs[m].to_numpy(np.float64)).max()
-        if gap > tol: raise ValueError(f"the {m} descriptor values differ from similarity/pairs.parquet by up to {gap:.3g}: "
-                                       "the run's descriptors changed since chapter 03 ran; rerun 03_similarity")
+    pairs = test_set.pairs
+    for m in [m for m in scores if m in pairs]: # the descriptor measures are named by the pairs column they reproduce
+        gap = np.abs(scores[m][pairs.q, pairs.g] - pairs[m].to_numpy(np.float64)).max()
+        if gap > tol:
+            raise ValueError(f"the {m} descriptor values differ from similarity/pairs.parquet by up to {gap:.3g}: "
+                             "the run's descriptors changed since chapter 03 ran; rerun 03_similarity")
 
+# %% ../nbs/07_evaluation.ipynb #d6e74a51
 def score_measures(run:Run, p, # the stage parameters
                    net, # the Siamese network: anything with `similarity_matrix(A, B)`
-                   meta:dict, # its JSON card: target, input_size, encoder_weights, ...
+                   card:dict, # its JSON card: target, input_size, encoder_weights, ...
                   ) -> tuple: # (EvaluationSet, {measure: (queries, gallery) scores}, {measure: what it is})
     "The test split, and the score matrix of the Siamese network and of every baseline on it."
-    es = evaluation_set(run, p.max_paintings, p.seed)
-    scores = dict(siamese=siamese_scores(net, run, es))
-    measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{meta.get('target', 'combined')}`"))
-    size = int(p.resnet_size or meta.get('input_size') or 224) # by default the pixels the network sees
-    base, info = baseline_scores(run, es, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu', p.seed, p.eval_batch_size,
-                                 progress=sys.stderr.isatty())
-    check_descriptor_scores(es, base)
-    return es, scores | base, measures | info
+    test_set = evaluation_set(run, p.max_paintings, p.seed)
+    scores = dict(siamese=siamese_matrix(net, run, test_set))
+    trained_on = card.get('target', 'combined')
+    measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{trained_on}`"))
+    size = int(p.resnet_size or card.get('input_size') or 224) # by default the pixels the network sees
+    base, info = baseline_scores(run, test_set, p.ssim_size, p.hash_size, p.resnet_weights, size, p.device or 'cpu',
+                                 p.seed, p.eval_batch_size, progress=sys.stderr.isatty())
+    check_descriptor_scores(test_set, base)
+    return test_set, scores | base, measures | info
 
 # %% ../nbs/07_evaluation.ipynb #e7a00500
-def agreement(es:EvaluationSet, pred, # the Siamese prediction of each test pair
+def agreement(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
               target:str, # the pairs column the network learned
               boot:PaintingBootstrap) -> dict:
-    "The regression metrics of the prediction and of the training mean against `target`, with intervals and paired differences."
-    if target not in es.pairs: raise KeyError(f'target column {target!r} is not in similarity/pairs.parquet (columns: {list(es.pairs.columns)})')
-    if es.train.empty: raise ValueError('no training pairs (both paintings in train): the training-mean baseline is undefined')
-    y, ids = es.pairs[target].to_numpy(np.float64), es.pairs.original_id.to_numpy()
-    mean, W = float(es.train[target].mean()), boot.weights(ids)
+    "Regression metrics of the prediction and of the training mean against `target`, with intervals and paired differences."
+    pairs, train = test_set.pairs, test_set.train
+    if target not in pairs:
+        raise KeyError(f'target column {target!r} is not in similarity/pairs.parquet (columns: {list(pairs.columns)})')
+    if train.empty:
+        raise ValueError('no training pairs (both paintings in train): the training-mean baseline is undefined')
+    y, ids = pairs[target].to_numpy(np.float64), pairs.original_id.to_numpy()
+    mean, W = float(train[target].mean()), boot.weights(ids)
     metrics, samples = {}, {}
     for name, yhat in (('siamese', np.asarray(pred, np.float64)), ('training mean', np.full(len(y), mean))):
         point, samples[name] = regression_metrics(y, yhat), [regression_metrics(y, yhat, w) for w in W]
         metrics[name] = {k: boot.interval(point[k], [s[k] for s in samples[name]]) for k in point}
+    net, mean_ = samples['siamese'], samples['training mean']
     diff = {k: boot.interval(metrics['siamese'][k]['value'] - metrics['training mean'][k]['value'],
-                             [a[k] - b[k] for a, b in zip(samples['siamese'], samples['training mean'])]) for k in ('mse', 'mae')}
-    return dict(target=target, training_mean=mean, pairs=len(y), paintings=int(pd.unique(ids).size), metrics=metrics, siamese_minus_mean=diff)
+                             [a[k] - b[k] for a, b in zip(net, mean_)]) for k in ('mse', 'mae')}
+    return dict(target=target, training_mean=mean, pairs=len(y), paintings=int(pd.unique(ids).size), metrics=metrics,
+                siamese_minus_mean=diff)
 
 # %% ../nbs/07_evaluation.ipynb #e7a00520
-def pair_group(pairs:pd.DataFrame, by:str, # a column: prompt_id, strength, genre, ...
-              ) -> pd.Series: # labels: the `by` value of own pairs, 'other painting' for negative pairs
-    "The breakdown label of every pair."
-    own = pairs[by].map(lambda v: f'{v:g}' if isinstance(v, (float, np.floating)) else str(v))
-    return own.where(pairs.kind == 'positive', 'other painting')
-
-def group_order(labels) -> list:
-    "Labels in reading order: numerically when they are numbers, 'other painting' last."
-    u = sorted(set(labels) - {'other painting'})
-    try: u = sorted(u, key=float)
-    except ValueError: pass
-    return u + ['other painting'] * ('other painting' in set(labels))
-
-def breakdown(es:EvaluationSet, pred, target:str, by:str, # the column to break down by
-              boot:PaintingBootstrap) -> pd.DataFrame: # one row per group: pairs, paintings, mae, rmse, bias with _lo, _hi
+def breakdown(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
+              target:str, # the pairs column the network learned
+              by:str, # the column to break down by
+              boot:PaintingBootstrap) -> pd.DataFrame: # a row per group: pairs, paintings, mae, rmse, bias with _lo, _hi
     "The prediction's error per group of `by`, with intervals over paintings."
-    e = np.asarray(pred, np.float64) - es.pairs[target].to_numpy(np.float64)
-    labels, rows = pair_group(es.pairs, by).to_numpy(), []
+    pairs = test_set.pairs
+    e = np.asarray(pred, np.float64) - pairs[target].to_numpy(np.float64)
+    labels, rows = pair_group(pairs, by).to_numpy(), []
     for g in group_order(labels):
         sel = labels == g
-        ids = es.pairs.original_id.to_numpy()[sel]
+        ids = pairs.original_id.to_numpy()[sel]
         W, row = boot.weights(ids), {by: g, 'pairs': int(sel.sum()), 'paintings': int(pd.unique(ids).size)}
         for k, x, f in (('mae', np.abs(e[sel]), None), ('rmse', e[sel] ** 2, np.sqrt), ('bias', e[sel], None)):
             f = f or (lambda v: v)
@@ -455,12 +207,14 @@ def breakdown(es:EvaluationSet, pred, target:str, by:str, # the column to break 
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_evaluation.ipynb #e7a00540
-def family_agreement(es:EvaluationSet, pred, families:list, # pairs columns, e.g. the descriptor families
+def family_agreement(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
+                     families:list, # pairs columns, e.g. the descriptor families
                      target:str, boot:PaintingBootstrap) -> pd.DataFrame: # family, siamese, target, each with _lo, _hi
     "Spearman ρ of the Siamese prediction, and of its target, with each family over the test pairs."
-    W, y, rows = boot.weights(es.pairs.original_id), es.pairs[target].to_numpy(np.float64), []
+    pairs = test_set.pairs
+    W, y, rows = boot.weights(pairs.original_id), pairs[target].to_numpy(np.float64), []
     for f in families:
-        x, row = es.pairs[f].to_numpy(np.float64), dict(family=f)
+        x, row = pairs[f].to_numpy(np.float64), dict(family=f)
         for who, v in (('siamese', np.asarray(pred, np.float64)), ('target', y)):
             r = boot.interval(spearman(v, x), [spearman(v, x, w) for w in W])
             row |= {who: r['value'], f'{who}_lo': r['lo'], f'{who}_hi': r['hi']}
@@ -468,66 +222,72 @@ def family_agreement(es:EvaluationSet, pred, families:list, # pairs columns, e.g
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_evaluation.ipynb #e7a00560
-def verdict(d:dict) -> str:
-    "'better' or 'worse' when the difference's interval excludes 0, else 'no clear difference'."
-    lo, hi = d.get('lo'), d.get('hi')
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi): return 'undefined'
-    return 'better' if lo > 0 else 'worse' if hi < 0 else 'no clear difference'
-
-def hypothesis(es:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
+def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
                boot:PaintingBootstrap, ks=(1, 5), # the k of recall@k
                reference:str='siamese', # the measure the others are compared with
-              ) -> dict: # criteria, measures, versus (each measure minus the reference), chance and the counts behind them
+              ) -> dict: # criteria, measures, versus (each measure minus the reference), chance, the counts behind them
     "Strength trend, own-vs-other AUC, recall@k and mAP of every measure, with intervals and paired differences."
-    pos = es.pairs[es.pairs.kind == 'positive']
-    trend = strength_trend(pos[['original_id', 'prompt_id', 'strength']].assign(**{m: S[pos.q, pos.g] for m, S in scores.items()}), list(scores))
-    Wt, Wq = boot.weights(trend.original_id), boot.weights(es.queries.painting)
-    truth, own, k = es.truth, es.own, len(boot.paintings)
-    codes = boot.paintings.get_indexer(es.queries.painting)
+    pos = test_set.pairs[test_set.pairs.kind == 'positive']
+    own_scores = pos[['original_id', 'prompt_id', 'strength']].assign(**{m: S[pos.q, pos.g] for m, S in scores.items()})
+    trend = strength_trend(own_scores, list(scores))
+    Wt, Wq = boot.weights(trend.original_id), boot.weights(test_set.queries.painting)
+    truth, own, k = test_set.truth, test_set.own, len(boot.paintings)
+    codes = boot.paintings.get_indexer(test_set.queries.painting)
     criteria = ['strength', 'auc', *[f'recall@{n}' for n in ks], 'map']
     point, samp = {}, {}
     for m, S in scores.items():
         per_query = {f'recall@{n}': recall_at_k(S, truth, n) for n in ks} | {'map': average_precision(S, truth)}
         C, P, N = auc_blocks(S, own, codes, k)
-        point[m] = dict(strength=trend[m].mean(), auc=resampled_auc(C, P, N, np.ones(k))[0], **{c: v.mean() for c, v in per_query.items()})
+        point[m] = dict(strength=trend[m].mean(), auc=resampled_auc(C, P, N, np.ones(k))[0],
+                        **{c: v.mean() for c, v in per_query.items()})
         samp[m] = dict(strength=weighted_means(Wt, trend[m]), auc=resampled_auc(C, P, N, boot.counts),
                        **{c: weighted_means(Wq, v) for c, v in per_query.items()})
     measures = {m: {c: boot.interval(point[m][c], samp[m][c]) for c in criteria} for m in scores}
-    versus = {m: {c: (d := boot.interval(point[m][c] - point[reference][c], samp[m][c] - samp[reference][c])) | dict(verdict=verdict(d))
-                  for c in criteria} for m in scores if m != reference and reference in scores}
-    n = len(es.gallery)
-    chance = dict(strength=0.0, auc=0.5, **{f'recall@{r}': min(r, n) / n for r in ks}, map=float(special.digamma(n + 1) + np.euler_gamma) / n)
-    return dict(criteria=criteria, reference=reference, measures=measures, versus=versus, chance=chance,
-                groups=len(trend), queries=len(es.queries), gallery=n, paintings=int(es.queries.painting.nunique()))
+    paired = lambda m, c: boot.interval(point[m][c] - point[reference][c], samp[m][c] - samp[reference][c])
+    versus = {m: {c: (d := paired(m, c)) | dict(verdict=difference_verdict(d)) for c in criteria}
+              for m in scores if m != reference and reference in scores}
+    n = len(test_set.gallery)
+    chance = dict(strength=0.0, auc=0.5, **{f'recall@{r}': min(r, n) / n for r in ks},
+                  map=float(special.digamma(n + 1) + np.euler_gamma) / n)
+    return dict(criteria=criteria, reference=reference, measures=measures, versus=versus, chance=chance, groups=len(trend),
+                queries=len(test_set.queries), gallery=n, paintings=int(test_set.queries.painting.nunique()))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00590
-def evaluate(es:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores, the Siamese network's under 'siamese'
+def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores; the Siamese network's: 'siamese'
              target:str, # the pairs column the network learned
              families:list|None=None, # pairs columns for `family_agreement`; None: every family and the combined value
              n_bootstrap:int=1000, seed:int=0, level:float=0.95, ks=(1, 5),
             ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis
     "Every number of the chapter, from the score matrices."
     if 'siamese' not in scores: raise KeyError("`scores` needs the Siamese network's matrix under 'siamese'")
-    boot = PaintingBootstrap(es.queries.painting, n_bootstrap, seed, level)
-    pred = scores['siamese'][es.pairs.q, es.pairs.g]
-    families = [f for f in (families or [*FAMILIES, 'combined', 'combined_raw']) if f in es.pairs]
-    own = int((es.pairs.kind == 'positive').sum())
+    pairs = test_set.pairs
+    boot = PaintingBootstrap(test_set.queries.painting, n_bootstrap, seed, level)
+    pred = scores['siamese'][pairs.q, pairs.g]
+    families = [f for f in (families or [*FAMILIES, 'combined', 'combined_raw']) if f in pairs]
+    own = int((pairs.kind == 'positive').sum())
     return dict(
-        counts=dict(test_pairs=len(es.pairs), own_pairs=own, other_pairs=len(es.pairs) - own, variants=len(es.queries),
-                    variant_paintings=int(es.queries.painting.nunique()), test_paintings=len(es.gallery),
-                    training_pairs=len(es.train), straddling_pairs=es.straddling),
-        bootstrap=dict(unit='painting', resamples=boot.n, seed=boot.seed, level=boot.level, paintings=len(boot.paintings)),
-        agreement=agreement(es, pred, target, boot),
-        breakdown={by: breakdown(es, pred, target, by, boot).to_dict('records') for by in ('prompt_id', 'strength', 'genre')},
-        families=family_agreement(es, pred, families, target, boot).to_dict('records'),
-        hypothesis=hypothesis(es, scores, boot, ks))
+        counts=dict(test_pairs=len(pairs), own_pairs=own, other_pairs=len(pairs) - own, variants=len(test_set.queries),
+                    variant_paintings=int(test_set.queries.painting.nunique()), test_paintings=len(test_set.gallery),
+                    training_pairs=len(test_set.train), straddling_pairs=test_set.straddling),
+        bootstrap=dict(unit='painting', resamples=boot.n, seed=boot.seed, level=boot.level,
+                       paintings=len(boot.paintings)),
+        agreement=agreement(test_set, pred, target, boot),
+        breakdown={by: breakdown(test_set, pred, target, by, boot).to_dict('records')
+                   for by in ('prompt_id', 'strength', 'genre')},
+        families=family_agreement(test_set, pred, families, target, boot).to_dict('records'),
+        hypothesis=hypothesis(test_set, scores, boot, ks))
+
+# %% ../nbs/07_evaluation.ipynb #d68ee9e3
+def starting_weights(card:dict, # the Siamese network's JSON card: encoder_weights, seed
+                     run:Run|None=None, # the run whose genre model 'genre' means
+                    ) -> str|None: # None where the card names none
+    "The weights the Siamese encoder started from, in words (`weights_info`); a file no longer here by its name."
+    weights = card.get('encoder_weights')
+    if weights is None: return None
+    try: return weights_info(weights, run, card.get('seed') or 0)['weights']
+    except FileNotFoundError: return f'{weights} (not found here)'
 
 # %% ../nbs/07_evaluation.ipynb #e7a00610
-PROVENANCE_FIELDS = ('data_source', 'generator', 'backbone_weights', 'preset', 'seed', 'artsim_version')
-DATA_SOURCES = dict(demo='procedural paintings generated in code, not WikiArt', wikiart='WikiArt',
-                    huggan='WikiArt (huggan/wikiart)', folder='a folder of images', csv='images listed in a CSV file')
-GENERATORS = dict(standin='the classical img2img stand-in, hand-made edits, not a diffusion model', sdxl='Stable Diffusion XL Refiner 1.0 img2img')
-
 def provenance(run:Run, p, # the stage parameters
                backbone_weights:str|None, # the weights the Siamese encoder started from
                model:dict|None=None, # what was evaluated: path, architecture, target, ...
@@ -535,13 +295,15 @@ def provenance(run:Run, p, # the stage parameters
               ) -> dict:
     "Where the numbers come from: data source, generator, backbone weights, preset, seed, package version."
     import torch
-    manifest, gen = run.read_parquet('data/manifest.parquet'), run.read_parquet('generated/pairs.parquet')
-    col = lambda df, c: ', '.join(sorted(df[c].dropna().astype(str).unique())) if c in df else None
-    return dict(data_source=col(manifest, 'source'), generator=col(gen, 'generator'), generator_model=col(gen, 'model_id'),
-                generator_revision=col(gen, 'revision'), backbone_weights=backbone_weights, baseline_weights=baselines or {},
-                preset=p.preset, seed=p.seed, artsim_version=artsim.__version__, torch_version=torch.__version__,
-                model=model or {}, run_dir=str(run.path), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
+    manifest, generated = run.read_parquet('data/manifest.parquet'), run.read_parquet('generated/pairs.parquet')
+    values = lambda df, c: ', '.join(sorted(df[c].dropna().astype(str).unique())) if c in df else None
+    return dict(data_source=values(manifest, 'source'), generator=values(generated, 'generator'),
+                generator_model=values(generated, 'model_id'), generator_revision=values(generated, 'revision'),
+                backbone_weights=backbone_weights, baseline_weights=baselines or {}, preset=p.preset, seed=p.seed,
+                artsim_version=artsim.__version__, torch_version=torch.__version__, model=model or {},
+                run_dir=str(run.path), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
 
+# %% ../nbs/07_evaluation.ipynb #473ef2a8
 def jsonable(x):
     "`x` with numpy values as Python ones and NaN as None: strict JSON."
     if isinstance(x, dict): return {str(k): jsonable(v) for k, v in x.items()}
@@ -552,222 +314,31 @@ def jsonable(x):
     if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
     return x if x is None or isinstance(x, str) else str(x)
 
-# %% ../nbs/07_evaluation.ipynb #e7a00630
-CRITERIA_LABELS = dict(strength='strength trend ρ', auc='own vs other AUC', map='mAP')
-
-def missing_provenance(ev:dict) -> list:
-    "The provenance fields that `ev` lacks or leaves empty."
-    pv = ev.get('provenance') or {}
-    return [f for f in PROVENANCE_FIELDS if pv.get(f) is None or str(pv.get(f)).strip() == '']
-
-def _isnan(v) -> bool: return v is None or (isinstance(v, float) and math.isnan(v))
-
-def ci_text(d:dict|None, spec:str='.2f') -> str:
-    "'value [lo, hi]', '—' where undefined."
-    if not d or _isnan(d.get('value')): return '—'
-    v = format(d['value'], spec)
-    return v if _isnan(d.get('lo')) or _isnan(d.get('hi')) else f"{v} [{format(d['lo'], spec)}, {format(d['hi'], spec)}]"
-
-def headline_table(ev:dict) -> pd.DataFrame:
-    "The hypothesis table: one row per measure (the Siamese network first, chance last), each criterion with its interval."
-    h, labels = ev['hypothesis'], {m: (ev.get('measures') or {}).get(m, {}).get('label', m) for m in ev['hypothesis']['measures']}
-    order = [h['reference']] * (h['reference'] in h['measures']) + [m for m in h['measures'] if m != h['reference']]
-    rows = []
-    for m in order:
-        vs = h['versus'].get(m, {})
-        better = [CRITERIA_LABELS.get(c, c) for c in h['criteria'] if vs.get(c, {}).get('verdict') == 'better']
-        worse = [CRITERIA_LABELS.get(c, c) for c in h['criteria'] if vs.get(c, {}).get('verdict') == 'worse']
-        against = '—' if m == h['reference'] else '; '.join(filter(None, [f"**beats it on {', '.join(better)}**" if better else '',
-                                                                         f"worse on {', '.join(worse)}" if worse else ''])) or 'no clear difference'
-        rows.append({'measure': labels[m], **{CRITERIA_LABELS.get(c, c): ci_text(h['measures'][m][c]) for c in h['criteria']},
-                     'against the Siamese network': against})
-    rows.append({'measure': 'chance', **{CRITERIA_LABELS.get(c, c): format(h['chance'][c], '.2f') for c in h['criteria']},
-                 'against the Siamese network': ''})
-    return pd.DataFrame(rows)
-
-def markdown_table(df:pd.DataFrame) -> str:
-    "A pipe table of `df`'s cells as text."
-    cells = [list(map(str, df.columns))] + [[str(v) for v in r] for r in df.itertuples(index=False)]
-    return '\n'.join(['| ' + ' | '.join(cells[0]) + ' |', '|' + '---|' * len(df.columns)] + ['| ' + ' | '.join(r) + ' |' for r in cells[1:]])
-
-# %% ../nbs/07_evaluation.ipynb #e7a00640
-def agreement_table(ev:dict) -> pd.DataFrame:
-    "The regression metrics of the Siamese network and of the training mean, with intervals."
-    a, spec = ev['agreement'], dict(mse='.3g', mae='.3g', rmse='.3g')
-    return pd.DataFrame({who: {k: ci_text(v, spec.get(k, '.2f')) for k, v in a['metrics'][who].items()} for who in a['metrics']})
-
-def _claims(ev:dict) -> list:
-    "One sentence per claim, from the numbers."
-    a, h, c = ev['agreement'], ev['hypothesis'], ev['counts']
-    net, mean, ref = a['metrics']['siamese'], a['metrics']['training mean'], h['measures'][h['reference']]
-    labels = {m: (ev.get('measures') or {}).get(m, {}).get('label', m) for m in h['measures']}
-    d = a['siamese_minus_mean']['mse']
-    better_than_mean = {'better': 'lower than', 'worse': 'higher than', 'no clear difference': 'not clearly different from'}.get(
-        verdict(dict(lo=None if _isnan(d['hi']) else -d['hi'], hi=None if _isnan(d['lo']) else -d['lo'])), 'not comparable with')
-    out = [f"**Agreement.** On {a['pairs']} held-out test pairs of {a['paintings']} paintings, the Siamese network predicts the "
-           f"`{a['target']}` descriptor similarity with MSE {ci_text(net['mse'], '.3g')} and MAE {ci_text(net['mae'], '.3g')} "
-           f"(Spearman {ci_text(net['spearman'])}), {better_than_mean} always predicting the training mean "
-           f"(MSE {ci_text(mean['mse'], '.3g')}, MAE {ci_text(mean['mae'], '.3g')})."]
-    s = ref['strength']
-    trend = ('falls as img2img strength rises' if not _isnan(s['lo']) and s['lo'] > 0 else
-             'rises with img2img strength' if not _isnan(s['hi']) and s['hi'] < 0 else 'shows no clear trend with img2img strength')
-    best = lambda crit: max(h['measures'], key=lambda m: -math.inf if _isnan(h['measures'][m][crit]['value']) else h['measures'][m][crit]['value'])
-    out.append(f"**Strength.** The Siamese score {trend}: mean Spearman ρ with −strength {ci_text(s)} over {h['groups']} "
-               f"(painting, prompt) groups (highest: {labels[best('strength')]}, {ci_text(h['measures'][best('strength')]['strength'])}).")
-    r1 = next((cr for cr in h['criteria'] if cr.startswith('recall@')), None)
-    out.append(f"**Provenance.** A variant scores higher against its own painting than against another with ROC AUC {ci_text(ref['auc'])} "
-               f"(chance 0.50); searching {h['gallery']} test paintings, {h['queries']} variants find their own painting first with "
-               + (f"{r1} {ci_text(ref[r1])} (chance {h['chance'][r1]:.2f}) and " if r1 else '')
-               + f"mAP {ci_text(ref['map'])} (highest AUC: {labels[best('auc')]}, {ci_text(h['measures'][best('auc')]['auc'])}).")
-    wins = {labels[m]: [CRITERIA_LABELS.get(cr, cr) for cr, v in vs.items() if v['verdict'] == 'better'] for m, vs in h['versus'].items()}
-    every = [m for m, cs in wins.items() if len(cs) == len(h['criteria'])]
-    some = [f"{m} on {', '.join(cs)}" for m, cs in wins.items() if cs and m not in every]
-    level = round(100 * ev['bootstrap']['level'])
-    parts = ([f"{', '.join(every)} on every criterion"] if every else []) + some
-    out.append(f"**Baselines.** Where a baseline beats the Siamese network (the {level}% interval of the paired difference above 0): "
-               f"{'; '.join(parts)}." if parts else
-               f"**Baselines.** No baseline beats the Siamese network on any criterion by more than the {level}% interval of the paired difference.")
-    return out
-
-# %% ../nbs/07_evaluation.ipynb #e7a00650
-FIGURES = {'figures/eval_measures.png': 'Every measure on the hypothesis criteria, with 95% bootstrap intervals over paintings; dashed: chance.',
-           'figures/eval_prediction_vs_target.png': 'Siamese prediction against its descriptor target on the test pairs; dashed: identity.',
-           'figures/eval_residuals_by_strength.png': 'Prediction minus target per img2img strength; "other painting": negative pairs.',
-           'figures/eval_error_by_prompt.png': 'Mean absolute error per prompt, with 95% bootstrap intervals over paintings.',
-           'figures/eval_error_by_genre.png': 'Mean absolute error per genre, with 95% bootstrap intervals over paintings.'}
-REPORT_FIGURES = list(FIGURES)[:3]
-
-def report_markdown(ev:dict, # the contents of metrics/eval.json
-                   ) -> str:
-    "The results section a thesis can paste: provenance first, the headline table, one sentence per claim, figures, agreement."
-    if missing := missing_provenance(ev):
-        raise ValueError(f"refusing to write a report without provenance: {', '.join(missing)} missing from eval.json "
-                         "(the evaluation chapter records them; rerun it)")
-    pv, c, b = ev['provenance'], ev['counts'], ev['bootstrap']
-    sources, gens = str(pv['data_source']).split(', '), str(pv['generator']).split(', ')
-    gen_id = ', '.join(filter(None, [pv.get('generator_model'), pv.get('generator_revision')]))
-    L = ['# Results: does the Siamese network measure how far a generated image moved from its painting?', '',
-         f"**Data:** {', '.join(DATA_SOURCES.get(s, s) for s in sources)} (source `{pv['data_source']}`). "
-         f"**Generator:** {', '.join(GENERATORS.get(g, g) for g in gens)} (`{pv['generator']}`{', ' + gen_id if gen_id else ''}).", '']
-    if not (set(sources) <= {'wikiart', 'huggan'} and gens == ['sdxl']):
-        L += ['> **Not a WikiArt/SDXL result.** These numbers come from the data and generator named above: they show that the '
-              'method runs end to end, not how it does on paintings transformed by a diffusion model.', '']
-    L += [f"Preset `{pv['preset']}`, seed {pv['seed']}, artsim {pv['artsim_version']}; the Siamese encoder started from "
-          f"{pv['backbone_weights']}. Test split only: {c['own_pairs']} own and {c['other_pairs']} other pairs of "
-          f"{c['variant_paintings']} paintings, and {c['variants']} variants searching {c['test_paintings']} test paintings. "
-          f"Intervals: {round(100 * b['level'])}% percentile bootstrap over paintings ({b['resamples']} resamples)."
-          + (' **The network was validated (early stopping) on these test pairs, so they are not fully held out.**'
-             if (pv.get('model') or {}).get('validated_on') == 'test' else ''), '',
-          '## The hypothesis, against the measures already in use', '', markdown_table(headline_table(ev)), '',
-          *[s + '\n' for s in _claims(ev)]]
-    for f in REPORT_FIGURES: L += [f'![{FIGURES[f]}]({f})', '', f'*{FIGURES[f]}*', '']
-    L += ['## Agreement with the descriptor values', '', markdown_table(agreement_table(ev).reset_index(names='metric')), '']
-    return '\n'.join(L)
-
-def write_report(ev:dict, path) -> str:
-    "Write `report_markdown(ev)` to `path`, atomically; nothing is written when provenance is missing."
-    text = report_markdown(ev)
-    with atomic_write(path, 'w') as f: f.write(text)
-    return text
-
-# %% ../nbs/07_evaluation.ipynb #e7a00670
-def plot_measures(ev:dict, criteria=('strength', 'auc', 'map')):
-    "Every measure's value with its interval on the hypothesis criteria, the Siamese network highlighted; dashed: chance."
-    import matplotlib.pyplot as plt, seaborn as sns
-    h = ev['hypothesis']
-    names = [h['reference']] + [m for m in h['measures'] if m != h['reference']]
-    labels = [(ev.get('measures') or {}).get(m, {}).get('label', m) for m in names]
-    fig, axs = plt.subplots(1, len(criteria), figsize=(4.2 * len(criteria), .42 * len(names) + 1.4), sharey=True, squeeze=False)
-    colours = [sns.color_palette()[3] if m == h['reference'] else sns.color_palette()[0] for m in names]
-    for ax, crit in zip(axs[0], criteria):
-        v = np.array([np.nan if _isnan(h['measures'][m][crit]['value']) else h['measures'][m][crit]['value'] for m in names])
-        lo = np.array([np.nan if _isnan(h['measures'][m][crit]['lo']) else h['measures'][m][crit]['lo'] for m in names])
-        hi = np.array([np.nan if _isnan(h['measures'][m][crit]['hi']) else h['measures'][m][crit]['hi'] for m in names])
-        y = np.arange(len(names))
-        ax.hlines(y, lo, hi, colors=colours, lw=2)
-        sns.scatterplot(x=v, y=y, hue=labels, palette=colours, legend=False, s=50, ax=ax, zorder=3)
-        ax.axvline(h['chance'][crit], ls='--', c='gray', lw=1)
-        ax.set(xlabel=CRITERIA_LABELS.get(crit, crit), title=CRITERIA_LABELS.get(crit, crit))
-    axs[0][0].set(yticks=np.arange(len(names)), yticklabels=labels, ylabel='measure')
-    axs[0][0].invert_yaxis()
-    fig.tight_layout()
-    return fig
-
-def plot_prediction_vs_target(pairs:pd.DataFrame, pred, target:str):
-    "Scatter of the Siamese prediction against its target per pair, coloured by strength, with the identity line."
-    import matplotlib.pyplot as plt, seaborn as sns
-    d = pairs.assign(prediction=np.asarray(pred, np.float64), pair=pair_group(pairs, 'strength'))
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    sns.scatterplot(d, x=target, y='prediction', hue='pair', hue_order=group_order(d.pair), palette='viridis', s=22, ax=ax)
-    lo, hi = min(d[target].min(), d.prediction.min()), max(d[target].max(), d.prediction.max())
-    pad = .05 * (hi - lo or 1)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ls='--', c='gray', lw=1)
-    ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), xlabel=f'descriptor similarity `{target}` (target)', ylabel='Siamese prediction')
-    ax.legend(title='img2img strength', fontsize=8)
-    fig.tight_layout()
-    return fig
-
-def plot_residuals_by_strength(pairs:pd.DataFrame, pred, target:str):
-    "Box plot of prediction minus target per img2img strength, negative pairs as 'other painting'."
-    import matplotlib.pyplot as plt, seaborn as sns
-    d = pairs.assign(residual=np.asarray(pred, np.float64) - pairs[target].to_numpy(np.float64), pair=pair_group(pairs, 'strength'))
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    order = group_order(d.pair)
-    sns.boxplot(d, x='pair', y='residual', order=order, color='lightsteelblue', fliersize=0, ax=ax)
-    sns.stripplot(d, x='pair', y='residual', order=order, size=2.5, color='k', alpha=.5, ax=ax)
-    ax.axhline(0, ls='--', c='gray', lw=1)
-    ax.set(xlabel='img2img strength', ylabel='prediction − target')
-    fig.tight_layout()
-    return fig
-
-def plot_breakdown(table:pd.DataFrame, # `breakdown` output
-                   by:str, label:str):
-    "Bars of the mean absolute error per group with their intervals."
-    import matplotlib.pyplot as plt, seaborn as sns
-    fig, ax = plt.subplots(figsize=(max(4.5, .6 * len(table) + 2), 3.6))
-    t = table.assign(group=[f'{g}\n({n} painting{"s" * (n != 1)})' for g, n in zip(table[by], table.paintings)]).astype(dict(mae_lo=float, mae_hi=float))
-    sns.barplot(t, x='group', y='mae', color='lightsteelblue', ax=ax)
-    ax.errorbar(np.arange(len(t)), t.mae, yerr=[t.mae - t.mae_lo, t.mae_hi - t.mae], fmt='none', c='k', capsize=3)
-    ax.set(xlabel=label, ylabel='MAE of the Siamese prediction')
-    plt.setp(ax.get_xticklabels(), rotation=30, ha='right', fontsize=8)
-    fig.tight_layout()
-    return fig
-
-def _save(fig, path):
-    "Write `fig` to `path` as PNG with chapter 04's `save_figure`, then close it: the stage shows nothing itself."
-    import matplotlib.pyplot as plt
-    from artsim.finetune import save_figure
-    save_figure(fig, path)
-    plt.close(fig)
-
 # %% ../nbs/07_evaluation.ipynb #e7a00690
-def write_evaluation(run:Run, p, es:EvaluationSet, scores:dict, measures:dict, # `score_measures`
-                     meta:dict, # the network's JSON card
+def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:dict, # `score_measures`
+                     card:dict, # the network's JSON card
                     ) -> dict: # the contents of metrics/eval.json
     "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
-    target = meta.get('target', 'combined')
-    ev = evaluate(es, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)
-    start = meta.get('encoder_weights')
-    if start is not None: start = resnet_weights_info(start, run, meta.get('seed') or 0)['weights']
-    model = dict(path=str(p.model), validated_on=(meta.get('siamese_params') or {}).get('validate_on'),
-                 **{k: meta.get(k) for k in ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed')})
-    pv = provenance(run, p, start, model, {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')})
-    save_json(jsonable(dict(provenance=pv, measures=measures, **ev)), run.dir('metrics') / 'eval.json')
-    ev = run.read_json('metrics/eval.json') # the figures and the report come from what was written
-    pred = scores['siamese'][es.pairs.q, es.pairs.g]
-    _save(plot_measures(ev), run.path / 'figures/eval_measures.png')
-    _save(plot_prediction_vs_target(es.pairs, pred, target), run.path / 'figures/eval_prediction_vs_target.png')
-    _save(plot_residuals_by_strength(es.pairs, pred, target), run.path / 'figures/eval_residuals_by_strength.png')
-    for by, label in (('prompt_id', 'prompt'), ('genre', 'genre')):
-        _save(plot_breakdown(pd.DataFrame(ev['breakdown'][by]), by, label), run.path / f'figures/eval_error_by_{label}.png')
-    write_report(ev, run.path / 'report.md')
-    return ev
+    target = card.get('target', 'combined')
+    results = evaluate(test_set, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)
+    described = ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed')
+    model = dict(path=str(p.model), validated_on=(card.get('siamese_params') or {}).get('validate_on'),
+                 **{k: card.get(k) for k in described})
+    baselines = {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')}
+    recorded = provenance(run, p, starting_weights(card, run), model, baselines)
+    save_json(jsonable(dict(provenance=recorded, measures=measures, **results)), run.dir('metrics') / 'eval.json')
+    results = run.read_json('metrics/eval.json') # the figures and the report come from what was written
+    write_figures(results, test_set.pairs, scores['siamese'][test_set.pairs.q, test_set.pairs.g], run.path)
+    write_report(results, run.path / 'report.md')
+    return results
 
-def evaluate_run(run:Run, p, net, meta:dict) -> dict:
+# %% ../nbs/07_evaluation.ipynb #8824dcc1
+def evaluate_run(run:Run, p, net, card:dict) -> dict:
     "`score_measures`, then `write_evaluation`: everything the stage does once the network is loaded."
-    return write_evaluation(run, p, *score_measures(run, p, net, meta), meta)
+    return write_evaluation(run, p, *score_measures(run, p, net, card), card)
 
+# %% ../nbs/07_evaluation.ipynb #ef492155
 def stage(run:Run, p) -> dict:
     "Evaluate the run's Siamese network (chapter 06) and the baselines on its test split."
-    net, meta = load_siamese(run, p.model, p.device, p.eval_batch_size)
-    return evaluate_run(run, p, net, meta)
+    net, card = load_siamese(run, p.model, p.device, p.eval_batch_size)
+    return evaluate_run(run, p, net, card)
