@@ -6,13 +6,14 @@
 from __future__ import annotations
 import contextlib, sys, tempfile, time, warnings
 if __name__ == '__main__': # run as a command (python -m, accelerate launch -m): its stderr is for its own messages
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning) # fastai's import
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning) # fastai's
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from torch import nn
-from fastai.vision.all import (CategoryBlock, ColReader, CrossEntropyLossFlat, DataBlock, ImageBlock, IndexSplitter, Learner,
-                               Normalize, Resize, accuracy, aug_transforms, create_head, resnet50, set_seed, top_k_accuracy,
+from fastai.vision.all import (CategoryBlock, ColReader, CrossEntropyLossFlat, DataBlock, ImageBlock, IndexSplitter,
+                               Learner, Normalize, Resize, accuracy, aug_transforms, create_head, resnet50, set_seed,
+                               top_k_accuracy,
                                valley, vision_learner)
 from fastai.torch_core import num_distrib, rank_distrib
 import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
@@ -32,8 +33,9 @@ __all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'genre_dataloaders',
            'main']
 
 # %% ../nbs/04_finetune.ipynb #563bc9c2
-GENRE_AUGMENT = dict(do_flip=True, flip_vert=False, max_rotate=5., min_zoom=1., max_zoom=1.15, max_lighting=0.1, max_warp=0.,
-                     p_affine=0.75, p_lighting=0.5) # fastai `aug_transforms` arguments: geometric, mild, no colour changes
+# fastai `aug_transforms` arguments: geometric, mild, no colour changes
+GENRE_AUGMENT = dict(do_flip=True, flip_vert=False, max_rotate=5., min_zoom=1., max_zoom=1.15, max_lighting=0.1,
+                     max_warp=0., p_affine=0.75, p_lighting=0.5)
 
 # %% ../nbs/04_finetune.ipynb #8c6fe945
 class PaintingReader:
@@ -54,16 +56,20 @@ def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest
     df = manifest[manifest.split.isin(['train', 'valid'])].reset_index(drop=True)
     for s in ('train', 'valid'):
         if not (df.split == s).any():
-            raise ValueError(f"the manifest has no '{s}' paintings: fine-tuning needs train and valid splits (chapter 00's valid_pct)")
+            raise ValueError(f"the manifest has no '{s}' paintings: fine-tuning needs train and valid splits "
+                             "(chapter 00's valid_pct)")
     if unknown := set(df.genre) - set(vocab): raise ValueError(f'genres not in the vocabulary: {sorted(unknown)}')
-    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)), get_x=PaintingReader(run), get_y=ColReader('genre'),
+    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)), get_x=PaintingReader(run),
+                      get_y=ColReader('genre'),
                       splitter=IndexSplitter(np.flatnonzero(df.split == 'valid')),
                       item_tfms=Resize(input_size, method='squish'),
-                      batch_tfms=[*aug_transforms(**GENRE_AUGMENT), Normalize.from_stats(IMAGENET_STATS['mean'], IMAGENET_STATS['std'])])
+                      batch_tfms=[*aug_transforms(**GENRE_AUGMENT),
+                                  Normalize.from_stats(IMAGENET_STATS['mean'], IMAGENET_STATS['std'])])
     return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device)
 
 # %% ../nbs/04_finetune.ipynb #cb290aa0
-GENRE_HEAD = dict(concat_pool=True, lin_ftrs=[512], ps=0.5, first_bn=True, bn_final=False, lin_first=False) # fastai's default head
+# fastai's default head
+GENRE_HEAD = dict(concat_pool=True, lin_ftrs=[512], ps=0.5, first_bn=True, bn_final=False, lin_first=False)
 
 # %% ../nbs/04_finetune.ipynb #e1b0e702
 def genre_classifier(n_classes:int, # outputs, one per genre
@@ -77,9 +83,11 @@ def genre_classifier(n_classes:int, # outputs, one per genre
 def model_card(vocab:list, input_size:int, starting_weights:str, seed:int, preset:str, **extra) -> dict:
     "The JSON that describes a genre classifier's weights file."
     return dict(architecture='resnet50', body="fastai create_body(torchvision resnet50, cut=-2)",
-                head=dict(kind='fastai create_head', n_features=2048, **GENRE_HEAD), n_classes=len(vocab), vocab=list(vocab),
+                head=dict(kind='fastai create_head', n_features=2048, **GENRE_HEAD), n_classes=len(vocab),
+                vocab=list(vocab),
                 input_size=int(input_size), resize='squish (bilinear) to input_size x input_size, RGB, 0-1',
-                normalize=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset), **extra)
+                normalize=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset),
+                **extra)
 
 # %% ../nbs/04_finetune.ipynb #06002655
 def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on any device, in any memory format)
@@ -95,11 +103,13 @@ def check_genre_card(card:dict, # a card of `GENRE_KIND`
                     ) -> dict:
     "`card`, checked: architecture, class count against the genres, input size, normalisation."
     need = ['architecture', 'n_classes', 'vocab', 'input_size', 'normalize', 'starting_weights', 'seed', 'preset']
-    if missing := [k for k in need if k not in card]: raise ValueError(f'{where}: not a genre model card (missing {missing})')
+    if missing := [k for k in need if k not in card]:
+        raise ValueError(f'{where}: not a genre model card (missing {missing})')
     if card['architecture'] != 'resnet50':
         raise ValueError(f"{where}: architecture {card['architecture']!r}, but genre models are 'resnet50'")
     vocab = card['vocab']
-    if not (isinstance(vocab, list) and vocab and all(isinstance(v, str) for v in vocab) and len(set(vocab)) == len(vocab)):
+    names = isinstance(vocab, list) and vocab and all(isinstance(v, str) for v in vocab)
+    if not (names and len(set(vocab)) == len(vocab)):
         raise ValueError(f'{where}: vocab must be a list of distinct genre names')
     if card['n_classes'] != len(vocab):
         raise ValueError(f"{where}: n_classes is {card['n_classes']} but vocab names {len(vocab)} genres")
@@ -118,7 +128,7 @@ def read_genre_card(path, # models/genre.safetensors, its .json card, their stem
 
 # %% ../nbs/04_finetune.ipynb #8e53c228
 def load_genre_model(path, # models/genre.safetensors, its .json card, their stem, or a run directory
-                    ) -> nn.Module: # the classifier in eval mode; `.card` is its model card, `.vocab` its genres in output order
+                    ) -> nn.Module: # in eval mode; `.card` is its model card, `.vocab` its genres in output order
     "Rebuild a genre classifier from its safetensors weights and JSON model card alone; nothing is unpickled."
     sd, card = load_model(path, GENRE_KIND)
     check_genre_card(card, path)
@@ -143,7 +153,8 @@ def predict_genres(model:nn.Module, # from `load_genre_model`
     batches = (torch.stack([input_image(im, s) for im in images[i:i + bs]]) for i in range(0, len(images), bs))
     P = torch.softmax(infer(model, batches, model.card['normalize'], dev, dim=len(model.vocab)), 1).numpy()
     top = np.argsort(-P, 1, kind='stable')[:, :k]
-    return pd.DataFrame(dict(genre=[model.vocab[t[0]] for t in top], probability=P[np.arange(len(P)), top[:, 0]] if len(P) else [],
+    return pd.DataFrame(dict(genre=[model.vocab[t[0]] for t in top],
+                             probability=P[np.arange(len(P)), top[:, 0]] if len(P) else [],
                              top_genres=[[model.vocab[j] for j in t] for t in top],
                              top_probabilities=[P[i, t].tolist() for i, t in enumerate(top)]))
 
@@ -166,7 +177,7 @@ def genre_learner(dls, # from `genre_dataloaders`
 
 # %% ../nbs/04_finetune.ipynb #8d0dd7a1
 def valid_accuracy(learn:Learner) -> float:
-    "Validation accuracy of `learn.model` as it is now (eval mode, running statistics), without touching the learner's state."
+    "Validation accuracy of `learn.model` as it is now (eval mode, running statistics), leaving the learner as it was."
     m = unwrap_model(learn.model); was = m.training; hits = total = 0
     m.eval()
     with torch.no_grad():
@@ -184,10 +195,11 @@ def train_genre_model(learn:Learner, # from `genre_learner`
                       bn_batches:int|None=None, # training batches for each BatchNorm recomputation; None: all
                       probe_stale_bn:bool=False, # measure validation accuracy with the running statistics too
                       device=None, # a torch device; CUDA adds fp16 mixed precision
-                     ) -> dict: # lr_find (curve, suggestion), lr, iterations, history (per epoch), best_epoch, best_valid_accuracy, bn_passes
-    "Fine-tune with fastai's `fine_tune`: precise BatchNorm, the best epoch on validation accuracy kept, under `distrib_ctx`."
+                     ) -> dict: # lr_find, lr, iterations, history, best_epoch, best_valid_accuracy, bn_passes
+    "fastai's `fine_tune` with precise BatchNorm, the best epoch on validation accuracy kept, under `distrib_ctx`."
     device = torch.device(device or 'cpu')
-    learn.to_channelslast(use_amp=device.type == 'cuda') # channels-last everywhere (faster on CPU too); fp16 mixed precision on CUDA
+    # channels-last everywhere (faster on CPU too); fp16 mixed precision on CUDA
+    learn.to_channelslast(use_amp=device.type == 'cuda')
     pbn = PreciseBN(n_batches=bn_batches, probe=valid_accuracy if probe_stale_bn else None)
     best, log = KeepBestModel('accuracy'), TrainingLog()
     out = dict(lr_find=None)
@@ -198,8 +210,10 @@ def train_genre_model(learn:Learner, # from `genre_learner`
         start = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
         with one_process(): # every process runs the same finder on the same data; nothing to gather
             sug = learn.lr_find(num_it=lr_find_iters, show_plot=False, suggest_funcs=(valley,) if lr is None else None)
-        learn.model.load_state_dict(start); learn.opt = None # every process starts training from the same weights, a fresh optimiser
-        out['lr_find'] = dict(lrs=[float(x) for x in learn.recorder.lrs], losses=[float(x) for x in learn.recorder.losses],
+        # every process starts training from the same weights, with a fresh optimiser
+        learn.model.load_state_dict(start); learn.opt = None
+        out['lr_find'] = dict(lrs=[float(x) for x in learn.recorder.lrs],
+                              losses=[float(x) for x in learn.recorder.losses],
                               suggestion=float(sug.valley) if sug is not None else None)
         if lr is None: lr = out['lr_find']['suggestion']
     if lr is None: raise ValueError('lr is None and the learning-rate finder is off (lr_find_iters=0): give lr')
@@ -217,7 +231,8 @@ def train_genre_model(learn:Learner, # from `genre_learner`
     finally: learn.remove_cbs([pbn, best, log])
     stale = pbn.stale if probe_stale_bn else [None] * len(log.epochs)
     history = [e | dict(valid_accuracy_running_bn=s) for e, s in zip(log.epochs, stale)]
-    return out | dict(iterations=log.iterations, history=history, best_epoch=best.best_epoch, best_valid_accuracy=float(best.best),
+    return out | dict(iterations=log.iterations, history=history, best_epoch=best.best_epoch,
+                      best_valid_accuracy=float(best.best),
                       bn_passes=pbn.passes)
 
 # %% ../nbs/04_finetune.ipynb #a6492abc
@@ -245,8 +260,10 @@ def genre_report(probs:np.ndarray, # (N, K) class probabilities
     return dict(n_test=int(n), n_classes=K, accuracy=float((pred == y).mean()),
                 top3_accuracy=float((np.argsort(-probs, 1, kind='stable')[:, :k] == y[:, None]).any(1).mean()),
                 macro_f1=float(f1[present].mean()),
-                chance=dict(accuracy=1 / K, accuracy_majority=float(q.max()), top3_accuracy=k / K, macro_f1=float(chance_f1[support > 0].mean())),
-                per_genre=[dict(genre=g, precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]), support=int(support[i]))
+                chance=dict(accuracy=1 / K, accuracy_majority=float(q.max()), top3_accuracy=k / K,
+                            macro_f1=float(chance_f1[support > 0].mean())),
+                per_genre=[dict(genre=g, precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
+                                support=int(support[i]))
                            for i, g in enumerate(vocab)],
                 confusion=dict(labels=list(vocab), matrix=cm.tolist()),
                 most_confused=[dict(true=t, predicted=p_, count=c) for c, t, p_ in off[:n_confused]])
@@ -267,15 +284,16 @@ def plot_lr_find(lr_find:dict, lr:float):
     import matplotlib.pyplot as plt, seaborn as sns
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     sns.lineplot(x=lr_find['lrs'], y=lr_find['losses'], ax=ax)
-    ax.set(xscale='log', xlabel='learning rate (log scale)', ylabel='training loss (smoothed)', title='Learning-rate finder')
-    if lr_find.get('suggestion'): ax.axvline(lr_find['suggestion'], color='C1', ls='--', label=f"valley {lr_find['suggestion']:.1e}")
+    ax.set(xscale='log', xlabel='learning rate (log scale)', ylabel='training loss (smoothed)',
+           title='Learning-rate finder')
+    if sug := lr_find.get('suggestion'): ax.axvline(sug, color='C1', ls='--', label=f"valley {sug:.1e}")
     ax.axvline(lr, color='C2', ls=':', label=f'used {lr:.1e}'); ax.legend()
     return fig
 
 # %% ../nbs/04_finetune.ipynb #7d311d5c
 def plot_training(training:dict, # iterations, history (per epoch) and best_epoch, as `train_genre_model` returns them
                   chance:float|None=None): # the accuracy of guessing, drawn for reference
-    "Training loss per iteration, validation loss and accuracy per epoch (with precise and with running BatchNorm statistics)."
+    "Training loss per iteration; validation loss and accuracy per epoch, with precise and running BatchNorm statistics."
     import matplotlib.pyplot as plt, seaborn as sns
     it, ep = pd.DataFrame(training['iterations']), pd.DataFrame(training['history'])
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -289,7 +307,8 @@ def plot_training(training:dict, # iterations, history (per epoch) and best_epoc
     if chance is not None: b.axhline(chance, color='grey', ls=':', label='chance')
     if training.get('best_epoch') is not None:
         b.axvline(training['best_epoch'] + 1, color='C2', alpha=.4, lw=6, label='epoch kept')
-    b.set(xlabel='epoch (frozen, then unfrozen)', ylabel='validation accuracy', ylim=(0, 1.02), title='Validation accuracy')
+    b.set(xlabel='epoch (frozen, then unfrozen)', ylabel='validation accuracy', ylim=(0, 1.02),
+          title='Validation accuracy')
     b.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -327,12 +346,13 @@ def plot_genre_predictions(run:Run, table:pd.DataFrame, # test rows with path, g
 def _note(p) -> str:
     if p.preset in ('demo', 'tiny'):
         return (f'{p.preset} preset: synthetic procedural paintings (chapter 00), {p.start_weights} starting weights, '
-                f'{p.input_size} px, {p.freeze_epochs}+{p.epochs} epochs on the CPU; a check of the pipeline, not a thesis result')
+                f'{p.input_size} px, {p.freeze_epochs}+{p.epochs} epochs on the CPU; a check of the pipeline, '
+                'not a thesis result')
     return f'{p.preset} preset'
 
 # %% ../nbs/04_finetune.ipynb #0d471731
 def stage(run:Run, p) -> dict|None:
-    "Fine-tune ResNet50 on the run's genres; write models/genre.safetensors + .json, metrics/genre.json and figures/genre_*.png."
+    "Fine-tune ResNet50 on the run's genres: models/genre.safetensors + .json, metrics/genre.json, figures/genre_*.png."
     t0 = time.time()
     device = training_device(p.device)
     body = resnet50_body(p.start_weights, run, p.seed) # first: WeightsUnavailable stops here, before data or training
@@ -351,9 +371,11 @@ def stage(run:Run, p) -> dict|None:
             with one_process(): probs, y, test = predict_test_split(learn, run, manifest)
     report = genre_report(probs, y, vocab)
     P = probs.argmax(1)
-    table = test[['id', 'path', 'genre']].assign(predicted=[vocab[i] for i in P], probability=probs[np.arange(len(P)), P].astype(float),
+    table = test[['id', 'path', 'genre']].assign(predicted=[vocab[i] for i in P],
+                                                 probability=probs[np.arange(len(P)), P].astype(float),
                                                  correct=lambda d: d.predicted == d.genre)
-    card = model_card(vocab, p.input_size, p.start_weights, p.seed, p.preset, epochs=p.epochs, freeze_epochs=p.freeze_epochs,
+    card = model_card(vocab, p.input_size, p.start_weights, p.seed, p.preset, epochs=p.epochs,
+                      freeze_epochs=p.freeze_epochs,
                       lr=hist['lr'], lr_mult=p.lr_mult, best_epoch=hist['best_epoch'], precise_bn=True)
     save_genre_model(learn.model, run.path/GENRE_MODEL, card)
     figs = dict(training=plot_training(hist, report['chance']['accuracy']), confusion=plot_confusion(report),
@@ -364,8 +386,9 @@ def stage(run:Run, p) -> dict|None:
     metrics = dict(note=_note(p), split='test', **report,
                    n_train=int((manifest.split == 'train').sum()), n_valid=int((manifest.split == 'valid').sum()),
                    valid=dict(best_epoch=hist['best_epoch'], accuracy=hist['best_valid_accuracy']),
-                   training=dict(starting_weights=str(p.start_weights), input_size=p.input_size, bs=p.bs, epochs=p.epochs,
-                                 freeze_epochs=p.freeze_epochs, lr=hist['lr'], lr_mult=p.lr_mult, device=str(device), seed=p.seed,
+                   training=dict(starting_weights=str(p.start_weights), input_size=p.input_size, bs=p.bs,
+                                 epochs=p.epochs, freeze_epochs=p.freeze_epochs, lr=hist['lr'], lr_mult=p.lr_mult,
+                                 device=str(device), seed=p.seed,
                                  preset=p.preset, best_epoch=hist['best_epoch'], precise_bn_passes=hist['bn_passes'],
                                  history=hist['history'], iterations=hist['iterations'], lr_find=hist['lr_find']),
                    seconds=dict(training=round(t_train - t0, 1), total=round(time.time() - t0, 1)),
@@ -377,9 +400,10 @@ def stage(run:Run, p) -> dict|None:
 
 # %% ../nbs/04_finetune.ipynb #8989f561
 def main(argv:list|None=None):
-    "`python -m artsim.finetune --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone, e.g. under `accelerate launch`."
+    "`python -m artsim.finetune --run-dir DIR [--preset NAME] [-p name=value ...]`: the stage alone (`accelerate launch`)."
     from artsim.reproduce import stage_arguments
-    run, p = stage_arguments('python -m artsim.finetune', 'finetune', "Fine-tune ResNet50 on a run's genres (chapter 04's stage).",
+    run, p = stage_arguments('python -m artsim.finetune', 'finetune',
+                             "Fine-tune ResNet50 on a run's genres (chapter 04's stage).",
                              'the run directory (it must hold data/manifest.parquet)', argv)
     try:
         run.require('data/manifest.parquet')
@@ -387,6 +411,8 @@ def main(argv:list|None=None):
         m = stage(run, p)
     except (WeightsUnavailable, FileNotFoundError, ValueError) as e:
         print(f'python -m artsim.finetune: {e}', file=sys.stderr); sys.exit(1)
-    if m: print(f"test accuracy {m['accuracy']:.3f} (chance {m['chance']['accuracy']:.3f}), macro-F1 {m['macro_f1']:.3f}; wrote {run.path/GENRE_MODEL}")
+    if m: print(f"test accuracy {m['accuracy']:.3f} (chance {m['chance']['accuracy']:.3f}), macro-F1 {m['macro_f1']:.3f}; "
+                f"wrote {run.path/GENRE_MODEL}")
 
-if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.finetune': main() # python -m / accelerate launch -m
+# python -m artsim.finetune, accelerate launch -m artsim.finetune
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.finetune': main()
