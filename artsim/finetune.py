@@ -21,6 +21,7 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .data import load_image
 from .runs import Run, atomic_write, in_test, save_json, save_parquet, record_params, stable_safetensors
 from .descriptors import _load_into, _read_state_dict
+from .numerics import numerics_info
 
 # %% auto #0
 __all__ = ['GENRE_MODEL', 'AUGMENT', 'NORMALIZE', 'GENRE_HEAD', 'CARD_FORMAT', 'WeightsUnavailable', 'imagenet_weights_file',
@@ -554,7 +555,7 @@ def stage(run:Run, p) -> dict|None:
     table = test[['id', 'path', 'genre']].assign(predicted=[vocab[i] for i in P], probability=probs[np.arange(len(P)), P].astype(float),
                                                  correct=lambda d: d.predicted == d.genre)
     card = model_card(vocab, p.input_size, p.start_weights, p.seed, p.preset, epochs=p.epochs, freeze_epochs=p.freeze_epochs,
-                      lr=hist['lr'], lr_mult=p.lr_mult, best_epoch=hist['best_epoch'], precise_bn=True)
+                      lr=hist['lr'], lr_mult=p.lr_mult, best_epoch=hist['best_epoch'], precise_bn=True, numerics=numerics_info())
     save_genre_model(learn.model, run.path/GENRE_MODEL, card)
     figs = dict(training=plot_training(hist, report['chance']['accuracy']), confusion=plot_confusion(report), predictions=plot_predictions(run, table, seed=p.seed))
     if hist['lr_find']: figs['lr_find'] = plot_lr_find(hist['lr_find'], hist['lr'])

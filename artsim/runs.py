@@ -12,7 +12,6 @@ import yaml
 import pandas as pd
 from PIL import Image
 from fastcore.basics import AttrDict
-from .numerics import apply_portable, numerics_info
 
 # %% auto #0
 __all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'temporary_dir', 'project_root',
@@ -87,6 +86,7 @@ def stage_params(stage:str, # a stage name from `STAGES`
     if run_dir is None and in_test(): preset, run_dir = 'tiny', temporary_dir(f'artsim-{stage}-')
     p = preset_params(preset, stage)
     p.update({k: ns[k] for k in p if ns.get(k) is not None})
+    from artsim.numerics import apply_portable # here, not at the top: `python -m artsim.numerics` runs before `import artsim` has it
     apply_portable(p.get('portable', False), f'the {stage} stage') # oneDNN off and PyTorch's threads, in this process
     return AttrDict(stage=stage, preset=preset, run_dir=resolve_run_dir(run_dir, preset), **p)
 
@@ -202,6 +202,7 @@ def record_params(run:Run, p:dict):
     cfg = yaml.safe_load(f.read_text()) if f.exists() else {}
     cfg = cfg or {}
     cfg.setdefault('stages', {})[p['stage']] = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()}
+    from artsim.numerics import numerics_info
     cfg.setdefault('numerics', {})[p['stage']] = numerics_info()
     save_yaml(cfg, f)
 
