@@ -95,6 +95,7 @@ if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) =
 # %% ../nbs/pipeline/numerics.ipynb #2f022f27
 def _torch_settings(torch, threads:int=THREADS):
     torch.backends.mkldnn.enabled = False   # oneDNN's convolution blocking follows the CPU's caches and thread count
+    torch.backends.nnpack.set_flags(False)  # without oneDNN, inference would go to NNPACK: five times slower here
     if torch.get_num_threads() != threads: torch.set_num_threads(threads)
 
 _hooked = set()
@@ -116,7 +117,7 @@ def _after_import(name:str, fn):
     _hooked.add(name); sys.meta_path.insert(0, AfterImport())
 
 def pin_torch(threads:int=THREADS):
-    "oneDNN off and `threads` threads in PyTorch, now if it is loaded, else as soon as it is."
+    "oneDNN and NNPACK off and `threads` threads in PyTorch, now if it is loaded, else as soon as it is."
     _after_import('torch', functools.partial(_torch_settings, threads=threads))
 
 _warned = []
@@ -167,9 +168,9 @@ def numerics_info() -> dict:
     if 'torch' in sys.modules:
         torch = sys.modules['torch']
         seen.update(aten=torch.backends.cpu.get_cpu_capability(), mkl=_mkl_branch(torch), onednn=torch.backends.mkldnn.enabled,
-                    threads=torch.get_num_threads())
+                    nnpack=torch._C._get_nnpack_enabled(), threads=torch.get_num_threads())
         ok.update(aten=seen['aten'] == ISA, mkl=seen['mkl'] in (None, f'{ISA},STRICT'), onednn=not seen['onednn'],
-                  threads=seen['threads'] == THREADS)
+                  nnpack=not seen['nnpack'], threads=seen['threads'] == THREADS)
     cores = _openblas_cores()
     if cores: seen['openblas'] = cores; ok['openblas'] = cores == ['Haswell']
     portable = pin_active() and all(ok.values())
