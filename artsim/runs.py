@@ -87,7 +87,7 @@ def stage_params(stage:str, # a stage name from `STAGES`
     p = preset_params(preset, stage)
     p.update({k: ns[k] for k in p if ns.get(k) is not None})
     from artsim.numerics import apply_portable # here, not at the top: `python -m artsim.numerics` runs before `import artsim` has it
-    apply_portable(p.get('portable', False), f'the {stage} stage') # oneDNN off and PyTorch's threads, in this process
+    apply_portable(p.get('portable', False), f'the {stage} stage') # oneDNN, NNPACK, threads: in-process
     return AttrDict(stage=stage, preset=preset, run_dir=resolve_run_dir(run_dir, preset), **p)
 
 # %% ../nbs/pipeline/runs.ipynb #79961afa
