@@ -295,9 +295,9 @@ def test_a_descriptor_version_change_is_caught(monkeypatch):
 
 
 # How far the machine's own kernels move the calibration from the shipped (portable) one, measured on an Intel Xeon with
-# AVX-512 and AMX (numpy X86_V4/AVX512_ICL/AVX512_SPR, PyTorch AVX512, oneDNN on): at most 3.5e-4 (edges q75), other
-# families at most 6e-6, the semantic centre 2e-8. Without the pin the test allows three times that.
-UNPINNED_TOLERANCE = dict(family=1e-3, centre=1e-7)
+# AVX-512 and AMX (numpy X86_V4/AVX512_ICL/AVX512_SPR, OpenBLAS SkylakeX, PyTorch AVX512 with oneDNN): at most 3.5e-4
+# (edges q75), the other families at most 6e-6, the semantic centre 6e-9. Without the pin the test allows three times that.
+UNPINNED_TOLERANCE = dict(family=1e-3, centre=2e-8)
 
 
 def test_the_shipped_calibration_is_what_the_command_computes(tmp_path):
