@@ -7,13 +7,14 @@ from __future__ import annotations
 import os, sys, json, ctypes, platform, warnings, functools, subprocess, importlib.abc, importlib.util, importlib.metadata
 
 # %% auto #0
-__all__ = ['ISA', 'THREADS', 'MARK', 'AVX2_FEATURES', 'ISA_VARS', 'numpy_dispatch', 'pinned_env', 'pin_active', 'restart_pinned',
-           'main', 'pin_torch', 'apply_portable', 'numerics_info']
+__all__ = ['ISA', 'THREADS', 'MARK', 'X86', 'AVX2_FEATURES', 'ISA_VARS', 'numpy_dispatch', 'pinned_env', 'pin_active',
+           'restart_pinned', 'main', 'pin_torch', 'apply_portable', 'numerics_info']
 
 # %% ../nbs/pipeline/numerics.ipynb #4291c273
 ISA = 'AVX2'   # the instruction-set level every portable run is capped at
 THREADS = 2    # PyTorch's thread count in a portable run: the demo's two-core machine
 MARK = 'ARTSIM_PORTABLE'  # set to ISA in the environment of a process started under the pin
+X86 = platform.machine().lower() in ('x86_64', 'amd64')  # the pin is for x86-64; elsewhere each library keeps its own kernels
 
 # numpy's dispatch targets that an AVX2 machine runs (x86-64-v3 and below); a portable run switches off every other one
 AVX2_FEATURES = frozenset({'SSE', 'SSE2', 'SSE3', 'SSSE3', 'SSE41', 'POPCNT', 'SSE42', 'AVX', 'F16C', 'FMA3', 'AVX2',
@@ -51,8 +52,9 @@ ISA_VARS = {  # the libraries' own switches, read when each library loads
 def pinned_env(env:dict|None=None, # the environment to start from (default: this process's)
                python:str|None=None, # the Python whose numpy the list of features is for (default: this one)
               ) -> dict:
-    "`env` with the CPU kernels pinned to AVX2: what a process must be started with for a portable run."
+    "`env` with the CPU kernels pinned to AVX2: what a process must be started with for a portable run (`env` as it is off x86-64)."
     env = dict(os.environ if env is None else env)
+    if not X86: return env
     env.pop('NPY_ENABLE_CPU_FEATURES', None)  # the pin decides numpy's features alone
     above = [f for f in numpy_dispatch(python) if f not in AVX2_FEATURES]
     if above: env['NPY_DISABLE_CPU_FEATURES'] = ' '.join(above)
@@ -64,13 +66,14 @@ def pin_active(env:dict|None=None, # an environment (default: this process's)
               ) -> bool:
     "Whether `env` is the pinned environment: a process started with it loads every library capped at AVX2."
     env = dict(os.environ if env is None else env)
+    if not X86: return False
     want = pinned_env(env, python)
     return all(env.get(k) == want.get(k) for k in (*ISA_VARS, MARK, 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES'))
 
 # %% ../nbs/pipeline/numerics.ipynb #d3e453b6
 def restart_pinned():
     "Run this process's command line again under the pin (`os.execve`, same process id), unless it already runs under it."
-    if pin_active(): return
+    if pin_active() or not X86: return
     if os.environ.get(MARK): # started under a pin that another numpy or a changed variable no longer matches: never loop
         warnings.warn(f'{MARK} is set but the environment is not the pinned one: carrying on unpinned'); return
     sys.stdout.flush(); sys.stderr.flush()
@@ -130,7 +133,9 @@ def apply_portable(portable:bool, # the stage's `portable` parameter
     if not pin_active() and not _warned:
         _warned.append(True)
         warnings.warn(f'{what} asks for portable numerics, but this process was started without the pin: its numbers may '
-                      'differ from another machine\'s. Start it through artsim_reproduce, make, or `python -m artsim.numerics -- COMMAND`')
+                      'differ from another machine\'s. Start it through artsim_reproduce, make, or `python -m artsim.numerics -- COMMAND`'
+                      if X86 else f'{what} asks for portable numerics, which are for x86-64 CPUs: this {platform.machine()} machine '
+                      'computes with its own kernels, and its numbers differ from those of an x86-64 machine')
 
 # %% ../nbs/pipeline/numerics.ipynb #f7e4dd8b
 _MKL_BRANCHES = {1: 'OFF', 2: 'AUTO', 3: 'COMPATIBLE', 4: 'SSE2', 6: 'SSSE3', 7: 'SSE4_1', 8: 'SSE4_2', 9: 'AVX', 10: 'AVX2',
