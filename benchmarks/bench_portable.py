@@ -10,7 +10,7 @@ The load average is recorded before and after every chapter: on a shared machine
 was steady; rerun on a quiet machine for numbers to quote. Results are printed and written to
 benchmarks/results/portable.json. The demo preset takes about twice a demo run (20 minutes or more on two cores).
 """
-import argparse, io, json, os, platform, tempfile, time
+import argparse, io, json, os, platform, tempfile, time, warnings
 from pathlib import Path
 from artsim.numerics import numpy_dispatch
 from artsim.reproduce import artsim_reproduce, chapters, find_nbs, select_chapters
@@ -37,6 +37,7 @@ def main(argv=None):
     ap.add_argument('--keep', help='make the two runs in this folder and keep them (default: a temporary folder)')
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'portable.json'))
     a = ap.parse_args(argv)
+    warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)  # as artsim_reproduce does
     all_chs = chapters(find_nbs())
     timed = {c[0] for c in select_chapters(all_chs, a.only)}
     with tempfile.TemporaryDirectory(prefix='artsim-bench-portable-') as tmp:
