@@ -8,6 +8,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.artsim-installed
+# Portable numerics (artsim.numerics): tests, the calibration and JupyterLab's kernels start with numpy, MKL, OpenBLAS and
+# PyTorch capped at AVX2, so that they compute what any x86-64 machine computes. PORTABLE=0: the machine's own kernels.
+# (make demo needs none of this: artsim_reproduce starts each chapter's kernel pinned when the preset is portable.)
+PORTABLE ?= 1
+PIN = $(if $(filter 1,$(PORTABLE)),$(BIN)/python -m artsim.numerics --,)
 
 .PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs readme lab benchmark clean
 
@@ -43,14 +48,14 @@ check-clean: venv
 	echo "nbdev_export and nbdev_clean leave the tree unchanged."
 
 test: check-clean
-	$(BIN)/python -m pytest tests/ -p no:cacheprovider
+	$(PIN) $(BIN)/python -m pytest tests/ -p no:cacheprovider
 
 demo: venv
 	$(BIN)/artsim_reproduce --preset demo
 
 # The calibration shipped in the package (artsim/calibration.json): the demo preset's chapters 00-02, then calibrate.
 calibration: venv
-	$(BIN)/python -c "from artsim.similarity import build_default_calibration as b; c = b(); print('artsim/calibration.json:', c.source['n_pairs'], 'unrelated pairs')"
+	$(PIN) $(BIN)/python -c "from artsim.similarity import build_default_calibration as b; c = b(); print('artsim/calibration.json:', c.source['n_pairs'], 'unrelated pairs')"
 
 # Two sites: the chapters with their API (nbs/_quarto.yml) and the results of a run (_quarto.yml).
 # Quarto renders them where it is on PATH; without it, a static preview of both (nbs/pipeline/docs.ipynb).
@@ -79,7 +84,7 @@ readme: venv
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 lab: venv
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
+	$(PIN) $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
 	  --MappingKernelManager.default_kernel_name=artsim $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 benchmark: venv

@@ -420,7 +420,7 @@ def _report(run:Path, out:Path, order:int=1) -> Path|None:
         f = run/rel
         if '://' not in rel and not rel.startswith('data:') and f.is_file():
             (out/rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, out/rel)
+            shutil.copyfile(f, out/rel)  # not copy2: the copy gets the umask of whoever builds the site, not the run file's mode
     dst = out/'report.md'
     dst.write_text('---\n' + yaml.safe_dump(fm, sort_keys=False, allow_unicode=True) + '---\n\n' + md.lstrip('\n'), encoding='utf-8')
     return dst

@@ -24,6 +24,7 @@ from .modelfile import load_model, read_card, save_model
 from .backbone import (GENRE_KIND, GENRE_MODEL, IMAGENET_STATS, WeightsUnavailable, infer, input_image,
                              resnet50_body, weights_info)
 from .learning import KeepBestModel, PreciseBN, TrainingLog, one_process, training_device, unwrap_model
+from .numerics import numerics_info
 
 # %% auto #0
 __all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'genre_dataloaders', 'genre_classifier', 'model_card',
@@ -376,7 +377,8 @@ def stage(run:Run, p) -> dict|None:
                                                  correct=lambda d: d.predicted == d.genre)
     card = model_card(vocab, p.input_size, p.start_weights, p.seed, p.preset, epochs=p.epochs,
                       freeze_epochs=p.freeze_epochs,
-                      lr=hist['lr'], lr_mult=p.lr_mult, best_epoch=hist['best_epoch'], precise_bn=True)
+                      lr=hist['lr'], lr_mult=p.lr_mult, best_epoch=hist['best_epoch'], precise_bn=True,
+                      numerics=numerics_info())
     save_genre_model(learn.model, run.path/GENRE_MODEL, card)
     figs = dict(training=plot_training(hist, report['chance']['accuracy']), confusion=plot_confusion(report),
                 predictions=plot_genre_predictions(run, table, seed=p.seed))

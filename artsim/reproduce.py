@@ -11,6 +11,7 @@ import artsim
 from fastcore.basics import AttrDict
 from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
                          check_stage_params, stage_fingerprint)
+from .numerics import pinned_env, restart_pinned
 
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
@@ -117,11 +118,15 @@ def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
     a = ap.parse_args(argv)
     try:
         run, over = Run(a.run_dir), parse_overrides(a.param)
-        p = stage_params(stage, dict(run_dir=run.path, preset=a.preset, **(recorded(run, a.preset) if recorded else {})))
+        with warnings.catch_warnings(): # a portable stage started unpinned is restarted under the pin below: no warning for that
+            warnings.simplefilter('ignore', UserWarning)
+            p = stage_params(stage, {**(recorded(run, a.preset) if recorded else {}), **over, 'run_dir': run.path, 'preset': a.preset})
         if unknown := set(over) - set(p):
             raise ValueError(f'unknown parameter(s) {sorted(unknown)}; the chapter takes {sorted(k for k in p if k not in ("stage", "preset", "run_dir"))}')
         p.update(over)
     except (KeyError, ValueError) as e: ap.exit(2, f'{prog}: error: {e.args[0] if e.args else e}\n')
+    # the switches are read when numpy and PyTorch load: a portable stage started from a shell starts again with them set
+    if p.get('portable') and argv is None: restart_pinned()
     return run, p
 
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
@@ -158,13 +163,18 @@ _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APP
            "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 @contextlib.contextmanager
-def _kernel_env(log:Path):
-    "This Python as the chapters' `python3` kernel, its own messages into `log`; no `IN_TEST` for the chapters, and no `MPLBACKEND` (figures stay in the executed notebooks)."
+def _kernel_env(log:Path, pin:bool=False):
+    "This Python as the chapters' `python3` kernel, its own messages into `log`; no `IN_TEST` for the chapters, and no `MPLBACKEND` (figures stay in the executed notebooks); with `pin`, portable numerics."
     d = temporary_dir('artsim-kernel-')
     spec = d/'kernels'/'python3'; spec.mkdir(parents=True)
     (spec/'kernel.json').write_text(json.dumps(dict(argv=[sys.executable, '-c', _LAUNCH, str(log), '-f', '{connection_file}'],
                                                     display_name='Python 3 (ipykernel)', language='python')))
-    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND')}
+    full = pinned_env() if pin else dict(os.environ)  # the kernel loads numpy and PyTorch: the switches must be set before it starts
+    changed = {k for k in set(full) | set(os.environ) if full.get(k) != os.environ.get(k)}
+    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND', *changed)}
+    for k in changed:
+        if k in full: os.environ[k] = full[k]
+        else: os.environ.pop(k, None)
     os.environ['JUPYTER_PATH'] = os.pathsep.join([str(d)] + ([old['JUPYTER_PATH']] if old['JUPYTER_PATH'] else []))
     os.environ.pop('IN_TEST', None); os.environ.pop('MPLBACKEND', None)
     try: yield
@@ -210,7 +220,7 @@ def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:b
     bar = dict(desc=path.stem, leave=False, file=sys.stderr, dynamic_ncols=True) if progress else False
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text('')
-    with _kernel_env(log), _log_to(log) as logger:
+    with _kernel_env(log, pin=bool(params.get('portable'))), _log_to(log) as logger:
         logger.info("Chapter: %s", path)
         try:
             pm.execute_notebook(str(_runnable(path)), str(out), parameters=params, kernel_name='python3', progress_bar=bar, config=config,

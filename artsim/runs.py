@@ -86,6 +86,8 @@ def stage_params(stage:str, # a stage name from `STAGES`
     if run_dir is None and in_test(): preset, run_dir = 'tiny', temporary_dir(f'artsim-{stage}-')
     p = preset_params(preset, stage)
     p.update({k: ns[k] for k in p if ns.get(k) is not None})
+    from artsim.numerics import apply_portable # here, not at the top: `python -m artsim.numerics` runs before `import artsim` has it
+    apply_portable(p.get('portable', False), f'the {stage} stage') # oneDNN, NNPACK, threads: in-process
     return AttrDict(stage=stage, preset=preset, run_dir=resolve_run_dir(run_dir, preset), **p)
 
 # %% ../nbs/pipeline/runs.ipynb #79961afa
@@ -151,6 +153,14 @@ def params(self:Run, stage:str, # a stage name from `STAGES`
     return AttrDict({k: rec.get(k, v) for k, v in preset_params(preset, stage).items()})
 
 # %% ../nbs/pipeline/runs.ipynb #1f7ae567
+def _new_file(folder:Path, prefix:str) -> tuple:
+    "A new file `folder/<prefix><random>.tmp`, open for writing, with the umask's permissions: (fd, path)."
+    for _ in range(100):
+        f = folder/f'{prefix}{os.urandom(6).hex()}.tmp'
+        try: return os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666), str(f)
+        except FileExistsError: continue
+    raise FileExistsError(f'no free temporary file name in {folder}')
+
 @contextlib.contextmanager
 def atomic_write(path, # the final path of the file
                  mode:str='wb', # 'wb' or 'w' (text, utf-8)
@@ -158,7 +168,7 @@ def atomic_write(path, # the final path of the file
     "Open a temporary file beside `path`; on success it replaces `path` in one rename, on error it vanishes."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = _new_file(path.parent, f'.{path.name}.')
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else dict(encoding='utf-8'))) as f:
             yield f
@@ -210,11 +220,13 @@ def derive_seed(*parts) -> int:
 
 # %% ../nbs/pipeline/runs.ipynb #8fd00142
 def record_params(run:Run, p:dict):
-    "Merge stage `p.stage`'s resolved parameters into the run's `config.yaml`."
+    "Merge stage `p.stage`'s resolved parameters, and the numerics it computes with, into the run's `config.yaml`."
     f = run.path/'config.yaml'
     cfg = yaml.safe_load(f.read_text()) if f.exists() else {}
     cfg = cfg or {}
     cfg.setdefault('stages', {})[p['stage']] = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()}
+    from artsim.numerics import numerics_info
+    cfg.setdefault('numerics', {})[p['stage']] = numerics_info()
     save_yaml(cfg, f)
 
 def stage_module(stage:str):

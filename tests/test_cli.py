@@ -266,3 +266,13 @@ def test_resume_does_only_the_new_image_and_reports_bad_files(tiny, tmp_path):
     images = pd.read_parquet(tmp_path / 'ix' / 'images.parquet').set_index('path')
     assert isinstance(images.error['broken.png'], str) and images.error.drop('broken.png').isna().all()
 
+
+
+def test_index_files_are_readable_by_others_under_umask_022(tiny, tmp_path):
+    "An index shared with a colleague or served by a web server can be read: its files follow the umask, not owner-only."
+    env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
+    r = subprocess.run([str(BIN / 'artsim_index'), str(tiny['originals']), '--out', str(tmp_path / 'ix'), '--jobs', '1'],
+                       capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: os.umask(0o022))
+    assert r.returncode == 0, r.stderr
+    files = [p for p in (tmp_path / 'ix').rglob('*') if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o044 == 0o044 for p in files), [(p.name, oct(p.stat().st_mode)) for p in files]

@@ -1,7 +1,7 @@
 """The runner as a user meets it: order, parameters, usage errors before anything starts, one quiet line per chapter,
 a failing chapter named with its cell, reruns that skip what is done and redo what changed (code, parameters, input),
 run directories that do not depend on the working directory, and nothing left behind."""
-import json, os, subprocess, sys, time, uuid
+import json, os, shutil, subprocess, sys, time, uuid
 from pathlib import Path
 import nbformat
 import pandas as pd
@@ -12,6 +12,8 @@ from PIL import Image
 
 from artsim.data import demo_painting
 from artsim.reproduce import artsim_reproduce, chapters, main, ChapterFailed
+from artsim.runs import STAGES
+from artsim.numerics import AVX2_FEATURES, ISA_VARS, MARK, numpy_dispatch
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent/'artsim_reproduce'
@@ -211,6 +213,8 @@ def test_a_tiny_run_is_quiet_resumable_and_leaves_no_process(tmp_path):
     said = ''.join(o.get('text', '') for f in (run/'notebooks').glob('*.ipynb') for c in nbformat.read(f, as_version=4).cells
                    for o in c.get('outputs', []))
     assert 'IProgress not found' not in said   # tqdm's hint about widgets is not printed into every executed chapter
+    numerics = yaml.safe_load((run/'config.yaml').read_text())['numerics']   # each kernel started under the pin (tiny is portable)
+    assert sorted(numerics) == sorted(s for _, s, _ in chapters(ROOT/'nbs')) and all(n['portable'] for n in numerics.values()), numerics
     time.sleep(2)
     assert _processes_with(marker) == []   # kernels and the descriptors' worker pool are gone
     r = _cli('--preset', 'tiny', '--run-dir', run, '-p', 'n_jobs=2', env=env)
@@ -267,14 +271,29 @@ TINY_RUN = """
 import sys, warnings
 warnings.simplefilter('ignore')
 from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
-run = Run(sys.argv[1])
-for s in STAGES:
-    p = stage_params(s, dict(preset='tiny', run_dir=run.path))
+run, portable, last = Run(sys.argv[1]), sys.argv[2] == 'portable', sys.argv[3]
+for s in STAGES[:STAGES.index(last) + 1]:
+    p = stage_params(s, dict(preset='tiny', run_dir=run.path, portable=portable))
     record_params(run, p)
     stage_module(s).stage(run, p)
 """
 
 WALL_CLOCK = ('seconds', 'created', 'mtime_ns')   # when and how fast a file was made: no rerun repeats these
+# the artifacts that hold such fields (the integrator moves the rest out of the content artifacts): compared without them
+TIMED = {'generated/timings.parquet', 'features/images.parquet', 'features/extraction.json', 'metrics/genre.json',
+         'models/siamese.json', 'metrics/eval.json'}
+UNPINNED = {k: None for k in (*ISA_VARS, MARK, 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES')}
+
+
+def _tiny_run(run, env, portable=True, last='evaluation'):
+    "The tiny preset's stages in a fresh process (under the pin when `portable`), with umask 022."
+    cmd = [sys.executable, '-c', TINY_RUN, str(run), 'portable' if portable else 'natural', last]
+    if portable: cmd = [sys.executable, '-m', 'artsim.numerics', '--', *cmd]
+    env = {k: v for k, v in {**env, 'MPLBACKEND': 'Agg'}.items() if v is not None}
+    out = subprocess.run(cmd, cwd=run.parent, env=env, capture_output=True, text=True, timeout=900, preexec_fn=lambda: os.umask(0o022))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
 
 def _comparable(o, run):
     "A JSON value without its wall-clock fields, the run's own directory written as RUN."
@@ -283,26 +302,71 @@ def _comparable(o, run):
     return o.replace(str(run), 'RUN') if isinstance(o, str) else o
 
 
-def test_two_tiny_runs_in_two_processes_write_the_same_bytes(tmp_path):
-    """Every chapter, run twice in separate processes (other hash seeds, other safetensors metadata order): images,
-    weights files and figures are byte-identical; tables and JSON are equal but for wall-clock fields (timings, file
-    times) and the run's own directory."""
-    runs = [tmp_path/'a', tmp_path/'b']
-    for i, r in enumerate(runs):
-        env = _env(PYTHONHASHSEED=str(i + 1), MPLBACKEND='Agg')
-        out = subprocess.run([sys.executable, '-c', TINY_RUN, str(r)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-        assert out.returncode == 0, out.stderr[-3000:]
-    files = lambda r: sorted(p.relative_to(r) for p in r.rglob('*') if p.is_file() and p.suffix != '.yaml')
-    assert files(runs[0]) == files(runs[1])
-    kinds = {p.suffix for p in files(runs[0])}
+def _files(r): return sorted(p.relative_to(r).as_posix() for p in r.rglob('*') if p.is_file() and p.suffix != '.yaml')
+
+
+def _differ(a, b, files) -> list:
+    "The files of runs `a` and `b` that differ: in their bytes, or, for JSON and timed tables, in their content but for wall-clock fields and the run's own directory."
+    out = []
+    for f in files:
+        x, y = a/f, b/f
+        if f.endswith('.json'): same = _comparable(json.loads(x.read_text()), a) == _comparable(json.loads(y.read_text()), b)
+        elif f in TIMED:
+            u, v = (pd.read_parquet(p) for p in (x, y))
+            same = u.drop(columns=[c for c in WALL_CLOCK if c in u]).equals(v.drop(columns=[c for c in WALL_CLOCK if c in v]))
+        else: same = x.read_bytes() == y.read_bytes()
+        if not same: out.append(f)
+    return out
+
+
+@pytest.fixture(scope='module')
+def pinned_run(tmp_path_factory):
+    "Every stage of the tiny preset under the pin, in a process of its own."
+    return _tiny_run(tmp_path_factory.mktemp('pinned')/'run', _env(**UNPINNED, PYTHONHASHSEED='1'))
+
+
+def test_two_tiny_runs_in_two_processes_write_the_same_bytes(pinned_run, tmp_path):
+    """Every chapter, run twice under the pin in separate processes whose host settings differ in what must not matter
+    (hash seed, thread counts, numpy's AVX-512 kernels already off as on an AVX2 CPU, oneDNN and MKL capped by the host):
+    images, tables, weights files and figures are byte-identical; JSON is equal but for wall-clock fields and the run's
+    own directory. Every file is readable by group and others under umask 022."""
+    avx512 = ' '.join(f for f in numpy_dispatch() if f not in AVX2_FEATURES)
+    host = _env(**{**UNPINNED, 'PYTHONHASHSEED': '2', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
+                   'NPY_DISABLE_CPU_FEATURES': avx512, 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2'})
+    runs = [pinned_run, _tiny_run(tmp_path/'b', host)]
+    assert _files(runs[0]) == _files(runs[1])
+    kinds = {Path(f).suffix for f in _files(runs[0])}
     assert {'.png', '.parquet', '.safetensors', '.json'} <= kinds, kinds
-    differ = []
-    for f in files(runs[0]):
-        a, b = (r/f for r in runs)
-        if f.suffix == '.json': same = _comparable(json.loads(a.read_text()), runs[0]) == _comparable(json.loads(b.read_text()), runs[1])
-        elif f.suffix == '.parquet':
-            x, y = (pd.read_parquet(p) for p in (a, b))
-            same = x.drop(columns=[c for c in WALL_CLOCK if c in x]).equals(y.drop(columns=[c for c in WALL_CLOCK if c in y]))
-        else: same = a.read_bytes() == b.read_bytes()
-        if not same: differ.append(str(f))
-    assert not differ, differ
+    assert not _differ(*runs, _files(runs[0])), _differ(*runs, _files(runs[0]))
+    for r in runs:
+        numerics = yaml.safe_load((r/'config.yaml').read_text())['numerics']
+        assert list(numerics) == list(STAGES) and all(n['portable'] and all(n['honoured'].values()) for n in numerics.values()), numerics
+        private = [p.relative_to(r).as_posix() for p in r.rglob('*') if p.stat().st_mode & 0o044 != 0o044]
+        assert not private, private   # a run can be shared: nothing is readable by its owner only
+
+
+def test_without_the_pin_this_machine_describes_with_its_own_kernels(pinned_run, tmp_path):
+    """The same stages up to the descriptors with the host's natural dispatch: paintings and variants are the same
+    files; the hand-made descriptors, computed by numpy and OpenBLAS, differ where numpy dispatches above AVX2 here."""
+    natural = _tiny_run(tmp_path/'natural', _env(**UNPINNED), portable=False, last='descriptors')
+    info = yaml.safe_load((natural/'config.yaml').read_text())['numerics']['descriptors']
+    assert not info['portable']
+    images = [f for f in _files(natural) if f.startswith(('data/', 'generated/'))]
+    assert len(images) > 20 and not _differ(pinned_run, natural, images)
+    handmade = [f'features/{f}.parquet' for f in ('color', 'texture', 'shape', 'edges')]
+    above = set(info['kernels']['numpy']) - AVX2_FEATURES
+    if not above: pytest.skip(f"numpy dispatches to nothing above AVX2 on this CPU ({info['kernels']['numpy']}): nothing to tell apart")
+    # measured on an AVX-512 machine (numpy X86_V4, AVX512_ICL, AVX512_SPR): all four families differ
+    assert _differ(pinned_run, natural, handmade), f'numpy dispatches to {sorted(above)} here, yet the descriptors are the same'
+
+
+def test_a_stage_run_alone_restarts_under_the_pin(pinned_run, tmp_path):
+    "`python -m artsim.training` from an unpinned shell starts again under the pin and writes the pinned run's weights."
+    run = tmp_path/'alone'
+    shutil.copytree(pinned_run, run, ignore=shutil.ignore_patterns('siamese.*'))
+    r = subprocess.run([sys.executable, '-m', 'artsim.training', '--run-dir', str(run), '--preset', 'tiny'], cwd=tmp_path,
+                       env={k: v for k, v in _env(**UNPINNED, MPLBACKEND='Agg').items() if v is not None}, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert yaml.safe_load((run/'config.yaml').read_text())['numerics']['training']['portable']
+    assert (run/'models'/'siamese.safetensors').read_bytes() == (pinned_run/'models'/'siamese.safetensors').read_bytes()

@@ -9,6 +9,7 @@ import artsim
 import artsim.similarity as SIM
 from artsim.runs import Run
 from artsim.descriptors import FAMILIES, HANDMADE, describe, feature_centre, feature_matrix, l2_normalise
+from artsim.numerics import pin_active
 from artsim.similarity import (SEGMENT_SIMILARITY, build_default_calibration, calibrated, combine,
                                compare_described, cosine_similarity, describe_images, descriptor_similarity,
                                descriptor_similarity_matrix, descriptor_versions, family_similarity, family_similarity_matrix,
@@ -294,16 +295,28 @@ def test_a_descriptor_version_change_is_caught(monkeypatch):
     with pytest.raises(ValueError, match='color-v2-s128'): shipped.check(descriptor_versions(shipped.settings))
 
 
+# How far the machine's own kernels move the calibration from the shipped (portable) one, measured on an Intel Xeon with
+# AVX-512 and AMX (numpy X86_V4/AVX512_ICL/AVX512_SPR, OpenBLAS SkylakeX, PyTorch AVX512 with oneDNN): at most 3.5e-4
+# (edges q75), the other families at most 6e-6, the semantic centre 6e-9. Without the pin the test allows three times that.
+UNPINNED_TOLERANCE = dict(family=1e-3, centre=2e-8)
+
+
 def test_the_shipped_calibration_is_what_the_command_computes(tmp_path):
-    "`make calibration` (build_default_calibration) from scratch gives the shipped file's numbers."
+    """`make calibration` (build_default_calibration) from scratch gives the shipped file's numbers: exactly under the pin
+    (`make test` runs under it), within the measured spread of the machine's own kernels otherwise."""
     new = build_default_calibration(out=tmp_path / 'calibration.json', run_dir=tmp_path / 'run')
     shipped = load_calibration('default')
     assert json.loads((tmp_path / 'calibration.json').read_text())['families'] == new.families
     assert new.settings == shipped.settings and new.versions == shipped.versions and new.source == shipped.source
+    if pin_active():
+        assert new.families == shipped.families
+        assert np.array_equal(new.centres['semantic'], shipped.centres['semantic'])
+        return
     for f, s in shipped.families.items():
         assert s['n'] == new.families[f]['n']
-        for k in ('anchor', 'mean', 'std', 'q05', 'q25', 'q75', 'q95'): assert abs(s[k] - new.families[f][k]) < 1e-4, (f, k)
-    np.testing.assert_allclose(new.centres['semantic'], shipped.centres['semantic'], rtol=1e-4, atol=1e-6)
+        for k in ('anchor', 'mean', 'std', 'q05', 'q25', 'q75', 'q95'):
+            assert abs(s[k] - new.families[f][k]) < UNPINNED_TOLERANCE['family'], (f, k, s[k], new.families[f][k])
+    np.testing.assert_allclose(new.centres['semantic'], shipped.centres['semantic'], rtol=0, atol=UNPINNED_TOLERANCE['centre'])
 
 
 def test_a_run_of_some_families_calibrates_and_scores_those(tmp_path):
