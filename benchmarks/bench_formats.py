@@ -79,6 +79,7 @@ def main():
     a = ap.parse_args()
     if 'png' not in a.formats: a.formats = ['png'] + a.formats
     warnings.simplefilter('ignore')   # the demo's random-init ResNet50 warns by design
+    os.environ['IN_TEST'] = '1'       # no progress bars from the chapters' stages (the run directories are given, so nothing else changes)
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix='artsim-formats-'))
     res = dict(preset='demo', formats={}, load=os.getloadavg())
     try:

@@ -149,16 +149,54 @@ def main():
             if not a.keep: shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         if not a.keep: shutil.rmtree(root, ignore_errors=True)
+    full = full_items()
     for s, by in res['stages'].items():
         ns = sorted(by)
-        if len(ns) < 2: continue
+        if not ns: continue
         by_n = [by[n] for n in ns]
-        res['stages'][s] = dict(by_size={str(n): by[n] for n in ns}, time_exponent=slope(ns, [r['seconds'] for r in by_n]),
-                                memory_exponent=slope(ns, [r['peak_rss_mb'] - r['rss_before_mb'] for r in by_n]))
+        t, grow = [r['seconds'] for r in by_n], [max(r['peak_rss_mb'] - r['rss_before_mb'], 1.) for r in by_n]
+        unit, have = next(iter(by_n[-1]['items'].items())) if s in ('data', 'generation', 'descriptors', 'similarity', 'index', 'search') else ('cells', by_n[-1]['items']['cells'])
+        e_t, e_m = slope(ns, t), slope(ns, grow)
+        items = [next(iter(r['items'].values())) if unit != 'cells' else r['items']['cells'] for r in by_n]
+        e_ti, e_mi = slope(items, t), slope(items, grow)
+        proj = None
+        if s in full and len(ns) > 1:
+            k = full[s] / have
+            proj = dict(items=full[s], unit=unit, seconds=t[-1] * k ** e_ti, peak_rss_mb=by_n[-1]['rss_before_mb'] + grow[-1] * k ** max(e_mi, 0))
+        res['stages'][s] = dict(by_size={str(n): by[n] for n in ns}, time_exponent=e_t, memory_exponent=e_m, unit=unit,
+                                time_exponent_items=e_ti, memory_exponent_items=e_mi, full=proj)
+    res['full_items'] = full
     out = Path(__file__).parent / 'results' / 'scale.json'
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str))
+    print_table(res)
     print('wrote', out)
+
+
+def full_items() -> dict:
+    "The full preset's work in each stage's units, from its plan (WikiArt's known size): what the projection scales to."
+    from artsim.plan import plan_run
+    from artsim.reproduce import resolve_config
+    from artsim.runs import STAGES
+    c = plan_run(resolve_config('full', Path(tempfile.gettempdir()) / 'artsim-plan', list(STAGES), dict(source_path='/not/yet'))).counts
+    return dict(descriptors=c['02_descriptors']['images'], similarity=c['03_similarity']['pairs'], index=c['00_data']['paintings'],
+                search=c['00_data']['paintings'], scoring_bounded=c['07_evaluation']['cells'])
+
+
+def print_table(res):
+    "The scale table (markdown), as the README shows it."
+    sizes = res['sizes']
+    print('\n| stage | ' + ' | '.join(f'{n:,} paintings' for n in sizes) + ' | time exponent | memory exponent | the full preset |')
+    print('|---|' + '---|' * (len(sizes) + 3))
+    for s, r in res['stages'].items():
+        if not r or 'by_size' not in r: continue
+        cells = []
+        for n in sizes:
+            x = r['by_size'].get(str(n))
+            cells.append(f"{x['seconds']:.1f} s, {x['peak_rss_mb'] / 1024:.2f} GB" if x else '—')
+        f = r.get('full')
+        full = (f"{f['items']:,} {f['unit']}: {f['seconds'] / 60:.0f} min, {f['peak_rss_mb'] / 1024:.1f} GB" if f else '—')
+        print(f"| {LABELS[s]} | " + ' | '.join(cells) + f" | {r['time_exponent']:.2f} | {r['memory_exponent']:.2f} | {full} |")
 
 
 if __name__ == '__main__': main()
