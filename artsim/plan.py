@@ -4,15 +4,14 @@
 
 # %% ../nbs/pipeline/plan.ipynb #bb6aa2be
 from __future__ import annotations
-import contextlib, json, math, os, re, shutil, subprocess, sys, time, warnings
+import contextlib, json, re, shutil, subprocess, sys, warnings
 from pathlib import Path
 from importlib import resources
 import numpy as np, pandas as pd, yaml
 from fastcore.basics import AttrDict
 from .runs import STAGES, project_root, resolve_run_dir, derive_seed
-from .data import (SOURCES, candidate_order, demo_size, min_per_genre, read_demo, read_source, source_path,
-                         split_stratified)
-from .generation import VARIANT_FORMATS, load_prompts, plan_pairs, select_originals, select_prompts
+from .data import candidate_order, demo_size, min_per_genre, read_demo, read_source, source_path, split_stratified
+from .generation import load_prompts, plan_pairs, select_originals, select_prompts
 from .similarity import null_pairs, pairs_with_negatives
 from .descriptors import FAMILIES
 
@@ -28,7 +27,7 @@ __all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'RATES', 'UNIT_RATE
 ARTGAN_GENRES = dict(abstract_painting=5000, cityscape=4600, genre_painting=10900, illustration=1900, landscape=13400,
                      nude_painting=1900, portrait=14100, religious_painting=6500, sketch_and_study=3900, still_life=2800)
 KNOWN_SOURCES = dict(
-    wikiart=dict(genres=ARTGAN_GENRES, what="the ArtGAN lists' genre sizes (rounded to hundreds; the exact counts were not at hand)"),
+    wikiart=dict(genres=ARTGAN_GENRES, what="the ArtGAN lists' genre sizes (rounded to hundreds)"),
     huggan=dict(genres=ARTGAN_GENRES | {'Unknown Genre': 16500},
                 what="huggan/wikiart's genre sizes (the ArtGAN copy with its unlabelled paintings; rounded to hundreds)"))
 ASSUMED_SIZE = (1024, 768)  # width, height of a painting whose size is not known before the download: 4:3 assumed

@@ -151,3 +151,15 @@ def test_the_plan_command_prints_and_writes_nothing(tmp_path):
     for ch in ('00_data', '03_similarity', '07_evaluation'): assert ch in p.stdout
     assert '768 variants' in p.stdout and 'peak memory' in p.stdout and 'disk' in p.stdout
     assert not (tmp_path / 'r').exists()
+
+
+def test_model_sizes_are_those_of_the_models():
+    warnings.simplefilter('ignore')
+    from artsim.finetune import resnet50_body, genre_classifier
+    from artsim.siamese import SiameseNet
+    from artsim.plan import RESNET50_BODY_FLOATS, genre_model_floats, siamese_model_floats
+    floats = lambda m: sum(v.numel() for v in m.state_dict().values() if v.is_floating_point())
+    body = resnet50_body('random')
+    assert floats(body) == RESNET50_BODY_FLOATS
+    assert floats(genre_classifier(10, body)) == genre_model_floats(10)
+    assert floats(SiameseNet(body, 2048, 256)) == siamese_model_floats(256)
