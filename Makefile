@@ -14,7 +14,7 @@ STAMP := $(VENV)/.artsim-installed
 PORTABLE ?= 1
 PIN = $(if $(filter 1,$(PORTABLE)),$(BIN)/python -m artsim.numerics --,)
 
-.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs readme lab benchmark clean
+.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs readme lab benchmark rates scale clean
 
 # The stamp is newer than every install input once set-up has run: then `venv` takes a second.
 $(STAMP): setup.py settings.ini constraints.txt
@@ -88,7 +88,18 @@ lab: venv
 	  --MappingKernelManager.default_kernel_name=artsim $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 benchmark: venv
-	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	for f in benchmarks/bench_*.py; do
+	  case $$f in *bench_rates.py|*bench_scale.py) continue;; esac   # `make rates` and `make scale`: they take longer and write elsewhere
+	  echo "== $$f"; $(BIN)/python $$f
+	done
+
+# artsim/rates.json, which `artsim_reproduce --plan` estimates times from: measure on a quiet machine
+rates: venv
+	$(BIN)/python benchmarks/bench_rates.py
+
+# The README's Scale table: the CPU stages at 1000, 4000 and 16000 paintings (about two hours on two quiet cores)
+scale: venv
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf _docs _proc _docs_preview _site results build dist *.egg-info

@@ -15,10 +15,11 @@ from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
-           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'demo_painting', 'read_wikiart', 'read_huggan',
-           'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path', 'check_params',
-           'input_fingerprint', 'collect', 'counted', 'data_report', 'min_per_genre', 'check_collected',
-           'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage', 'show_samples']
+           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'demo_size', 'demo_painting', 'read_wikiart',
+           'read_huggan', 'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path', 'check_params',
+           'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
+           'check_collected', 'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage',
+           'show_samples']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -257,6 +258,17 @@ DEMO_STYLES = dict(landscape='Romanticism', seascape='Realism', geometric_abstra
                    color_field='Color_Field_Painting', portrait='Expressionism', still_life='Baroque',
                    pointillism='Pointillism', cityscape='Precisionism')
 
+def _demo_size(rng, size:int) -> tuple:
+    "A procedural painting's (width, height): the first draw of its generator picks the aspect ratio."
+    aspect = rng.choice([3 / 4, 1., 4 / 3, 5 / 4, 4 / 5])
+    return (size, round(size / aspect)) if aspect >= 1 else (round(size * aspect), size)
+
+def demo_size(seed:int, # the painting's own seed
+              size:int=128, # the long side, in pixels
+             ) -> tuple: # (width, height) of `demo_painting(genre, seed, size)`
+    "The size of a procedural painting, without painting it."
+    return _demo_size(np.random.default_rng(seed), size)
+
 def demo_painting(genre:str, # one of `DEMO_GENRES`
                   seed:int,  # the painting's own seed
                   size:int=128, # the long side, in pixels
@@ -264,8 +276,7 @@ def demo_painting(genre:str, # one of `DEMO_GENRES`
     "A procedural painting of `genre`: the same `seed` gives the same pixels."
     if genre not in DEMO_GENRES: raise KeyError(f"unknown demo genre {genre!r}; the genres are {list(DEMO_GENRES)}")
     rng = np.random.default_rng(seed)
-    aspect = rng.choice([3 / 4, 1., 4 / 3, 5 / 4, 4 / 5])
-    w, h = (size, round(size / aspect)) if aspect >= 1 else (round(size * aspect), size)
+    w, h = _demo_size(rng, size)
     img = Image.new('RGB', (2 * w, 2 * h))  # drawn at twice the size, then reduced: smooth edges
     DEMO_GENRES[genre](rng, img)
     return img.resize((w, h), Image.LANCZOS)
@@ -495,11 +506,14 @@ def _fit(img:Image.Image, size:int|None) -> Image.Image:
     s = size / max(img.size)
     return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
 
+def candidate_order(cands:pd.DataFrame, seed:int=0) -> dict:
+    "genre -> its candidates in the seeded order `collect` looks at them (the genres sorted)."
+    return {g: df.sample(frac=1., random_state=derive_seed(seed, 'order', g) % 2**31) for g, df in cands.groupby('genre', sort=True)}
+
 def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_size:int|None=None,
             seed:int=0) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, every file looked at and left out, with the reason)."
-    queues = {g: list(df.sample(frac=1., random_state=derive_seed(seed, 'order', g) % 2**31).itertuples(index=False))
-              for g, df in cands.groupby('genre', sort=True)}
+    queues = {g: list(df.itertuples(index=False)) for g, df in candidate_order(cands, seed).items()}
     kept, bad = {g: [] for g in queues}, []
     total = sum(min(n_per_genre, len(q)) for q in queues.values())
     pb = progress_bar(range(max(total, 1)), leave=False)

@@ -26,7 +26,7 @@ from .generation import read_pairs
 __all__ = ['FAMILIES', 'HANDMADE', 'working_image', 'Segment', 'Family', 'color_descriptor', 'texture_descriptor',
            'shape_descriptor', 'edge_descriptor', 'describe', 'SemanticEncoder', 'semantic_encoder', 'l2_normalise',
            'family_centre', 'content_hash', 'descriptor_version', 'FeatureStore', 'extract_features', 'image_table',
-           'descriptor_settings', 'save_centres', 'stage', 'feature_matrix', 'feature_centre']
+           'descriptor_settings', 'save_centres', 'stage', 'feature_rows', 'feature_matrix', 'feature_centre']
 
 # %% ../nbs/02_descriptors.ipynb #ff6313dc
 def working_image(src, # path, bytes, PIL image or uint8 array
@@ -565,18 +565,25 @@ def stage(run:Run, p) -> None:
     with atomic_write(run.path / 'features/bad_files.csv', 'w') as fh: bad[['path', 'error']].to_csv(fh, index=False)
     if len(bad): warnings.warn(f'{len(bad)} of {len(images)} images could not be read and were skipped: see features/bad_files.csv')
 
-# %% ../nbs/02_descriptors.ipynb #f5ac3f3d
-def feature_matrix(run:Run, family:str, # the family to read
-                  ) -> tuple: # (pd.Index of image paths relative to the run, float32 matrix with one row per path)
-    "The vectors of `family` for every readable image of the run, in this run's descriptor version."
+# %% ../nbs/02_descriptors.ipynb #a5efc1c4
+def feature_rows(run:Run, family:str, # the family to read
+                ) -> tuple: # (pd.Index of image paths relative to the run, each path's row of X, the float32 vectors as stored)
+    "The vectors of `family` in this run's descriptor version as the store holds them, and where each readable image's row is."
     import json
     images = run.read_parquet('features/images.parquet').dropna(subset=['hash'])
     images = images[images.error.isna()]
     version = json.loads(run.resolve('features/versions.json').read_text())[family]
     hashes, X = FeatureStore(run.resolve('features')).read(family, version)
-    row = {h: i for i, h in enumerate(hashes)}
-    images = images[images.hash.isin(row)]
-    return pd.Index(images.path), X[[row[h] for h in images.hash]]
+    row = pd.Series(np.arange(len(hashes)), index=pd.Index(hashes))
+    images = images[images.hash.isin(row.index)]
+    return pd.Index(images.path), row.reindex(images.hash).to_numpy(np.int64), X
+
+# %% ../nbs/02_descriptors.ipynb #f5ac3f3d
+def feature_matrix(run:Run, family:str, # the family to read
+                  ) -> tuple: # (pd.Index of image paths relative to the run, float32 matrix with one row per path)
+    "The vectors of `family` for every readable image of the run, in this run's descriptor version."
+    paths, rows, X = feature_rows(run, family)
+    return paths, X[rows]
 
 # %% ../nbs/02_descriptors.ipynb #5d2ecece
 def feature_centre(run:Run, family:str, # the family

@@ -340,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--force', action='store_true', help="redo the chosen chapters even when done before with the same parameters, code and input")
     p.add_argument('--nbs', metavar='DIR', help="the chapters' folder (default: the clone's nbs/, else the chapters shipped in the package)")
     p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bar (one is shown only on a terminal)")
+    p.add_argument('--plan', action='store_true', help="print what the run will make, its time, disk and peak memory, and stop (nothing is run or written)")
     return p
 
 def main(argv=None):
@@ -347,7 +348,10 @@ def main(argv=None):
     args = parser().parse_args(argv)
     warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning) # torch's, raised while a library imports: nothing a user can act on
     def fail(code, msg): print(f"artsim_reproduce: {msg}", file=sys.stderr); sys.exit(code)
-    try: artsim_reproduce(**vars(args))
+    opts = vars(args); plan = opts.pop('plan')
+    try:
+        if plan: from artsim.plan import print_plan; print_plan(**opts)
+        else: artsim_reproduce(**opts)
     except UsageError as e: fail(2, f"error: {e} (see artsim_reproduce --help)")
     except MissingExtra as e: fail(1, str(e))
     except ChapterFailed as e:

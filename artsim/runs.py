@@ -16,8 +16,8 @@ from fastcore.basics import AttrDict, patch
 # %% auto #0
 __all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'load_presets', 'preset_params', 'temporary_dir', 'project_root',
            'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage', 'atomic_write',
-           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed',
-           'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'prepare']
+           'image_options', 'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure', 'stable_safetensors',
+           'derive_seed', 'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'prepare']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -178,6 +178,17 @@ def atomic_write(path, # the final path of the file
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
+# %% ../nbs/pipeline/runs.ipynb #b8f34b90
+def image_options(path) -> dict:
+    "PIL's save options for `path`: WebP lossless unless a `.q<NN>` before the suffix names a quality; JPEG at 4:4:4, quality 95 or NN."
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    q = Path(path.stem).suffix[1:]
+    quality = int(q[1:]) if len(q) > 1 and q[0] == 'q' and q[1:].isdigit() and 1 <= int(q[1:]) <= 100 else None
+    if fmt == 'WEBP': return dict(lossless=True) if quality is None else dict(quality=quality)
+    if fmt == 'JPEG': return dict(quality=quality or 95, subsampling=0)
+    return {}
+
 # %% ../nbs/pipeline/runs.ipynb #2695b569
 def save_parquet(df:pd.DataFrame, path):
     "Write `df` to `path` as parquet, atomically."
@@ -188,8 +199,8 @@ def save_json(obj, path):
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=2, default=str)
 
 def save_image(img, path):
-    "Write the PIL image `img` to `path` (format from the suffix), atomically."
-    with atomic_write(path) as f: img.save(f, format=Image.registered_extensions()[Path(path).suffix.lower()])
+    "Write the PIL image `img` to `path`, atomically: the format from the suffix, its options from `image_options`."
+    with atomic_write(path) as f: img.save(f, format=Image.registered_extensions()[Path(path).suffix.lower()], **image_options(path))
 
 def save_yaml(obj, path):
     "Write `obj` to `path` as YAML, atomically."

@@ -15,17 +15,18 @@ from scipy import ndimage, stats
 from tqdm.auto import tqdm
 from .data import load_image
 from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, feature_centre, feature_matrix,
-                                l2_normalise, semantic_encoder)
+                                feature_rows, l2_normalise, semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_module, stage_params
 from .generation import read_pairs
 
 # %% auto #0
 __all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'histogram_intersection', 'cosine_similarity',
-           'centred_cosine', 'rms_similarity', 'map_similarity', 'family_similarity', 'family_similarity_matrix',
-           'combine', 'negative_pairs', 'null_pairs', 'calibrated', 'Calibration', 'run_images', 'calibrate',
-           'load_calibration', 'score_pairs', 'pair_table', 'strength_correlations', 'stage', 'DescribedImages',
-           'descriptor_versions', 'describe_images', 'compare_described', 'run_descriptions',
-           'descriptor_similarity_matrix', 'descriptor_similarity', 'build_default_calibration']
+           'centred_cosine', 'rms_similarity', 'map_similarity', 'family_similarity', 'rows_similarity',
+           'family_similarity_matrix', 'combine', 'negative_pairs', 'null_pairs', 'calibrated', 'Calibration',
+           'run_images', 'calibrate', 'load_calibration', 'score_pairs', 'pair_table', 'pairs_with_negatives',
+           'strength_correlations', 'stage', 'DescribedImages', 'descriptor_versions', 'describe_images',
+           'compare_described', 'run_descriptions', 'descriptor_similarity_matrix', 'descriptor_similarity',
+           'build_default_calibration']
 
 # %% ../nbs/03_similarity.ipynb #e4dfc228
 def histogram_intersection(A:np.ndarray, B:np.ndarray, # paired rows of non-negative histograms
@@ -104,6 +105,19 @@ def family_similarity(family:str, # a key of `FAMILIES`
     sims = [SEGMENT_SIMILARITY[s.kind](pa_[s.name], pb_[s.name], *_segment_args(s, pc)) for s in fam.segments]
     return np.clip(np.mean(sims, 0), 0, 1)
 
+# %% ../nbs/03_similarity.ipynb #14b041b8
+def rows_similarity(family:str, # a key of `FAMILIES`
+                    X:np.ndarray, # (n, dim) vectors of that family
+                    ia, ib, # the rows of X paired: two integer arrays of one length
+                    centre:np.ndarray|None=None, # the family's centre (for 'centred' segments)
+                    chunk:int=4096, # pairs compared at a time: bounds the memory used
+                   ) -> np.ndarray: # one value in [0, 1] per pair
+    "`family_similarity` of the paired rows `X[ia]` and `X[ib]`, a chunk of pairs at a time."
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    out = np.empty(len(ia))
+    for i in range(0, len(ia), chunk): out[i:i + chunk] = family_similarity(family, X[ia[i:i + chunk]], X[ib[i:i + chunk]], centre)
+    return out
+
 # %% ../nbs/03_similarity.ipynb #1823b226
 def _all_pairs(fn, A, B, args=(), block=1 << 22):
     "fn over every (A[i], B[j]), on blocks of at most `block` numbers per side: an (len(A), len(B)) array."
@@ -170,13 +184,23 @@ def negative_pairs(pairs:pd.DataFrame, # positive pairs: pair_id, original_id, g
     "Pair each original with `n` variants of other paintings."
     rng = np.random.default_rng(derive_seed(seed, 'negative_pairs'))
     pairs = pairs.reset_index(drop=True)
-    rows = []
-    for o in pairs.original_id.unique():
-        others = np.flatnonzero(pairs.original_id.to_numpy() != o)
-        for k, i in enumerate(rng.choice(others, size=min(n, len(others)), replace=False)):
-            r = pairs.iloc[i]
-            rows.append(r.to_dict() | dict(pair_id=f'neg-{o}-{k}', original_id=o, variant_of=r.original_id))
-    return pd.DataFrame(rows, columns=list(pairs.columns) + ['variant_of'])[PAIR_COLUMNS]
+    codes, originals = pd.factorize(pairs.original_id)   # the originals in order of appearance
+    by = np.argsort(codes, kind='stable')
+    starts = np.searchsorted(codes[by], np.arange(len(originals) + 1))
+    picks, owner = [], []
+    for c in range(len(originals)):
+        own = by[starts[c]:starts[c + 1]]  # this original's rows, in order
+        m = len(pairs) - len(own)
+        # the t-th row of another painting, found from the original's own rows, without listing the others:
+        # the same draws as rng.choice(others, ...), in time that does not grow with the number of originals
+        t = rng.choice(m, size=min(n, m), replace=False)
+        picks.append(t + np.searchsorted(own - np.arange(len(own)), t, side='right')); owner.append(np.full(len(t), c))
+    picks, owner = np.concatenate(picks or [np.zeros(0, int)]), np.concatenate(owner or [np.zeros(0, int)])
+    k = np.arange(len(picks)) - np.searchsorted(owner, owner)   # 0, 1, ... within each original
+    o = np.asarray(originals, object)[owner]
+    neg = pairs.iloc[picks].reset_index(drop=True)
+    return neg.assign(pair_id=pd.Series([f'neg-{a}-{b}' for a, b in zip(o, k)], dtype=pairs.pair_id.dtype),
+                      variant_of=neg.original_id, original_id=pd.Series(o, dtype=pairs.original_id.dtype))[PAIR_COLUMNS]
 
 # %% ../nbs/03_similarity.ipynb #c8b495ed
 def null_pairs(images:pd.DataFrame, # path, role ('original' or 'generated'), source (the painting it shows or comes from)
@@ -281,11 +305,11 @@ def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pa
     if not len(pairs): raise ValueError(f'{run.path}: no unrelated pairs to calibrate on (the run needs at least two readable paintings)')
     families, centres = {}, {}
     for f in [f for f in FAMILIES if f in versions]:
-        paths, X = feature_matrix(run, f)
+        paths, rows, X = feature_rows(run, f)
         if (c := feature_centre(run, f)) is not None: centres[f] = c
         ia, ib = paths.get_indexer(pairs.a), paths.get_indexer(pairs.b)
         ok = (ia >= 0) & (ib >= 0)
-        families[f] = dict(version=versions[f]) | _null_statistics(family_similarity(f, X[ia[ok]], X[ib[ok]], c))
+        families[f] = dict(version=versions[f]) | _null_statistics(rows_similarity(f, X, rows[ia[ok]], rows[ib[ok]], c))
     source = dict(run=str(run.path), n_pairs={k: int(v) for k, v in pairs.kind.value_counts().items()}, seed=seed, artsim=__version__)
     return Calibration(run.read_json('features/settings.json'), families, centres, source)
 
@@ -320,12 +344,12 @@ def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and gene
     table, sims = table.reset_index(drop=True), {}
     ok = np.ones(len(table), bool)
     for f in families:
-        paths, X = feature_matrix(run, f)
+        paths, rows, X = feature_rows(run, f)
         ia, ib = paths.get_indexer(table.original_path), paths.get_indexer(table.generated_path)
         good = (ia >= 0) & (ib >= 0)
         ok &= good
         sims[f] = np.full(len(table), np.nan)
-        sims[f][good] = family_similarity(f, X[ia[good]], X[ib[good]], cal.centres.get(f))
+        sims[f][good] = rows_similarity(f, X, rows[ia[good]], rows[ib[good]], cal.centres.get(f))
     out = table.assign(**sims)[ok].reset_index(drop=True)
     out['combined_raw'] = combine({f: out[f].to_numpy() for f in families}, weights)
     for f in families: out[f'{f}_calibrated'] = cal.apply(f, out[f].to_numpy())
@@ -336,11 +360,16 @@ def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and gene
 def pair_table(run:Run, negatives_per_original:int=1, seed:int=0,
               ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of the original and of the variant's original
     "The generated pairs (kind 'positive') and the negative pairs, with both images' paths."
-    pairs = read_pairs(run)
+    return pairs_with_negatives(read_pairs(run), run.read_parquet('data/manifest.parquet'), negatives_per_original, seed)
+
+def pairs_with_negatives(pairs:pd.DataFrame, # generated pairs (`generated/pairs.parquet`)
+                         manifest:pd.DataFrame, # the paintings (`data/manifest.parquet`)
+                         negatives_per_original:int=1, seed:int=0) -> pd.DataFrame: # what `pair_table` returns
+    "`pair_table` of given pairs and manifest (also of planned ones, before anything is made)."
     pos = pairs.assign(variant_of=pairs.original_id)[PAIR_COLUMNS].assign(kind='positive')
     neg = negative_pairs(pairs, negatives_per_original, seed).assign(kind='negative') if negatives_per_original else pos.iloc[:0]
     t = pd.concat([pos, neg], ignore_index=True)
-    m = run.read_parquet('data/manifest.parquet').set_index('id')
+    m = manifest.set_index('id')
     return t.assign(original_path=m.path.reindex(t.original_id).astype(str).to_numpy(),
                     genre=m.genre.reindex(t.original_id).to_numpy(), split=m.split.reindex(t.original_id).to_numpy(),
                     variant_genre=m.genre.reindex(t.variant_of).to_numpy(), variant_split=m.split.reindex(t.variant_of).to_numpy())

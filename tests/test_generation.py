@@ -246,3 +246,49 @@ def test_show_variants_works_outside_a_notebook(tmp_path):
     n_strengths, n_prompts = pairs.strength.nunique(), pairs.prompt_id.nunique()
     assert len(fig.axes) == n_prompts * (1 + n_strengths)
     assert all(len(ax.images) == 1 for ax in fig.axes)
+
+
+@pytest.mark.parametrize('fmt', ['webp', 'webp_q90', 'jpeg_q95'])
+def test_storage_format_names_records_and_is_read_back(tmp_path, fmt):
+    run = make_run(tmp_path / 'run')
+    p = params(run, variant_format=fmt)
+    G.stage(run, p)
+    pairs = run.read_parquet(G.PAIRS)
+    suffix = G.VARIANT_FORMATS[fmt]
+    assert set(pairs.variant_format) == {fmt} and all(x.endswith(suffix) for x in pairs.generated_path)
+    assert not list(run.path.glob('generated/*.png'))
+    expected = {'webp': 'WEBP', 'webp_q90': 'WEBP', 'jpeg_q95': 'JPEG'}[fmt]
+    bank = G.load_prompts()
+    for r in pairs.itertuples():
+        with Image.open(run.resolve(r.generated_path)) as im: assert im.format == expected
+        made = np.asarray(G.standin_img2img(Image.open(run.resolve(r.original_path)).convert('RGB'), r.prompt_id, r.strength, r.seed, bank))
+        got = np.asarray(G.load_image(run.resolve(r.generated_path)))
+        if fmt == 'webp': np.testing.assert_array_equal(got, made)   # lossless: the generator's pixels exactly
+        else: assert 0 < np.abs(got.astype(int) - made).mean() < 10   # lossy, and close (of 255; WebP halves the colour resolution)
+    # a later chapter finds the variants through pairs.parquet, whatever their suffix
+    from artsim.descriptors import image_table
+    t = image_table(run)
+    assert set(t.path[t.role == 'generated']) == set(pairs.generated_path)
+
+
+def test_changing_the_storage_format_makes_the_variants_again_in_it(tmp_path):
+    run = make_run(tmp_path / 'run')
+    G.stage(run, params(run))
+    png = run.read_parquet(G.PAIRS)
+    assert set(png.variant_format) == {'png'}
+    G.stage(run, params(run, variant_format='webp'))
+    webp = run.read_parquet(G.PAIRS)
+    assert list(webp.pair_id) == list(png.pair_id) and set(webp.variant_format) == {'webp'}
+    assert all(run.resolve(x).is_file() and x.endswith('.webp') for x in webp.generated_path)
+    for a, b in zip(png.generated_path, webp.generated_path):  # the same pixels, losslessly
+        np.testing.assert_array_equal(np.asarray(Image.open(run.resolve(a)).convert('RGB')), np.asarray(Image.open(run.resolve(b)).convert('RGB')))
+    before = mtimes(run, webp)
+    G.stage(run, params(run, variant_format='webp'))   # and once made, a rerun does nothing
+    assert mtimes(run, webp) == before
+
+
+def test_an_unknown_storage_format_is_refused_before_any_work(tmp_path):
+    run = make_run(tmp_path / 'run')
+    with pytest.raises(ValueError, match='variant_format must be one of png, webp, webp_q90, jpeg_q95'):
+        G.stage(run, params(run, variant_format='tiff'))
+    assert not run.resolve('generated').exists()
