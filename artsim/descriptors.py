@@ -270,12 +270,16 @@ def info(self:SemanticEncoder) -> dict:
 
 # %% ../nbs/02_descriptors.ipynb #01788a4c
 @patch
-def encode(self:SemanticEncoder, images:list, # images (anything `load_image` reads) or `backbone.input_image` tensors
+def encode(self:SemanticEncoder, images:list, # images (anything `load_image` reads), `backbone.input_image` tensors, or working images
           ) -> np.ndarray: # float32 (n, 2048)
     "Pooled ResNet50 features of `images`, `batch_size` at a time."
     import torch
     from artsim.backbone import input_image
-    x = [im if isinstance(im, torch.Tensor) else input_image(im, self.size) for im in images]
+    def one(im):
+        if isinstance(im, torch.Tensor): return im
+        if isinstance(im, np.ndarray) and im.dtype.kind == 'f': return torch.from_numpy(im).permute(2, 0, 1) # a working image
+        return input_image(im, self.size)
+    x = [one(im) for im in images]
     batches = (torch.stack(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size))
     return self.backbone.features(batches).numpy()
 

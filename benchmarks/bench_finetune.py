@@ -14,7 +14,8 @@ import argparse, contextlib, io, json, resource, tempfile, time, warnings
 from pathlib import Path
 import torch
 from torch import nn
-from artsim.finetune import genre_classifier, resnet50_body
+from artsim.backbone import resnet50_body
+from artsim.finetune import genre_classifier
 
 
 def peak_rss_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -82,7 +82,7 @@ def cpu_rates(tmp, device):
     from artsim import generation as G
     from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
     from artsim.similarity import rows_similarity, DescribedImages, compare_described, load_calibration
-    from artsim import evaluation as E
+    from artsim import baselines as E
     r = {}
     genres = list(DEMO_GENRES)
     # 00: paint and save (drawn at twice the size: four times the pixels of the painting)
@@ -214,7 +214,7 @@ def main():
         # a fresh process that has loaded what the training chapters load, and built a ResNet50
         import subprocess, sys
         code = ("import warnings; warnings.simplefilter('ignore'); import artsim.finetune, artsim.siamese, artsim.training\n"
-                "from artsim.finetune import resnet50_body; resnet50_body('random')\n"
+                "from artsim.backbone import resnet50_body; resnet50_body('random')\n"
                 "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:')][0] * 1024)")
         mem['torch_process_bytes'] = float(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.split()[-1])
         from artsim.plan import plan_run

@@ -7,7 +7,7 @@ Each size is a run of the demo source with more paintings per genre (eight genre
 the paintings), 02 (every descriptor family; the semantic ResNet50 at 64 px instead of the demo's 128 to keep the
 largest size within the hour on two cores: its vectors, and so the memory of everything after it, are the same
 2048 numbers), 03 (calibration, negative pairs, every pair scored), an index of the paintings with
-`artsim.cli.build_index` and one search with `search_index`, and chapter 07's scoring without a trained network: the
+`artsim.index.build_index` and one search with `search_index`, and chapter 07's scoring without a trained network: the
 evaluation set, then SSIM, the perceptual hash and the descriptor values of every test variant against every test
 painting. 07 runs twice: bounded as the full preset bounds it (`max_paintings=200`) at every size, and over every
 test painting (the demo's setting) up to `--all-test-up-to` paintings, as its cost grows with the square.
@@ -76,14 +76,14 @@ def child(stage, run_dir, n):
         out['seconds'] = time.perf_counter() - t0
         out['items'] = items(run, stage, n)
     elif stage == 'index':
-        from artsim.cli import build_index
+        from artsim.index import build_index
         before, t0 = rss_mb(), time.perf_counter()
         r = build_index(run.path / 'data/images', run.path / 'index', calibration=run.path, n_jobs=-1)
         out['seconds'] = time.perf_counter() - t0
         out['items'] = dict(originals=r['indexed'])
     elif stage == 'search':
         import pandas as pd
-        from artsim.cli import load_index, search_index
+        from artsim.index import load_index, search_index
         q = run.resolve(pd.read_parquet(run.path / 'generated/pairs.parquet').generated_path.iloc[0])
         before, t0 = rss_mb(), time.perf_counter()
         ix = load_index(run.path / 'index')

@@ -7,7 +7,7 @@ models/siamese.safetensors), describes and embeds every generated variant of gen
 1. provenance: per strength, the share of variants whose own original ranks first among all the paintings, and its
    mean rank, by the combined descriptor value (artsim_search's default ranking) and by the Siamese score;
 2. the speed of one search once the index is made: `compare_described` of one query against every original at once,
-   and the Siamese head on the query's embedding against all the originals' in one batch (`siamese_scores`), each
+   and the Siamese head on the query's embedding against all the originals' in one batch (`embedding_scores`), each
    against the loop over pairs a user would otherwise write (one comparison per original, on the same cached
    vectors), timed side by side on `--loop-queries` queries; the loop's values are checked against the vectorised ones.
    Describing the query itself (one ResNet50 pass) is the same in both and is timed separately.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 warnings.filterwarnings('ignore', message='random-init ResNet50')
-from artsim.cli import build_index, load_index, siamese_scores
+from artsim.index import build_index, embedding_scores, load_index
 from artsim.runs import Run, resolve_run_dir, temporary_dir
 from artsim.similarity import compare_described, describe_images
 
@@ -60,7 +60,7 @@ def main():
     rows = pairs[['strength']].assign(combined=ranks(S['combined'], own))
     if model is not None:
         t_embed, E = timed(model.embed, variants, BARS)
-        rows['siamese'] = ranks(np.stack([siamese_scores(model, e, ix.embeddings) for e in E]), own)
+        rows['siamese'] = ranks(np.stack([embedding_scores(model, e, ix.embeddings) for e in E]), own)
     by = [c for c in ('combined', 'siamese') if c in rows]
     table = rows.groupby('strength')[by].agg([lambda x: float((x == 1).mean()), 'mean'])
     table.columns = [f'{c} {"top-1" if s == "<lambda_0>" else "mean rank"}' for c, s in table.columns]
@@ -77,7 +77,7 @@ def main():
         np.testing.assert_allclose(v['combined'][0], l, atol=1e-9)
         speed['descriptors']['vectorised'] += tv / k; speed['descriptors']['loop'] += tl / k
         if model is not None:
-            tv, v = timed(siamese_scores, model, E[q], ix.embeddings)
+            tv, v = timed(embedding_scores, model, E[q], ix.embeddings)
             tl, l = timed(lambda: np.array([model.pair_scores(E[q:q + 1], ix.embeddings[j:j + 1])[0] for j in range(n)]))
             np.testing.assert_allclose(v, l, atol=1e-5)
             speed['siamese']['vectorised'] += tv / k; speed['siamese']['loop'] += tl / k

@@ -155,7 +155,8 @@ def test_the_plan_command_prints_and_writes_nothing(tmp_path):
 
 def test_model_sizes_are_those_of_the_models():
     warnings.simplefilter('ignore')
-    from artsim.finetune import resnet50_body, genre_classifier
+    from artsim.backbone import resnet50_body
+    from artsim.finetune import genre_classifier
     from artsim.siamese import SiameseNet
     from artsim.plan import RESNET50_BODY_FLOATS, genre_model_floats, siamese_model_floats
     floats = lambda m: sum(v.numel() for v in m.state_dict().values() if v.is_floating_point())
