@@ -440,7 +440,8 @@ def read_demo(n_per_genre:int, seed:int) -> pd.DataFrame:
 SOURCES = dict(demo='procedural paintings made in code (no source_path)',
                wikiart='WikiArt in the ArtGAN layout: a folder with the style folders and the CSV lists',
                huggan='huggan/wikiart parquet shards: a folder of them, or one shard',
-               folder='a folder of <genre>/<image> files', csv='a CSV file with path and genre columns')
+               folder='a folder of <genre>/<image> files', csv='a CSV file with path and genre columns',
+               export='a dataset folder written by artsim_export: its paintings and split, kept as they are')
 
 def read_source(source:str, path=None, n_per_genre:int=10, seed:int=0) -> pd.DataFrame:
     "The candidates of `source`: demo, wikiart, huggan, folder or csv."
@@ -464,6 +465,10 @@ def check_params(p):
         if not path.exists(): raise FileNotFoundError(f"source_path {path} does not exist (source={p.source} reads {SOURCES[p.source]})")
         if p.source in ('folder', 'wikiart') and not path.is_dir(): raise ValueError(f"source_path {path} is a file; source={p.source} reads {SOURCES[p.source]}")
         if p.source == 'csv' and not path.is_file(): raise ValueError(f"source_path {path} is a folder; source=csv reads {SOURCES['csv']}")
+        if p.source == 'export':
+            from artsim.export import check_export  # the export format is artsim.export's (a pipeline module that imports this one)
+            check_export(path)
+            if p.genres: raise ValueError(f"source=export keeps every painting of the export and its split: genres={list(p.genres)} does not apply")
     if not isinstance(p.n_per_genre, int) or p.n_per_genre < 1: raise ValueError(f"n_per_genre must be a whole number of at least 1, got {p.n_per_genre!r}")
     if not (0 <= p.valid_pct and 0 <= p.test_pct and p.valid_pct + p.test_pct < 1):
         raise ValueError(f"valid_pct + test_pct must be below 1 (each at least 0), got {p.valid_pct} + {p.test_pct}")
@@ -610,6 +615,9 @@ def split_stratified(df:pd.DataFrame, valid_pct:float=.2, test_pct:float=.2, see
 def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     "Read `p.source`, keep and check the paintings, split them: (manifest, bad files, report)."
     check_params(p)
+    if p.source == 'export':  # a published dataset: its paintings and split as they are (n_per_genre, min_size, image_size and the shares do not apply)
+        from artsim.export import export_manifest
+        return export_manifest(run, source_path(p))
     cands = read_source(p.source, source_path(p), p.n_per_genre, p.seed)
     skipped = cands.attrs.get('skipped', pd.DataFrame(columns=BAD_COLUMNS))
     if p.genres:
