@@ -11,7 +11,7 @@ import pyarrow as pa, pyarrow.parquet as pq
 import yaml
 from .runs import STAGES, Run, atomic_write, preset_params, resolve_run_dir, save_json, save_parquet
 from .data import MANIFEST_COLUMNS, load_image
-from .generation import read_pairs
+from .generation import TIMINGS, read_pairs
 from .reproduce import UsageError
 
 # %% auto #0
@@ -71,7 +71,7 @@ def painting_rows(run:Run) -> pd.DataFrame: # `PAINTING_COLUMNS` but the image, 
 GENERATOR_COLUMNS = ['generator', 'model_id', 'revision', 'dtype', 'steps', 'guidance', 'negative_prompt',
                      'aesthetic_score', 'negative_aesthetic_score']
 PAIR_COLUMNS = (['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'split', 'image', 'width', 'height',
-                 'prompt_id', 'prompt', 'strength', 'seed'] + GENERATOR_COLUMNS + ['generation_seconds'])
+                 'prompt_id', 'prompt', 'strength', 'seed', 'variant_format'] + GENERATOR_COLUMNS + ['generation_seconds'])
 _TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed', 'kind',
                   'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
 
@@ -86,14 +86,16 @@ def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the simi
     scores = run.read_parquet('similarity/pairs.parquet')
     sims = similarity_columns(scores)
     manifest = run.read_parquet('data/manifest.parquet').set_index('id')
-    gen = gen.assign(run_index=np.arange(len(gen)), generation_seconds=gen.get('seconds', np.nan))
+    timings = run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).is_file() else pd.Series(dtype=float)
+    gen = gen.assign(run_index=np.arange(len(gen)), generation_seconds=gen.pair_id.map(timings).astype(float),
+                     variant_format=gen.get('variant_format', 'png'))
     for c in GENERATOR_COLUMNS:
         if c not in gen: gen[c] = None
     pos = scores[scores.kind == 'positive'].set_index('pair_id')[sims]
     positives = gen.join(pos, on='pair_id').assign(kind='positive', variant_of=gen.original_id, variant_genre=gen.genre)
     neg = scores[scores.kind == 'negative'].reset_index(drop=True)
     made = gen.set_index('generated_path')
-    keep = ['width', 'height'] + GENERATOR_COLUMNS + ['generation_seconds']
+    keep = ['width', 'height', 'variant_format'] + GENERATOR_COLUMNS + ['generation_seconds']
     negatives = pd.concat([neg[['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'prompt_id', 'prompt',
                                 'strength', 'seed', 'generated_path'] + sims],
                            made[keep].reindex(neg.generated_path).reset_index(drop=True)], axis=1)
@@ -108,7 +110,7 @@ def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the simi
 IMAGE_TYPE = pa.struct([('bytes', pa.binary()), ('path', pa.string())])
 _INT = {'width', 'height', 'seed', 'steps', 'run_index'}
 _STR = {'id', 'genre', 'artist', 'style', 'split', 'source', 'pair_id', 'kind', 'original_id', 'variant_of', 'variant_genre',
-        'prompt_id', 'prompt', 'generator', 'model_id', 'revision', 'dtype', 'negative_prompt'}
+        'prompt_id', 'prompt', 'variant_format', 'generator', 'model_id', 'revision', 'dtype', 'negative_prompt'}
 
 def column_type(name:str) -> pa.DataType:
     "The Arrow type of an export column: the image struct, whole numbers, text, else a float."
@@ -268,6 +270,7 @@ COLUMN_DOCS = dict(
     guidance="classifier-free guidance scale (empty for the stand-in)", negative_prompt="the negative prompt (empty where none)",
     aesthetic_score="SDXL Refiner's aesthetic conditioning (empty for the stand-in)",
     negative_aesthetic_score="SDXL Refiner's negative aesthetic conditioning (empty for the stand-in)",
+    variant_format="how the variant's file is stored: png (lossless, the default), webp (lossless), webp_q90 or jpeg_q95 (chapter 01's variant_format)",
     generation_seconds="seconds the generator took for this image (its batch's time over its size)",
     combined_raw="the equal-weight (or the run's weights) mean of the raw family values",
     combined="the mean of the calibrated family values: the preliminary similarity, the Siamese network's target",
@@ -582,10 +585,11 @@ def seed_variants(run:Run) -> pd.DataFrame|None:
         raise ValueError(f"the export's variants are of paintings this run's manifest lacks ({', '.join(missing[:3])}, ...): "
                          f"rerun chapter 00 with source=export on {path}")
     p = p.assign(original_path=manifest.path.reindex(p.original_id).to_numpy(), split=manifest.split.reindex(p.original_id).to_numpy(),
-                 seconds=p.generation_seconds, rank=0)
-    p = p[[c for c in state['generation_columns'] if c in p]]
+                 variant_format=p.get('variant_format', 'png'), rank=0)
     for c in ('guidance', 'aesthetic_score', 'negative_aesthetic_score'):
         if c in p: p[c] = p[c].astype(float)
+    save_parquet(pd.DataFrame(dict(pair_id=p.pair_id, seconds=p.generation_seconds)), run.resolve(TIMINGS))
+    p = p[[c for c in state['generation_columns'] if c in p]]
     save_parquet(p, run.resolve('generated/pairs.parquet'))
     return p
 
