@@ -161,7 +161,7 @@ def stage(run:Run, p) -> AttrDict:
                 siamese_params=dict(sp), training_params={k: p[k] for k in ('frozen_epochs', 'unfrozen_epochs', 'head_lr', 'encoder_lr_div', 'loss', 'huber_delta', 'patience', 'unfrozen_pairs_per_epoch')},
                 pairs={s: dict(r) for s, r in pair_counts(pairs).to_dict('index').items()},
                 best=dict(epoch=history.attrs['best_epoch'], phase=history.attrs['best_phase'], valid_loss=history.attrs['best_valid_loss']),
-                history=history.to_dict('records'), seconds=round(history.attrs['seconds'], 1), metrics=metrics,
+                history=history.to_dict('records'), metrics=metrics,
                 numerics=numerics_info())
     sim = SiameseSimilarity(model, card, dev)
     if rank_distrib() == 0: sim.save(run.dir('models') / 'siamese')
