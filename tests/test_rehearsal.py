@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent / 'artsim_reproduce'
 GENRES = ('cityscape', 'landscape', 'portrait', 'still_life')
 PER_GENRE = 3  # above min_size; one more per genre below it. With full's 10% shares: 1 train, 1 valid, 1 test each
-PROMPTS = ['mythical', 'futuristic']
+PROMPTS = ['mythical']  # one prompt: the variants (and all that follows from them) are 12 x 3 strengths
 
 # Sizes only: how many prompts, pixels of the variants, denoising steps, epochs, iterations and training pairs. The
 # full preset's bs (64) is more than the 4 training paintings here, which 04 refuses: 4 is the miniature's batch.
 SIZES = dict(prompts=PROMPTS, resolution=64, steps=4, epochs=1, lr_find_iters=2, bs=4, frozen_epochs=1, unfrozen_epochs=1,
-             unfrozen_pairs_per_epoch=16)
+             unfrozen_pairs_per_epoch=8)  # less than full's pairs_per_batch (64): the unfrozen sample is one batch
 # What decides a chapter's branch: each keeps the full preset's value
 BRANCH = ['source', 'min_size', 'image_size', 'n_per_genre', 'generator', 'variant', 'dtype', 'negative_prompt',
           'strengths', 'originals_per_genre', 'variant_format', 'size', 'semantic_weights', 'semantic_size', 'n_jobs',
