@@ -478,7 +478,7 @@ def extract_features(files:list, # image files
         if need and h not in todo: todo[h] = (h, f, need)
     writer, errors = _Writer(store, versions, chunk_size), {}
     counts = dict.fromkeys(families, 0)
-    items = list(todo.values())
+    items, workers = list(todo.values()), 0
     if items:
         workers = n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
         per_task = max(1, min(32, -(-len(items) // (4 * workers))))
@@ -508,7 +508,7 @@ def extract_features(files:list, # image files
         writer.flush()
     index['error'] = [e if isinstance(e, str) else errors.get(h) for e, h in zip(index.error, index.hash)]
     stats = dict(images=len(files), unique=int(index.hash.nunique()), errors=int(index.error.notna().sum()),
-                 extracted=counts, versions=versions, seconds=round(time.perf_counter() - t0, 2))
+                 extracted=counts, versions=versions, workers=workers, seconds=round(time.perf_counter() - t0, 2))
     return index, stats
 
 # %% ../nbs/02_descriptors.ipynb #66d99c8a

@@ -60,6 +60,9 @@ def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest
             raise ValueError(f"the manifest has no '{s}' paintings: fine-tuning needs train and valid splits "
                              "(chapter 00's valid_pct)")
     if unknown := set(df.genre) - set(vocab): raise ValueError(f'genres not in the vocabulary: {sorted(unknown)}')
+    if (n_train := int((df.split == 'train').sum())) < bs: # fastai drops the incomplete last training batch
+        raise ValueError(f"bs={bs} is more than the {n_train} training paintings: the training loader drops an incomplete "
+                         f"last batch, so not one batch would be trained; lower bs (-p bs={max(n_train, 2)}) or add paintings")
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)), get_x=PaintingReader(run),
                       get_y=ColReader('genre'),
                       splitter=IndexSplitter(np.flatnonzero(df.split == 'valid')),
@@ -389,6 +392,7 @@ def stage(run:Run, p) -> dict|None:
                    n_train=int((manifest.split == 'train').sum()), n_valid=int((manifest.split == 'valid').sum()),
                    valid=dict(best_epoch=hist['best_epoch'], accuracy=hist['best_valid_accuracy']),
                    training=dict(starting_weights=str(p.start_weights), input_size=p.input_size, bs=p.bs,
+                                 num_workers=dls.train.fake_l.num_workers, # the loader processes used (none on macOS)
                                  epochs=p.epochs, freeze_epochs=p.freeze_epochs, lr=hist['lr'], lr_mult=p.lr_mult,
                                  device=str(device), seed=p.seed,
                                  preset=p.preset, best_epoch=hist['best_epoch'], precise_bn_passes=hist['bn_passes'],

@@ -74,7 +74,7 @@ def variant_suffix(variant_format:str='png', # a key of `VARIANT_FORMATS`
 def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width, height
                bank:pd.DataFrame, # the prompts to use (see `select_prompts`)
                strengths, # img2img strengths, each in [0, 1]
-               seed:int, # the run seed every pair's seed derives from
+               seed:int|None, # the run seed every pair's seed derives from; None: the seeds left empty (`--plan` only counts)
                resolution:int|None=None, # long side of the generated images; None: the original's size
                variant_format:str='png', # how the variants are stored (see `VARIANT_FORMATS`)
               ) -> pd.DataFrame:
@@ -93,7 +93,8 @@ def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width
     col = lambda c: o[c].to_numpy(object)[oi]
     return pd.DataFrame(dict(pair_id=pids, original_id=col('id'), original_path=col('path'), genre=col('genre'), split=col('split'),
                              prompt_id=np.asarray(prompts, object)[pi], prompt=bank['text'].to_numpy(object)[pi],
-                             strength=np.asarray(strengths, np.float64)[si], seed=[derive_seed(seed, *key) for key in keys],
+                             strength=np.asarray(strengths, np.float64)[si],
+                             seed=None if seed is None else [derive_seed(seed, *key) for key in keys],
                              generated_path=[f'generated/{x}{suffix}' for x in pids], variant_format=variant_format,
                              width=size[:, 0], height=size[:, 1]))
 

@@ -181,7 +181,7 @@ def _plan_run(cfg, run_dir):
     manifest, how = planned_manifest(d, run_dir)
     bank = select_prompts(load_prompts(g.prompt_bank), g.prompts)
     originals = select_originals(manifest, g.originals_per_genre, g.seed)
-    pairs = plan_pairs(originals, bank, g.strengths, g.seed, g.resolution, g.variant_format)
+    pairs = plan_pairs(originals, bank, g.strengths, None, g.resolution, g.variant_format)   # counts: no per-pair seeds
     table = pairs_with_negatives(pairs, manifest, s.negatives_per_original, s.seed)
     images = pd.DataFrame(dict(path=np.concatenate([manifest.path.to_numpy(object), pairs.generated_path.to_numpy(object)]),
                                role=['original'] * len(manifest) + ['generated'] * len(pairs),
@@ -417,7 +417,8 @@ def format_plan(plan:AttrDict, device:str, rates:dict|None=None, run_dir=None, p
         L += [f"{'':<15} {x}" for x in lines[1:]]
         L.append(f"{'':<15} time: {_dur(secs)}" + (f" ({why}" + (f"; the parts measured on this CPU: {_dur(part)}" if part else '') + ')' if why else ''))
     missing = [ch for ch, (sec, *_) in tm['chapters'].items() if sec is None]
-    L += ['', f"time, all chapters: {_dur(known)}" + (f" plus {', '.join(missing)} (not measured)" if missing else '')]
+    L += ['', 'time, all chapters: ' + ('not measured (no chapter has rates for this device)' if len(missing) == len(tm['chapters'])
+                                         else _dur(known) + (f" plus {', '.join(missing)} (not measured)" if missing else ''))]
     total = sum(b for b, _ in disk.values() if b)
     L.append(f"disk: {_bytes(total)}" + (' at least' if any(b is None for b, _ in disk.values()) else ''))
     L += [f"  {k:<30} {_bytes(b):>12}  {why}" for k, (b, why) in disk.items()]

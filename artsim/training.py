@@ -122,7 +122,9 @@ def train_siamese(learn:Learner, # `siamese_learner` on chapter 05's image DataL
                 learn.freeze()
                 learn.fit_one_cycle(frozen_epochs, head_lr, cbs=[stopper(), PreciseBN(model.projection, cat)])
             if unfrozen_epochs:
-                train = dls.train.new(n=min(unfrozen_pairs, len(dls.train.dataset))) if unfrozen_pairs else dls.train
+                k = min(unfrozen_pairs or len(dls.train.dataset), len(dls.train.dataset))
+                # a sample smaller than a batch is one batch: dropping it as an incomplete last batch would train nothing
+                train = dls.train.new(n=k, drop_last=dls.train.drop_last and k > dls.train.bs) if unfrozen_pairs else dls.train
                 learn.dls, log.phase = DataLoaders(train, *dls.loaders[1:], path=dls.path, device=dls.device), 'unfrozen'
                 learn.unfreeze()
                 learn.fit_one_cycle(unfrozen_epochs, slice(head_lr / 2 / encoder_lr_div, head_lr / 2),

@@ -1,9 +1,10 @@
 """Chapter 01_generation: the tiny SDXL refiner through the real code path, the stand-in's properties,
-kill -9 and resume, and two-process sharding with accelerate under torchrun."""
+kill -9 and resume, and two-process sharding with accelerate under torchrun. The tiny refiner (`tiny_refiner`)
+is a fixture of conftest.py, shared with the full-preset rehearsal."""
 import json, os, signal, socket, subprocess, sys, textwrap, time
 from pathlib import Path
 
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pandas as pd, pytest
 from PIL import Image
 from fastcore.basics import AttrDict
 
@@ -41,38 +42,6 @@ def params(run, **kw) -> AttrDict:
 def child_env():
     return {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", 'OMP_NUM_THREADS': '1',
             'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
-
-
-@pytest.fixture(scope='session')
-def tiny_refiner(tmp_path_factory) -> Path:
-    "A randomly initialised SDXL refiner-shaped img2img pipeline, saved like the real one"
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
-    d = tmp_path_factory.mktemp('tiny-refiner')
-    chars = [chr(c) for c in range(33, 127)]
-    vocab = {t: i for i, t in enumerate(['<|startoftext|>', '<|endoftext|>'] + chars + [c + '</w>' for c in chars])}
-    (d / 'vocab.json').write_text(json.dumps(vocab))
-    (d / 'merges.txt').write_text('#version: 0.2\n')
-    tokenizer = CLIPTokenizer(str(d / 'vocab.json'), str(d / 'merges.txt'), model_max_length=77)
-    torch.manual_seed(0)
-    # the refiner's shape in miniature: text_time conditioning with 5 time ids (aesthetic score), one text encoder
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4, norm_num_groups=16,
-        down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D'), up_block_types=('CrossAttnUpBlock2D', 'UpBlock2D'),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type='text_time', addition_time_embed_dim=8,
-        transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=5 * 8 + 32, cross_attention_dim=32)
-    vae = AutoencoderKL(block_out_channels=[16, 32], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=16,
-                        down_block_types=['DownEncoderBlock2D'] * 2, up_block_types=['UpDecoderBlock2D'] * 2, sample_size=64)
-    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, vocab_size=len(vocab), projection_dim=32, hidden_act='gelu'))
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule='scaled_linear',
-                                       timestep_spacing='leading')
-    pipe = StableDiffusionXLImg2ImgPipeline(vae=vae, text_encoder=None, text_encoder_2=text_encoder_2, tokenizer=None,
-                                            tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
-                                            requires_aesthetics_score=True, add_watermarker=False)
-    pipe.save_pretrained(d / 'refiner')
-    return d / 'refiner'
 
 
 def mtimes(run, pairs) -> dict:

@@ -118,6 +118,8 @@ def test_full_before_the_download_is_estimated_and_said_to_be(tmp_path):
     assert plan.counts['00_data']['paintings'] == n == 10_000
     assert plan.counts['01_generation']['variants'] == n * 10 * 3 and '300,000 variants' in text
     assert plan.counts['07_evaluation']['test_paintings'] == 200   # full's max_paintings
+    if 'cuda' not in load_rates()['devices']:   # no chapter has a rate: the total says so, not '0 s'
+        assert 'time, all chapters: not measured (no chapter has rates for this device)' in text
     assert not (tmp_path / 'run').exists()
     # a thesis-sized run: 200 paintings per genre, four prompts
     small = print_plan('full', tmp_path / 'run', param=[f'source_path={tmp_path}/wikiart', 'n_per_genre=200',

@@ -157,6 +157,15 @@ def test_short_training_lowers_validation_loss(split_root, pairs):
     assert h.valid_loss.min() == pytest.approx(after, rel=1e-4)  # the weights kept are the best epoch's
 
 
+def test_an_unfrozen_sample_smaller_than_a_batch_is_one_batch(split_root, pairs):
+    "The training loader drops its incomplete last batch; a per-epoch sample below a batch must still train."
+    learn = small_learner(split_root, pairs, n=40)   # 40 training pairs, 16 a batch: the last 8 are dropped
+    assert learn.dls.train.drop_last and len(learn.dls.train.dataset) > 16
+    with learn.no_bar(), learn.no_logging():
+        h = train_siamese(learn, frozen_epochs=0, unfrozen_epochs=1, head_lr=3e-3, unfrozen_pairs=8, seed=0)
+    assert h.phase.tolist() == ['unfrozen'] and np.isfinite(h.train_loss).all()
+
+
 def test_same_seed_same_numbers(split_root, pairs):
     def once():
         learn = small_learner(split_root, pairs, seed=5, n=32, loss='huber')
