@@ -15,9 +15,9 @@ from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
-           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'demo_size', 'demo_painting', 'read_wikiart',
-           'read_huggan', 'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path', 'check_params',
-           'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
+           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'image_list', 'demo_size', 'demo_painting',
+           'read_wikiart', 'read_huggan', 'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path',
+           'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
            'check_collected', 'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage',
            'show_samples']
 
@@ -100,6 +100,17 @@ def load_image(src, # a path, encoded bytes, a PIL image or a uint8 array (H,W),
     except ImageLoadError:
         im.close()  # the file PIL opened for us: a broken image must not leak its handle
         raise
+
+# %% ../nbs/00_data.ipynb #3f18bf8c
+def image_list(images, # a list (or any iterable) of what `load_image` takes
+              ) -> list:
+    "`images` as a list: a single image or a non-iterable is a `TypeError`, an empty list a `ValueError`."
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        raise TypeError(f'expected a list of images, got a single {type(images).__name__}: put it in a list')
+    try: images = list(images)
+    except TypeError: raise TypeError(f'expected a list of images, got {type(images).__name__}') from None
+    if not images: raise ValueError('expected a list of images, got an empty one: give at least one image')
+    return images
 
 # %% ../nbs/00_data.ipynb #5ee9ecce
 def _hsv(h, s, v) -> tuple:
