@@ -10,14 +10,15 @@ import pandas as pd
 from PIL import Image
 from .data import ImageLoadError, counted, load_image
 from .descriptors import FAMILIES
-from .similarity import compare_described, describe_images
+from .similarity import compare_described, describe_images, load_calibration
 from .reproduce import CommandFailed, CommandParser, UsageError, existing
 from .index import build_index, load_index, open_calibration, read_index_meta, search_index
 
 # %% auto #0
-__all__ = ['ASPECTS', 'KEPT', 'UNRELATED', 'read_image', 'check_device', 'open_model', 'compare_images', 'change_summary',
-           'format_comparison', 'artsim_compare', 'compare_parser', 'compare_main', 'artsim_index', 'index_parser',
-           'index_main', 'artsim_search', 'search_parser', 'search_main']
+__all__ = ['ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'read_image', 'check_device', 'open_model', 'compare_images',
+           'semantic_weights_of', 'family_aspects', 'change_summary', 'format_comparison', 'artsim_compare',
+           'compare_parser', 'compare_main', 'artsim_index', 'index_parser', 'index_main', 'artsim_search',
+           'search_parser', 'search_main']
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00009
 def read_image(path) -> Image.Image:
@@ -62,33 +63,51 @@ def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
 ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
 KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
 
+def semantic_weights_of(calibration) -> str:
+    "The ResNet50 weights images are described with for `calibration` (a `Calibration`; None: raw values, the shipped settings)."
+    return str((calibration or load_calibration('default')).settings['semantic_weights'])
+
+def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
+                  ) -> dict: # family -> what its value speaks of
+    "What each family measures: the semantic family is content only with trained weights, low-level statistics with random ones."
+    return ASPECTS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
+
 def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
             calibrated:bool=True, # the values are on the calibrated scale
+            aspects:dict|None=None, # family -> its name in the verdict (`family_aspects`); None: `ASPECTS`
            ) -> str:
     "One line saying which aspect of the image changed most and which was kept best."
-    fam = {f: scores[f] for f in FAMILIES if f in scores}
+    fam, aspects = {f: scores[f] for f in FAMILIES if f in scores}, aspects or ASPECTS
     lo, hi = min(fam, key=fam.get), max(fam, key=fam.get)
-    say = lambda f, what: f"{ASPECTS[f]} {what} ({fam[f]:.2f})"
+    say = lambda f, what: f"{aspects[f]} {what} ({fam[f]:.2f})"
     if calibrated and fam[lo] >= KEPT: return f"nearly the same image: every aspect kept, {say(lo, 'least')}"
     if calibrated and fam[hi] <= UNRELATED: return f"as different as unrelated paintings in every aspect, {say(hi, 'closest')}"
     if lo == hi: return say(lo, 'compared')
     return f"{say(lo, 'changed most')}; {say(hi, 'kept best')}"
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00021
-def _what(key:str, model_name:str|None=None) -> str:
-    if key in FAMILIES: return ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
+WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not content', imagenet='ImageNet ResNet50: content',
+                    genre="chapter 04's genre ResNet50: content, as genres see it")
+
+def _what(key:str, model_name:str|None=None, weights:str|None=None) -> str:
+    if key in FAMILIES:
+        segs = ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
+        if key != 'semantic' or weights is None: return segs
+        return f"{segs} ({WEIGHTS_MEAN.get(weights, f'ResNet50 weights {Path(weights).name}: content')})"
     return 'mean of the families' if key == 'combined' else f"Siamese network ({model_name})"
 
 def format_comparison(a:str, b:str, # how to name the two images
                       scores:dict, # `compare_images` output
                       calibrated:bool=True, # the scale of the values
                       model_name:str|None=None, # the model file, for the siamese row
+                      semantic_weights:str|None=None, # the weights the semantic family used (see `family_aspects`); None: not said
                      ) -> str:
     "The comparison as a table, one row per value, and the verdict."
     scale = ('calibrated (0 = as alike as two unrelated paintings, 1 = identical)' if calibrated else 'raw (1 = identical)')
     rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
-    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name)}" for k, v in scores.items()]
-    return '\n'.join(rows + [change_summary(scores, calibrated)])
+    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name, semantic_weights)}" for k, v in scores.items()]
+    aspects = family_aspects(semantic_weights) if semantic_weights else None
+    return '\n'.join(rows + [change_summary(scores, calibrated, aspects)])
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00047
 def _run(prog:str, parser, command, argv=None):
@@ -137,10 +156,13 @@ def artsim_compare(a:str, b:str, # the two image files
     try: scores = compare_images(*ims, sim, cal, device)
     except UsageError: raise
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
-    line = change_summary(scores, cal is not None)
+    w = semantic_weights_of(cal)
+    line = change_summary(scores, cal is not None, family_aspects(w))
     if as_json: text = json.dumps(dict(a=str(a), b=str(b), scale='calibrated' if cal else 'raw', calibration=cal.origin if cal else None,
-                                       model=str(model) if model else None, scores=scores, verdict=line), indent=2)
-    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None)
+                                       model=str(model) if model else None, semantic_weights=w,
+                                       measures={f: _what(f, None, w) for f in scores if f in FAMILIES},
+                                       scores=scores, verdict=line), indent=2, ensure_ascii=False)
+    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w)
     print(text, file=out or sys.stdout)
     return dict(scores=scores, verdict=line)
 
