@@ -530,7 +530,7 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
             seed:int=0) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, every file looked at and left out, with the reason)."
     queues = {g: list(df.itertuples(index=False)) for g, df in candidate_order(cands, seed).items()}
-    kept, bad = {g: [] for g in queues}, []
+    kept, bad, shrunk = {g: [] for g in queues}, [], []
     total = sum(min(n_per_genre, len(q)) for q in queues.values())
     pb = progress_bar(range(max(total, 1)), leave=False)
     pb.update(done := 0)
@@ -546,6 +546,7 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
                 bad.append(dict(src=c.src, id=c.id, genre=g, reason=e.reason)); continue
             made = isinstance(fetched[c.src], (tuple, bytes)) or (image_size and max(img.size) > image_size)
             if made:
+                if image_size and max(img.size) > image_size and not isinstance(fetched[c.src], tuple): shrunk.append(img.size)
                 img = _fit(img, image_size)
                 f = run.path/'data'/'images'/g/f'{c.id}.png'
                 if not f.exists(): save_image(img, f)
@@ -556,6 +557,10 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
             done += 1
             pb.update(min(done, total))
     rows = pd.DataFrame([r for g in kept for r in kept[g]], columns=[c for c in MANIFEST_COLUMNS if c != 'split'])
+    if shrunk:
+        w, h = shrunk[0]; f = image_size / max(w, h)
+        warnings.warn(f"{counted(len(shrunk), 'painting')} larger than image_size={image_size} px shrunk to it on the long side "
+                      f"(e.g. {w} x {h} -> {max(1, round(w * f))} x {max(1, round(h * f))}); -p image_size=None keeps them as they are")
     return rows, pd.DataFrame(bad, columns=BAD_COLUMNS)
 
 # %% ../nbs/00_data.ipynb #4bcdf213
@@ -643,7 +648,7 @@ def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         save_report(run, bad, report)  # what was looked at, and why each file was left out, stays readable
         raise
     short = {g: v['kept'] for g, v in report['genres'].items() if v['kept'] < p.n_per_genre}
-    if short: warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {len(short)} genres, all kept: {short}")
+    if short: warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {counted(len(short), 'genre')}, all kept: {short}")
     rows['split'] = split_stratified(rows, p.valid_pct, p.test_pct, p.seed)
     rows[['width', 'height']] = rows[['width', 'height']].astype('int64')
     return rows[MANIFEST_COLUMNS].reset_index(drop=True), bad, report
