@@ -289,6 +289,8 @@ details.code-fold > summary { cursor: pointer; color: #555; font-size: .9rem; ma
 a.anchor-link { display: none; }
 .jp-RenderedHTMLCommon table { margin-left: 0; margin-right: 0; }
 table.run-chapters td, table.run-chapters th { padding: .2rem .8rem; }
+/* tables a chapter printed: a value with its interval stays on one line; labels (first column) and verdicts (last) wrap */
+.jp-OutputArea-output td:not(:first-child):not(:last-child) { white-space: nowrap; }
 """
 
 # %% ../nbs/pipeline/docs.ipynb #fe0a77e8
@@ -308,7 +310,7 @@ def page_exporter():
     return HTMLExporter(template_name='lab', template_file='artsim-page.html.j2', exclude_input_prompt=True,
                         exclude_output_prompt=True, extra_loaders=[DictLoader({'artsim-page.html.j2': PAGE_TEMPLATE})])
 
-# %% ../nbs/pipeline/docs.ipynb #9bee45d9
+# %% ../nbs/pipeline/docs.ipynb #03abc9b9
 def doc_url(root=None) -> str|None:
     "The documentation site's address, `doc_host` + `doc_baseurl` of settings.ini; None while `doc_host` is empty (not published)."
     from nbdev.config import get_config
@@ -328,7 +330,7 @@ def _link_bases() -> tuple[str, str]:
     page, _, src = _qual_sym(('PAGE', 'FILE'), d['settings'])
     return page.removesuffix('PAGE'), src.removesuffix('FILE')
 
-# %% ../nbs/pipeline/docs.ipynb #86d2d499
+# %% ../nbs/pipeline/docs.ipynb #4ea7236a
 _HREF = re.compile(r'href="([^"]*)"')
 
 def _rel(target:str, page:str) -> str:
