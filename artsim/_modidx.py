@@ -225,6 +225,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                              'artsim.docs.results_notebook': ('pipeline/docs.html#results_notebook', 'artsim/docs.py'),
                              'artsim.docs.run_overview': ('pipeline/docs.html#run_overview', 'artsim/docs.py'),
                              'artsim.docs.run_preset': ('pipeline/docs.html#run_preset', 'artsim/docs.py'),
+                             'artsim.docs.settle_anchors': ('pipeline/docs.html#settle_anchors', 'artsim/docs.py'),
                              'artsim.docs.sidebar_pages': ('pipeline/docs.html#sidebar_pages', 'artsim/docs.py'),
                              'artsim.docs.site_links': ('pipeline/docs.html#site_links', 'artsim/docs.py'),
                              'artsim.docs.source_url': ('pipeline/docs.html#source_url', 'artsim/docs.py'),

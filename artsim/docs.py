@@ -13,9 +13,9 @@ from .runs import Run, project_root as _clone_root
 # %% auto #0
 __all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'checkout_root', 'run_preset', 'find_runs', 'front_matter', 'cell_options',
            'quarto_attrs', 'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'doc_url',
-           'source_url', 'site_links', 'repo_links', 'write_site', 'md_notebook', 'docs_pages', 'results_notebook',
-           'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown', 'write_readme',
-           'build_preview', 'main']
+           'source_url', 'site_links', 'repo_links', 'settle_anchors', 'write_site', 'md_notebook', 'docs_pages',
+           'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown',
+           'write_readme', 'build_preview', 'main']
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
 def checkout_root(path=None) -> Path:
@@ -310,7 +310,7 @@ def page_exporter():
     return HTMLExporter(template_name='lab', template_file='artsim-page.html.j2', exclude_input_prompt=True,
                         exclude_output_prompt=True, extra_loaders=[DictLoader({'artsim-page.html.j2': PAGE_TEMPLATE})])
 
-# %% ../nbs/pipeline/docs.ipynb #03abc9b9
+# %% ../nbs/pipeline/docs.ipynb #13aee681
 def doc_url(root=None) -> str|None:
     "The documentation site's address, `doc_host` + `doc_baseurl` of settings.ini; None while `doc_host` is empty (not published)."
     from nbdev.config import get_config
@@ -330,7 +330,7 @@ def _link_bases() -> tuple[str, str]:
     page, _, src = _qual_sym(('PAGE', 'FILE'), d['settings'])
     return page.removesuffix('PAGE'), src.removesuffix('FILE')
 
-# %% ../nbs/pipeline/docs.ipynb #4ea7236a
+# %% ../nbs/pipeline/docs.ipynb #aab4433a
 _HREF = re.compile(r'href="([^"]*)"')
 
 def _rel(target:str, page:str) -> str:
@@ -344,6 +344,9 @@ def site_links(html:str, # a page of the site
               ) -> str:
     "`html` with the links nbdev made to a name's documentation pointed at this site's own page, and its source links dropped unless kept."
     doc, src = _link_bases()
+    # headings' anchors in lower case, as Quarto makes them and as nbdev links a name (`Calibration` -> `#calibration`)
+    html = re.sub(r'(<h[1-6][^>]*\sid=")([^"]+)"', lambda m: f'{m.group(1)}{m.group(2).lower()}"', html)
+    html = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{m.group(1).lower()}"', html)
     def own(m):
         page, hash_, anchor = m.group(1)[len(doc):].partition('#')
         if not m.group(1).startswith(doc) or page not in pages: return m.group(0)
@@ -363,6 +366,25 @@ def repo_links(md:str, # markdown with nbdev's links
         page = m.group(2)[len(doc):].split('#')[0]
         return f"{m.group(1)}({page_nb[page]})" if m.group(2).startswith(doc) and page in page_nb else m.group(0)
     return re.sub(r'(\[[^\]]*\])\(([^)\s]+)\)', to_nb, md)
+
+def settle_anchors(files:list, # the pages of a site, all written
+                  ) -> int: # links changed
+    "Point each link to an anchor a page of `files` lacks at the nearest one it has: `Class.method` at `class`, else the page."
+    files = [Path(f).resolve() for f in files]
+    ids = {f: set(re.findall(r'\sid="([^"]+)"', f.read_text(encoding='utf-8'))) for f in files}
+    changed = 0
+    for f in files:
+        def settle(m):
+            nonlocal changed
+            page, anchor = m.group(1), m.group(2)
+            t = (f.parent/page).resolve() if page else f
+            if t not in ids or anchor in ids[t]: return m.group(0)
+            changed += 1
+            near = anchor.rsplit('.', 1)[0]
+            return f'href="{page}#{near}"' if '.' in anchor and near in ids[t] else f'href="{page or t.name}"'
+        html = re.sub(r'href="([^":#]*)#([^"]+)"', settle, f.read_text(encoding='utf-8'))
+        f.write_text(html, encoding='utf-8')
+    return changed
 
 # %% ../nbs/pipeline/docs.ipynb #3c96b98f
 def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static',
@@ -602,6 +624,7 @@ def build_preview(out='_docs_preview', run=None, root=None) -> dict:
     site = get_config(path=root).title
     written = write_site(docs, out, site, links=[dict(href='results/index.html', text='Results')], keep_source=source_url(root) is not None)
     written += write_site(res, out, f'{site}: results', links=[dict(href='index.html', text='Chapters and API')])
+    settle_anchors(written)
     return dict(docs=[p['href'] for p in docs], results=[p['href'] for p in res], run=run, files=written)
 
 # %% ../nbs/pipeline/docs.ipynb #07d731a6
