@@ -66,7 +66,6 @@ DOCS_PREVIEW ?= _docs_preview
 docs: venv
 	@if command -v quarto >/dev/null 2>&1; then
 	  $(BIN)/nbdev_docs
-	  $(BIN)/python -m artsim.docs readme  # the README as tests/test_docs.py checks it, its links as settings.ini sets them
 	  ARTSIM_RUN="$(RUN)" quarto render
 	  echo "Open _docs/index.html (chapters and API) and _site/index.html (results)"
 	else
