@@ -191,6 +191,10 @@ def test_the_results_of_07_show_no_stderr_and_no_markdown_markup(preview, served
     assert page.locator('.jp-OutputArea-output table th', has_text='against the Siamese network').count() == 1
     assert page.locator('.jp-OutputArea-output table strong', has_text='beats it on').count() + page.locator(
         '.jp-OutputArea-output table td', has_text='no clear difference').count() > 0   # the verdicts, rendered
+    # and no executed chapter carries progress bars or library warnings on stderr
+    for f in sorted((preview['run']/'notebooks').glob('[0-9][0-9]_*.ipynb')):
+        assert page.goto(served + f'results/{f.stem}.html').status == 200
+        assert stderr.count() == 0, (f.stem, stderr.all_inner_texts()[:3])
     page.close()
 
 
