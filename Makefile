@@ -76,9 +76,10 @@ docs: venv
 docs-preview: venv
 	@$(BIN)/python -m artsim.docs preview --out "$(DOCS_PREVIEW)" $(if $(RUN),--run "$(RUN)")
 
-# README.md is generated from nbs/index.ipynb: edit the notebook, then `make readme`.
+# README.md is generated from nbs/index.ipynb: edit the notebook, then `make readme` (with or without Quarto:
+# nbdev_readme would link every name to doc_host, which settings.ini leaves empty until the docs are published).
 readme: venv
-	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_readme; else $(BIN)/python -m artsim.docs readme; fi
+	@$(BIN)/python -m artsim.docs readme
 
 # JupyterLab on this machine only, with the project's kernel (`artsim`, registered by `make venv`).
 LAB_PORT ?= 8888

@@ -6,6 +6,10 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = ['load_image', 'ImageLoadError', 'descriptor_similarity', 'descriptor_similarity_matrix', 'SiameseSimilarity']
 
+# %% ../nbs/pipeline/api.ipynb #17ca5cd2
+import warnings as _warnings
+_warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
+
 # %% ../nbs/pipeline/api.ipynb #c15a727c
 from .data import load_image, ImageLoadError
 from .similarity import descriptor_similarity, descriptor_similarity_matrix

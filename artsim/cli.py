@@ -10,19 +10,30 @@ import pandas as pd
 from PIL import Image
 from .data import ImageLoadError, counted, load_image
 from .descriptors import FAMILIES
-from .similarity import compare_described, describe_images
+from .similarity import compare_described, describe_images, load_calibration
 from .reproduce import CommandFailed, CommandParser, UsageError, existing
-from .index import build_index, load_index, open_calibration, read_index_meta, search_index
+from .index import build_index, find_images, load_index, open_calibration, read_index_meta, search_index
 
 # %% auto #0
-__all__ = ['ASPECTS', 'KEPT', 'UNRELATED', 'read_image', 'check_device', 'open_model', 'compare_images', 'change_summary',
-           'format_comparison', 'artsim_compare', 'compare_parser', 'compare_main', 'artsim_index', 'index_parser',
-           'index_main', 'artsim_search', 'search_parser', 'search_main']
+__all__ = ['MIN_SIDE', 'ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'read_image', 'check_device', 'open_model',
+           'compare_images', 'semantic_weights_of', 'family_aspects', 'change_summary', 'format_comparison',
+           'artsim_compare', 'compare_parser', 'compare_main', 'artsim_index', 'index_parser', 'index_main',
+           'query_files', 'artsim_search', 'search_parser', 'search_main']
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00009
+MIN_SIDE = 32 # pixels: below this on either side an image is read, with a note that its values say little
+
+def _has_alpha(path) -> bool:
+    with Image.open(path) as im: return im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info
+
 def read_image(path) -> Image.Image:
     "The image file at `path` in RGB: `UsageError` when there is no such file, `ImageLoadError` when it is not a readable image."
-    return load_image(existing(path, 'image'))
+    p = existing(path, 'image')
+    im = load_image(p)
+    if min(im.size) < MIN_SIDE:
+        warnings.warn(f"{path} is {im.width} x {im.height} pixels, below {MIN_SIDE} on a side: its similarities say little about it")
+    if _has_alpha(p): warnings.warn(f"{path} has transparency: it is blended over white before it is described")
+    return im
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00012
 def check_device(device:str):
@@ -62,33 +73,51 @@ def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
 ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
 KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
 
+def semantic_weights_of(calibration) -> str:
+    "The ResNet50 weights images are described with for `calibration` (a `Calibration`; None: raw values, the shipped settings)."
+    return str((calibration or load_calibration('default')).settings['semantic_weights'])
+
+def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
+                  ) -> dict: # family -> what its value speaks of
+    "What each family measures: the semantic family is content only with trained weights, low-level statistics with random ones."
+    return ASPECTS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
+
 def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
             calibrated:bool=True, # the values are on the calibrated scale
+            aspects:dict|None=None, # family -> its name in the verdict (`family_aspects`); None: `ASPECTS`
            ) -> str:
     "One line saying which aspect of the image changed most and which was kept best."
-    fam = {f: scores[f] for f in FAMILIES if f in scores}
+    fam, aspects = {f: scores[f] for f in FAMILIES if f in scores}, aspects or ASPECTS
     lo, hi = min(fam, key=fam.get), max(fam, key=fam.get)
-    say = lambda f, what: f"{ASPECTS[f]} {what} ({fam[f]:.2f})"
+    say = lambda f, what: f"{aspects[f]} {what} ({fam[f]:.2f})"
     if calibrated and fam[lo] >= KEPT: return f"nearly the same image: every aspect kept, {say(lo, 'least')}"
     if calibrated and fam[hi] <= UNRELATED: return f"as different as unrelated paintings in every aspect, {say(hi, 'closest')}"
     if lo == hi: return say(lo, 'compared')
     return f"{say(lo, 'changed most')}; {say(hi, 'kept best')}"
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00021
-def _what(key:str, model_name:str|None=None) -> str:
-    if key in FAMILIES: return ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
+WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not content', imagenet='ImageNet ResNet50: content',
+                    genre="chapter 04's genre ResNet50: content, as genres see it")
+
+def _what(key:str, model_name:str|None=None, weights:str|None=None) -> str:
+    if key in FAMILIES:
+        segs = ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
+        if key != 'semantic' or weights is None: return segs
+        return f"{segs} ({WEIGHTS_MEAN.get(weights, f'ResNet50 weights {Path(weights).name}: content')})"
     return 'mean of the families' if key == 'combined' else f"Siamese network ({model_name})"
 
 def format_comparison(a:str, b:str, # how to name the two images
                       scores:dict, # `compare_images` output
                       calibrated:bool=True, # the scale of the values
                       model_name:str|None=None, # the model file, for the siamese row
+                      semantic_weights:str|None=None, # the weights the semantic family used (see `family_aspects`); None: not said
                      ) -> str:
     "The comparison as a table, one row per value, and the verdict."
     scale = ('calibrated (0 = as alike as two unrelated paintings, 1 = identical)' if calibrated else 'raw (1 = identical)')
     rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
-    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name)}" for k, v in scores.items()]
-    return '\n'.join(rows + [change_summary(scores, calibrated)])
+    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name, semantic_weights)}" for k, v in scores.items()]
+    aspects = family_aspects(semantic_weights) if semantic_weights else None
+    return '\n'.join(rows + [change_summary(scores, calibrated, aspects)])
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00047
 def _run(prog:str, parser, command, argv=None):
@@ -137,10 +166,13 @@ def artsim_compare(a:str, b:str, # the two image files
     try: scores = compare_images(*ims, sim, cal, device)
     except UsageError: raise
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
-    line = change_summary(scores, cal is not None)
+    w = semantic_weights_of(cal)
+    line = change_summary(scores, cal is not None, family_aspects(w))
     if as_json: text = json.dumps(dict(a=str(a), b=str(b), scale='calibrated' if cal else 'raw', calibration=cal.origin if cal else None,
-                                       model=str(model) if model else None, scores=scores, verdict=line), indent=2)
-    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None)
+                                       model=str(model) if model else None, semantic_weights=w,
+                                       measures={f: _what(f, None, w) for f in scores if f in FAMILIES},
+                                       scores=scores, verdict=line), indent=2, ensure_ascii=False)
+    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w)
     print(text, file=out or sys.stdout)
     return dict(scores=scores, verdict=line)
 
@@ -181,7 +213,7 @@ def artsim_index(folder:str, # the folder of originals
     say = lambda *a: print(*a, file=log or sys.stdout)
     n_ign = len(r['ignored'])
     say(f"artsim_index: {r['indexed']} of {r['images']} images in {_shown(r['folder'])} -> {_shown(r['out'])} ({r['seconds']:.1f} s)")
-    say(f"  described {r['described']} new images ({r['unique'] - r['described']} from the cache)" +
+    say(f"  described {counted(r['described'], 'new image')} ({r['unique'] - r['described']} from the cache)" +
         (f", embedded {r['embedded']} with the Siamese model ({r['unique'] - r['embedded']} from the cache)" if sim else ''))
     if len(r['skipped']): say(f"  skipped {counted(len(r['skipped']), 'unreadable file')} (listed on stderr and in {_shown(Path(r['out'])/'images.parquet')})")
     if n_ign: say(f"  ignored {counted(n_ign, 'file')} not named as images, e.g. {r['ignored'][0]}")
@@ -207,17 +239,35 @@ def index_main(argv=None):
     _run('artsim_index', index_parser(), artsim_index, argv)
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00055
-def artsim_search(image:str, # the image to find the original of
+def query_files(paths:list, # what the user typed: image files and folders of them
+               ) -> list: # (name, Path), in the order given, a folder's images sorted
+    "The images to search for: each path an image file, or a folder whose images (anywhere below it, hidden ones left out) are all taken."
+    out = []
+    for q in paths:
+        p = existing(q, 'image')
+        if not p.is_dir(): out.append((str(q), p)); continue
+        files = find_images(p)[0]
+        if not files: raise CommandFailed(f"{q}: holds no image files")
+        out += [(str(f), f) for f in files]
+    return out
+
+def _ranked_text(name, found, ix, by) -> str:
+    cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
+    head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
+    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}" for r in found.to_dict('records')]
+    return '\n'.join([f"{name}: the {len(found)} most similar of {len(ix)} originals in {_shown(ix.root)}, ranked by {by}", head] + rows)
+
+def artsim_search(images:list, # the images to find the originals of: image files, or folders of them
                   index:str, # an index folder made by artsim_index
-                  k:int=5, # how many originals
+                  k:int=5, # how many originals per image
                   model:str|None=None, # the index's Siamese model, if it was moved; None: where it was when the index was made
                   by:str|None=None, # 'combined' or 'siamese'; None: combined
-                  as_json:bool=False, # print JSON instead of the table
+                  as_json:bool=False, # print JSON instead of the tables
                   device:str='cpu', # torch device
                   out=None, # where the result goes (default: stdout)
-                 ) -> pd.DataFrame: # `search_index`'s table
-    "The k originals of an index most similar to an image, with their scores."
-    im = read_image(image)
+                 ) -> pd.DataFrame: # `search_index`'s tables, one after the other, with the column `image` first
+    "The k originals of an index most similar to each image, with their scores; the index and the model are read once for all images."
+    queries = query_files([images] if isinstance(images, (str, Path)) else list(images))
     check_device(device)
     meta = read_index_meta(existing(index, '--index'))
     sim = None
@@ -228,32 +278,38 @@ def artsim_search(image:str, # the image to find the original of
     elif model: raise UsageError(f"--model {model}: the index {index} holds no Siamese embeddings (index with --model to have them)")
     if by == 'siamese' and not meta.get('model'): raise UsageError(f"--by siamese: the index {index} holds no Siamese embeddings (index with --model to have them)")
     ix = load_index(index, sim, device)
-    try: found = search_index(ix, im, k, sim, by, device)
-    except UsageError: raise
-    except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
-    by = by or 'combined'
-    if as_json:
+    rank_by, texts, results, tables = by or 'combined', [], [], []
+    for name, path in queries:
+        try: im = read_image(path)
+        except ImageLoadError as e:
+            if len(queries) == 1: raise
+            print(f"artsim_search: skipped {name}: {e.reason}", file=sys.stderr); continue
+        try: found = search_index(ix, im, k, sim, by, device)
+        except UsageError: raise
+        except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
+        tables.append(found.assign(image=name)[['image'] + list(found.columns)])
         rows = [{c: int(r[c]) if c == 'rank' else str(ix.root/r[c]) if c == 'original' else float(r[c]) for c in found} for _, r in found.iterrows()]
-        text = json.dumps(dict(image=str(image), index=str(index), originals=len(ix), ranked_by=by, results=rows), indent=2)
-    else:
-        cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
-        head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
-        rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}" for r in found.to_dict('records')]
-        text = '\n'.join([f"{image}: the {len(found)} most similar of {len(ix)} originals in {_shown(ix.root)}, ranked by {by}", head] + rows)
+        results.append(dict(image=name, index=str(index), originals=len(ix), ranked_by=rank_by, results=rows))
+        texts.append(_ranked_text(name, found, ix, rank_by))
+    if not tables: raise CommandFailed(f"none of the {len(queries)} images could be read")
+    if as_json: text = json.dumps(results[0] if len(queries) == 1 else results, indent=2, ensure_ascii=False)
+    else: text = '\n\n'.join(texts)
     print(text, file=out or sys.stdout)
-    return found
+    return pd.concat(tables, ignore_index=True)
 
 def search_parser():
     "The options of `artsim_search`."
     p = CommandParser(prog='artsim_search', allow_abbrev=False,
-                description="Which originals of an index (made by artsim_index) is IMAGE most similar to? The k best, with the combined "
-                            "descriptor value and, when the index holds Siamese embeddings, the Siamese score.")
-    p.add_argument('image', metavar='IMAGE', help="the image to find the original of")
+                description="Which originals of an index (made by artsim_index) is each IMAGE most similar to? The k best, with the "
+                            "combined descriptor value and, when the index holds Siamese embeddings, the Siamese score. Give several "
+                            "images, or folders of them, to search for all of them in one call.")
+    p.add_argument('images', metavar='IMAGE', nargs='+', help="an image file to find the original of, or a folder of them (several may be given)")
     p.add_argument('--index', required=True, metavar='INDEX', help="an index folder made by artsim_index")
     p.add_argument('-k', type=_positive, default=5, help="how many originals to list (default: 5)")
     p.add_argument('--by', choices=('combined', 'siamese'), help="what to rank by (default: combined)")
     p.add_argument('--model', metavar='PATH', help="the index's Siamese model, if it moved since the index was made")
-    p.add_argument('--json', dest='as_json', action='store_true', help="print JSON instead of a table")
+    p.add_argument('--json', dest='as_json', action='store_true',
+                   help="print JSON instead of a table: one object for one image, a list of them for several")
     p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
     return p
 

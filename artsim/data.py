@@ -15,9 +15,9 @@ from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
-           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'demo_size', 'demo_painting', 'read_wikiart',
-           'read_huggan', 'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path', 'check_params',
-           'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
+           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'image_list', 'demo_size', 'demo_painting',
+           'read_wikiart', 'read_huggan', 'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path',
+           'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
            'check_collected', 'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage',
            'show_samples']
 
@@ -100,6 +100,17 @@ def load_image(src, # a path, encoded bytes, a PIL image or a uint8 array (H,W),
     except ImageLoadError:
         im.close()  # the file PIL opened for us: a broken image must not leak its handle
         raise
+
+# %% ../nbs/00_data.ipynb #3f18bf8c
+def image_list(images, # a list (or any iterable) of what `load_image` takes
+              ) -> list:
+    "`images` as a list: a single image or a non-iterable is a `TypeError`, an empty list a `ValueError`."
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        raise TypeError(f'expected a list of images, got a single {type(images).__name__}: put it in a list')
+    try: images = list(images)
+    except TypeError: raise TypeError(f'expected a list of images, got {type(images).__name__}') from None
+    if not images: raise ValueError('expected a list of images, got an empty one: give at least one image')
+    return images
 
 # %% ../nbs/00_data.ipynb #5ee9ecce
 def _hsv(h, s, v) -> tuple:
@@ -519,7 +530,7 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
             seed:int=0) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, every file looked at and left out, with the reason)."
     queues = {g: list(df.itertuples(index=False)) for g, df in candidate_order(cands, seed).items()}
-    kept, bad = {g: [] for g in queues}, []
+    kept, bad, shrunk = {g: [] for g in queues}, [], []
     total = sum(min(n_per_genre, len(q)) for q in queues.values())
     pb = progress_bar(range(max(total, 1)), leave=False)
     pb.update(done := 0)
@@ -535,6 +546,7 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
                 bad.append(dict(src=c.src, id=c.id, genre=g, reason=e.reason)); continue
             made = isinstance(fetched[c.src], (tuple, bytes)) or (image_size and max(img.size) > image_size)
             if made:
+                if image_size and max(img.size) > image_size and not isinstance(fetched[c.src], tuple): shrunk.append(img.size)
                 img = _fit(img, image_size)
                 f = run.path/'data'/'images'/g/f'{c.id}.png'
                 if not f.exists(): save_image(img, f)
@@ -545,6 +557,10 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
             done += 1
             pb.update(min(done, total))
     rows = pd.DataFrame([r for g in kept for r in kept[g]], columns=[c for c in MANIFEST_COLUMNS if c != 'split'])
+    if shrunk:
+        w, h = shrunk[0]; f = image_size / max(w, h)
+        warnings.warn(f"{counted(len(shrunk), 'painting')} larger than image_size={image_size} px shrunk to it on the long side "
+                      f"(e.g. {w} x {h} -> {max(1, round(w * f))} x {max(1, round(h * f))}); -p image_size=None keeps them as they are")
     return rows, pd.DataFrame(bad, columns=BAD_COLUMNS)
 
 # %% ../nbs/00_data.ipynb #4bcdf213
@@ -632,7 +648,7 @@ def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         save_report(run, bad, report)  # what was looked at, and why each file was left out, stays readable
         raise
     short = {g: v['kept'] for g, v in report['genres'].items() if v['kept'] < p.n_per_genre}
-    if short: warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {len(short)} genres, all kept: {short}")
+    if short: warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {counted(len(short), 'genre')}, all kept: {short}")
     rows['split'] = split_stratified(rows, p.valid_pct, p.test_pct, p.seed)
     rows[['width', 'height']] = rows[['width', 'height']].astype('int64')
     return rows[MANIFEST_COLUMNS].reset_index(drop=True), bad, report

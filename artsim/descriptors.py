@@ -553,7 +553,7 @@ def stage(run:Run, p) -> None:
         o = pd.read_parquet(old).dropna(subset=['hash'])
         known = {(str(run.resolve(a)), b, c): h for a, b, c, h in zip(o.path, o.bytes, o.mtime_ns, o.hash)}
     index, stats = extract_features([run.resolve(x) for x in images.path], store, families, p.size, encoder,
-                                    p.n_jobs, p.chunk_size, known, progress=not os.environ.get('IN_TEST'))
+                                    p.n_jobs, p.chunk_size, known, progress=not (os.environ.get('IN_TEST') or os.environ.get('TQDM_DISABLE')))
     images = pd.concat([images, index[['bytes', 'mtime_ns', 'hash', 'error']]], axis=1)
     for f in families: store.consolidate(f)
     save_parquet(images, run.path / 'features/images.parquet')

@@ -12,9 +12,10 @@ from .runs import Run, project_root as _clone_root
 
 # %% auto #0
 __all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'checkout_root', 'run_preset', 'find_runs', 'front_matter', 'cell_options',
-           'quarto_attrs', 'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'write_site',
-           'md_notebook', 'docs_pages', 'results_notebook', 'run_overview', 'stage_results', 'first_table',
-           'headline_table', 'readme_markdown', 'write_readme', 'build_preview', 'main']
+           'quarto_attrs', 'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'doc_url',
+           'source_url', 'site_links', 'repo_links', 'settle_anchors', 'write_site', 'md_notebook', 'docs_pages',
+           'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown',
+           'write_readme', 'build_preview', 'main']
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
 def checkout_root(path=None) -> Path:
@@ -28,7 +29,6 @@ def checkout_root(path=None) -> Path:
 # %% ../nbs/pipeline/docs.ipynb #6f335d9e
 def _mtime(run:Path) -> float:
     return max((f.stat().st_mtime for f in (run/'notebooks').glob('*.ipynb')), default=0.)
-
 
 # %% ../nbs/pipeline/docs.ipynb #bcf25ab5
 def run_preset(run) -> str|None:
@@ -257,7 +257,6 @@ PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- endblock footer -%}
 """
 
-
 # %% ../nbs/pipeline/docs.ipynb #a28dba3b
 SITE_CSS = """
 body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
@@ -290,6 +289,8 @@ details.code-fold > summary { cursor: pointer; color: #555; font-size: .9rem; ma
 a.anchor-link { display: none; }
 .jp-RenderedHTMLCommon table { margin-left: 0; margin-right: 0; }
 table.run-chapters td, table.run-chapters th { padding: .2rem .8rem; }
+/* tables a chapter printed: a value with its interval stays on one line; labels (first column) and verdicts (last) wrap */
+.jp-OutputArea-output td:not(:first-child):not(:last-child) { white-space: nowrap; }
 """
 
 # %% ../nbs/pipeline/docs.ipynb #fe0a77e8
@@ -309,15 +310,90 @@ def page_exporter():
     return HTMLExporter(template_name='lab', template_file='artsim-page.html.j2', exclude_input_prompt=True,
                         exclude_output_prompt=True, extra_loaders=[DictLoader({'artsim-page.html.j2': PAGE_TEMPLATE})])
 
-# %% ../nbs/pipeline/docs.ipynb #3c96b98f
+# %% ../nbs/pipeline/docs.ipynb #13aee681
+def doc_url(root=None) -> str|None:
+    "The documentation site's address, `doc_host` + `doc_baseurl` of settings.ini; None while `doc_host` is empty (not published)."
+    from nbdev.config import get_config
+    cfg = get_config(path=Path(root or checkout_root()))
+    host = (cfg.get('doc_host') or '').strip().rstrip('/')
+    return (f"{host}/{(cfg.get('doc_baseurl') or '').strip('/')}".rstrip('/') + '/') if host else None
+
+def source_url(root=None) -> str|None:
+    "The repository's address, `git_url` of settings.ini; None while it is empty."
+    from nbdev.config import get_config
+    return (get_config(path=Path(root or checkout_root())).get('git_url') or '').strip() or None
+
+def _link_bases() -> tuple[str, str]:
+    "What nbdev puts before a page (a name's documentation) and before a file (its source) when it links a name."
+    from nbdev.doclinks import _qual_sym
+    from artsim._modidx import d
+    page, _, src = _qual_sym(('PAGE', 'FILE'), d['settings'])
+    return page.removesuffix('PAGE'), src.removesuffix('FILE')
+
+# %% ../nbs/pipeline/docs.ipynb #aab4433a
+_HREF = re.compile(r'href="([^"]*)"')
+
 def _rel(target:str, page:str) -> str:
     "The link from the page at `page` to `target` (both relative to the site's root)"
     return os.path.relpath(target, os.path.dirname(page) or '.').replace(os.sep, '/')
 
-def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static') -> list[Path]:
+def site_links(html:str, # a page of the site
+               here:str, # where that page is, relative to the site's root
+               pages, # every page of the site, relative to its root
+               keep_source:bool=False, # keep nbdev's "source" links (to the configured repository)
+              ) -> str:
+    "`html` with the links nbdev made to a name's documentation pointed at this site's own page, and its source links dropped unless kept."
+    doc, src = _link_bases()
+    # headings' anchors in lower case, as Quarto makes them and as nbdev links a name (`Calibration` -> `#calibration`)
+    html = re.sub(r'(<h[1-6][^>]*\sid=")([^"]+)"', lambda m: f'{m.group(1)}{m.group(2).lower()}"', html)
+    html = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{m.group(1).lower()}"', html)
+    def own(m):
+        page, hash_, anchor = m.group(1)[len(doc):].partition('#')
+        if not m.group(1).startswith(doc) or page not in pages: return m.group(0)
+        return f'href="{_rel(page, here)}{hash_}{anchor}"'
+    html = _HREF.sub(own, html)
+    return html if keep_source else re.sub(rf'<a href="{re.escape(src)}[^"]*"[^>]*>source</a>', '', html)
+
+def repo_links(md:str, # markdown with nbdev's links
+               root=None, # the checkout
+              ) -> str:
+    "`md` with each link to a documentation page pointed at the notebook that page is made from, in the repository."
+    from nbdev.doclinks import _nbpath2html
+    root = Path(root or checkout_root()); nbs = root/'nbs'
+    page_nb = {_nbpath2html(f.relative_to(nbs)).as_posix(): f.relative_to(root).as_posix() for f in _glob(nbs, '*.ipynb')}
+    doc = _link_bases()[0]
+    def to_nb(m):
+        page = m.group(2)[len(doc):].split('#')[0]
+        return f"{m.group(1)}({page_nb[page]})" if m.group(2).startswith(doc) and page in page_nb else m.group(0)
+    return re.sub(r'(\[[^\]]*\])\(([^)\s]+)\)', to_nb, md)
+
+def settle_anchors(files:list, # the pages of a site, all written
+                  ) -> int: # links changed
+    "Point each link to an anchor a page of `files` lacks at the nearest one it has: `Class.method` at `class`, else the page."
+    files = [Path(f).resolve() for f in files]
+    ids = {f: set(re.findall(r'\sid="([^"]+)"', f.read_text(encoding='utf-8'))) for f in files}
+    changed = 0
+    for f in files:
+        def settle(m):
+            nonlocal changed
+            page, anchor = m.group(1), m.group(2)
+            t = (f.parent/page).resolve() if page else f
+            if t not in ids or anchor in ids[t]: return m.group(0)
+            changed += 1
+            near = anchor.rsplit('.', 1)[0]
+            return f'href="{page}#{near}"' if '.' in anchor and near in ids[t] else f'href="{page or t.name}"'
+        html = re.sub(r'href="([^":#]*)#([^"]+)"', settle, f.read_text(encoding='utf-8'))
+        f.write_text(html, encoding='utf-8')
+    return changed
+
+# %% ../nbs/pipeline/docs.ipynb #3c96b98f
+def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static',
+               keep_source:bool=False, # keep the "source" links of API entries (see `site_links`)
+              ) -> list[Path]:
     "HTML pages into `out`: `pages` are dicts of `nb` (plain), `fm`, `section` and `href`, in reading order; `links` go in the header"
     from nbconvert.filters.markdown import markdown2html
     out, ex, written = Path(out), page_exporter(), []
+    hrefs = {p['href'] for p in pages}
     sections = []
     for p in pages:
         if not sections or sections[-1][0] != p['section']: sections.append((p['section'], []))
@@ -332,6 +408,7 @@ def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str=
                    nav=[dict(title=s, items=[dict(item(q), current=q is p) for q in ps]) for s, ps in sections],
                    prev=item(pages[i-1]) if i else None, next=item(pages[i+1]) if i + 1 < len(pages) else None)
         body, _ = ex.from_notebook_node(p['nb'], resources=dict(page=ctx))
+        body = site_links(body, here, hrefs, keep_source)
         f = out/here
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(body, encoding='utf-8')
@@ -516,6 +593,7 @@ def readme_markdown(root=None) -> str:
         FilterDefaults()(nb)
     nb, fm = plain_notebook(nbformat.reads(nb2str(nb), as_version=4))
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    if doc_url(root) is None: body = repo_links(body, root)  # nothing published: link to the notebooks themselves
     head = f"# {fm.get('title', cfg.lib_name)}\n\n" + (f"> {fm['description']}\n\n" if fm.get('description') else '')
     text = head + "<!-- WARNING: THIS FILE WAS AUTOGENERATED from nbs/index.ipynb by `make readme`! DO NOT EDIT! -->\n\n" + body.strip() + '\n'
     return re.sub(r'\n{3,}', '\n\n', text)
@@ -544,8 +622,9 @@ def build_preview(out='_docs_preview', run=None, root=None) -> dict:
     if report: res.append(_page(md_notebook(report.read_text(encoding='utf-8')), 'results/report.html'))
     res += [_page(nbformat.read(f, as_version=4), f'results/{f.stem}.html', 'Chapters') for _, f in chapters]
     site = get_config(path=root).title
-    written = write_site(docs, out, site, links=[dict(href='results/index.html', text='Results')])
+    written = write_site(docs, out, site, links=[dict(href='results/index.html', text='Results')], keep_source=source_url(root) is not None)
     written += write_site(res, out, f'{site}: results', links=[dict(href='index.html', text='Chapters and API')])
+    settle_anchors(written)
     return dict(docs=[p['href'] for p in docs], results=[p['href'] for p in res], run=run, files=written)
 
 # %% ../nbs/pipeline/docs.ipynb #07d731a6

@@ -92,6 +92,13 @@ def read_index_meta(path) -> dict:
     return meta
 
 # %% ../nbs/pipeline/indexing.ipynb #e29a10a2
+def _remedy(have:dict, want:dict) -> str:
+    "What to do about an index made otherwise: only the model differs, then the option that matches it."
+    if version_differences(have, want | dict(model=have.get('model'))): return "delete it or give another --out"
+    if have.get('model') is None: return "run without --model to add to it, or give another --out to index with the model"
+    was = have.get('model_path') or "the model it was made with"
+    return f"give --model {was} to add to it, or another --out"
+
 def check_index_folder(out:Path, # the index folder asked for
                        want:dict, # `index_versions` of this indexing, with `root`, the folder indexed
                       ):
@@ -102,7 +109,7 @@ def check_index_folder(out:Path, # the index folder asked for
         if have.get('root') != want['root']:
             raise CommandFailed(f"{out} is the index of {have.get('root')}: give another --out for {want['root']}")
         if diff := version_differences(have, want):
-            raise CommandFailed(f"{out} was made with {'; '.join(diff)}: delete it or give another --out")
+            raise CommandFailed(f"{out} was made with {'; '.join(diff)}: {_remedy(have, want)}")
     elif out.exists() and any(out.iterdir()):
         raise CommandFailed(f"--out {out}: a folder that holds other things, not an artsim index: give a new or empty folder")
 

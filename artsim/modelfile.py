@@ -30,8 +30,8 @@ def sniff(path) -> str: # 'safetensors', 'pickle', 'zip', 'empty' or 'unknown'
     "What a weights file holds, from its first bytes."
     with open(path, 'rb') as f: head = f.read(9)
     if not head: return 'empty'
-    if head[:1] == b'\x80': return 'pickle'
-    if head[:2] == b'PK': return 'zip'
+    if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'): return 'pickle'
+    if head[:4] == b'PK\x03\x04': return 'zip'
     if len(head) == 9 and 0 < int.from_bytes(head[:8], 'little') < 1 << 30 and head[8:9] == b'{': return 'safetensors'
     return 'unknown'
 

@@ -16,8 +16,8 @@ from .numerics import pinned_env, restart_pinned
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
            'check_config', 'stage_arguments', 'chapter_code', 'ChapterFailed', 'is_export_hook', 'run_chapter',
-           'MissingExtra', 'check_extra', 'artsim_reproduce', 'CommandParser', 'CommandFailed', 'existing', 'parser',
-           'main']
+           'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'CommandParser', 'CommandFailed',
+           'existing', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 class UsageError(ValueError):
@@ -160,6 +160,8 @@ _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APP
            "if sys.path[0] == '': del sys.path[0]\n"
            # executed chapters are read as pages, where text bars stand in for widgets: no hint to install ipywidgets in every one
            "import warnings; warnings.filterwarnings('ignore', message='IProgress not found')\n"
+           # fastai's layers use torch.jit.script at import: torch's deprecation is nothing a reader of a chapter can act on
+           "warnings.filterwarnings('ignore', message=r'`torch\\.jit\\.script` is deprecated', category=FutureWarning)\n"
            "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 @contextlib.contextmanager
@@ -171,12 +173,13 @@ def _kernel_env(log:Path, pin:bool=False):
                                                     display_name='Python 3 (ipykernel)', language='python')))
     full = pinned_env() if pin else dict(os.environ)  # the kernel loads numpy and PyTorch: the switches must be set before it starts
     changed = {k for k in set(full) | set(os.environ) if full.get(k) != os.environ.get(k)}
-    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND', *changed)}
+    old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND', 'TQDM_DISABLE', *changed)}
     for k in changed:
         if k in full: os.environ[k] = full[k]
         else: os.environ.pop(k, None)
     os.environ['JUPYTER_PATH'] = os.pathsep.join([str(d)] + ([old['JUPYTER_PATH']] if old['JUPYTER_PATH'] else []))
     os.environ.pop('IN_TEST', None); os.environ.pop('MPLBACKEND', None)
+    os.environ['TQDM_DISABLE'] = '1'  # text progress bars would land in the executed chapters as stderr boxes
     try: yield
     finally:
         for k, v in old.items():
@@ -229,6 +232,22 @@ def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:b
             tb = _ANSI.sub('', '\n'.join(e.traceback or [])) or f"{e.ename}: {e.evalue}"
             logger.error("chapter %s failed in cell [%s]:\n%s", path.stem, e.exec_count, tb)
             raise ChapterFailed(path.stem, e.exec_count or e.cell_index, f"{e.ename}: {e.evalue}", tb, log, out, e.source or '') from None
+
+# %% ../nbs/pipeline/reproduce.ipynb #b2d4cb18
+_TEST_CALL = re.compile(r'\btest_(eq|ne|fail|close|is|warns|stdout|eq_type|shuffled)\(')
+_USER_WARNING = re.compile(r'^(?:\S.*?:\d+: )?UserWarning: (.+)$')
+
+def chapter_warnings(notebook, # an executed chapter (.ipynb)
+                    ) -> list[str]: # each warning's first line, once, in the order printed
+    "The `UserWarning`s an executed chapter printed, leaving out those of its test cells."
+    nb = json.loads(Path(notebook).read_text(encoding='utf-8'))
+    said = []
+    for c in nb['cells']:
+        if c['cell_type'] != 'code' or _TEST_CALL.search(''.join(c['source'])): continue
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream' and o.get('name') == 'stderr':
+                said += [m.group(1).strip() for l in ''.join(o['text']).splitlines() if (m := _USER_WARNING.match(l))]
+    return list(dict.fromkeys(said))
 
 # %% ../nbs/pipeline/reproduce.ipynb #4fb153a4
 REPRODUCE_NEEDS = ('papermill', 'nbformat', 'ipykernel')  # what the `reproduce` extra installs
@@ -297,6 +316,7 @@ def artsim_reproduce(
         save_json(dict(chapter=name, stage=stage, digest=digest, inputs=inputs, seconds=round(dt, 2),
                        finished=time.strftime('%Y-%m-%dT%H:%M:%S')), run_dir/'.done'/f'{name}.json')
         say(('' if not bar else f"  {name:<{w}}  ") + f"ran      {dt:6.1f} s")
+        for said in chapter_warnings(run_dir/'notebooks'/path.name): say(f"    warning: {said}")
         rows.append((name, 'ran', dt)); upstream = digest
     say(f"{len(rows)} chapter{'s' * (len(rows) != 1)} in {time.time() - t_all:.1f} s. Results in {run_dir}: "
         f"the executed chapters in notebooks/, their logs in logs/, the parameters in config.yaml")

@@ -16,6 +16,7 @@ from fastai.torch_core import TensorImage, params
 from fastai.vision.augment import aug_transforms, Pipeline
 from .runs import Run, derive_seed
 from .modelfile import ModelFileError, ModelKind, load_model, save_model
+from .data import image_list
 from .backbone import IMAGENET_STATS, infer, input_image, normalise, resnet50_body, weights_info
 
 # %% auto #0
@@ -329,7 +330,7 @@ def embed(self:SiameseSimilarity, images, # a list of images: paths, bytes, PIL 
           progress:bool|None=None, # a progress bar; None: for more than 4 batches
          ) -> np.ndarray: # float32 (n, embed_dim)
     "The embeddings of `images`, `batch_size` at a time."
-    images = list(images)
+    images = image_list(images)
     starts = range(0, len(images), self.batch_size)
     if progress or (progress is None and len(starts) > 4):
         from tqdm.auto import tqdm

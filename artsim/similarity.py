@@ -13,7 +13,7 @@ import numpy as np, pandas as pd
 from PIL import Image
 from scipy import ndimage, stats
 from tqdm.auto import tqdm
-from .data import load_image
+from .data import image_list, load_image
 from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, feature_centre, feature_matrix,
                                 feature_rows, l2_normalise, semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_module, stage_params
@@ -398,12 +398,6 @@ def _settings(cal, **given):
     base = (cal or load_calibration('default')).settings
     return base | {k: v for k, v in given.items() if v is not None}
 
-def _image_list(images):
-    if isinstance(images, (str, Path, bytes, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
-        raise TypeError(f'expected a list of images, got a single {type(images).__name__}: put it in a list')
-    images = list(images)
-    if not images: raise ValueError('no images to describe')
-    return images
 
 # %% ../nbs/03_similarity.ipynb #23a194f6
 @dataclass
@@ -439,7 +433,7 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
                     progress:bool=False, # show a progress bar
                    ) -> DescribedImages:
     "Describe each image once with every family of the calibration, the way its images were described (other settings are refused)."
-    images = _image_list(images)
+    images = image_list(images)
     cal = load_calibration(calibration)
     s = _settings(cal, size=size, semantic_weights=semantic_weights, semantic_size=semantic_size, seed=seed)
     families = [f for f in FAMILIES if cal is None or f in cal.families]

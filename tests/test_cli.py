@@ -257,7 +257,7 @@ def test_resume_does_only_the_new_image_and_reports_bad_files(tiny, tmp_path):
     (folder / 'notes.txt').write_text('about these paintings')
     code, out, err = run_main(index_main, folder, '--out', tmp_path / 'ix', '--model', tiny['model'], '--jobs', 1)
     assert code == 0, err
-    assert 'described 1 new images (31 from the cache), embedded 1 with the Siamese model (31 from the cache)' in out, out
+    assert 'described 1 new image (31 from the cache), embedded 1 with the Siamese model (31 from the cache)' in out, out
     assert '32 of 33 images' in out and 'skipped 1 unreadable file' in out and 'ignored 1 file not named as images' in out, out
     skipped = [l for l in err.splitlines() if 'skipped' in l]
     assert len(skipped) == 1 and skipped[0].startswith('artsim_index: skipped broken.png: ') and str(folder) not in skipped[0], err

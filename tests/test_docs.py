@@ -2,8 +2,10 @@
 reaches nbdev's Quarto installer; every page opens in headless Chromium with its title, the link to the next page
 and (on the results site) its figures; with a `quarto` on PATH the Makefile hands both sites to it; the README is
 generated from `nbs/index.ipynb`."""
-import functools, http.server, os, shutil, subprocess, sys, threading, time
+import functools, http.server, os, re, shutil, subprocess, sys, threading, time
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 import pytest
 
 from artsim.docs import readme_markdown
@@ -176,6 +178,90 @@ def test_preview_in_chromium(preview, served, browser, tmp_path_factory):
     seen += check_pages(browser, served, results, shots, figures=set(chapters))
     print('pages checked:\n  ' + '\n  '.join(seen) + f'\nscreenshots in {shots}')
     assert len(seen) == len(docs) + len(results)
+
+
+def test_the_results_of_07_show_no_stderr_and_no_markdown_markup(preview, served, browser):
+    "The evaluation page a reader opens: no red stderr box (deprecation warnings, progress bars) and the headline table as a table"
+    page = browser.new_page()
+    assert page.goto(served + 'results/07_evaluation.html').status == 200
+    stderr = page.locator('[data-mime-type="application/vnd.jupyter.stderr"]')
+    assert stderr.count() == 0, stderr.all_inner_texts()
+    prose = page.evaluate(PROSE_JS)
+    assert '**' not in prose, prose[max(0, prose.find('**') - 200):prose.find('**') + 200]
+    assert page.locator('.jp-OutputArea-output table th', has_text='against the Siamese network').count() == 1
+    assert page.locator('.jp-OutputArea-output table strong', has_text='beats it on').count() + page.locator(
+        '.jp-OutputArea-output table td', has_text='no clear difference').count() > 0   # the verdicts, rendered
+    # and no executed chapter carries progress bars or library warnings on stderr
+    for f in sorted((preview['run']/'notebooks').glob('[0-9][0-9]_*.ipynb')):
+        assert page.goto(served + f'results/{f.stem}.html').status == 200
+        assert stderr.count() == 0, (f.stem, stderr.all_inner_texts()[:3])
+    page.close()
+
+
+class _Links(HTMLParser):
+    "The href and src of every element of a page, and its anchors (id, name)"
+    def __init__(self):
+        super().__init__(); self.links, self.ids = [], set()
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.links += [a[k] for k in ('href', 'src') if a.get(k)]
+        self.ids |= {a[k] for k in ('id', 'name') if a.get(k)}
+
+
+def configured_hosts() -> set:
+    """The hosts settings.ini names (doc_host, git_url: none while nothing is published), and the documentation hosts other nbdev
+    libraries configure for themselves (nbdev links `nbdev.serve.proc_nbs` to nbdev's own site)"""
+    from artsim.docs import doc_url, source_url
+    from nbdev.doclinks import _build_lookup_table
+    others = {urlparse(e['settings']['doc_host']).netloc for lib, e in _build_lookup_table()[0].items()
+              if lib != 'artsim' and (e.get('settings') or {}).get('doc_host')}
+    return {urlparse(u).netloc for u in (doc_url(ROOT), source_url(ROOT)) if u} | others - {''}
+
+
+def site_link_problems(out:Path, hosts:set) -> list[str]:
+    "Every link of the site at `out` that leaves for a host not in `hosts`, or points in the site at a page or anchor that is not there"
+    out = out.resolve()
+    pages = {}
+    for f in out.rglob('*.html'):
+        p = _Links(); p.feed(f.read_text(encoding='utf-8')); pages[f.resolve()] = p
+    bad = []
+    for f, p in pages.items():
+        for link in p.links:
+            u, where = urlparse(link), f'{f.relative_to(out)}: {link}'
+            if u.scheme in ('http', 'https'):
+                if u.netloc not in hosts: bad.append(where + ' (a host that is not configured)')
+            elif u.scheme in ('data', 'mailto'): continue
+            elif u.scheme or link.startswith('/'): bad.append(where + ' (leaves the site)')
+            else:
+                t = (f.parent/unquote(u.path)).resolve() if u.path else f
+                if not t.exists(): bad.append(where + ' (no such page)')
+                elif u.fragment and t in pages and unquote(u.fragment) not in pages[t].ids: bad.append(where + ' (no such anchor)')
+    return bad
+
+
+def readme_link_problems(readme:str, hosts:set) -> list[str]:
+    "Every link of the README to a host not in `hosts`, or to a file the repository does not have"
+    bad = []
+    for link in re.findall(r'\]\(([^)\s]+)\)', readme) + re.findall(r'<(https?://[^>\s]+)>', readme):
+        u = urlparse(link)
+        if u.scheme in ('http', 'https'):
+            if u.netloc not in hosts: bad.append(f'{link} (a host that is not configured)')
+        elif u.scheme or link.startswith('/') or (u.path and not (ROOT/unquote(u.path)).exists()): bad.append(f'{link} (not a file of the repository)')
+    return bad
+
+
+def test_links_resolve_and_go_to_configured_hosts_only(preview):
+    "The README and both sites of the preview: no link to a host settings.ini does not name, every link within them resolves"
+    hosts = configured_hosts()
+    site = site_link_problems(preview['out'], hosts)
+    readme = readme_link_problems((ROOT/'README.md').read_text(), hosts)
+    assert not site and not readme, '\n'.join(site[:40] + readme)
+    # the check sees what it must: a link to an unconfigured host, a missing page, a missing anchor
+    probe = preview['out']/'zz_probe.html'
+    probe.write_text('<a href="https://artsim.github.io/artsim/data.html">x</a><a href="nowhere.html">y</a><a href="index.html#no-such-anchor">z</a>')
+    try: assert len(site_link_problems(preview['out'], hosts)) == 3
+    finally: probe.unlink()
+    assert len(readme_link_problems('[a](https://artsim.github.io/artsim/x.html) [b](nbs/nope.ipynb) [c](nbs/index.ipynb)', hosts)) == 2
 
 
 def test_api_entries_and_hidden_cells(preview):

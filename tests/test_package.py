@@ -110,3 +110,11 @@ def test_the_genre_chapter_is_imported_only_where_the_genre_model_itself_is_need
     "Chapter 04's module is the genre story: what later chapters share (backbone, model files, training glue) lives elsewhere."
     importers = sorted({a for a, b, _ in _artsim_imports() if b == 'finetune' and a != 'finetune'})
     assert importers == [], f"artsim.finetune is imported by {importers}: move what they use to the module of its concern"
+
+
+def test_torch_deprecation_of_jit_script_is_not_shown_to_users():
+    "fastai's layers trigger torch's `torch.jit.script` FutureWarning at import: `import artsim` keeps that one message quiet."
+    def stderr(code): return subprocess.run([sys.executable, '-W', 'default', '-c', code], capture_output=True, text=True, timeout=300).stderr
+    assert 'torch.jit.script` is deprecated' in stderr('import fastai.layers')   # what users would see without artsim's filter
+    said = stderr('import artsim; artsim.SiameseSimilarity; import fastai.vision.all')
+    assert 'jit.script' not in said, said

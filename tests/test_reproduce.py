@@ -162,7 +162,11 @@ def test_own_folder_runs_with_report_and_rerun_redoes_it_when_an_image_is_added(
     r = _cli(*args)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
-    assert len(lines) == 3 and lines[1].split()[:2] == ['00_data', 'ran'] and f'Results in {run}' in lines[2], r.stdout
+    assert len(lines) == 5 and lines[1].split()[:2] == ['00_data', 'ran'] and f'Results in {run}' in lines[-1], r.stdout
+    # the chapter's warnings about the user's data, on the console, one line each (and none from the chapter's test cells)
+    assert lines[2].startswith('    warning: 10 paintings larger than image_size=64 px shrunk to it on the long side'), r.stdout
+    assert lines[3] == "    warning: fewer than n_per_genre=4 good paintings in 2 genres, all kept: {'cityscape': 3, 'landscape': 3}", r.stdout
+    assert 'still_life' not in (run/'logs'/'00_data.log').read_text()   # the test cells' own genres stay out of the log too
     assert r.stderr == ''   # no progress bars off a terminal, no kernel warnings
     m = pd.read_parquet(run/'data'/'manifest.parquet')
     assert m.groupby('genre').size().to_dict() == dict(cityscape=3, landscape=3, portrait=4)   # all there is, nested included
@@ -181,6 +185,7 @@ def test_own_folder_runs_with_report_and_rerun_redoes_it_when_an_image_is_added(
     demo_painting('cityscape', 11, 80).save(src/'cityscape'/'new.jpg')
     r = _cli(*args)   # a new image: redone
     assert r.returncode == 0 and r.stdout.splitlines()[1].split()[:2] == ['00_data', 'ran'], r.stdout
+    assert "    warning: fewer than n_per_genre=4 good paintings in 1 genre, all kept: {'landscape': 3}" in r.stdout.splitlines(), r.stdout
     assert (pd.read_parquet(run/'data'/'manifest.parquet').genre == 'cityscape').sum() == 4
 
 
