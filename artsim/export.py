@@ -641,7 +641,6 @@ def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', pr
 def main(argv=None):
     "Entry point of the `artsim_export` console script."
     args = parser().parse_args(argv)
-    warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning) # torch's, raised while a library imports
     def fail(code, msg): print(f"artsim_export: {msg}", file=sys.stderr, flush=True); sys.exit(code)
     try: artsim_export(**vars(args))
     except UsageError as e: fail(2, f"error: {e} (see artsim_export --help)")

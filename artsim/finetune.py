@@ -5,8 +5,6 @@
 # %% ../nbs/04_finetune.ipynb #03184c1f
 from __future__ import annotations
 import contextlib, sys, tempfile, time, warnings
-if __name__ == '__main__': # run as a command (python -m, accelerate launch -m): its stderr is for its own messages
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning) # fastai's
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch

@@ -366,7 +366,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of the `artsim_reproduce` console script."
     args = parser().parse_args(argv)
-    warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning) # torch's, raised while a library imports: nothing a user can act on
     def fail(code, msg): print(f"artsim_reproduce: {msg}", file=sys.stderr); sys.exit(code)
     opts = vars(args); plan = opts.pop('plan')
     try:

@@ -5,8 +5,6 @@
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
 import random, sys, time, warnings
-if __name__ == '__main__': # run as a command (python -m, accelerate launch -m): its stderr is for its own messages
-    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning) # fastai's import
 import numpy as np, pandas as pd, torch
 from fastcore.basics import AttrDict
 from fastai.learner import Learner
