@@ -6,22 +6,24 @@
 from __future__ import annotations
 import math, sys, time
 from dataclasses import dataclass
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from scipy import special
 import artsim
 from .runs import Run, derive_seed, save_json
 from .backbone import Backbone, weights_info
 from .descriptors import FAMILIES
-from .similarity import combine, compare_described, load_calibration, run_descriptions
+from .siamese import descriptor_matrices, load_seed_models
 from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order, pair_group,
-                            recall_at_k, regression_metrics, resampled_auc, spearman, strength_trend, weighted_means)
+                            pearson, recall_at_k, regression_metrics, resampled_auc, roc_auc, spearman, strength_trend,
+                            weighted_means)
 from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, resnet_measure, ssim_matrix
 from .report import write_figures, write_report
 
 # %% auto #0
 __all__ = ['EvaluationSet', 'evaluation_set', 'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_matrix',
-           'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'hypothesis',
-           'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
+           'load_seed_nets', 'seed_matrices', 'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown',
+           'family_agreement', 'fidelity', 'seed_point_values', 'seed_spread', 'hypothesis', 'evaluate',
+           'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -78,13 +80,10 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
 def descriptor_scores(run:Run, test_set:EvaluationSet,
                      ) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
     "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined values."
-    nq, calibration, weights = len(test_set.queries), load_calibration(run), run.params('similarity').weights
-    described = run_descriptions(run, [*test_set.queries.path, *test_set.gallery.path])
-    raw = compare_described(described[:nq], described[nq:], weights, calibration, raw=True)
-    families = [f for f in FAMILIES if f in raw]
-    scores = {f'{f}_calibrated': calibration.apply(f, raw[f]) for f in families}
-    combined = combine({f: scores[f'{f}_calibrated'] for f in families}, weights)
-    scores |= dict(combined=combined, combined_raw=raw['combined'])
+    weights = run.params('similarity').weights
+    matrices = descriptor_matrices(run, list(test_set.queries.path), list(test_set.gallery.path))
+    families = [f for f in FAMILIES if f in matrices]
+    scores = {f'{f}_calibrated': matrices[f'{f}_calibrated'] for f in families} | {k: matrices[k] for k in ('combined', 'combined_raw')}
     info = {f'{f}_calibrated': dict(label=f'descriptors: {f}', detail='chapter 03, calibrated') for f in families}
     info |= dict(combined=dict(label='descriptors: combined',
                                detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
@@ -135,6 +134,27 @@ def siamese_matrix(model, # anything with `similarity_matrix(A, B)`, e.g. `Siame
     Q, G = [run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path]
     S = model.similarity_matrix(Q, G)
     return np.asarray(S, np.float64).reshape(len(test_set.queries), len(test_set.gallery))
+
+# %% ../nbs/07_evaluation.ipynb #7e5e0002
+def load_seed_nets(run:Run, net, # the run; the loaded network (`load_siamese`)
+                   path='models/siamese.safetensors', # the network's file: the seeds' file is <stem>_seeds beside it
+                  ) -> dict: # seed -> network, the loaded network's seed first
+    "The network and, where chapter 06 saved them beside it, the networks of its other training seeds."
+    f = run.resolve(path)
+    seeds = f.with_name(f.stem + '_seeds.safetensors')
+    return {int(net.card.get('seed') or 0): net} | (load_seed_models(seeds, net) if seeds.exists() else {})
+
+# %% ../nbs/07_evaluation.ipynb #7e5e0003
+def seed_matrices(nets:dict, # seed -> `SiameseSimilarity`, sharing one encoder (`load_seed_nets`)
+                  run:Run, test_set:EvaluationSet,
+                 ) -> dict: # seed -> float64 (queries, gallery)
+    "Every seed's score matrix on the test set: each image through the shared encoder once, then each seed's head."
+    first = next(iter(nets.values()))
+    if any(n.model.encoder is not first.model.encoder for n in nets.values()):
+        raise ValueError('the seeds must share one encoder (load them with load_seed_nets)')
+    FQ, FG = (first.features([run.resolve(x) for x in paths]) for paths in (test_set.queries.path, test_set.gallery.path))
+    with torch.inference_mode():
+        return {s: n.head.scores(n.head.embed(FQ), n.head.embed(FG)).double().numpy() for s, n in nets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #e7a00445
 def check_descriptor_scores(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
@@ -221,6 +241,55 @@ def family_agreement(test_set:EvaluationSet, pred, # the Siamese prediction of e
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/07_evaluation.ipynb #7e5e0011
+def _ranker(x) -> callable:
+    "Average ranks of `x` under any row weights (see `weighted_ranks`), the sort done once."
+    u, inv = np.unique(np.asarray(x, np.float64), return_inverse=True)
+    def ranks(w):
+        c = np.bincount(inv, weights=w, minlength=len(u))
+        return (np.cumsum(c) - c + (c + 1) / 2)[inv]
+    return ranks
+
+def fidelity(test_set:EvaluationSet, S:np.ndarray, # the network's (queries, gallery) scores
+             teacher:np.ndarray, # the teacher's, on the same matrix
+             boot:PaintingBootstrap) -> dict: # spearman, top1 (each value, lo, hi), variants, entries
+    "Spearman over the whole matrix and the share of rows whose top-1 agrees, network against teacher, with intervals."
+    S, T = np.asarray(S, np.float64), np.asarray(teacher, np.float64)
+    W, m = boot.weights(test_set.queries.painting), S.shape[1]
+    rs, rt = _ranker(S.ravel()), _ranker(T.ravel())
+    corr = lambda w: pearson(rs(w), rt(w), w)
+    agree = (S.argmax(1) == T.argmax(1)).astype(np.float64)
+    return dict(spearman=boot.interval(corr(np.ones(S.size)), [corr(np.repeat(w, m)) for w in W]),
+                top1=boot.interval(agree.mean(), weighted_means(W, agree)), variants=len(S), entries=S.size)
+
+# %% ../nbs/07_evaluation.ipynb #7e5e0014
+def seed_point_values(test_set:EvaluationSet, S:np.ndarray, # one network's (queries, gallery) scores
+                      target:str, teacher:np.ndarray|None=None, # the pairs column it learned; its matrix (for fidelity)
+                      ks=(1, 5)) -> tuple: # (criteria, agreement, fidelity) dicts of point values
+    "The hypothesis criteria, the agreement errors and the fidelity of one score matrix, without intervals."
+    pairs, truth = test_set.pairs, test_set.truth
+    pos = pairs[pairs.kind == 'positive']
+    trend = strength_trend(pos[['original_id', 'prompt_id', 'strength']].assign(s=S[pos.q, pos.g]), ['s'])
+    criteria = dict(strength=float(trend['s'].mean()), auc=roc_auc(S, test_set.own),
+                    **{f'recall@{k}': float(recall_at_k(S, truth, k).mean()) for k in ks},
+                    map=float(average_precision(S, truth).mean()))
+    e = S[pairs.q, pairs.g] - pairs[target].to_numpy(np.float64)
+    agreement = dict(mse=float((e * e).mean()), mae=float(np.abs(e).mean()))
+    fid = ({} if teacher is None else
+           dict(spearman=spearman(S.ravel(), teacher.ravel()), top1=float((S.argmax(1) == teacher.argmax(1)).mean())))
+    return criteria, agreement, fid
+
+# %% ../nbs/07_evaluation.ipynb #7e5e0015
+def seed_spread(test_set:EvaluationSet, seed_scores:dict, # seed -> (queries, gallery) scores
+                main:int, # the saved network's seed
+                target:str, teacher:np.ndarray|None=None, ks=(1, 5),
+               ) -> dict: # seeds, main, and criteria / agreement / fidelity: each value's mean, min, max, values
+    "The mean and range over training seeds of every point value of `seed_point_values`."
+    values = {s: seed_point_values(test_set, S, target, teacher, ks) for s, S in seed_scores.items()}
+    spread = lambda v: dict(mean=float(np.mean(v)), min=float(np.min(v)), max=float(np.max(v)), values=[float(x) for x in v])
+    part = lambda i: {k: spread([values[s][i][k] for s in values]) for k in values[main][i]}
+    return dict(seeds=[int(s) for s in seed_scores], main=int(main), criteria=part(0), agreement=part(1), fidelity=part(2))
+
 # %% ../nbs/07_evaluation.ipynb #e7a00560
 def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
                boot:PaintingBootstrap, ks=(1, 5), # the k of recall@k
@@ -257,15 +326,21 @@ def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery
              target:str, # the pairs column the network learned
              families:list|None=None, # pairs columns for `family_agreement`; None: every family and the combined value
              n_bootstrap:int=1000, seed:int=0, level:float=0.95, ks=(1, 5),
-            ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis
+             seed_scores:dict|None=None, # training seed -> its network's scores, the saved network's seed among them
+             main_seed:int|None=None, # the saved network's seed
+            ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis; fidelity and seeds where they apply
     "Every number of the chapter, from the score matrices."
     if 'siamese' not in scores: raise KeyError("`scores` needs the Siamese network's matrix under 'siamese'")
     pairs = test_set.pairs
     boot = PaintingBootstrap(test_set.queries.painting, n_bootstrap, seed, level)
     pred = scores['siamese'][pairs.q, pairs.g]
     families = [f for f in (families or [*FAMILIES, 'combined', 'combined_raw']) if f in pairs]
-    own = int((pairs.kind == 'positive').sum())
-    return dict(
+    own, teacher = int((pairs.kind == 'positive').sum()), scores.get(target)
+    extra = {} if teacher is None else dict(fidelity=dict(teacher=target, **fidelity(test_set, scores['siamese'], teacher, boot)))
+    if seed_scores:
+        main = main_seed if main_seed is not None else next(iter(seed_scores))
+        extra['seeds'] = seed_spread(test_set, seed_scores, main, target, teacher, ks)
+    return extra | dict(
         counts=dict(test_pairs=len(pairs), own_pairs=own, other_pairs=len(pairs) - own, variants=len(test_set.queries),
                     variant_paintings=int(test_set.queries.painting.nunique()), test_paintings=len(test_set.gallery),
                     training_pairs=len(test_set.train), straddling_pairs=test_set.straddling),
@@ -278,13 +353,13 @@ def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery
         hypothesis=hypothesis(test_set, scores, boot, ks))
 
 # %% ../nbs/07_evaluation.ipynb #d68ee9e3
-def starting_weights(card:dict, # the Siamese network's JSON card: encoder_weights, seed
+def starting_weights(card:dict, # the Siamese network's JSON card: encoder_weights, encoder_seed (or seed)
                      run:Run|None=None, # the run whose genre model 'genre' means
                     ) -> str|None: # None where the card names none
     "The weights the Siamese encoder started from, in words (`weights_info`); a file no longer here by its name."
     weights = card.get('encoder_weights')
     if weights is None: return None
-    try: return weights_info(weights, run, card.get('seed') or 0)['weights']
+    try: return weights_info(weights, run, card.get('encoder_seed', card.get('seed')) or 0)['weights']
     except FileNotFoundError: return f'{weights} (not found here)'
 
 # %% ../nbs/07_evaluation.ipynb #e7a00610
@@ -317,11 +392,13 @@ def jsonable(x):
 # %% ../nbs/07_evaluation.ipynb #e7a00690
 def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:dict, # `score_measures`
                      card:dict, # the network's JSON card
+                     seed_scores:dict|None=None, # training seed -> scores (`seed_matrices`), the network's seed among them
                     ) -> dict: # the contents of metrics/eval.json
     "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
     target = card.get('target', 'combined')
-    results = evaluate(test_set, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k)
-    described = ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed')
+    results = evaluate(test_set, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k,
+                       seed_scores=seed_scores, main_seed=card.get('seed'))
+    described = ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed', 'seeds')
     model = dict(path=str(p.model), validated_on=(card.get('siamese_params') or {}).get('validate_on'),
                  **{k: card.get(k) for k in described})
     baselines = {m: i.get('weights') for m, i in measures.items() if m.startswith('resnet50')}
@@ -333,12 +410,16 @@ def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:d
     return results
 
 # %% ../nbs/07_evaluation.ipynb #8824dcc1
-def evaluate_run(run:Run, p, net, card:dict) -> dict:
-    "`score_measures`, then `write_evaluation`: everything the stage does once the network is loaded."
-    return write_evaluation(run, p, *score_measures(run, p, net, card), card)
+def evaluate_run(run:Run, p, net, card:dict,
+                 seed_nets:dict|None=None, # seed -> network sharing `net`'s encoder (`load_seed_nets`), `net`'s seed among them
+                ) -> dict:
+    "`score_measures` (and the seeds' `seed_matrices`), then `write_evaluation`: the stage once the networks are loaded."
+    test_set, scores, measures = score_measures(run, p, net, card)
+    seed_scores = seed_matrices(seed_nets, run, test_set) if seed_nets and len(seed_nets) > 1 else None
+    return write_evaluation(run, p, test_set, scores, measures, card, seed_scores)
 
 # %% ../nbs/07_evaluation.ipynb #ef492155
 def stage(run:Run, p) -> dict:
     "Evaluate the run's Siamese network (chapter 06) and the baselines on its test split."
     net, card = load_siamese(run, p.model, p.device, p.eval_batch_size)
-    return evaluate_run(run, p, net, card)
+    return evaluate_run(run, p, net, card, load_seed_nets(run, net, p.model))

@@ -241,12 +241,12 @@ def load_index(path, # the index folder
 def embedding_scores(model, # a `SiameseSimilarity`
                    e:np.ndarray, # the query's embedding, (embed_dim,)
                    E:np.ndarray, # the originals' embeddings, (n, embed_dim)
-                   block:int=1 << 16, # rows per head evaluation: bounds the memory
+                   block:int=1 << 16, # rows per product: bounds the memory
                   ) -> np.ndarray: # float32 (n,)
-    "The Siamese head's score of one embedding against each row of `E`, a block of rows per call."
+    "The Siamese score of one embedding against each row of `E`: a matrix product per block of rows (`model.scores`)."
     if not len(E): return np.zeros(0, np.float32)
     e = np.asarray(e, np.float32)[None]
-    return np.concatenate([model.pair_scores(np.repeat(e, len(E[i:i + block]), 0), E[i:i + block]) for i in range(0, len(E), block)])
+    return np.concatenate([model.scores(e, E[i:i + block])[0] for i in range(0, len(E), block)])
 
 # %% ../nbs/pipeline/indexing.ipynb #6678b9b6
 def search_index(index:Index, # from `load_index`

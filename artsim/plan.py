@@ -16,10 +16,11 @@ from .similarity import null_pairs, pairs_with_negatives
 from .descriptors import FAMILIES
 
 # %% auto #0
-__all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'RATES', 'UNIT_RATES', 'CPU_UNITS', 'RESNET50_BODY_FLOATS',
-           'planned_manifest', 'siamese_plan', 'evaluation_plan', 'plan_run', 'load_rates', 'gpu_name', 'device_key',
-           'refiner_rate', 'estimate_time', 'genre_model_floats', 'siamese_model_floats', 'estimate_disk',
-           'estimate_memory', 'chapter_lines', 'format_plan', 'print_plan']
+__all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'STAGE_CHANNELS', 'ABLATION_ROWS', 'RATES', 'UNIT_RATES',
+           'CPU_UNITS', 'RESNET50_BODY_FLOATS', 'SIAMESE_ENCODE_CHUNK', 'TEACHER_BLOCK_ROWS', 'planned_manifest',
+           'siamese_feature_dim', 'siamese_plan', 'training_plan', 'evaluation_plan', 'plan_run', 'load_rates',
+           'gpu_name', 'device_key', 'refiner_rate', 'estimate_time', 'genre_model_floats', 'siamese_head_floats',
+           'siamese_model_floats', 'estimate_disk', 'estimate_memory', 'chapter_lines', 'format_plan', 'print_plan']
 
 # %% ../nbs/pipeline/plan.ipynb #2c557b58
 # paintings per genre in the ArtGAN WikiArt lists (genre_train.csv + genre_val.csv), rounded to hundreds: 65,000 paintings
@@ -104,39 +105,46 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
     return m, how
 
 # %% ../nbs/pipeline/plan.ipynb #0d11ae9c
-def _balanced_negatives(pos:int, neg:np.ndarray, ratio, seed:int) -> np.ndarray:
-    "The rows of the training negatives `neg` that `artsim.siamese.balance_negatives` keeps (the same seeded draw)."
-    if ratio is None: return neg
-    n = int(round(ratio * pos))
-    if n == 0 or len(neg) == 0: return neg[:0]
-    rng = np.random.default_rng(derive_seed(seed, 'balance_negatives'))
-    pick = rng.choice(len(neg), n, replace=n > len(neg)) if n != len(neg) else np.arange(n)
-    return neg[np.sort(pick)]
+STAGE_CHANNELS = {1: 256, 2: 512, 3: 1024, 4: 2048} # ResNet50's stages (mirrors `artsim.backbone.STAGE_CHANNELS`)
+ABLATION_ROWS = 8 # the rows of chapter 06's ablation (mirrors `len(artsim.training.ABLATIONS)`)
 
-def siamese_plan(table:pd.DataFrame, # `pairs_with_negatives` output
+def siamese_feature_dim(pooling:dict) -> int:
+    "The length of the pooled multi-scale features (mirrors `artsim.backbone.feature_dim`)."
+    return sum(STAGE_CHANNELS[int(k)] * int(g) ** 2 for k, g in pooling.items())
+
+def siamese_plan(manifest:pd.DataFrame, # the data chapter's manifest
+                 pairs:pd.DataFrame, # chapter 01's pairs (`plan_pairs`)
                  sp, # the siamese chapter's parameters
-                 seed:int=0) -> dict: # per split: positive, negative, identical, paintings; straddling; bank_images; train_pairs
-    "The pairs chapter 05 selects and chapter 06 trains on (mirrors `siamese_pairs` and `pair_counts`)."
-    # integer codes throughout: a full run's table has 3 x 10^5 rows of strings
-    s, v = table.split.to_numpy(object), table.variant_split.to_numpy(object)
-    sub = np.where(s == v, s, None)
-    pos = table.kind.to_numpy(object) == 'positive'
-    ids = pd.factorize(np.concatenate([table.original_id.to_numpy(object), table.variant_of.to_numpy(object)]))[0].reshape(2, -1)
-    paths = pd.factorize(np.concatenate([table.original_path.to_numpy(object), table.generated_path.to_numpy(object)]))[0].reshape(2, -1)
-    rows = {k: np.flatnonzero(sub == k) for k in ('train', 'valid', 'test')}
-    tpos, tneg = rows['train'][pos[rows['train']]], rows['train'][~pos[rows['train']]]
-    train = np.concatenate([tpos, _balanced_negatives(len(tpos), tneg, sp.negatives_per_positive, seed)])
-    same = len(np.unique(ids[0, tpos])) if sp.identical_pairs else 0
-    out = dict(straddling=int(pd.isna(sub).sum()), splits={})
+                ) -> dict: # per split: paintings, variants, variant_paintings, cells; encoded_images, augmented, teacher_cells, ...
+    "What chapter 05 encodes and computes (mirrors `split_tables` and `siamese_data`)."
+    split_of = pd.Series(manifest.split.to_numpy(object), index=manifest.id.to_numpy(object))
+    origin = pairs.original_id.to_numpy(object)
+    vs = split_of.reindex(origin).to_numpy(object)
+    splits = {}
     for k in ('train', 'valid', 'test'):
-        r = train if k == 'train' else rows[k]
-        out['splits'][k] = dict(positive=int(pos[r].sum()), negative=int((~pos[r]).sum()), identical=same if k == 'train' else 0,
-                                paintings=len(np.unique(ids[:, r])))
-    used = np.concatenate([train, rows[sp.validate_on]])
-    out['bank_images'] = len(np.unique(paths[:, used]))
-    out['train_pairs'] = len(train) + same
-    out['validate_on'] = sp.validate_on
-    return out
+        n_p, mine = int((manifest.split.to_numpy(object) == k).sum()), vs == k
+        splits[k] = dict(paintings=n_p, variants=int(mine.sum()), variant_paintings=len(pd.unique(origin[mine])), cells=n_p * int(mine.sum()))
+    used = list(dict.fromkeys(('train', sp.validate_on)))
+    return dict(splits=splits, validate_on=sp.validate_on, encoded_splits=used,
+                encoded_images=sum(splits[k]['paintings'] + splits[k]['variants'] for k in used),
+                largest_split_images=max(splits[k]['paintings'] + splits[k]['variants'] for k in used),
+                largest_gallery=max(splits[k]['paintings'] for k in used), largest_queries=max(splits[k]['variants'] for k in used),
+                augmented=int(sp.augmented_copies) * splits['train']['paintings'],
+                teacher_cells=sum(splits[k]['cells'] for k in used), feature_dim=siamese_feature_dim(sp.pooling))
+
+def training_plan(sia:dict, # `siamese_plan`
+                  tr, # the training chapter's parameters
+                  sp) -> dict: # seeds, epochs, steps per seed, head trainings of the ablation, the PCA's size
+    "What chapter 06 trains (mirrors `training_seeds`, `fit_inputs`, `train_head`'s batches and `run_ablation`)."
+    n = sia['splits']['train']['paintings'] + sia['splits']['train']['variants']   # the training features
+    if tr.pca_fit_images and n > int(tr.pca_fit_images): n = int(tr.pca_fit_images)
+    seeds = int(tr.seeds)
+    steps = int(tr.frozen_epochs) * -(-sia['splits']['train']['variant_paintings'] // int(tr.paintings_per_batch))
+    rows = ABLATION_ROWS if tr.ablation is None else len(tr.ablation)
+    ab_seeds = min(seeds, int(tr.ablation_seeds)) if tr.ablation_seeds is not None else seeds
+    return dict(seeds=seeds, epochs=int(tr.frozen_epochs), steps_per_seed=steps, ablation_rows=rows, pca_dim=min(int(sp.pca_dim), n - 1),
+                head_trainings=seeds + rows * ab_seeds, validate_on=sp.validate_on,
+                valid_variants=sia['splits'][sp.validate_on]['variants'], valid_paintings=sia['splits'][sp.validate_on]['paintings'])
 
 def evaluation_plan(table:pd.DataFrame, manifest:pd.DataFrame, max_paintings:int|None=None, seed:int=0) -> dict:
     "The test split chapter 07 scores: gallery, queries, pairs (mirrors `artsim.evaluation.evaluation_set`)."
@@ -188,7 +196,7 @@ def _plan_run(cfg, run_dir):
                                source=np.concatenate([manifest.id.to_numpy(object), pairs.original_id.to_numpy(object)])))
     images = images[~images.path.duplicated()]   # chapter 02's image_table
     cal = null_pairs(images, s.calibration_pairs, s.seed)
-    sia = siamese_plan(table, sp, sp.seed)
+    sia = siamese_plan(manifest, pairs, sp)
     evp = evaluation_plan(table, manifest, ev.max_paintings, ev.seed)
     split = manifest.groupby(['genre', 'split']).size().unstack(fill_value=0).reindex(columns=['train', 'valid', 'test'], fill_value=0)
     n = dict(split.sum())
@@ -203,17 +211,14 @@ def _plan_run(cfg, run_dir):
         '04_finetune': dict(train=int(n.get('train', 0)), valid=int(n.get('valid', 0)), test=int(n.get('test', 0)),
                             epochs=int(f.epochs) + int(f.freeze_epochs), input_size=int(f.input_size)),
         '05_siamese': sia,
-        '06_training': dict(train_pairs=sia['train_pairs'], bank_images=sia['bank_images'],
-                            frozen_epochs=int(tr.frozen_epochs), unfrozen_epochs=int(tr.unfrozen_epochs),
-                            unfrozen_pairs=min(int(tr.unfrozen_pairs_per_epoch), sia['train_pairs']) if tr.unfrozen_pairs_per_epoch else sia['train_pairs'],
-                            valid_pairs=sum(v for k, v in sia['splits'][sp.validate_on].items() if k != 'paintings')),
+        '06_training': training_plan(sia, tr, sp),
         '07_evaluation': evp | dict(cells=evp['variants'] * evp['test_paintings'], resnet_weights=list(ev.resnet_weights or [])),
     }
     # the work in the units of the time model: megapixels through a network, images described, pairs scored, ...
     gmp = float((pairs.width * pairs.height).sum()) / 1e6
     ssize = int(sp.siamese_size)
-    c4, c6, c7 = counts['04_finetune'], counts['06_training'], counts['07_evaluation']
-    mp4, mp6 = _mp(c4['input_size'], c4['input_size']), _mp(ssize, ssize)
+    c4, c5, c7 = counts['04_finetune'], counts['05_siamese'], counts['07_evaluation']
+    mp4, mp5 = _mp(c4['input_size'], c4['input_size']), _mp(ssize, ssize)
     epochs4 = c4['epochs']
     work = {
         '00_data': dict(paint_mpx=4 * float((manifest.width * manifest.height).sum()) / 1e6 if how['kind'] == 'demo' else 0.0,
@@ -227,10 +232,9 @@ def _plan_run(cfg, run_dir):
         '04_finetune': dict(train_mpx=(epochs4 * c4['train'] + int(f.lr_find_iters) * int(f.bs)) * mp4,
                             forward_mpx=(epochs4 * (c4['train'] + c4['valid'] * (2 if f.probe_stale_bn else 1)) + c4['test']) * mp4,
                             images_loaded=epochs4 * (2 * c4['train'] + c4['valid'] * (2 if f.probe_stale_bn else 1)) + int(f.lr_find_iters) * int(f.bs) + c4['test']),
-        '05_siamese': {},
-        '06_training': dict(train_mpx=c6['unfrozen_epochs'] * c6['unfrozen_pairs'] * 2 * mp6,
-                            forward_mpx=(c6['bank_images'] * 2 + c6['unfrozen_epochs'] * (c6['unfrozen_pairs'] + c6['valid_pairs']) * 2) * mp6,
-                            images_loaded=c6['bank_images']),
+        '05_siamese': dict(forward_mpx=(c5['encoded_images'] + c5['augmented']) * mp5, images_loaded=c5['encoded_images'],
+                           descriptor_cells=c5['teacher_cells']),
+        '06_training': {},   # the head trains on the stored features, seconds per seed: the chapter's fixed cost
         '07_evaluation': dict(ssim_cells=c7['cells'] * (int(ev.ssim_size) / 128) ** 2, descriptor_cells=c7['cells'], hashes=c7['variants'] + c7['test_paintings'],
                               forward_mpx=(c7['variants'] + c7['test_paintings']) * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),
                               images_loaded=(c7['variants'] + c7['test_paintings']) * (len(c7['resnet_weights']) + 3)),
@@ -301,7 +305,13 @@ def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|
 # %% ../nbs/pipeline/plan.ipynb #846bcbb5
 RESNET50_BODY_FLOATS = 23_561_152 # parameters and BatchNorm statistics of fastai's ResNet50 body, as saved
 def genre_model_floats(n_classes:int) -> int: return RESNET50_BODY_FLOATS + 2_115_584 + 512 * n_classes
-def siamese_model_floats(embed_dim:int) -> int: return RESNET50_BODY_FLOATS + 8193 + 2051 * embed_dim + 2 * embed_dim ** 2
+def siamese_head_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8, shared:bool=True) -> int:
+    "Floats of chapter 05's head as saved: standardisation, PCA basis, sketch signs, projection, sketch scale, monotone map."
+    fixed = 2 * feature_dim + feature_dim * pca_dim + knots   # mean, std, basis, the map's knots: every seed's alike
+    return (fixed if shared else 0) + (feature_dim if sketch_dim else 0) + pca_dim * embed_dim + embed_dim + (1 if sketch_dim else 0) + knots
+def siamese_model_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8) -> int:
+    "Floats of the saved Siamese network: the encoder and the head."
+    return RESNET50_BODY_FLOATS + siamese_head_floats(feature_dim, pca_dim, embed_dim, sketch_dim, knots)
 
 def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes (None: not measured), and what each assumes
     "The bytes each kind of artifact of the run will take."
@@ -324,12 +334,21 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes 
     b = disk.get('pair_row_bytes')
     out['scored pairs (similarity/)'] = (plan.table * b if b else None, f'{plan.table:,} rows')
     k = plan.counts['00_data']['genres']
-    out['models (models/)'] = (4.0 * (genre_model_floats(k) + siamese_model_floats(int(plan.cfg['siamese']['embed_dim']))), 'genre classifier and Siamese network, float32')
+    sp, c5, c6 = plan.cfg['siamese'], plan.counts['05_siamese'], plan.counts['06_training']
+    seeds = c6['seeds']
+    head = (c5['feature_dim'], c6['pca_dim'], int(sp['embed_dim']), int(sp['sketch_dim']), int(sp['score_knots']))
+    out['Siamese features (siamese/)'] = (4.0 * (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] + 8.0 * c5['teacher_cells'],
+                                          f"{c5['encoded_images'] + c5['augmented']:,} images x {c5['feature_dim']:,} features, "
+                                          f"{c5['teacher_cells']:,} teacher values")
+    out['models (models/)'] = (4.0 * (genre_model_floats(k) + siamese_model_floats(*head) + (seeds - 1) * siamese_head_floats(*head, shared=False)),
+                               f'genre classifier, Siamese network and {seeds - 1} more seeds\' heads, float32')
     b = disk.get('run_other_bytes')
     out['notebooks, figures, logs'] = (b, 'as in the tiny run') if b else (None, 'not measured')
     return out
 
 # %% ../nbs/pipeline/plan.ipynb #e079bf96
+SIAMESE_ENCODE_CHUNK, TEACHER_BLOCK_ROWS = 32, 4096 # mirror artsim.siamese.ENCODE_CHUNK and teacher_matrix's block_rows
+
 def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> dict: # step -> bytes (None: not measured)
     "Peak resident memory of the steps whose arrays grow with the run."
     rates = load_rates() if rates is None else rates
@@ -339,20 +358,25 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> di
     dims = {f: FAMILIES[f].dim for f in c['02_descriptors']['families']}
     widest = max(dims.values()) if dims else 0
     ssize = int(cfg['siamese']['siamese_size'])
-    bank = c['06_training']['bank_images'] * 3 * ssize * ssize
+    c5 = c['05_siamese']
+    features, teacher = (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] * 4, c5['teacher_cells'] * 8
+    chunk = min(SIAMESE_ENCODE_CHUNK * int(cfg['siamese']['encode_batch_size']), c5['largest_split_images'])
+    train_paintings = c5['splits']['train']['paintings']
+    held = max(features + (chunk + train_paintings + c5['augmented']) * 3 * ssize * ssize,   # encoding: one chunk's pixels
+               features + teacher + (2 * len(dims) + 3) * min(TEACHER_BLOCK_ROWS, c5['largest_queries']) * c5['largest_gallery'] * 8,
+               2 * (features + teacher))   # writing siamese/data.safetensors: the file's bytes beside the tensors
     q, g = c['07_evaluation']['variants'], c['07_evaluation']['test_paintings']
     measures = 3 + len(c['07_evaluation']['resnet_weights']) + 2 * len(dims) + 2
     act = cpu.get('train_bytes_per_mpx')
     gpu = str(device).startswith('cuda')
     steps = {
         '03_similarity: reading the widest family and scoring': 2 * plan.images * widest * 4 + 8 * 4096 * widest * 8,
-        '06_training: the image bank' + ('' if bank < 2**31 else ' (over 2 GB: read from disk instead)'): min(bank, 2**31),
+        '05_siamese: every feature and the teacher\'s matrices, twice while the file is written': held,
         '07_evaluation: score matrices and descriptor vectors': q * g * 8 * measures + plan.images * sum(dims.values()) * 4 * 2,
     }
     if act and not gpu:
         f, t = cfg['finetune'], cfg['training']
         steps['04_finetune: a training batch'] = int(f['bs']) * _mp(int(f['input_size']), int(f['input_size'])) * act
-        steps['06_training: an unfrozen batch'] = 2 * int(cfg['siamese']['pairs_per_batch']) * _mp(ssize, ssize) * act
     return {k: (None if base is None else base + v) for k, v in steps.items()}
 
 # %% ../nbs/pipeline/plan.ipynb #10888c0d
@@ -381,7 +405,7 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
     per = ', '.join(f"{gn} {r.train}/{r.valid}/{r.test}" for gn, r in split.iterrows())
     sizes = g['sizes']
     size = ', '.join(f'{w}x{h} ({_n(k)})' for (w, h), k in sizes.head(3).items()) + (', ...' if len(sizes) > 3 else '')
-    sp_line = lambda k: f"{k} {sp['splits'][k]['positive']:,} positive + {sp['splits'][k]['negative']:,} negative" + (f" + {sp['splits'][k]['identical']:,} identical" if sp['splits'][k]['identical'] else '')
+    sp_line = lambda k: f"{k} {sp['splits'][k]['paintings']:,} paintings, {sp['splits'][k]['variants']:,} variants"
     return {
         '00_data': [f"{_n(d['paintings'])} paintings in {d['genres']} genres: train {_n(tot.train)}, valid {_n(tot.valid)}, test {_n(tot.test)}",
                     f"per genre (train/valid/test): {per}"],
@@ -393,10 +417,12 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
                           f"calibrated on {_n(s['calibration_pairs'])} unrelated pairs"],
         '04_finetune': [f"ResNet50 at {f['input_size']} px: {_n(f['train'])} training paintings x {f['epochs']} epochs, "
                         f"{_n(f['valid'])} validation, {_n(f['test'])} test"],
-        '05_siamese': [f"pairs by split: {sp_line('train')}; {sp_line('valid')}; {sp_line('test')}; {_n(sp['straddling'])} straddling two splits, left out"],
-        '06_training': [f"{_n(t['train_pairs'])} training pairs, validated on {_n(t['valid_pairs'])} {sp['validate_on']} pairs; "
-                        f"{_n(t['bank_images'])} images encoded once for {t['frozen_epochs']} frozen epochs, then "
-                        f"{t['unfrozen_epochs']} unfrozen epoch{'s' * (t['unfrozen_epochs'] != 1)} of {_n(t['unfrozen_pairs'])} pairs"],
+        '05_siamese': [f"{sp_line('train')}; {sp_line(sp['validate_on'])}: {_n(sp['encoded_images'])} images + {_n(sp['augmented'])} "
+                       f"augmented copies through the encoder once ({_n(sp['feature_dim'])} features each), "
+                       f"{_n(sp['teacher_cells'])} teacher values"],
+        '06_training': [f"{t['seeds']} seeds x {t['epochs']} epochs of {_n(t['steps_per_seed'] // max(1, t['epochs']))} batches on the stored features; "
+                        f"ablation {t['ablation_rows']} rows, {_n(t['head_trainings'])} head trainings in all; validated on "
+                        f"{_n(t['valid_variants'])} {t['validate_on']} variants x {_n(t['valid_paintings'])} paintings"],
         '07_evaluation': [f"{_n(e['test_pairs'])} test pairs ({_n(e['own_pairs'])} own + {_n(e['other_pairs'])} other); "
                           f"{_n(e['variants'])} variants x {_n(e['test_paintings'])} test paintings = {_n(e['cells'])} cells per score matrix "
                           f"({1 + 2 + len(e['resnet_weights'])} measures + the descriptors)"],

@@ -12,9 +12,10 @@ from .metrics import difference_verdict, group_order, pair_group
 
 # %% auto #0
 __all__ = ['PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'FIGURES', 'REPORT_FIGURES',
-           'missing_provenance', 'ci_text', 'percent', 'hypothesis_table', 'markdown_table', 'agreement_table',
-           'claim_sentences', 'figure_captions', 'report_markdown', 'write_report', 'plot_measures',
-           'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'write_figures']
+           'missing_provenance', 'ci_text', 'percent', 'spread_text', 'hypothesis_table', 'markdown_table',
+           'agreement_table', 'fidelity_table', 'claim_sentences', 'figure_captions', 'report_markdown', 'write_report',
+           'plot_measures', 'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown',
+           'write_figures']
 
 # %% ../nbs/pipeline/report.ipynb #329a187d
 # what the report refuses to be written without
@@ -61,11 +62,19 @@ def _against(verdicts:dict, # criterion -> {verdict: ...}
     return '; '.join(filter(None, [f'**beats it on {better}**' if better else '', f'worse on {worse}' if worse else ''])
                     ) or 'no clear difference'
 
+# %% ../nbs/pipeline/report.ipynb #5c3e0001
+def spread_text(s:dict|None, # mean, min, max over training seeds
+                spec:str='.2f') -> str:
+    "'mean (min–max)' over training seeds, the mean alone where they agree, '—' where undefined."
+    if not s or _isnan(s.get('mean')): return '—'
+    m, lo, hi = (format(s[k], spec) for k in ('mean', 'min', 'max'))
+    return m if lo == hi else f'{m} ({lo}–{hi})'
+
 # %% ../nbs/pipeline/report.ipynb #2890c710
 def hypothesis_table(results:dict, # the contents of metrics/eval.json
                     ) -> pd.DataFrame:
-    "The hypothesis table: a row per measure (the Siamese network first, chance last), each criterion with its interval."
-    h = results['hypothesis']
+    "The hypothesis table: a row per measure (the Siamese network first, then its seeds' spread; chance last)."
+    h, seeds = results['hypothesis'], results.get('seeds')
     labels = {m: (results.get('measures') or {}).get(m, {}).get('label', m) for m in h['measures']}
     order = [h['reference']] * (h['reference'] in h['measures']) + [m for m in h['measures'] if m != h['reference']]
     label, rows = lambda c: CRITERIA_LABELS.get(c, c), []
@@ -73,6 +82,10 @@ def hypothesis_table(results:dict, # the contents of metrics/eval.json
         against = '—' if m == h['reference'] else _against({c: h['versus'].get(m, {}).get(c, {}) for c in h['criteria']})
         rows.append({'measure': labels[m], **{label(c): ci_text(h['measures'][m][c]) for c in h['criteria']},
                      'against the Siamese network': against})
+        if m == h['reference'] and seeds and len(seeds['seeds']) > 1:
+            rows.append({'measure': f"{labels[m]}, {len(seeds['seeds'])} training seeds: mean (range)",
+                         **{label(c): spread_text(seeds['criteria'].get(c)) for c in h['criteria']},
+                         'against the Siamese network': ''})
     rows.append({'measure': 'chance', **{label(c): format(h['chance'][c], '.2f') for c in h['criteria']},
                  'against the Siamese network': ''})
     return pd.DataFrame(rows)
@@ -91,10 +104,22 @@ def agreement_table(results:dict, # the contents of metrics/eval.json
     metrics, spec = results['agreement']['metrics'], dict(mse='.3g', mae='.3g', rmse='.3g')
     return pd.DataFrame({who: {k: ci_text(v, spec.get(k, '.2f')) for k, v in metrics[who].items()} for who in metrics})
 
+# %% ../nbs/pipeline/report.ipynb #5c3e0005
+def fidelity_table(results:dict, # the contents of metrics/eval.json
+                  ) -> pd.DataFrame|None: # a row per measure of fidelity; None without one
+    "Fidelity to the teacher over the held-out matrix: the network's, with intervals, and its seeds' spread."
+    f, seeds = results.get('fidelity'), results.get('seeds')
+    if not f: return None
+    names = dict(spearman='Spearman over the (variant × painting) matrix', top1="variants whose first painting is the teacher's")
+    out = pd.DataFrame({'Siamese network': {names[k]: ci_text(f[k]) for k in names}})
+    if seeds and len(seeds['seeds']) > 1:
+        out[f"{len(seeds['seeds'])} training seeds: mean (range)"] = [spread_text(seeds['fidelity'][k]) for k in names]
+    return out.rename_axis(f"against its teacher ({f['teacher']})")
+
 # %% ../nbs/pipeline/report.ipynb #27f3db0c
 def claim_sentences(results:dict, # the contents of metrics/eval.json
-                   ) -> list: # agreement, strength, provenance, baselines
-    "One sentence per claim, from the numbers."
+                   ) -> list: # agreement, strength, provenance, baselines(, training seeds)
+    "One sentence per claim, from the numbers (and one on the training seeds where there are several)."
     a, h = results['agreement'], results['hypothesis']
     net, mean, ref = a['metrics']['siamese'], a['metrics']['training mean'], h['measures'][h['reference']]
     labels = {m: (results.get('measures') or {}).get(m, {}).get('label', m) for m in h['measures']}
@@ -132,6 +157,13 @@ def claim_sentences(results:dict, # the contents of metrics/eval.json
                f"difference above 0): {'; '.join(parts)}." if parts else
                f"**Baselines.** No baseline beats the Siamese network on any criterion by more than the {level} "
                "interval of the paired difference.")
+    seeds = results.get('seeds')
+    if seeds and len(seeds['seeds']) > 1:
+        c = seeds['criteria']
+        out.append(f"**Training seeds.** Trained from {len(seeds['seeds'])} seeds ({', '.join(map(str, seeds['seeds']))}; "
+                   f"the network above is seed {seeds['main']}), the network's strength trend ρ is "
+                   f"{spread_text(c.get('strength'))}, its AUC {spread_text(c.get('auc'))}"
+                   + (f" and its {r1} {spread_text(c.get(r1))}" if r1 else '') + ' (mean and range over the seeds).')
     return out
 
 # %% ../nbs/pipeline/report.ipynb #cc8c4245
@@ -173,7 +205,7 @@ def report_markdown(results:dict, # the contents of metrics/eval.json
               f"{counts['other_pairs']} other pairs of {counts['variant_paintings']} paintings, and {counts['variants']} "
               f"variants searching {counts['test_paintings']} test paintings. Intervals: {percent(boot['level'])} "
               f"percentile bootstrap over paintings ({boot['resamples']} resamples)."
-              + (' **The network was validated (early stopping) on these test pairs, so they are not fully held out.**'
+              + (" **The network's choices were validated on these test pairs, so they are not fully held out.**"
                  if (recorded.get('model') or {}).get('validated_on') == 'test' else ''), '',
               '## The hypothesis, against the measures already in use', '', markdown_table(hypothesis_table(results)), '',
               *[s + '\n' for s in claim_sentences(results)]]
@@ -181,6 +213,11 @@ def report_markdown(results:dict, # the contents of metrics/eval.json
     for f in REPORT_FIGURES: lines += [f'![{captions[f]}]({f})', '', f'*{captions[f]}*', '']
     lines += ['## Agreement with the descriptor values', '',
               markdown_table(agreement_table(results).reset_index(names='metric')), '']
+    if (fidelity := fidelity_table(results)) is not None:
+        lines += ['## Fidelity to the teacher', '',
+                  f"Over the held-out matrix of every test variant against every test painting ({results['fidelity']['entries']} "
+                  f"entries), how closely the network's scores follow its teacher's (`{results['fidelity']['teacher']}`):", '',
+                  markdown_table(fidelity.reset_index()), '']
     return '\n'.join(lines)
 
 # %% ../nbs/pipeline/report.ipynb #eb8d806e

@@ -126,8 +126,9 @@ class Run:
 
 # The stage that writes each artifact, by path prefix (the artifacts table of the chapters); the longest prefix wins.
 ARTIFACT_STAGES = {'data': 'data', 'generated': 'generation', 'features': 'descriptors', 'similarity': 'similarity',
-                   'models/genre': 'finetune', 'metrics/genre': 'finetune', 'models/siamese': 'training',
-                   'metrics/eval': 'evaluation', 'report.md': 'evaluation'}
+                   'models/genre': 'finetune', 'metrics/genre': 'finetune', 'siamese': 'siamese', 'models/siamese': 'training',
+                   'models/siamese_seeds': 'training', 'metrics/training': 'training', 'metrics/eval': 'evaluation',
+                   'report.md': 'evaluation'}
 
 def artifact_stage(name) -> str|None:
     "The stage whose chapter writes the artifact `name` (a path relative to the run), or None."

@@ -7,7 +7,7 @@ models/siamese.safetensors), describes and embeds every generated variant of gen
 1. provenance: per strength, the share of variants whose own original ranks first among all the paintings, and its
    mean rank, by the combined descriptor value (artsim_search's default ranking) and by the Siamese score;
 2. the speed of one search once the index is made: `compare_described` of one query against every original at once,
-   and the Siamese head on the query's embedding against all the originals' in one batch (`embedding_scores`), each
+   and the Siamese score of the query's embedding against all the originals' as one product (`embedding_scores`), each
    against the loop over pairs a user would otherwise write (one comparison per original, on the same cached
    vectors), timed side by side on `--loop-queries` queries; the loop's values are checked against the vectorised ones.
    Describing the query itself (one ResNet50 pass) is the same in both and is timed separately.

@@ -229,16 +229,20 @@ def test_a_baseline_that_beats_the_network_is_named(eval_run):
 
 
 def test_stage_with_a_real_siamese_network(eval_run, tmp_path):
-    "The stage end to end through `SiameseSimilarity.load`, on a small untrained network saved the way chapter 06 saves one."
-    import shutil
+    """The stage end to end through `SiameseSimilarity.load`, on a small untrained network and a second seed's head saved
+    the way chapter 06 saves them: the seeds' spread and the fidelity to the teacher are in eval.json and report.md."""
+    import shutil, torch
     from artsim.evaluation import stage
-    from artsim.siamese import SiameseSimilarity, build_siamese
+    from artsim.backbone import IMAGENET_STATS, feature_dim, resnet50_body
+    from artsim.siamese import SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
     shutil.copytree(eval_run.path, tmp_path / 'r')
-    run = Run(tmp_path / 'r')
-    model, stats = build_siamese('random', embed_dim=16, hidden=8, seed=3)
-    card = dict(input_size=32, normalisation=stats, target='combined', encoder_weights='random', seed=3, preset='tiny',
-                siamese_params=dict(validate_on='valid'))
-    SiameseSimilarity(model, card, batch_size=8).save(run.path / 'models' / 'siamese')
+    run, pooling = Run(tmp_path / 'r'), {1: 4, 2: 4, 3: 1, 4: 1}
+    fitted = fit_inputs(torch.randn(20, feature_dim(pooling), generator=torch.Generator().manual_seed(0)), 8)
+    card = dict(input_size=32, normalisation=IMAGENET_STATS, target='combined', encoder_weights='random', encoder_seed=3, seed=3,
+                seeds=[3, 4], preset='tiny', siamese_params=dict(validate_on='valid'))
+    sim = SiameseSimilarity(SiameseNet(resnet50_body('random', seed=3), pooling, build_head(fitted, 8, 16, seed=3)), card, batch_size=8)
+    sim.save(run.path / 'models' / 'siamese')
+    save_seed_heads(run.path / 'models' / 'siamese_seeds', {4: build_head(fitted, 8, 16, seed=4)}, sim)
     results = stage(run, params())
     assert results['provenance']['backbone_weights'] == 'random init (seed 3)' and results['provenance']['model']['validated_on'] == 'valid'
     assert results['agreement']['target'] == 'combined' and results['counts']['variants'] == 24
@@ -250,7 +254,14 @@ def test_stage_with_a_real_siamese_network(eval_run, tmp_path):
     boot = PaintingBootstrap(test_set.queries.painting, 100)
     a, b = hypothesis(test_set, dict(siamese=S), boot)['measures']['siamese'], hypothesis(test_set, dict(siamese=loop), boot)['measures']['siamese']
     for c in a: assert a[c]['value'] == pytest.approx(b[c]['value'], abs=1e-4), c
-    assert 'not fully held out' not in run.resolve('report.md').read_text()
+    seeds, h = results['seeds'], results['hypothesis']['measures']['siamese']
+    assert seeds['seeds'] == [3, 4] and seeds['main'] == 3
+    for c in h: assert seeds['criteria'][c]['values'][0] == pytest.approx(h[c]['value'], abs=1e-9), c  # the saved seed's values
+    assert results['fidelity']['teacher'] == 'combined' and -1 <= results['fidelity']['spearman']['value'] <= 1
+    assert seeds['fidelity']['spearman']['values'][0] == pytest.approx(results['fidelity']['spearman']['value'], abs=1e-9)
+    text = run.resolve('report.md').read_text()
+    assert 'Siamese network, 2 training seeds: mean (range)' in text and '## Fidelity to the teacher' in text
+    assert 'not fully held out' not in text
 
 
 def test_missing_model_names_the_chapter_that_makes_it(eval_run):

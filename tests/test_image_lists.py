@@ -7,15 +7,19 @@ import numpy as np, pytest
 from PIL import Image
 from artsim.data import ImageLoadError, image_list
 from artsim.similarity import descriptor_similarity_matrix
-from artsim.siamese import SiameseSimilarity, build_siamese
+import torch
+from artsim.backbone import IMAGENET_STATS, feature_dim, resnet50_body
+from artsim.siamese import SiameseNet, SiameseSimilarity, build_head, fit_inputs
 
 GOOD = [np.full((48, 64, 3), 120, np.uint8)]
 
 
 @pytest.fixture(scope='module')
 def siamese():
-    net, stats = build_siamese('random', embed_dim=16, hidden=8, seed=3)
-    return SiameseSimilarity(net, dict(input_size=32, normalisation=stats, target='combined'), batch_size=4)
+    pooling = {1: 2, 4: 1}  # a small random network of the trained one's architecture
+    fitted = fit_inputs(torch.randn(20, feature_dim(pooling), generator=torch.Generator().manual_seed(3)), pca_dim=8)
+    net = SiameseNet(resnet50_body('random', seed=3), pooling, build_head(fitted, embed_dim=16, sketch_dim=0, seed=3))
+    return SiameseSimilarity(net, dict(input_size=32, normalisation=IMAGENET_STATS, target='combined'), batch_size=4)
 
 
 def bad_inputs(tmp: Path) -> dict:

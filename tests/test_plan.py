@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artsim.plan import plan_run, print_plan, siamese_plan, evaluation_plan, estimate_time, load_rates, KNOWN_SOURCES
+from artsim.plan import plan_run, print_plan, siamese_plan, training_plan, evaluation_plan, estimate_time, load_rates, KNOWN_SOURCES
 from artsim.reproduce import artsim_reproduce, resolve_config
 from fastcore.basics import AttrDict
 from artsim.runs import STAGES, Run, stage_params
@@ -47,11 +47,22 @@ def compare_plan_with_run(plan, run:Path) -> dict:
     out['calibration pairs'] = (c['03_similarity']['calibration_pairs'], sum(cal['source']['n_pairs'].values()))
     g = r.read_json('metrics/genre.json')
     out['genre training'] = ((c['04_finetune']['train'], c['04_finetune']['valid'], c['04_finetune']['test']), (g['n_train'], g['n_valid'], g['n_test']))
-    card = json.loads((run / 'models/siamese.json').read_text())['pairs']
-    sp = c['05_siamese']
-    out['siamese pairs'] = ({s: {k: sp['splits'][s][k] for k in ('positive', 'negative', 'identical', 'paintings')} for s in ('train', 'valid', 'test')},
-                            {s: {k: int(card[s][k]) for k in ('positive', 'negative', 'identical', 'paintings')} for s in ('train', 'valid', 'test')})
-    out['straddling'] = (sp['straddling'], int(card['left out (straddling)']['negative']))
+    sp, t = c['05_siamese'], c['06_training']
+    images = r.read_parquet('siamese/images.parquet')
+    out['siamese splits'] = ({s: (sp['splits'][s]['paintings'], sp['splits'][s]['variants']) for s in sp['encoded_splits']},
+                             {s: (int(((images.split == s) & (images.role == 'painting')).sum()), int(((images.split == s) & (images.role == 'variant')).sum()))
+                              for s in pd.unique(images.split)})
+    from safetensors import safe_open
+    with safe_open(str(run / 'siamese/data.safetensors'), 'pt') as st:
+        shapes = {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
+    out['siamese features'] = ((sp['encoded_images'] + sp['augmented'], sp['feature_dim'], sp['teacher_cells']),
+                               (sum(v[0] for k, v in shapes.items() if k.endswith(('.features', '.augmented'))),
+                                {v[1] for k, v in shapes.items() if k.endswith('.features')}.pop(),
+                                sum(v[0] * v[1] for k, v in shapes.items() if k.endswith('.teacher'))))
+    card = json.loads((run / 'models/siamese.json').read_text())
+    training = r.read_json('metrics/training.json')
+    out['training'] = ((t['seeds'], t['epochs'], t['pca_dim'], t['ablation_rows']),
+                       (len(training['seeds']), len(card['history']), card['architecture']['pca_dim'], len(training['ablation'])))
     ev = r.read_json('metrics/eval.json')['counts']
     out['evaluation'] = ({k: c['07_evaluation'][k] for k in ev}, ev)
     return out
@@ -70,21 +81,33 @@ def test_the_plan_of_tiny_is_what_the_tiny_run_made(tiny_run, tmp_path):
 
 def test_the_mirrors_of_chapters_05_to_07_agree_with_their_functions(tiny_run):
     warnings.simplefilter('ignore')
-    from artsim.siamese import siamese_pairs, pair_counts
+    from artsim.siamese import split_tables
+    from artsim.training import ABLATIONS, training_seeds
+    from artsim.backbone import feature_dim
+    from artsim.plan import ABLATION_ROWS, siamese_feature_dim
     from artsim.evaluation import evaluation_set
     run = Run(tiny_run)
     table = run.read_parquet('similarity/pairs.parquet')
     manifest = run.read_parquet('data/manifest.parquet')
-    for ratio in (None, 0.25, 1.0, 3.0):
-        for identical in (True, False):
-            sp = stage_params('siamese', dict(preset='tiny', run_dir=run.path)) | dict(negatives_per_positive=ratio, identical_pairs=identical)
-            mine = siamese_plan(table, AttrDict(sp), 42)
-            pairs = siamese_pairs(run, 'combined', ratio, 42, identical)
-            counts = pair_counts(pairs)
-            for s in ('train', 'valid', 'test'):
-                assert mine['splits'][s] == {k: int(counts.loc[s, k]) for k in ('positive', 'negative', 'identical', 'paintings')}, (ratio, s)
-            used = pairs[pairs.subset.isin(['train', sp['validate_on']])]
-            assert mine['bank_images'] == len(set(used.original_path) | set(used.generated_path))
+    tables, pairs = split_tables(run), run.read_parquet('generated/pairs.parquet')
+    for validate_on in ('valid', 'test'):
+        sp = AttrDict(stage_params('siamese', dict(preset='tiny', run_dir=run.path)) | dict(validate_on=validate_on))
+        mine = siamese_plan(manifest, pairs, sp)
+        for s in ('train', 'valid', 'test'):
+            t = tables[s]
+            assert mine['splits'][s] == dict(paintings=len(t.gallery), variants=len(t.queries), variant_paintings=t.queries.painting.nunique(),
+                                             cells=len(t.gallery) * len(t.queries)), (validate_on, s)
+        used = [tables[s] for s in dict.fromkeys(('train', validate_on))]
+        assert mine['encoded_images'] == sum(len(t.gallery) + len(t.queries) for t in used)
+        assert mine['augmented'] == sp.augmented_copies * len(tables['train'].gallery)
+        tr = AttrDict(stage_params('training', dict(preset='tiny', run_dir=run.path)))
+        for K in (1, 2, 5):
+            plan = training_plan(mine, AttrDict(tr | dict(paintings_per_batch=K)), sp)
+            assert plan['steps_per_seed'] == tr.frozen_epochs * len(range(0, tables['train'].queries.painting.nunique(), K))
+        assert training_plan(mine, tr, sp)['seeds'] == len(training_seeds(tr.seed, tr.seeds))
+    for pooling in ({4: 1}, {1: 4, 2: 4, 3: 1, 4: 1}, {'2': 2, '3': 2}):
+        assert siamese_feature_dim(pooling) == feature_dim({int(k): v for k, v in pooling.items()})
+    assert ABLATION_ROWS == len(ABLATIONS)
     for bound in (None, 1, 2, 3, 100):
         es = evaluation_set(run, bound, seed=7)
         mine = evaluation_plan(table, manifest, bound, seed=7)
@@ -103,7 +126,8 @@ def test_times_come_from_recorded_rates_and_are_never_invented(tiny_run, tmp_pat
     t = estimate_time(plan, 'cpu', rates=rates)
     w = plan.work['03_similarity']['pairs']
     assert t['chapters']['03_similarity'][0] == pytest.approx(1.0 + 0.5 * w)
-    assert t['chapters']['05_siamese'][0] == 1.0
+    assert t['chapters']['05_siamese'][0] == pytest.approx(1.0 + 0.5 * sum(plan.work['05_siamese'].values()))
+    assert t['chapters']['06_training'][0] == 1.0   # the head's training: the chapter's fixed cost
     # a CUDA device with no rates recorded for it: the GPU chapters are not measured, and say why
     gpu = estimate_time(plan, 'cuda', rates=rates)
     assert gpu['chapters']['04_finetune'][0] is None and 'CUDA' in gpu['chapters']['04_finetune'][1]
@@ -159,10 +183,19 @@ def test_model_sizes_are_those_of_the_models():
     warnings.simplefilter('ignore')
     from artsim.backbone import resnet50_body
     from artsim.finetune import genre_classifier
-    from artsim.siamese import SiameseNet
-    from artsim.plan import RESNET50_BODY_FLOATS, genre_model_floats, siamese_model_floats
+    import torch
+    from artsim.siamese import SiameseNet, build_head, fit_inputs
+    from artsim.backbone import feature_dim
+    from artsim.plan import RESNET50_BODY_FLOATS, genre_model_floats, siamese_model_floats, siamese_head_floats
     floats = lambda m: sum(v.numel() for v in m.state_dict().values() if v.is_floating_point())
     body = resnet50_body('random')
     assert floats(body) == RESNET50_BODY_FLOATS
     assert floats(genre_classifier(10, body)) == genre_model_floats(10)
-    assert floats(SiameseNet(body, 2048, 256)) == siamese_model_floats(256)
+    pooling = {1: 4, 2: 4, 3: 1, 4: 1}
+    fitted = fit_inputs(torch.randn(20, feature_dim(pooling)), 8)
+    for sketch in (0, 16):
+        head = build_head(fitted, 4, sketch, 8)
+        assert floats(SiameseNet(body, pooling, head)) == siamese_model_floats(feature_dim(pooling), 8, 4, sketch, 8)
+        shared = ('mean', 'std', 'basis', 'score_map.knots')   # artsim.siamese._SHARED: saved once, not per seed
+        assert sum(v.numel() for k, v in head.state_dict().items() if v.is_floating_point() and k not in shared) == \
+               siamese_head_floats(feature_dim(pooling), 8, 4, sketch, 8, shared=False)

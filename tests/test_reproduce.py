@@ -283,10 +283,10 @@ for s in STAGES[:STAGES.index(last) + 1]:
     stage_module(s).stage(run, p)
 """
 
-WALL_CLOCK = ('seconds', 'created', 'mtime_ns')   # when and how fast a file was made: no rerun repeats these
+WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'mtime_ns')   # when and how fast a file was made: no rerun repeats these
 # the artifacts that hold such fields (the integrator moves the rest out of the content artifacts): compared without them
 TIMED = {'generated/timings.parquet', 'features/images.parquet', 'features/extraction.json', 'metrics/genre.json',
-         'models/siamese.json', 'metrics/eval.json'}
+         'models/siamese.json', 'metrics/training.json', 'metrics/eval.json'}
 UNPINNED = {k: None for k in (*ISA_VARS, MARK, 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES')}
 
 
