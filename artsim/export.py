@@ -161,7 +161,9 @@ class SiameseScores:
                  variants:list, # the variants: files or encoded bytes
                 ) -> np.ndarray: # one score per pair
         new = [f for f in dict.fromkeys(originals) if f not in self.cache]
-        if new: self.cache.update(zip(new, self.model.embed(new, progress=False)))
+        # each painting alone: its embedding must not depend on which shards were written before (where MKL cannot be held
+        # to its AVX2 branch, on CPUs other than Intel's, a convolution's rounding follows the batch it is in)
+        for f in new: self.cache[f] = self.model.embed([f], progress=False)[0]
         ev = self.model.embed(list(variants), progress=False)
         return np.asarray(self.model.pair_scores(np.stack([self.cache[f] for f in originals]), ev), np.float64)
 

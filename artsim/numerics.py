@@ -8,7 +8,7 @@ import os, sys, json, ctypes, platform, warnings, functools, subprocess, importl
 
 # %% auto #0
 __all__ = ['ISA', 'THREADS', 'MARK', 'X86', 'AVX2_FEATURES', 'ISA_VARS', 'numpy_dispatch', 'pinned_env', 'pin_active',
-           'restart_pinned', 'main', 'pin_torch', 'apply_portable', 'numerics_info']
+           'restart_pinned', 'main', 'pin_torch', 'apply_portable', 'cpu_vendor', 'unpinnable', 'numerics_info']
 
 # %% ../nbs/pipeline/numerics.ipynb #4291c273
 ISA = 'AVX2'   # the instruction-set level every portable run is capped at
@@ -161,6 +161,18 @@ def _version(dist:str) -> str|None:
     try: return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError: return None
 
+def cpu_vendor() -> str|None:
+    "The CPU's vendor as the kernel names it (`GenuineIntel`, `AuthenticAMD`, ...), or None where /proc/cpuinfo does not say."
+    try: lines = open('/proc/cpuinfo').read().splitlines()
+    except OSError: return None
+    return next((l.split(':', 1)[1].strip() for l in lines if l.startswith('vendor_id')), None)
+
+def unpinnable(vendor:str|None=None, # a CPU vendor (default: this machine's)
+              ) -> set:
+    "The switches that this CPU's libraries do not let the pin set: MKL keeps its AVX2 branch for Intel's CPUs."
+    vendor = cpu_vendor() if vendor is None else vendor
+    return {'mkl'} if X86 and vendor and vendor != 'GenuineIntel' else set()
+
 def numerics_info() -> dict:
     "What this process computes with: portable or not, the switches, what each loaded library does, threads, versions."
     env, seen, ok = os.environ, {}, {}
@@ -178,8 +190,10 @@ def numerics_info() -> dict:
                   nnpack=not seen['nnpack'], threads=seen['threads'] == THREADS)
     cores = _openblas_cores()
     if cores: seen['openblas'] = cores; ok['openblas'] = cores == ['Haswell']
-    portable = pin_active() and all(ok.values())
-    return dict(portable=portable, isa=ISA if portable else None,
+    active, short = pin_active(), {k for k, v in ok.items() if not v}
+    portable = active and not short
+    return dict(portable=portable, isa=ISA if portable else None, pinned=active and short <= unpinnable(), cpu=cpu_vendor(),
+                not_pinnable_here=sorted(short & unpinnable()),
                 switches={k: env.get(k) for k in (*ISA_VARS, 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES') if env.get(k)},
                 kernels=seen, honoured={k: bool(v) for k, v in ok.items()},
                 versions={'python': platform.python_version(), 'machine': platform.machine(),

@@ -219,7 +219,7 @@ def test_a_tiny_run_is_quiet_resumable_and_leaves_no_process(tmp_path):
                    for o in c.get('outputs', []))
     assert 'IProgress not found' not in said   # tqdm's hint about widgets is not printed into every executed chapter
     numerics = yaml.safe_load((run/'config.yaml').read_text())['numerics']   # each kernel started under the pin (tiny is portable)
-    assert sorted(numerics) == sorted(s for _, s, _ in chapters(ROOT/'nbs')) and all(n['portable'] for n in numerics.values()), numerics
+    assert sorted(numerics) == sorted(s for _, s, _ in chapters(ROOT/'nbs')) and all(n['pinned'] for n in numerics.values()), numerics
     time.sleep(2)
     assert _processes_with(marker) == []   # kernels and the descriptors' worker pool are gone
     r = _cli('--preset', 'tiny', '--run-dir', run, '-p', 'n_jobs=2', env=env)
@@ -345,7 +345,8 @@ def test_two_tiny_runs_in_two_processes_write_the_same_bytes(pinned_run, tmp_pat
     assert not _differ(*runs, _files(runs[0])), _differ(*runs, _files(runs[0]))
     for r in runs:
         numerics = yaml.safe_load((r/'config.yaml').read_text())['numerics']
-        assert list(numerics) == list(STAGES) and all(n['portable'] and all(n['honoured'].values()) for n in numerics.values()), numerics
+        assert list(numerics) == list(STAGES) and all(n['pinned'] and {k for k, v in n['honoured'].items() if not v} == set(n['not_pinnable_here'])
+                                                       for n in numerics.values()), numerics
         private = [p.relative_to(r).as_posix() for p in r.rglob('*') if p.stat().st_mode & 0o044 != 0o044]
         assert not private, private   # a run can be shared: nothing is readable by its owner only
 
@@ -373,5 +374,5 @@ def test_a_stage_run_alone_restarts_under_the_pin(pinned_run, tmp_path):
                        env={k: v for k, v in _env(**UNPINNED, MPLBACKEND='Agg').items() if v is not None}, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert yaml.safe_load((run/'config.yaml').read_text())['numerics']['training']['portable']
+    assert yaml.safe_load((run/'config.yaml').read_text())['numerics']['training']['pinned']
     assert (run/'models'/'siamese.safetensors').read_bytes() == (pinned_run/'models'/'siamese.safetensors').read_bytes()
