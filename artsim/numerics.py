@@ -190,10 +190,10 @@ def numerics_info() -> dict:
                   nnpack=not seen['nnpack'], threads=seen['threads'] == THREADS)
     cores = _openblas_cores()
     if cores: seen['openblas'] = cores; ok['openblas'] = cores == ['Haswell']
-    active, short = pin_active(), {k for k, v in ok.items() if not v}
-    portable = active and not short
-    return dict(portable=portable, isa=ISA if portable else None, pinned=active and short <= unpinnable(), cpu=cpu_vendor(),
-                not_pinnable_here=sorted(short & unpinnable()),
+    active, short, vendor = pin_active(), {k for k, v in ok.items() if not v}, cpu_vendor()
+    portable, here = active and not short, unpinnable(vendor)
+    return dict(portable=portable, isa=ISA if portable else None, pinned=active and short <= here, cpu=vendor,
+                not_pinnable_here=sorted(short & here),
                 switches={k: env.get(k) for k in (*ISA_VARS, 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES') if env.get(k)},
                 kernels=seen, honoured={k: bool(v) for k, v in ok.items()},
                 versions={'python': platform.python_version(), 'machine': platform.machine(),
