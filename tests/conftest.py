@@ -1,5 +1,9 @@
 import os
 os.environ.setdefault('MPLBACKEND', 'Agg')
+# Idle OpenMP threads sleep rather than spin: two test workers (pytest-xdist) and the shared run each hold PyTorch's two
+# threads of portable numerics on two cores, and spinning ones would take the cores from the working ones. Read when
+# PyTorch loads, so set before anything imports it; it changes when a thread waits, not what it computes.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import shutil, signal, subprocess, sys, tempfile, time, uuid
 from pathlib import Path

@@ -147,7 +147,8 @@ def test_04_fine_tuned_from_imagenet_at_224_px_with_loader_workers(rehearsal):
     t = metrics['training']
     assert (t['starting_weights'], t['input_size'], t['device']) == ('imagenet', 224, 'cpu')
     assert t['num_workers'] == (0 if sys.platform == 'darwin' else 8)
-    assert len(t['lr_find']['lrs']) == SIZES['lr_find_iters']   # the finder ran its iterations
+    lrs, losses = t['lr_find']['lrs'], t['lr_find']['losses']   # the finder ran: a loss at each rate, rising from 1e-7
+    assert len(lrs) == len(losses) >= SIZES['lr_find_iters'] and lrs[0] == pytest.approx(1e-7) and lrs == sorted(set(lrs))
     # BatchNorm statistics recomputed after each epoch (full's one frozen, then the unfrozen), over every training batch:
     # 4 training paintings make one batch of bs=4
     assert t['precise_bn_passes'] == [1] * (preset_params('full', 'finetune')['freeze_epochs'] + SIZES['epochs'])
