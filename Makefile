@@ -14,7 +14,7 @@ STAMP := $(VENV)/.artsim-installed
 PORTABLE ?= 1
 PIN = $(if $(filter 1,$(PORTABLE)),$(BIN)/python -m artsim.numerics --,)
 
-.PHONY: venv test demo calibration export clean-nbs check-clean docs-preview docs readme lab benchmark rates scale clean
+.PHONY: venv test demo check-claims calibration export clean-nbs check-clean docs-preview docs readme lab benchmark rates scale clean
 
 # The stamp is newer than every install input once set-up has run: then `venv` takes a second.
 $(STAMP): setup.py settings.ini constraints.txt
@@ -47,11 +47,20 @@ check-clean: venv
 	fi
 	echo "nbdev_export and nbdev_clean leave the tree unchanged."
 
+# The tests in TEST_WORKERS processes (pytest-xdist; 1: in pytest's own). They share one run of every chapter on the
+# tiny preset, made in the background as they start (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: check-clean
-	$(PIN) $(BIN)/python -m pytest tests/ -p no:cacheprovider
+	$(PIN) $(BIN)/python -m pytest tests/ -p no:cacheprovider $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS))
 
 demo: venv
 	$(BIN)/artsim_reproduce --preset demo
+
+# What the README says about the demo (its headline table, the student against its teacher, its time), checked against
+# the run `make demo` made (nbs/pipeline/claims.ipynb). CI runs it after make demo.
+CLAIMS_RUN ?= runs/demo
+check-claims: venv
+	$(BIN)/python -m artsim.claims --run-dir "$(CLAIMS_RUN)"
 
 # The calibration shipped in the package (artsim/calibration.json): the demo preset's chapters 00-02, then calibrate.
 calibration: venv

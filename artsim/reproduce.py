@@ -10,7 +10,7 @@ import yaml
 import artsim
 from fastcore.basics import AttrDict
 from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
-                         check_stage_params, stage_fingerprint)
+                         check_stage_params, stage_fingerprint, Run)
 from .numerics import pinned_env, restart_pinned
 
 # %% auto #0
@@ -167,6 +167,8 @@ def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
 
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
 def _digest(params:dict, upstream:str='', code:str='', inputs:str='') -> str:
+    # where the run lies is not what it holds: a run moved or copied elsewhere keeps its finished chapters
+    params = {k: v for k, v in params.items() if k != 'run_dir'}
     return hashlib.sha256((upstream + code + inputs + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()[:16]
 
 def chapter_code(path) -> str:
@@ -321,7 +323,10 @@ def artsim_reproduce(
     check_counts(cfg, run_dir, chs)
     check_extra()
     (run_dir/'notebooks').mkdir(parents=True, exist_ok=True)
-    save_yaml(dict(preset=preset, run_dir=str(run_dir), overrides=overrides, stages=cfg), run_dir/'config.yaml')
+    # what each chapter computed with stays recorded for the chapters this run skips (a chapter that runs records its own)
+    numerics = {k: v for k, v in (Run(run_dir).config.get('numerics') or {}).items() if k in cfg}
+    save_yaml(dict(preset=preset, run_dir=str(run_dir), overrides=overrides, stages=cfg, **({'numerics': numerics} if numerics else {})),
+              run_dir/'config.yaml')
     w = max(len(c[0]) for c in chs) if chs else 0
     bar = progress and sys.stderr.isatty()
     say(f"artsim_reproduce: preset {preset}, {len(chs)} chapter{'s' * (len(chs) != 1)} -> {run_dir}")

@@ -18,7 +18,7 @@ from .siamese import (SiameseHead, SiameseNet, SiameseSimilarity, SplitData, bui
 # %% auto #0
 __all__ = ['ABLATIONS', 'CRITERIA', 'TrainingRecipe', 'training_recipe', 'strength_pairs', 'batch_loss', 'train_head',
            'head_scores', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
-           'ablation_table', 'check_params', 'stage', 'plot_history', 'main']
+           'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -210,6 +210,46 @@ def ablation_table(results:dict, # the stage's results: teacher, untrained, reci
               'fidelity_spearman': 'fidelity: Spearman', 'fidelity_top1': 'fidelity: top-1 agrees'}
     return pd.DataFrame(rows).T.rename(columns=labels).rename_axis('recipe (change to it)')
 
+# %% ../nbs/06_training.ipynb #5f1ac2be
+def one_pair(queries:pd.DataFrame, # variants: painting, prompt_id, strength
+            ) -> float: # 0.5 / groups with more than one strength; nan without such groups
+    "How much one pair of strengths out of order in one (painting, prompt) group moves a split's strength ρ."
+    groups = int((queries.groupby(['painting', 'prompt_id']).strength.nunique() > 1).sum())
+    return 0.5 / groups if groups else float('nan')
+
+# %% ../nbs/06_training.ipynb #f7ca3dfb
+def validation_claims(results:dict, # the stage's results: summary, teacher, ablation
+                      step:float, # `one_pair` of the split judged on
+                     ) -> list: # dict(claim, holds) per sentence; holds is None where the row it needs was not trained
+    "The chapter's prose about the recipe and its ablation, each sentence checked against a run's validation numbers."
+    m, t = results['summary'], results['teacher']
+    R = lambda c: m[c]['mean']
+    A = lambda row, c: results['ablation'][row]['summary'][c]['mean']  # KeyError: the row was not trained
+    def claim(text, holds):
+        try: return dict(claim=text, holds=bool(holds()))
+        except KeyError: return dict(claim=text, holds=None)
+    alone, no_nce = 'MSE alone (no provenance terms)', 'without InfoNCE on the painting of origin'
+    listwise, sketchless = '+ listwise distillation (weight 0.3)', 'without the residual sketch'
+    return [
+        claim('the student finds the own painting first at least as often as its teacher (recall@1)',
+              lambda: R('recall@1') >= t['recall@1']),
+        claim('the student separates own from other paintings at least as well as its teacher (AUC)',
+              lambda: R('auc') >= t['auc']),
+        claim("a seed has the teacher's strength trend", lambda: max(m['strength']['values']) >= t['strength'] - 1e-9),
+        claim("no seed is more than one pair below the teacher's strength trend",
+              lambda: min(m['strength']['values']) >= t['strength'] - step - 1e-9),
+        claim('MSE alone finds the own painting less often and is closer to the teacher',
+              lambda: A(alone, 'recall@1') < R('recall@1') and A(alone, 'fidelity_spearman') > R('fidelity_spearman')),
+        claim('without InfoNCE on the painting of origin, recall@1 and AUC drop',
+              lambda: A(no_nce, 'recall@1') < R('recall@1') and A(no_nce, 'auc') < R('auc')),
+        claim('without the MSE term, the MSE against the teacher more than doubles',
+              lambda: A('without the MSE term', 'mse') > 2 * R('mse')),
+        claim('listwise distillation pulls the student towards its teacher and costs AUC',
+              lambda: A(listwise, 'fidelity_spearman') > R('fidelity_spearman') and A(listwise, 'auc') < R('auc')),
+        claim('without the residual sketch, recall@1 drops and the MSE more than doubles',
+              lambda: A(sketchless, 'recall@1') < R('recall@1') and A(sketchless, 'mse') > 2 * R('mse')),
+    ]
+
 # %% ../nbs/06_training.ipynb #ac5d84bf
 def check_params(p):
     "Refuse training parameters that cannot work, before anything runs."
@@ -240,6 +280,7 @@ def stage(run:Run, p) -> AttrDict:
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r), criteria=criteria,
                    summary=seed_summary(criteria), teacher=split_criteria(held.teacher, held), untrained=untrained,
                    ablation=ablation, seconds_per_seed=round(seconds, 2))
+    results |= dict(one_pair=one_pair(held.table.queries), claims=validation_claims(results, one_pair(held.table.queries)))
     net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed])
     card = dict(input_size=made['input_size'], resize='squish', normalisation=made['normalisation'], target=made['target'],
                 encoder_weights=made['encoder_weights'], encoder_seed=made['seed'], preset=p.preset, seed=p.seed, seeds=seeds,

@@ -1,9 +1,90 @@
 import os
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
+import shutil, signal, subprocess, sys, tempfile, time, uuid
+from pathlib import Path
+from types import SimpleNamespace
 import pytest
 from demo_pairs import make_run, stage_p
 from miniatures import make_tiny_refiner
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = Path(sys.executable).parent/'artsim_reproduce'
+
+# One run of every chapter on the tiny preset, made once per pytest run through the console script (papermill, kernels
+# under the pin, the descriptors in a worker pool: `-p n_jobs=2`) and shared read-only by every test that needs a finished
+# run; a test that writes copies it first. pytest's main process starts it in the background as soon as the session is
+# configured, when the tests chosen include one that uses it, so that it is made while the other tests run; with
+# pytest-xdist every worker waits for that same run.
+TINY_ENV = 'ARTSIM_TEST_TINY'       # the folder the shared tiny run is made in: run/, out, err, rc, marker
+TINY_USERS = ('test_docs.py', 'test_notebooks.py', 'test_plan.py', 'test_reproduce.py', 'test_interrupt.py',
+              'test_claims.py')
+
+
+def user_env(**kw) -> dict:
+    "The environment of a user's shell: not under nbdev_test, no ARTSIM_RUNS (MPLBACKEND=Agg stays: the runner drops it)."
+    return {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'ARTSIM_RUNS', TINY_ENV)} | kw
+
+
+def _start_tiny(base:Path):
+    "Start `artsim_reproduce --preset tiny` into base/run in the background; base/rc appears when it has ended."
+    marker = uuid.uuid4().hex
+    (base/'marker').write_text(marker)
+    cmd = (f'"{EXE}" --preset tiny --run-dir "{base}/run" -p n_jobs=2 >"{base}/out" 2>"{base}/err"; '
+           f'echo $? >"{base}/rc.tmp"; mv "{base}/rc.tmp" "{base}/rc"')
+    # the marker is how a test finds any process this run leaves behind (a kernel, a descriptor worker)
+    return subprocess.Popen(['sh', '-c', cmd], cwd=ROOT, env=user_env(ARTSIM_TEST_RUN=marker), start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def _wants_tiny(config) -> bool:
+    args = [a.split('::')[0] for a in config.args] or [str(ROOT/'tests')]
+    return any(Path(a).is_dir() or Path(a).name in TINY_USERS for a in args)
+
+
+def pytest_configure(config):
+    if hasattr(config, 'workerinput') or os.environ.get(TINY_ENV): return  # an xdist worker: the main process started it
+    base = Path(tempfile.mkdtemp(prefix='artsim-test-tiny-'))
+    os.environ[TINY_ENV] = str(base)   # inherited by xdist's workers, which are started after this
+    config._artsim_tiny = (base, _start_tiny(base) if _wants_tiny(config) else None)
+
+
+def pytest_unconfigure(config):
+    base, proc = getattr(config, '_artsim_tiny', (None, None))
+    if base is None: return
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    os.environ.pop(TINY_ENV, None)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    "The tests that need the shared tiny run go last, so that it is made while the others run."
+    items.sort(key=lambda it: it.fspath.basename in TINY_USERS)
+
+
+@pytest.fixture(scope='session')
+def tiny_run() -> SimpleNamespace:
+    """Every chapter of the tiny preset through `artsim_reproduce`, shared by the whole test run: path, returncode, stdout,
+    stderr, marker. Read it only; copy it (`copy_run`) to write."""
+    base = Path(os.environ[TINY_ENV])
+    from filelock import FileLock
+    with FileLock(str(base/'start.lock')):   # started here when the main process did not (a single test file chosen)
+        if not (base/'marker').exists(): _start_tiny(base)
+    t0 = time.time()
+    while not (base/'rc').exists():
+        if time.time() - t0 > 1800: pytest.fail('the shared tiny run did not end within 30 minutes')
+        time.sleep(0.5)
+    r = SimpleNamespace(path=base/'run', returncode=int((base/'rc').read_text()), stdout=(base/'out').read_text(),
+                        stderr=(base/'err').read_text(), marker=(base/'marker').read_text())
+    assert r.returncode == 0, f'the shared tiny run failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    return r
+
+
+def copy_run(src, dst) -> Path:
+    "A copy of the finished run `src` at `dst`, for a test that writes into it."
+    shutil.copytree(src, dst, symlinks=True)
+    return Path(dst)
 
 
 @pytest.fixture(scope='session')

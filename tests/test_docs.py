@@ -57,14 +57,9 @@ def make(target:str, env:dict, *args, timeout=600) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory) -> Path:
-    "Every chapter executed on the tiny preset, as `make demo` would run them on the demo preset"
-    run = tmp_path_factory.mktemp('runs')/'tiny'
-    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}  # conftest's Agg would keep the figures out of the notebooks
-    r = subprocess.run([str(BIN/'artsim_reproduce'), '--preset', 'tiny', '--run-dir', str(run)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return run
+def tiny_run(tiny_run) -> Path:
+    "Every chapter executed on the tiny preset, as `make demo` would run them on the demo preset (the session's shared run)"
+    return tiny_run.path
 
 
 @pytest.fixture(scope='module')
@@ -104,22 +99,38 @@ def expected_docs_pages() -> list[str]:
                                               'runs', 'numerics', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'docs', 'api')])
 
 
+def unavailable(why:str):
+    "No browser: a skip on a developer's machine, a failure under CI (CI=true), where the browser tests must run"
+    if os.environ.get('CI', '').strip().lower() not in ('', '0', 'false', 'no'): pytest.fail(f'CI runs the browser tests, but {why}')
+    pytest.skip(why)
+
+
 @pytest.fixture(scope='module')
 def browser():
     "Debian's headless Chromium, installed with apt-get when missing, driven by Playwright"
     exe = shutil.which('chromium')
     if exe is None:
-        if shutil.which('apt-get') is None or os.geteuid() != 0: pytest.skip("no chromium, and apt-get cannot install it here (needs apt-get as root)")
+        if shutil.which('apt-get') is None or os.geteuid() != 0: unavailable("no chromium, and apt-get cannot install it here (needs apt-get as root)")
         env = {**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'}
         for cmd in (['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', 'chromium']):
             r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            if r.returncode != 0: pytest.skip(f"apt-get could not install chromium: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
+            if r.returncode != 0: unavailable(f"apt-get could not install chromium: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
         exe = shutil.which('chromium')
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=['--no-sandbox'])
+        # no background connections: this machine's network is closed, and Chromium would try them at every start
+        b = p.chromium.launch(executable_path=exe, args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                                                         '--disable-component-update', '--disable-sync', '--no-first-run'])
         yield b
         b.close()
+
+
+def test_a_missing_browser_fails_under_ci(monkeypatch):
+    "Where Chromium cannot be had, CI fails the browser tests rather than passing without them"
+    monkeypatch.setenv('CI', 'true')
+    with pytest.raises(pytest.fail.Exception, match='CI runs the browser tests'): unavailable('no chromium')
+    monkeypatch.setenv('CI', 'false')
+    with pytest.raises(pytest.skip.Exception): unavailable('no chromium')
 
 
 @pytest.fixture(scope='module')

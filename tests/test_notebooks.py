@@ -1,10 +1,11 @@
 """Every notebook under nbdev's own test runner, one pytest test per notebook (IN_TEST=1: the tiny preset)."""
-import os
+import os, re
 from pathlib import Path
 import pytest
 from nbdev.config import get_config
 from nbdev.doclinks import nbglob
 from nbdev.test import test_nb as run_nb
+from artsim.runs import UPSTREAM_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 cfg = get_config(path=ROOT)
@@ -12,8 +13,10 @@ NBS = sorted(Path(f).resolve() for f in nbglob(cfg.nbs_path, as_path=True))
 
 
 @pytest.mark.parametrize('nb', NBS, ids=[str(f.relative_to(cfg.nbs_path)) for f in NBS])
-def test_notebook(nb, monkeypatch):
+def test_notebook(nb, monkeypatch, request):
     monkeypatch.chdir(cfg.nbs_path)
+    if re.match(r'\d\d_', nb.name):   # a chapter: the earlier stages' artifacts come from the session's tiny run
+        monkeypatch.setenv(UPSTREAM_ENV, str(request.getfixturevalue('tiny_run').path))
     ok, secs = run_nb(nb, skip_flags=cfg.tst_flags.split(), basepath=cfg.config_path)
     assert ok, f"{nb.name} failed under nbdev_test (its traceback is printed above)"
 

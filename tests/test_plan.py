@@ -19,14 +19,9 @@ def _env():
 
 
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-    "Every chapter of the tiny preset, through the runner."
-    run = tmp_path_factory.mktemp('plan') / 'tiny'
-    old = os.environ.pop('IN_TEST', None)
-    try: artsim_reproduce(preset='tiny', run_dir=str(run), progress=False, out=io.StringIO())
-    finally:
-        if old is not None: os.environ['IN_TEST'] = old
-    return run
+def tiny_run(tiny_run):
+    "Every chapter of the tiny preset, through the runner (the session's shared run)."
+    return tiny_run.path
 
 
 def compare_plan_with_run(plan, run:Path) -> dict:

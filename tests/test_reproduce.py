@@ -14,6 +14,7 @@ from artsim.data import demo_painting
 from artsim.reproduce import artsim_reproduce, chapters, main, ChapterFailed
 from artsim.runs import STAGES
 from artsim.numerics import AVX2_FEATURES, ISA_VARS, MARK, numpy_dispatch
+from conftest import copy_run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent/'artsim_reproduce'
@@ -200,12 +201,10 @@ def _processes_with(marker):
 
 
 @pytest.mark.skipif(not Path('/proc/self/environ').exists(), reason='reads /proc')
-def test_a_tiny_run_is_quiet_resumable_and_leaves_no_process(tmp_path):
-    "Every chapter on the tiny preset, descriptors with a worker pool: one line each, logs, and no process left behind."
-    run, marker = tmp_path/'run', f'ARTSIM_TEST_RUN={uuid.uuid4().hex}'
-    env = _env(ARTSIM_TEST_RUN=marker.split('=')[1])
-    r = _cli('--preset', 'tiny', '--run-dir', run, '-p', 'n_jobs=2', env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
+def test_a_tiny_run_is_quiet_resumable_and_leaves_no_process(tiny_run, tmp_path):
+    """Every chapter on the tiny preset, descriptors with a worker pool (the session's shared run, conftest.py): one line
+    each, logs, no process left behind; the run copied elsewhere skips every chapter."""
+    run, r = tiny_run.path, tiny_run
     names = [c for c, _, _ in chapters(ROOT/'nbs')]
     lines = r.stdout.splitlines()
     assert len(lines) == len(names) + 2 and [l.split()[:2] for l in lines[1:-1]] == [[n, 'ran'] for n in names], r.stdout
@@ -220,10 +219,11 @@ def test_a_tiny_run_is_quiet_resumable_and_leaves_no_process(tmp_path):
     assert 'IProgress not found' not in said   # tqdm's hint about widgets is not printed into every executed chapter
     numerics = yaml.safe_load((run/'config.yaml').read_text())['numerics']   # each kernel started under the pin (tiny is portable)
     assert sorted(numerics) == sorted(s for _, s, _ in chapters(ROOT/'nbs')) and all(n['pinned'] for n in numerics.values()), numerics
-    time.sleep(2)
-    assert _processes_with(marker) == []   # kernels and the descriptors' worker pool are gone
-    r = _cli('--preset', 'tiny', '--run-dir', run, '-p', 'n_jobs=2', env=env)
-    assert r.returncode == 0 and all(l.split()[1] == 'skipped' for l in r.stdout.splitlines()[1:-1]), r.stdout
+    assert _processes_with(f'ARTSIM_TEST_RUN={r.marker}') == []   # kernels and the descriptors' worker pool are gone
+    moved = copy_run(run, tmp_path/'moved')
+    again = _cli('--preset', 'tiny', '--run-dir', moved, '-p', 'n_jobs=2')
+    assert again.returncode == 0 and [l.split()[:2] for l in again.stdout.splitlines()[1:-1]] == [[n, 'skipped'] for n in names], again.stdout
+    assert yaml.safe_load((moved/'config.yaml').read_text())['numerics'] == numerics   # still says what each chapter ran with
 
 
 def test_relative_run_dirs_resolve_against_the_project_root(tmp_path):
