@@ -203,7 +203,7 @@ def ablation_table(results:dict, # the stage's results: teacher, untrained, reci
     point = lambda v: f'{v:.{digits}f}'
     rows = {'teacher (descriptors: ' + results['target'] + ')': {c: point(results['teacher'][c]) for c in CRITERIA},
             'untrained cosine of the same features': {c: point(results['untrained'][c]) for c in CRITERIA},
-            f"**the recipe** ({len(results['seeds'])} seeds)": {c: cell(results['summary'][c]) for c in CRITERIA}}
+            f"the recipe ({len(results['seeds'])} seeds)": {c: cell(results['summary'][c]) for c in CRITERIA}}
     for name, row in results['ablation'].items():
         rows[f"{name} ({len(row['seeds'])} seed{'s' * (len(row['seeds']) > 1)})"] = {c: cell(row['summary'][c]) for c in CRITERIA}
     labels = {'strength': 'strength ρ', 'auc': 'own vs other AUC', 'recall@1': 'recall@1', 'mse': 'MSE (whole matrix)',

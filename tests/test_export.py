@@ -139,8 +139,8 @@ def test_a_run_without_a_siamese_model_is_exported_and_says_so(exported, tmp_pat
     r = export_main(other, '--out', tmp_path/'o', '--shard-size', '40kB', '--no-progress')
     assert r.returncode == 0 and 'Siamese' not in r.stdout, r.stdout + r.stderr
     assert r.stderr.splitlines() == ["artsim_export: note: no `siamese` column: not in this export: the run had no "
-                                     "Siamese network (chapter 06's models/siamese.safetensors) when it was exported; run "
-                                     "chapters 04-06, then export it again to add the column"], r.stderr
+                                     "Siamese network (chapter 06's models/siamese.safetensors) when it was exported; "
+                                     "run chapters 04-06, then export it again to add the column"], r.stderr
     card = (tmp_path/'o'/'README.md').read_text()
     assert "- `siamese`: not in this export: the run had no Siamese network" in card
     assert 'siamese' not in pd.read_parquet(tmp_path/'o'/'pairs'/'data').columns

@@ -224,7 +224,7 @@ def test_a_batch_larger_than_the_training_split_is_refused_before_chapter_00(tmp
     says = refused(argv, tmp_path / 'run')
     assert says.startswith('04_finetune would stop: bs=32 is more than the 16 training paintings'), says
     assert '-p bs=16' in says, says
-    plan = print_plan(run_dir=tmp_path / 'run', out=io.StringIO(), preset='demo', param=argv['param'] + ['bs=16'])  # as said
+    plan = print_plan(run_dir=tmp_path / 'run', out=io.StringIO(), preset='demo', param=argv['param'] + ['bs=16'])
     assert plan.counts['04_finetune']['train'] == 16
 
 
