@@ -77,7 +77,7 @@ def calibration_source(cal:Calibration|None, # what `open_calibration` gives
     if cal is None: return 'none: raw values (1 = identical)'
     s = cal.source
     n, images = sum((s.get('n_pairs') or {}).values()), s.get('images') or {}
-    if images: what = f"the {images['n']} images" + (f" of {images['folder']}" if 'folder' in images else '')
+    if images: what = f"the {images['n']} images" + (f" of {_shown(images['folder'])}" if 'folder' in images else '')
     elif words := data_words(s.get('data')): what = f"{words}, and their variants"
     else: what = f"the paintings and variants of the run {s.get('run')}"
     return f"{cal.origin or 'in memory'}: unrelated pairs of {what} ({n:,} pairs)"
@@ -93,9 +93,11 @@ def model_source(model, # a `SiameseSimilarity`
     return f"{name}: trained on a run of the {model.card.get('preset')} preset (its card names no paintings)"
 
 def siamese_scale(cal:Calibration|None, model) -> dict|None:
-    "The calibration's statistics of this model's scores of unrelated pairs (`artsim_calibrate --model`), else None."
+    "This model's scores of the calibration's unrelated pairs (`artsim_calibrate --model`), on its scale; else None."
     s = (cal.unrelated if cal is not None else {}).get('siamese')
-    return s if s and model is not None and s.get('model') == model.card.get('weights_sha256') else None
+    if not (s and model is not None and s.get('model') == model.card.get('weights_sha256')): return None
+    q = ('q05', 'q25', 'q75', 'q95', 'q99')   # the raw scores' quantiles, put on the scale the scores are shown on
+    return s | {k: float(calibrated(s[k], s['anchor'])) for k in q if k in s} | dict(raw=s)
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00015
 def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
@@ -223,7 +225,8 @@ def artsim_compare(a:str, b:str, # the two image files
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
     w, sia = semantic_weights_of(cal), siamese_scale(cal, sim)
     if sia: scores['siamese'] = float(calibrated(scores['siamese'], sia['anchor']))   # 0: as alike as unrelated images
-    unrelated = {m: s for m, s in (cal.unrelated if cal is not None else {}).items() if m == 'combined' or sia}
+    unrelated = ({'combined': cal.unrelated['combined']} if cal is not None and 'combined' in cal.unrelated else {})
+    if sia: unrelated['siamese'] = sia
     made = model_source(sim, Path(model).name) if sim else None
     sources = [f"calibration: {calibration_source(cal)}"] + ([f"model: {made}"] if sim else [])
     line = change_summary(scores, cal is not None, family_aspects(w), unrelated)
@@ -330,8 +333,8 @@ def _search_sources(ix, sim, where, sia) -> list:
     "The lines under the tables: what the calibration and the model were made from, what unrelated images reach."
     lines = [f"calibration: {calibration_source(ix.calibration)}"]
     if sim: lines.append(f"model: {model_source(sim, Path(where).name)}")
-    reach = [(m, s['q99']) for m, s in ix.calibration.unrelated.items()
-             if 'q99' in s and (m == 'combined' or (m == 'siamese' and sia))]
+    reach = [(m, s['q99']) for m, s in [('combined', ix.calibration.unrelated.get('combined')), ('siamese', sia)]
+             if s and 'q99' in s]
     said = '; '.join(f'{m} {q:.3f}' for m, q in reach)
     if reach: lines.append(f"1 in 100 unrelated pairs of the calibration reach {said}: an original below that is no "
                            "closer to the image than an unrelated one")
@@ -446,8 +449,9 @@ def artsim_calibrate(folder:str, # the collection: image files anywhere below it
     say("  each family's 0 (the median raw value of those pairs): "
         + ', '.join(f"{f} {s['anchor']:.2f}" for f, s in cal.families.items()))
     sia = cal.unrelated.get('siamese')
-    say("  1 in 100 of them reach " + '; '.join(f"{m} {s['q99']:.2f}" for m, s in cal.unrelated.items())
-        + (f" (the Siamese score on this scale: {calibrated(sia['q99'], sia['anchor']):.2f})" if sia else ''))
+    say(f"  1 in 100 of them reach combined {cal.unrelated['combined']['q99']:.2f}"
+        + (f", the network's score {sia['q99']:.2f} ({calibrated(sia['q99'], sia['anchor']):.2f} on this scale)"
+           if sia else ''))
     if n < 100: warnings.warn(f"only {n} unrelated pairs: the scale's upper quantiles rest on a few of them; more "
                               "images give a steadier one")
     return cal

@@ -350,6 +350,24 @@ def _without_headline(md:str) -> str:
     return head + sep + ('\n## ' + rest.split('\n## ', 1)[1] if '\n## ' in rest else '')
 
 
+
+def test_the_readmes_index_example_writes_its_index_outside_the_run_it_reads():
+    "Followed as written, its `cd` included, the README's artsim_index writes the index outside the run folder"
+    import shlex
+    readme = (ROOT/'README.md').read_text()
+    cwd, seen = ROOT, []
+    for block in re.findall(r'```sh\n(.*?)```', readme, re.S):
+        for line in block.replace('\\\n', ' ').splitlines():   # continued lines joined
+            for cmd in line.split('&&'):
+                words = shlex.split(cmd, comments=True)
+                if words[:1] == ['cd']: cwd = (cwd/words[1]).resolve()
+                if words and Path(words[0]).name == 'artsim_index':
+                    seen.append(((cwd/words[words.index('--out') + 1]).resolve(), (cwd/words[1]).resolve()))
+    assert seen, 'the README shows no artsim_index'
+    for out, folder in seen:
+        run = next((p for p in (folder, *folder.parents) if p.parent == ROOT/'runs'), None)
+        assert run is not None and not out.is_relative_to(run), (out, run)
+
 def test_readme_is_generated_from_index():
     readme = (ROOT/'README.md').read_text()
     assert _without_headline(readme) == _without_headline(readme_markdown(ROOT)), \
