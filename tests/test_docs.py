@@ -359,6 +359,7 @@ def test_the_readmes_index_example_writes_its_index_outside_the_run_it_reads():
     for block in re.findall(r'```sh\n(.*?)```', readme, re.S):
         for line in block.replace('\\\n', ' ').splitlines():   # continued lines joined
             for cmd in line.split('&&'):
+                if not re.match(r'\s*(cd|\S*artsim_index)\s', cmd): continue   # (a python -c "..." spans lines)
                 words = shlex.split(cmd, comments=True)
                 if words[:1] == ['cd']: cwd = (cwd/words[1]).resolve()
                 if words and Path(words[0]).name == 'artsim_index':
