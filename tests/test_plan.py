@@ -151,8 +151,8 @@ def test_a_source_on_disk_is_counted_from_its_files(tmp_path):
     for g in ('a', 'b'):
         (src / g).mkdir(parents=True)
         for i in range(5): Image.new('RGB', (300, 200), (i * 40, 0, 0)).save(src / g / f'{i}.png')
-    plan = print_plan('demo', tmp_path / 'run', param=['source=folder', f'source_path={src}', 'n_per_genre=4', 'originals_per_genre=2'],
-                      out=io.StringIO(), only='00,01')   # the counts, not the later chapters' conditions on them
+    param = ['source=folder', f'source_path={src}', 'n_per_genre=4', 'originals_per_genre=2']
+    plan = print_plan('demo', tmp_path / 'run', param=param, out=io.StringIO(), only='00,01')   # 04-07's needs aside
     assert plan.how['kind'] == 'disk' and not plan.how['exact']
     assert plan.counts['00_data']['paintings'] == 8 and plan.counts['01_generation']['variants'] == 2 * 2 * 4 * 3
     assert set(zip(plan.manifest.width, plan.manifest.height)) == {(128, 85)}   # the files' size, fitted to image_size
