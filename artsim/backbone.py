@@ -15,18 +15,17 @@ from torch.nn import functional as F
 from PIL import Image
 from .data import load_image
 from .runs import Run
-from .modelfile import ModelKind, load_model, sniff
+from .modelfile import GENRE_KIND, ModelFileError, card_kind, load_model, sniff
 
 # %% auto #0
-__all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_KIND', 'GENRE_MODEL', 'STAGE_CHANNELS', 'WeightsUnavailable',
-           'imagenet_weights_file', 'imagenet_state_dict', 'resnet50_state_dict', 'read_state_dict',
-           'load_resnet50_weights', 'weights_file', 'resnet50', 'resnet50_body', 'weights_info', 'input_image',
-           'normalise', 'feature_dim', 'pooled_features', 'infer', 'Backbone']
+__all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_MODEL', 'STAGE_CHANNELS', 'WeightsUnavailable', 'imagenet_weights_file',
+           'imagenet_state_dict', 'resnet50_state_dict', 'read_state_dict', 'load_resnet50_weights', 'weights_file',
+           'resnet50', 'resnet50_body', 'weights_info', 'input_image', 'normalise', 'feature_dim', 'pooled_features',
+           'infer', 'Backbone']
 
 # %% ../nbs/pipeline/backbone.ipynb #8661d261
 WEIGHTS = ('imagenet', 'random', 'genre') # named starting weights; any other value is the path of a state-dict file
 IMAGENET_STATS = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]) # torchvision's ImageNet input statistics
-GENRE_KIND = ModelKind('artsim-genre-classifier/1', 'genre model', 'models/genre', '04_finetune')
 GENRE_MODEL = GENRE_KIND.stem + '.safetensors' # a run's genre classifier; its card is models/genre.json
 
 # %% ../nbs/pipeline/backbone.ipynb #cc680964
@@ -131,7 +130,12 @@ def resnet50(weights:str|Path|None='random', # 'imagenet', 'random', 'genre' or 
         load_resnet50_weights(model, load_model(f, GENRE_KIND)[0], f)
     elif weights != 'random':
         f = weights_file(weights, run)
-        load_resnet50_weights(model, read_state_dict(f), f)
+        kind = card_kind(f)   # an artsim model file: a genre model is a ResNet50, any other kind is named as what it is
+        if kind is not None and kind != GENRE_KIND:
+            raise ModelFileError(f"{f} is an artsim {kind.name} (chapter {kind.chapter}), not ResNet50 weights: give "
+                                 f"'genre', the {GENRE_KIND.name} {GENRE_MODEL} of a run (chapter {GENRE_KIND.chapter}), "
+                                 "or a ResNet50 state dict")
+        load_resnet50_weights(model, load_model(f, GENRE_KIND)[0] if kind else read_state_dict(f), f)
     return model
 
 def resnet50_body(weights:str|Path|None='random', run:Run|None=None, seed:int=0, # see `resnet50`

@@ -381,11 +381,13 @@ def put(self:FeatureStore, family:str, version:str, hashes:list, vectors):
 
 @patch
 def consolidate(self:FeatureStore, family:str):
-    "Fold the part files into `features/<family>.parquet`."
+    "Fold the part files into `features/<family>.parquet`, its rows sorted by version and content hash."
     parts = sorted((self.root / 'parts').glob(f'{family}-*.parquet'))
     if not parts: return
     t = pa.concat_tables([pq.read_table(f, schema=_SCHEMA) for f in self._files(family)])
     t = t.take(np.flatnonzero(~t.select(['hash', 'version']).to_pandas().duplicated(keep='last')))
+    # in one order whatever the history of the parts (a run stopped and resumed, workers finishing in another order)
+    t = t.sort_by([('version', 'ascending'), ('hash', 'ascending')])
     with atomic_write(self.root / f'{family}.parquet') as fh: pq.write_table(t, fh)
     for f in parts: f.unlink()
 

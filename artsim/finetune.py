@@ -17,7 +17,7 @@ from fastai.torch_core import num_distrib, rank_distrib
 import fastai.distributed # noqa: F401 (gives Learner.distrib_ctx)
 import fastai.callback.channelslast # noqa: F401 (gives Learner.to_channelslast)
 from .data import load_image
-from .runs import Run, in_test, record_params, save_figure, save_json, save_parquet
+from .runs import WORK_PREFIX, Run, in_test, record_params, save_figure, save_json, save_parquet
 from .modelfile import load_model, read_card, save_model
 from .backbone import (GENRE_KIND, GENRE_MODEL, IMAGENET_STATS, WeightsUnavailable, infer, input_image,
                              resnet50_body, weights_info)
@@ -373,7 +373,7 @@ def stage(run:Run, p) -> dict|None:
     set_seed(p.seed, reproducible=True)
     dls = genre_dataloaders(run, manifest, p.input_size, p.bs, p.num_workers, device, vocab)
     run.dir('models')
-    with tempfile.TemporaryDirectory(dir=run.path/'models', prefix='.finetune-') as work:
+    with tempfile.TemporaryDirectory(dir=run.path/'models', prefix=WORK_PREFIX + 'finetune-') as work:
         learn = genre_learner(dls, body, path=work)
         with learn.no_bar() if in_test() else contextlib.nullcontext():
             hist = train_genre_model(learn, p.epochs, p.freeze_epochs, p.lr, p.lr_mult, p.lr_find_iters, p.bn_batches,

@@ -10,13 +10,16 @@ from pathlib import Path
 from .runs import atomic_write, save_json, stable_safetensors
 
 # %% auto #0
-__all__ = ['ModelFileError', 'ModelKind', 'sniff', 'model_files', 'card_digest', 'save_model', 'read_card', 'load_model']
+__all__ = ['MODEL_KINDS', 'GENRE_KIND', 'SIAMESE_KIND', 'SEEDS_KIND', 'ModelFileError', 'ModelKind', 'sniff', 'model_files',
+           'card_digest', 'save_model', 'read_card', 'card_kind', 'load_model']
 
 # %% ../nbs/pipeline/modelfile.ipynb #83789082
 class ModelFileError(ValueError):
     "A model file that cannot be used: not safetensors, a pickle, another kind of model, or a card that does not describe the weights."
 
 # %% ../nbs/pipeline/modelfile.ipynb #452340c8
+MODEL_KINDS = {} # every kind of model file artsim writes, by its format without the version: what a message can name
+
 @dataclass(frozen=True)
 class ModelKind:
     "A kind of model file: its card format, its name in messages, where a run keeps it, the chapter that writes it."
@@ -24,6 +27,13 @@ class ModelKind:
     name:str # what messages call it, e.g. 'Siamese model'
     stem:str # where a run directory keeps it, without suffix, e.g. 'models/siamese'
     chapter:str # the chapter that writes it, e.g. '06_training'
+    def __post_init__(self): MODEL_KINDS[self.format.rsplit('/', 1)[0]] = self
+
+# %% ../nbs/pipeline/modelfile.ipynb #06de21c3
+# The kinds of model artsim writes. Defined here, in one place, so that a message about any model file can name them all
+GENRE_KIND = ModelKind('artsim-genre-classifier/1', 'genre model', 'models/genre', '04_finetune')
+SIAMESE_KIND = ModelKind('artsim-siamese/2', 'Siamese model', 'models/siamese', '06_training')
+SEEDS_KIND = ModelKind('artsim-siamese-seeds/1', 'set of Siamese heads of further seeds', 'models/siamese_seeds', '06_training')
 
 # %% ../nbs/pipeline/modelfile.ipynb #97e0d098
 def sniff(path) -> str: # 'safetensors', 'pickle', 'zip', 'empty' or 'unknown'
@@ -89,8 +99,19 @@ def read_card(path, # see `model_files`
     if isinstance(fmt, str) and fmt != kind.format and fmt.rsplit('/', 1)[0] == kind.format.rsplit('/', 1)[0]:
         raise ModelFileError(f'{cf} is a {kind.name} in format {fmt}, written by another version of artsim (this one reads '
                              f'{kind.format}): run chapter {kind.chapter} again to write it in the current format')
+    if isinstance(fmt, str) and (other := MODEL_KINDS.get(fmt.rsplit('/', 1)[0])) and other != kind:
+        raise ModelFileError(f"{cf} is the card of an artsim {other.name} (chapter {other.chapter}'s {other.stem}), not of a "
+                             f"{kind.name}: give {kind.stem}.safetensors, which chapter {kind.chapter} writes, or the run directory")
     if fmt != kind.format: raise ModelFileError(f'{cf} is not the card of an artsim {kind.name} (format {fmt!r}, expected {kind.format!r})')
     return card
+
+def card_kind(path, # a weights file (.safetensors) or its .json card
+             ) -> ModelKind|None:
+    "The kind of artsim model whose card lies beside `path`, or None (no card, not JSON, not one of artsim's formats)."
+    cf = Path(path).expanduser().with_suffix('.json')
+    try: fmt = json.loads(cf.read_text(encoding='utf-8')).get('format')
+    except (OSError, ValueError, AttributeError): return None
+    return MODEL_KINDS.get(fmt.rsplit('/', 1)[0]) if isinstance(fmt, str) else None
 
 # %% ../nbs/pipeline/modelfile.ipynb #5db1d20f
 def load_model(path, # see `model_files`

@@ -4,13 +4,13 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, difflib, warnings, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, json, time, shutil, difflib, warnings, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
 from fastcore.basics import AttrDict
 from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
-                         check_stage_params, stage_fingerprint, Run)
+                         check_stage_params, stage_fingerprint, Run, interrupted_writes)
 from .numerics import pinned_env, restart_pinned
 
 # %% auto #0
@@ -200,6 +200,13 @@ _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APP
            "import warnings; warnings.filterwarnings('ignore', message='IProgress not found')\n"
            # fastai's layers use torch.jit.script at import: torch's deprecation is nothing a reader of a chapter can act on
            "warnings.filterwarnings('ignore', message=r'`torch\\.jit\\.script` is deprecated', category=FutureWarning)\n"
+           # a runner killed outright (SIGKILL, OOM) takes its kernel along, and every worker the kernel started: the
+           # kernel leads a process group of its own (jupyter_client starts it in a new session), so it ends the group
+           "import threading, signal, time\n"
+           "def _orphaned(parent=os.getppid()):\n"
+           "    while os.getppid() == parent: time.sleep(0.5)\n"
+           "    os.killpg(os.getpgrp(), signal.SIGKILL)\n"
+           "if os.getpgrp() == os.getpid(): threading.Thread(target=_orphaned, daemon=True).start()\n"
            "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 @contextlib.contextmanager
@@ -257,7 +264,9 @@ def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:b
     import papermill as pm
     from traitlets.config import Config
     config = Config()
-    if os.name == 'posix': config.KernelManager.transport = 'ipc'
+    if os.name == 'posix':   # local sockets, in a folder of this runner's own: not the working directory, which two runs
+        config.KernelManager.transport = 'ipc'   # in one clone share, and where a killed kernel's sockets would stay
+        config.KernelManager.ip = str(temporary_dir('artsim-ipc-')/'kernel')
     bar = dict(desc=path.stem, leave=False, file=sys.stderr, dynamic_ncols=True) if progress else False
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text('')
@@ -343,6 +352,8 @@ def artsim_reproduce(
             rows.append((name, 'skipped', 0.)); upstream = digest; continue
         if not bar: say(f"  {name:<{w}}  ", end='')
         t0, log = time.time(), run_dir/'logs'/f'{name}.log'
+        (run_dir/'.done'/f'{name}.json').unlink(missing_ok=True)   # until it ends: redone with --force, it is not done
+        for f in interrupted_writes(run_dir): shutil.rmtree(f) if f.is_dir() else f.unlink()   # what a kill left
         try: run_chapter(path, run_dir/'notebooks'/path.name, params, log, progress=bar)
         except (ChapterFailed, KeyboardInterrupt) as e:
             dt, status = time.time() - t0, 'FAILED' if isinstance(e, ChapterFailed) else 'STOPPED'
@@ -411,7 +422,10 @@ def main(argv=None):
     except MissingExtra as e: fail(1, str(e))
     except ChapterFailed as e:
         fail(1, f"{e}\n  traceback: {e.log}\n  executed notebook: {e.notebook}\n  fix it and run the same command again: the chapters done are skipped")
-    except KeyboardInterrupt: fail(130, "interrupted; run the same command again to go on where it stopped")
+    except KeyboardInterrupt:
+        # the chapter's cell, cut short too, leaves asyncio a failed task that it would report on the way out
+        logging.getLogger('asyncio').disabled = True
+        fail(130, "interrupted; run the same command again to go on where it stopped")
     except BrokenPipeError:
         # the reader went away (`artsim_reproduce --plan | head`): stop as a shell tool does on SIGPIPE, and
         # point stdout at nothing, or Python's flush at exit fails the same way again

@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/runs.ipynb #de29b6df
 from __future__ import annotations
-import os, json, shutil, hashlib, tempfile, importlib, importlib.util, contextlib, configparser
+import os, re, json, shutil, hashlib, tempfile, importlib, importlib.util, contextlib, configparser
 import multiprocessing.util
 from pathlib import Path
 from importlib import resources
@@ -14,11 +14,12 @@ from PIL import Image
 from fastcore.basics import AttrDict, patch
 
 # %% auto #0
-__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'EXECUTION_ONLY', 'UPSTREAM_ENV', 'load_presets', 'preset_params',
-           'temporary_dir', 'project_root', 'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run',
-           'artifact_stage', 'atomic_write', 'image_options', 'save_parquet', 'save_json', 'save_image', 'save_yaml',
-           'save_figure', 'stable_safetensors', 'derive_seed', 'record_params', 'stage_module', 'check_stage_params',
-           'stage_fingerprint', 'same_params', 'copy_upstream', 'prepare']
+__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'EXECUTION_ONLY', 'UPSTREAM_ENV', 'load_presets',
+           'preset_params', 'temporary_dir', 'project_root', 'project_path', 'resolve_run_dir', 'in_test',
+           'stage_params', 'Run', 'artifact_stage', 'atomic_write', 'interrupted_writes', 'image_options',
+           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed',
+           'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'same_params', 'copy_upstream',
+           'prepare']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -179,6 +180,16 @@ def atomic_write(path, # the final path of the file
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+# %% ../nbs/pipeline/runs.ipynb #d7534a2c
+WORK_PREFIX = '.artsim-work-'  # a stage's working folder inside the run: `tempfile.TemporaryDirectory(prefix=...)`
+_TEMP = re.compile(r'\..+\.[0-9a-f]{12}\.tmp')   # `atomic_write`'s temporary files: `_new_file`
+
+def interrupted_writes(folder, # a run directory, or any folder artsim writes into
+                      ) -> list: # the paths, sorted
+    "The temporary files and working folders that writes stopped by a kill left in `folder` and below it."
+    return sorted(p for p in Path(folder).rglob('.*')
+                  if (p.is_file() and _TEMP.fullmatch(p.name)) or (p.is_dir() and p.name.startswith(WORK_PREFIX)))
 
 # %% ../nbs/pipeline/runs.ipynb #b8f34b90
 def image_options(path) -> dict:

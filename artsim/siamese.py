@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from fastcore.basics import AttrDict, patch
 from .runs import Run, atomic_write, derive_seed, stable_safetensors
 from .data import image_list
-from .modelfile import ModelFileError, ModelKind, load_model, save_model
+from .modelfile import SEEDS_KIND, SIAMESE_KIND, ModelFileError, load_model, save_model
 from .backbone import (STAGE_CHANNELS, feature_dim, infer, input_image, pooled_features, resnet50_body,
                              weights_info)
 from .descriptors import FAMILIES
@@ -22,13 +22,13 @@ from .similarity import combine, compare_described, load_calibration, run_descri
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
 # %% auto #0
-__all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'SIAMESE_KIND', 'SEEDS_KIND', 'as_pooling', 'stage_sides', 'coarsen',
-           'SplitTable', 'split_tables', 'descriptor_matrices', 'teacher_matrix', 'single_thread', 'augmented_copies',
-           'SplitData', 'encode_images', 'read_images', 'encode_paths', 'siamese_data', 'save_siamese_data',
-           'load_siamese_data', 'check_params', 'check_split_variants', 'stage', 'teacher_summary', 'plot_teacher',
-           'painting_batches', 'split_criteria', 'standardiser', 'cosine_matrix', 'layout_comparison', 'pca_basis',
-           'CountSketch', 'MonotoneMap', 'SiameseHead', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture',
-           'empty_head', 'SiameseSimilarity', 'save_seed_heads', 'load_seed_models']
+__all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'as_pooling', 'stage_sides', 'coarsen', 'SplitTable', 'split_tables',
+           'descriptor_matrices', 'teacher_matrix', 'single_thread', 'augmented_copies', 'SplitData', 'encode_images',
+           'read_images', 'encode_paths', 'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params',
+           'check_split_variants', 'stage', 'teacher_summary', 'plot_teacher', 'painting_batches', 'split_criteria',
+           'standardiser', 'cosine_matrix', 'layout_comparison', 'pca_basis', 'CountSketch', 'MonotoneMap',
+           'SiameseHead', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture', 'empty_head', 'SiameseSimilarity',
+           'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/05_siamese.ipynb #5a1e0000
 def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or strings
@@ -479,9 +479,6 @@ class SiameseNet(nn.Module):
     def embed(self, x): return self.head.embed(self.features(x))
     def forward(self, a, b): return self.head.pair_scores(self.embed(a), self.embed(b))
 
-# %% ../nbs/05_siamese.ipynb #2ab0591d
-SIAMESE_KIND = ModelKind('artsim-siamese/2', 'Siamese model', 'models/siamese', '06_training')
-
 # %% ../nbs/05_siamese.ipynb #2d469c55
 def architecture(model:SiameseNet) -> dict:
     "What rebuilds `model` before its weights are loaded."
@@ -596,9 +593,6 @@ def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siame
     except (KeyError, TypeError, RuntimeError) as e:
         raise ModelFileError(f"{path}: the weights do not fit the card's architecture: {str(e).splitlines()[0]}") from None
     return cls(model, card, device, batch_size)
-
-# %% ../nbs/05_siamese.ipynb #5a1e0071
-SEEDS_KIND = ModelKind('artsim-siamese-seeds/1', 'set of Siamese heads of further seeds', 'models/siamese_seeds', '06_training')
 
 # %% ../nbs/05_siamese.ipynb #5a1e0072
 _SHARED = ('mean', 'std', 'basis', 'score_map.knots') # the head's entries every seed shares with the main model

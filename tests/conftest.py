@@ -18,7 +18,7 @@ EXE = Path(sys.executable).parent/'artsim_reproduce'
 # pytest-xdist every worker waits for that same run.
 TINY_ENV = 'ARTSIM_TEST_TINY'       # the folder the shared tiny run is made in: run/, out, err, rc, marker
 TINY_USERS = ('test_docs.py', 'test_notebooks.py', 'test_plan.py', 'test_reproduce.py', 'test_interrupt.py',
-              'test_claims.py')
+              'test_model_kinds.py')
 
 
 def user_env(**kw) -> dict:

@@ -96,7 +96,8 @@ def expected_docs_pages() -> list[str]:
     assert list((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))
     return (['index.html'] + [f.name.split('_', 1)[1].replace('.ipynb', '.html') for f in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))]
             + [f'pipeline/{n}.html' for n in ('backbone', 'modelfile', 'learning', 'metrics', 'baselines', 'report',
-                                              'runs', 'numerics', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'docs', 'api')])
+                                              'runs', 'numerics', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'docs', 'api',
+                                              'claims')])
 
 
 def unavailable(why:str):

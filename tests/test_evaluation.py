@@ -257,7 +257,11 @@ def test_stage_with_a_real_siamese_network(eval_run, tmp_path):
     seeds, h = results['seeds'], results['hypothesis']['measures']['siamese']
     assert seeds['seeds'] == [3, 4] and seeds['main'] == 3
     for c in h: assert seeds['criteria'][c]['values'][0] == pytest.approx(h[c]['value'], abs=1e-9), c  # the saved seed's values
-    assert results['fidelity']['teacher'] == 'combined' and -1 <= results['fidelity']['spearman']['value'] <= 1
+    T = descriptor_scores(run, test_set)[0]['combined']   # the teacher's matrix on the same cells
+    assert results['fidelity']['teacher'] == 'combined' and results['fidelity']['entries'] == S.size
+    # fidelity is Spearman's ρ of the network against its teacher over every cell, and the share of top-1s that agree
+    assert results['fidelity']['spearman']['value'] == pytest.approx(stats.spearmanr(S.ravel(), T.ravel()).statistic, abs=1e-6)
+    assert results['fidelity']['top1']['value'] == pytest.approx((S.argmax(1) == T.argmax(1)).mean(), abs=1e-12)
     assert seeds['fidelity']['spearman']['values'][0] == pytest.approx(results['fidelity']['spearman']['value'], abs=1e-9)
     text = run.resolve('report.md').read_text()
     assert 'Siamese network, 2 training seeds: mean (range)' in text and '## Fidelity to the teacher' in text

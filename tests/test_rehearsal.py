@@ -147,7 +147,10 @@ def test_04_fine_tuned_from_imagenet_at_224_px_with_loader_workers(rehearsal):
     t = metrics['training']
     assert (t['starting_weights'], t['input_size'], t['device']) == ('imagenet', 224, 'cpu')
     assert t['num_workers'] == (0 if sys.platform == 'darwin' else 8)
-    assert t['lr_find']['lrs'] and t['precise_bn_passes']   # the finder ran; BatchNorm statistics recomputed
+    assert len(t['lr_find']['lrs']) == SIZES['lr_find_iters']   # the finder ran its iterations
+    # BatchNorm statistics recomputed after each epoch (full's one frozen, then the unfrozen), over every training batch:
+    # 4 training paintings make one batch of bs=4
+    assert t['precise_bn_passes'] == [1] * (preset_params('full', 'finetune')['freeze_epochs'] + SIZES['epochs'])
     assert metrics['note'] == 'full preset'   # the demo's note calls its result a check of the pipeline
 
 

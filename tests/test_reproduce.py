@@ -15,6 +15,7 @@ from artsim.reproduce import artsim_reproduce, chapters, main, ChapterFailed
 from artsim.runs import STAGES
 from artsim.numerics import AVX2_FEATURES, ISA_VARS, MARK, numpy_dispatch
 from conftest import copy_run
+from runfiles import files as _files, differ as _differ
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent/'artsim_reproduce'
@@ -306,10 +307,6 @@ for s in STAGES[:STAGES.index(last) + 1]:
     stage_module(s).stage(run, p)
 """
 
-WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'mtime_ns')   # when and how fast a file was made: no rerun repeats these
-# the artifacts that hold such fields (the integrator moves the rest out of the content artifacts): compared without them
-TIMED = {'generated/timings.parquet', 'features/images.parquet', 'features/extraction.json', 'metrics/genre.json',
-         'models/siamese.json', 'metrics/training.json', 'metrics/eval.json'}
 UNPINNED = {k: None for k in (*ISA_VARS, MARK, 'NPY_DISABLE_CPU_FEATURES', 'NPY_ENABLE_CPU_FEATURES')}
 
 
@@ -321,30 +318,6 @@ def _tiny_run(run, env, portable=True, last='evaluation'):
     out = subprocess.run(cmd, cwd=run.parent, env=env, capture_output=True, text=True, timeout=900, preexec_fn=lambda: os.umask(0o022))
     assert out.returncode == 0, out.stderr[-3000:]
     return run
-
-
-def _comparable(o, run):
-    "A JSON value without its wall-clock fields, the run's own directory written as RUN."
-    if isinstance(o, dict): return {k: _comparable(v, run) for k, v in o.items() if k not in WALL_CLOCK}
-    if isinstance(o, list): return [_comparable(v, run) for v in o]
-    return o.replace(str(run), 'RUN') if isinstance(o, str) else o
-
-
-def _files(r): return sorted(p.relative_to(r).as_posix() for p in r.rglob('*') if p.is_file() and p.suffix != '.yaml')
-
-
-def _differ(a, b, files) -> list:
-    "The files of runs `a` and `b` that differ: in their bytes, or, for JSON and timed tables, in their content but for wall-clock fields and the run's own directory."
-    out = []
-    for f in files:
-        x, y = a/f, b/f
-        if f.endswith('.json'): same = _comparable(json.loads(x.read_text()), a) == _comparable(json.loads(y.read_text()), b)
-        elif f in TIMED:
-            u, v = (pd.read_parquet(p) for p in (x, y))
-            same = u.drop(columns=[c for c in WALL_CLOCK if c in u]).equals(v.drop(columns=[c for c in WALL_CLOCK if c in v]))
-        else: same = x.read_bytes() == y.read_bytes()
-        if not same: out.append(f)
-    return out
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,83 @@
+"""A chapter stopped in the middle of its work, by SIGKILL (the machine, the OOM killer, `kill -9`) or SIGINT (Ctrl-C in
+the terminal: the whole foreground process group), then run again with the same command: the rerun completes, writes
+what an uninterrupted run wrote, leaves no temporary files, and the chapters after it stay done. No process of the
+stopped run outlives it. The uninterrupted run is the session's shared tiny run (conftest.py); each test works on a copy
+of it with one chapter undone."""
+import json, os, re, shutil, signal, subprocess, sys, time, uuid
+from pathlib import Path
+import pytest
+
+from artsim.runs import artifact_stage, interrupted_writes
+from conftest import ROOT, EXE, copy_run, user_env
+from runfiles import differ
+from test_reproduce import _processes_with
+
+CHAPTERS = {'02': ('02_descriptors', 'descriptors'), '04': ('04_finetune', 'finetune'), '06': ('06_training', 'training')}
+
+
+def stage_cell(nb:Path) -> tuple:
+    "(number, seconds) of the cell of an executed chapter that calls its stage, numbered as papermill's log counts cells."
+    cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
+    i = next(i for i, c in enumerate(cells) if c['cell_type'] == 'code'
+             and re.search(r'^(\w+ = )?stage\(run, p\)$', ''.join(c['source']), re.M))
+    return i + 1, cells[i]['metadata']['papermill']['duration']
+
+
+def started(log:Path) -> list:
+    "The numbers of the cells papermill has started, in order, from the chapter's log (which only grows while it runs)."
+    return [int(n) for n in re.findall(r'Executing Cell (\d+)-', log.read_text(encoding='utf-8'))] if log.exists() else []
+
+
+def undo(run:Path, name:str, stage:str):
+    "Take chapter `name` back out of a finished run: its done-record and every artifact its stage writes."
+    (run/'.done'/f'{name}.json').unlink()
+    for f in (run/'notebooks'/f'{name}.ipynb', run/'logs'/f'{name}.log'): f.unlink()   # the runner writes them again
+    for f in [f for f in run.rglob('*') if f.is_file() and artifact_stage(f.relative_to(run).as_posix()) == stage]: f.unlink()
+
+
+@pytest.mark.skipif(not Path('/proc/self/environ').exists(), reason='reads /proc')
+@pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT], ids=['SIGKILL', 'SIGINT'])
+@pytest.mark.parametrize('chapter', list(CHAPTERS))
+def test_a_stopped_chapter_reruns_to_what_an_uninterrupted_run_wrote(tiny_run, tmp_path, chapter, sig):
+    name, stage = CHAPTERS[chapter]
+    run = copy_run(tiny_run.path, tmp_path/'run')
+    made = sorted(f.relative_to(run).as_posix() for f in run.rglob('*')
+                  if f.is_file() and artifact_stage(f.relative_to(run).as_posix()) == stage)
+    assert made, f'the tiny run has no artifacts of {stage}'
+    undo(run, name, stage)
+    cell, secs = stage_cell(tiny_run.path/'notebooks'/f'{name}.ipynb')
+    marker = uuid.uuid4().hex
+    cmd = [str(EXE), '--preset', 'tiny', '--run-dir', str(run), '-p', 'n_jobs=2']   # the shared run's own command
+    p = subprocess.Popen(cmd + ['--only', chapter], cwd=ROOT, env=user_env(ARTSIM_TEST_RUN=marker), text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    log = run/'logs'/f'{name}.log'
+    try:   # wait for the chapter's stage to start; then stop it in the middle of its work
+        t0 = time.time()
+        while cell not in started(log):
+            assert p.poll() is None and time.time() - t0 < 300, f'{name} never reached its cell {cell}: {p.communicate()}'
+            time.sleep(0.02)
+        time.sleep(min(secs / 3, 2.0))   # into its work (the shared run's time was taken beside the other tests)
+        assert max(started(log)) == cell, f'{name} finished its stage before it was stopped'
+        if sig == signal.SIGKILL: os.kill(p.pid, sig)   # the runner alone, as the OOM killer would
+        else: os.killpg(p.pid, sig)                     # Ctrl-C: the terminal signals its foreground group
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert p.returncode == 130 and f'{name}  STOPPED' in out, (p.returncode, out, err)
+        assert err.strip() == ('artsim_reproduce: interrupted; run the same command again to go on where it stopped'), err
+    else: assert p.returncode == -signal.SIGKILL
+    t0 = time.time()
+    while (left := _processes_with(f'ARTSIM_TEST_RUN={marker}')) and time.time() - t0 < 30: time.sleep(0.2)
+    assert not left, left   # the kernel and the descriptors' workers end with the runner
+    assert not list(ROOT.glob('kernel-ipc-*'))   # nor do its sockets stay in the working directory
+    assert not (run/'.done'/f'{name}.json').exists()   # not done: the next run does it
+
+    again = subprocess.run(cmd, cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    status = {l.split()[0]: l.split()[1] for l in again.stdout.splitlines()[1:-1] if not l.startswith('    ')}
+    assert status[name] == 'ran' and all(s == 'skipped' for n, s in status.items() if n != name), again.stdout
+    assert sorted(f.relative_to(run).as_posix() for f in run.rglob('*')
+                  if f.is_file() and artifact_stage(f.relative_to(run).as_posix()) == stage) == made
+    assert not differ(tiny_run.path, run, made), differ(tiny_run.path, run, made)
+    assert not interrupted_writes(run), interrupted_writes(run)   # what the kill left was cleared before the rerun
