@@ -4,21 +4,25 @@
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00004
 from __future__ import annotations
-import sys, json, warnings
+import sys, json, time, warnings
+import numpy as np
 from pathlib import Path
 import pandas as pd
 from PIL import Image
 from .data import ImageLoadError, counted, load_image
 from .descriptors import FAMILIES
-from .similarity import compare_described, describe_images, load_calibration
+from .similarity import (Calibration, calibrate_images, calibrated, collection_pairs, compare_described,
+                               describe_images, load_calibration, null_statistics)
 from .reproduce import CommandFailed, CommandParser, UsageError, existing
 from .index import build_index, find_images, load_index, open_calibration, read_index_meta, search_index
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'read_image', 'check_device', 'open_model',
+__all__ = ['MIN_SIDE', 'SOURCE_WORDS', 'ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'MIN_CALIBRATION_IMAGES', 'read_image',
+           'check_device', 'open_model', 'data_words', 'calibration_source', 'model_source', 'siamese_scale',
            'compare_images', 'semantic_weights_of', 'family_aspects', 'change_summary', 'format_comparison',
            'artsim_compare', 'compare_parser', 'compare_main', 'artsim_index', 'index_parser', 'index_main',
-           'query_files', 'artsim_search', 'search_parser', 'search_main']
+           'query_files', 'artsim_search', 'search_parser', 'search_main', 'artsim_calibrate', 'calibrate_parser',
+           'calibrate_main']
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00009
 MIN_SIDE = 32 # pixels: below this on either side an image is read, with a note that its values say little
@@ -55,6 +59,46 @@ def open_model(path, # models/siamese.safetensors, its .json card, their stem, o
     try: return SiameseSimilarity.load(p, device)
     except (ModelFileError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
 
+# %% ../nbs/pipeline/cli.ipynb #48b0f501
+SOURCE_WORDS = dict(demo="the demo preset's procedural paintings, drawn in code", wikiart='WikiArt paintings',
+                    huggan='WikiArt paintings (huggan/wikiart)', folder='the paintings of the folder {path}',
+                    csv='the paintings listed in {path}', export='the paintings of the export {path}')
+
+def data_words(data:dict|None, # chapter 00's source and source_path, as a calibration or a model's card records them
+              ) -> str|None:
+    "A run's paintings in words; None when nothing says what they were."
+    if not data or data.get('source') not in SOURCE_WORDS: return None
+    return SOURCE_WORDS[data['source']].format(path=data.get('source_path'))
+
+# %% ../nbs/pipeline/cli.ipynb #876902a2
+def calibration_source(cal:Calibration|None, # what `open_calibration` gives
+                      ) -> str:
+    "What a calibration's 0 stands for, in words: whose unrelated pairs, and how many."
+    if cal is None: return 'none: raw values (1 = identical)'
+    s = cal.source
+    n, images = sum((s.get('n_pairs') or {}).values()), s.get('images') or {}
+    if images: what = f"the {images['n']} images" + (f" of {_shown(images['folder'])}" if 'folder' in images else '')
+    elif words := data_words(s.get('data')): what = f"{words}, and their variants"
+    else: what = f"the paintings and variants of the run {s.get('run')}"
+    return f"{cal.origin or 'in memory'}: unrelated pairs of {what} ({n:,} pairs)"
+
+def model_source(model, # a `SiameseSimilarity`
+                 name:str, # how to call its file
+                ) -> str:
+    "What a Siamese model was trained on, in words, from its card."
+    data = model.card.get('data') or {}
+    if words := data_words(data):
+        n = data.get('train_paintings')
+        return f"{name}: trained on {words}" + (f" ({n} training paintings and their variants)" if n else '')
+    return f"{name}: trained on a run of the {model.card.get('preset')} preset (its card names no paintings)"
+
+def siamese_scale(cal:Calibration|None, model) -> dict|None:
+    "This model's scores of the calibration's unrelated pairs (`artsim_calibrate --model`), on its scale; else None."
+    s = (cal.unrelated if cal is not None else {}).get('siamese')
+    if not (s and model is not None and s.get('model') == model.card.get('weights_sha256')): return None
+    q = ('q05', 'q25', 'q75', 'q95', 'q99')   # the raw scores' quantiles, put on the scale the scores are shown on
+    return s | {k: float(calibrated(s[k], s['anchor'])) for k in q if k in s} | dict(raw=s)
+
 # %% ../nbs/pipeline/cli.ipynb #c1a00015
 def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
                    model=None, # a `SiameseSimilarity`; None: descriptors only
@@ -85,8 +129,14 @@ def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'gen
 def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
             calibrated:bool=True, # the values are on the calibrated scale
             aspects:dict|None=None, # family -> its name in the verdict (`family_aspects`); None: `ASPECTS`
+            unrelated:dict|None=None, # measure -> what unrelated pairs reach on this scale (`Calibration.unrelated`)
            ) -> str:
-    "One line saying which aspect of the image changed most and which was kept best."
+    "One line saying which aspect of the image changed most and which was kept best, for a pair above unrelated ones."
+    # 1 unrelated pair in 100 reaches the 99th percentile: below it, "what changed" would read an edit into chance
+    reach = {m: s['q99'] for m, s in (unrelated or {}).items() if m in scores and 'q99' in s} if calibrated else {}
+    if reach and all(scores[m] <= q for m, q in reach.items()):
+        said = '; '.join(f"{m} {scores[m]:.2f}, where 1 in 100 unrelated pairs reach {q:.2f}" for m, q in reach.items())
+        return f"no closer than unrelated images ({said}): not read as an edit of one another"
     fam, aspects = {f: scores[f] for f in FAMILIES if f in scores}, aspects or ASPECTS
     lo, hi = min(fam, key=fam.get), max(fam, key=fam.get)
     say = lambda f, what: f"{aspects[f]} {what} ({fam[f]:.2f})"
@@ -99,25 +149,32 @@ def change_summary(scores:dict, # family -> similarity (other keys, such as comb
 WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not content', imagenet='ImageNet ResNet50: content',
                     genre="chapter 04's genre ResNet50: content, as genres see it")
 
-def _what(key:str, model_name:str|None=None, weights:str|None=None) -> str:
+def _what(key:str, model_name:str|None=None, weights:str|None=None, on_scale:bool=False) -> str:
     if key in FAMILIES:
         segs = ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
         if key != 'semantic' or weights is None: return segs
         return f"{segs} ({WEIGHTS_MEAN.get(weights, f'ResNet50 weights {Path(weights).name}: content')})"
-    return 'mean of the families' if key == 'combined' else f"Siamese network ({model_name})"
+    if key == 'combined': return 'mean of the families'
+    scale = "the calibration's scale" if on_scale else "its training data's scale"
+    return f"Siamese network ({model_name}), on {scale}"
 
 def format_comparison(a:str, b:str, # how to name the two images
                       scores:dict, # `compare_images` output
                       calibrated:bool=True, # the scale of the values
                       model_name:str|None=None, # the model file, for the siamese row
                       semantic_weights:str|None=None, # the weights the semantic family used (see `family_aspects`); None: not said
+                      sources:list=(), # lines saying what the calibration and the model were made from
+                      unrelated:dict|None=None, # what unrelated pairs reach (see `change_summary`)
+                      siamese_on_scale:bool=False, # the siamese score is on the calibration's scale (`siamese_scale`)
                      ) -> str:
-    "The comparison as a table, one row per value, and the verdict."
-    scale = ('calibrated (0 = as alike as two unrelated paintings, 1 = identical)' if calibrated else 'raw (1 = identical)')
+    "The comparison as a table, one row per value, what the scale and the model were made from, and the verdict."
+    scale = ('calibrated (0 = as alike as two unrelated images of the calibration, 1 = identical)' if calibrated
+             else 'raw (1 = identical)')
     rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
-    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name, semantic_weights)}" for k, v in scores.items()]
+    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name, semantic_weights, siamese_on_scale)}"
+             for k, v in scores.items()]
     aspects = family_aspects(semantic_weights) if semantic_weights else None
-    return '\n'.join(rows + [change_summary(scores, calibrated, aspects)])
+    return '\n'.join(rows + list(sources) + [change_summary(scores, calibrated, aspects, unrelated)])
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00047
 def _run(prog:str, parser, command, argv=None):
@@ -166,27 +223,39 @@ def artsim_compare(a:str, b:str, # the two image files
     try: scores = compare_images(*ims, sim, cal, device)
     except UsageError: raise
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
-    w = semantic_weights_of(cal)
-    line = change_summary(scores, cal is not None, family_aspects(w))
-    if as_json: text = json.dumps(dict(a=str(a), b=str(b), scale='calibrated' if cal else 'raw', calibration=cal.origin if cal else None,
-                                       model=str(model) if model else None, semantic_weights=w,
-                                       measures={f: _what(f, None, w) for f in scores if f in FAMILIES},
-                                       scores=scores, verdict=line), indent=2, ensure_ascii=False)
-    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w)
+    w, sia = semantic_weights_of(cal), siamese_scale(cal, sim)
+    if sia: scores['siamese'] = float(calibrated(scores['siamese'], sia['anchor']))   # 0: as alike as unrelated images
+    unrelated = ({'combined': cal.unrelated['combined']} if cal is not None and 'combined' in cal.unrelated else {})
+    if sia: unrelated['siamese'] = sia
+    made = model_source(sim, Path(model).name) if sim else None
+    sources = [f"calibration: {calibration_source(cal)}"] + ([f"model: {made}"] if sim else [])
+    line = change_summary(scores, cal is not None, family_aspects(w), unrelated)
+    if as_json:
+        text = json.dumps(dict(a=str(a), b=str(b), scale='calibrated' if cal else 'raw',
+                               calibration=cal.origin if cal else None, calibration_source=calibration_source(cal),
+                               model=str(model) if model else None, model_source=made,
+                               siamese_scale=None if not sim else 'calibration' if sia else 'training data',
+                               semantic_weights=w, measures={f: _what(f, None, w) for f in scores if f in FAMILIES},
+                               unrelated_q99={m: s.get('q99') for m, s in unrelated.items()}, scores=scores,
+                               verdict=line), indent=2, ensure_ascii=False)
+    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w, sources,
+                                   unrelated, bool(sia))
     print(text, file=out or sys.stdout)
     return dict(scores=scores, verdict=line)
 
 def compare_parser():
     "The options of `artsim_compare`."
     p = CommandParser(prog='artsim_compare', allow_abbrev=False,
-                description="How similar two images are: every descriptor family on the calibrated scale (about 0 = as alike as two "
-                            "unrelated paintings, 1 = identical), their combined value, the Siamese network's score with --model, "
-                            "and which aspect changed most.")
+                description="How similar two images are: every descriptor family on the calibrated scale (about "
+                            "0 = as alike as two unrelated images of the calibration, 1 = identical), their combined "
+                            "value, the Siamese network's score with --model, what the calibration and the model were "
+                            "made from, and, for a pair closer than unrelated images are, which aspect changed most.")
     p.add_argument('a', metavar='A', help="an image file (the original, say)")
     p.add_argument('b', metavar='B', help="another image file (a variant of it, say)")
     p.add_argument('--model', metavar='PATH', help="a Siamese model: models/siamese.safetensors (with its .json) or a run directory")
     p.add_argument('--calibration', default='default', metavar='CAL',
-                   help="default (shipped with artsim), none (raw values), a run directory or a calibration .json file")
+                   help="default (shipped with artsim), none (raw values), a run directory or a calibration .json file "
+                        "(artsim_calibrate makes one from a folder of your own images)")
     p.add_argument('--json', dest='as_json', action='store_true', help="print JSON instead of a table")
     p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
     return p
@@ -217,6 +286,8 @@ def artsim_index(folder:str, # the folder of originals
         (f", embedded {r['embedded']} with the Siamese model ({r['unique'] - r['embedded']} from the cache)" if sim else ''))
     if len(r['skipped']): say(f"  skipped {counted(len(r['skipped']), 'unreadable file')} (listed on stderr and in {_shown(Path(r['out'])/'images.parquet')})")
     if n_ign: say(f"  ignored {counted(n_ign, 'file')} not named as images, e.g. {r['ignored'][0]}")
+    say(f"  calibration: {calibration_source(open_calibration(calibration))}")
+    if sim: say(f"  model: {model_source(sim, Path(model).name)}")
     return r
 
 def index_parser():
@@ -228,7 +299,8 @@ def index_parser():
     p.add_argument('folder', metavar='FOLDER', help="the originals: image files anywhere below it (hidden ones left out)")
     p.add_argument('--out', required=True, metavar='INDEX', help="the index folder (made if missing)")
     p.add_argument('--model', metavar='PATH', help="a Siamese model: models/siamese.safetensors (with its .json) or a run directory")
-    p.add_argument('--calibration', default='default', metavar='CAL', help="default (shipped with artsim), a run directory or a calibration .json file")
+    p.add_argument('--calibration', default='default', metavar='CAL',
+                   help="default (shipped with artsim), a run directory or a .json file (see artsim_calibrate)")
     p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument('--jobs', type=int, default=-1, metavar='N', help="worker processes for the hand-made families (default: all cores)")
     p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bars (shown only on a terminal)")
@@ -257,6 +329,17 @@ def _ranked_text(name, found, ix, by) -> str:
     rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}" for r in found.to_dict('records')]
     return '\n'.join([f"{name}: the {len(found)} most similar of {len(ix)} originals in {_shown(ix.root)}, ranked by {by}", head] + rows)
 
+def _search_sources(ix, sim, where, sia) -> list:
+    "The lines under the tables: what the calibration and the model were made from, what unrelated images reach."
+    lines = [f"calibration: {calibration_source(ix.calibration)}"]
+    if sim: lines.append(f"model: {model_source(sim, Path(where).name)}")
+    reach = [(m, s['q99']) for m, s in [('combined', ix.calibration.unrelated.get('combined')), ('siamese', sia)]
+             if s and 'q99' in s]
+    said = '; '.join(f'{m} {q:.3f}' for m, q in reach)
+    if reach: lines.append(f"1 in 100 unrelated pairs of the calibration reach {said}: an original below that is no "
+                           "closer to the image than an unrelated one")
+    return lines
+
 def artsim_search(images:list, # the images to find the originals of: image files, or folders of them
                   index:str, # an index folder made by artsim_index
                   k:int=5, # how many originals per image
@@ -278,6 +361,7 @@ def artsim_search(images:list, # the images to find the originals of: image file
     elif model: raise UsageError(f"--model {model}: the index {index} holds no Siamese embeddings (index with --model to have them)")
     if by == 'siamese' and not meta.get('model'): raise UsageError(f"--by siamese: the index {index} holds no Siamese embeddings (index with --model to have them)")
     ix = load_index(index, sim, device)
+    sia = siamese_scale(ix.calibration, sim)
     rank_by, texts, results, tables = by or 'combined', [], [], []
     for name, path in queries:
         try: im = read_image(path)
@@ -287,13 +371,14 @@ def artsim_search(images:list, # the images to find the originals of: image file
         try: found = search_index(ix, im, k, sim, by, device)
         except UsageError: raise
         except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
+        if sia: found['siamese'] = calibrated(found.siamese, sia['anchor'])   # a monotone map: the ranking stays
         tables.append(found.assign(image=name)[['image'] + list(found.columns)])
         rows = [{c: int(r[c]) if c == 'rank' else str(ix.root/r[c]) if c == 'original' else float(r[c]) for c in found} for _, r in found.iterrows()]
         results.append(dict(image=name, index=str(index), originals=len(ix), ranked_by=rank_by, results=rows))
         texts.append(_ranked_text(name, found, ix, rank_by))
     if not tables: raise CommandFailed(f"none of the {len(queries)} images could be read")
     if as_json: text = json.dumps(results[0] if len(queries) == 1 else results, indent=2, ensure_ascii=False)
-    else: text = '\n\n'.join(texts)
+    else: text = '\n\n'.join(texts) + '\n' + '\n'.join(_search_sources(ix, sim, model or meta.get('model_path'), sia))
     print(text, file=out or sys.stdout)
     return pd.concat(tables, ignore_index=True)
 
@@ -316,3 +401,81 @@ def search_parser():
 def search_main(argv=None):
     "Entry point of the `artsim_search` console script."
     _run('artsim_search', search_parser(), artsim_search, argv)
+
+# %% ../nbs/pipeline/cli.ipynb #e51cff5d
+MIN_CALIBRATION_IMAGES = 8 # 28 pairs: with fewer, the upper quantiles of unrelated pairs rest on one or two of them
+
+def artsim_calibrate(folder:str, # the collection: image files anywhere below it, each a work of its own
+                     out:str, # the calibration file to write (.json)
+                     model:str|None=None, # a Siamese model whose scores of the same pairs are calibrated too
+                     base:str='default', # whose descriptor settings to describe them with (`open_calibration`)
+                     pairs:int=5000, # unrelated pairs to draw, at most every pair of two images
+                     seed:int=0, # draws the pairs
+                     device:str='cpu', # torch device
+                     progress:bool=True, # a progress bar, on a terminal
+                     log=None, # where the summary goes (default: stdout)
+                    ) -> Calibration:
+    "Calibrate the scale on a folder of one's own unrelated images with chapter 03's code; with a model, its scores."
+    t0 = time.perf_counter()
+    root = existing(folder, 'folder')
+    if not root.is_dir(): raise UsageError(f"{folder}: a file; artsim_calibrate takes a folder of images")
+    dest = Path(out).expanduser()
+    if dest.is_dir() or dest.suffix.lower() != '.json': raise UsageError(f"--out {out}: a calibration is a .json file")
+    check_device(device)
+    cal0 = open_calibration(base)
+    if cal0 is None: raise UsageError("--base none: the images must be described with a calibration's settings")
+    sim = open_model(model, device) if model else None
+    files, readable = find_images(root)[0], []
+    for f in files:
+        try: load_image(f); readable.append(f)
+        except ImageLoadError as e: print(f"artsim_calibrate: skipped {_shown(f)}: {e.reason}", file=sys.stderr)
+    if len(readable) < MIN_CALIBRATION_IMAGES:
+        raise CommandFailed(f"{folder} holds {counted(len(readable), 'readable image')}: a calibration needs at least "
+                            f"{MIN_CALIBRATION_IMAGES}, each a work of its own")
+    try: cal = calibrate_images(readable, cal0, pairs, seed, device, progress and sys.stderr.isatty())
+    except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
+    cal.source['images'] |= dict(folder=str(root.absolute()))
+    if sim is not None:   # the same pairs through the network: what its score is for unrelated images of the collection
+        E, p = sim.embed(readable, progress=False), collection_pairs(len(readable), pairs, seed)
+        s = np.asarray(sim.pair_scores(E[p.a.to_numpy()], E[p.b.to_numpy()]), np.float64)
+        who = dict(model=sim.card.get('weights_sha256'), model_file=Path(model).name)
+        cal.unrelated['siamese'] = null_statistics(s) | who
+    cal.save(dest)
+    cal.origin = _shown(dest)
+    n = sum(cal.source['n_pairs'].values())
+    say = lambda *a: print(*a, file=log or sys.stdout)
+    say(f"artsim_calibrate: {counted(len(readable), 'image')} in {_shown(root)} -> {_shown(dest)}: "
+        f"{counted(n, 'unrelated pair')} ({time.perf_counter() - t0:.1f} s)")
+    say("  each family's 0 (the median raw value of those pairs): "
+        + ', '.join(f"{f} {s['anchor']:.2f}" for f, s in cal.families.items()))
+    sia = cal.unrelated.get('siamese')
+    say(f"  1 in 100 of them reach combined {cal.unrelated['combined']['q99']:.2f}"
+        + (f", the network's score {sia['q99']:.2f} ({calibrated(sia['q99'], sia['anchor']):.2f} on this scale)"
+           if sia else ''))
+    if n < 100: warnings.warn(f"only {n} unrelated pairs: the scale's upper quantiles rest on a few of them; more "
+                              "images give a steadier one")
+    return cal
+
+def calibrate_parser():
+    "The options of `artsim_calibrate`."
+    p = CommandParser(prog='artsim_calibrate', allow_abbrev=False,
+                description="Calibrate the similarity scale on a folder of your own images, each a work of its own "
+                            "(no image made from another): pairs of two of them are drawn and scored as chapter 03 "
+                            "scores unrelated paintings, so that 0 means as alike as two unrelated images of your "
+                            "collection. Give the file to artsim_compare, artsim_index and artsim_search with "
+                            "--calibration.")
+    p.add_argument('folder', metavar='FOLDER', help="the images: files anywhere below it (hidden ones left out)")
+    p.add_argument('--out', required=True, metavar='FILE', help="the calibration to write, a .json file")
+    p.add_argument('--model', metavar='PATH', help="a Siamese model whose scores are calibrated on the same pairs")
+    p.add_argument('--base', default='default', metavar='CAL',
+                   help="whose descriptor settings to use: default (shipped), a run directory or a calibration file")
+    p.add_argument('--pairs', type=_positive, default=5000, metavar='N', help="unrelated pairs to draw (default: 5000)")
+    p.add_argument('--seed', type=int, default=0, help="draws the pairs (default: 0)")
+    p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument('--no-progress', dest='progress', action='store_false',
+                   help="no progress bar (shown only on a terminal)")
+    return p
+
+def calibrate_main(argv=None):
+    "Entry point of the `artsim_calibrate` console script."
+    _run('artsim_calibrate', calibrate_parser(), artsim_calibrate, argv)

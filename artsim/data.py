@@ -480,6 +480,10 @@ def check_params(p):
             from artsim.export import check_export  # the export format is artsim.export's (a pipeline module that imports this one)
             check_export(path)
             if p.genres: raise ValueError(f"source=export keeps every painting of the export and its split: genres={list(p.genres)} does not apply")
+    if p.genres is not None and (isinstance(p.genres, str) or not isinstance(p.genres, (list, tuple)) or not p.genres
+                                 or not all(isinstance(g, str) and g for g in p.genres)):
+        raise ValueError(f"genres must be a list of genre names, e.g. -p genres=[portrait,landscape], or null for "
+                         f"every genre; got {p.genres!r}")
     if not isinstance(p.n_per_genre, int) or p.n_per_genre < 1: raise ValueError(f"n_per_genre must be a whole number of at least 1, got {p.n_per_genre!r}")
     if not (0 <= p.valid_pct and 0 <= p.test_pct and p.valid_pct + p.test_pct < 1):
         raise ValueError(f"valid_pct + test_pct must be below 1 (each at least 0), got {p.valid_pct} + {p.test_pct}")

@@ -289,8 +289,13 @@ details.code-fold > summary { cursor: pointer; color: #555; font-size: .9rem; ma
 a.anchor-link { display: none; }
 .jp-RenderedHTMLCommon table { margin-left: 0; margin-right: 0; }
 table.run-chapters td, table.run-chapters th { padding: .2rem .8rem; }
-/* tables a chapter printed: a value with its interval stays on one line; labels (first column) and verdicts (last) wrap */
-.jp-OutputArea-output td:not(:first-child):not(:last-child) { white-space: nowrap; }
+/* tables a chapter printed: a value with its interval stays on one line, and so does a row's label (the index), so that
+   a wide table scrolls sideways rather than folding its labels into a column of single words; a first column of
+   data and a verdict (the last column) wrap */
+.jp-OutputArea-output td:not(:first-child):not(:last-child), .jp-OutputArea-output tbody th { white-space: nowrap; }
+.jp-OutputArea-output[data-mime-type="text/html"] { overflow-x: auto; }
+/* code keeps its lines (up to 120 characters, comments included): one longer than the page scrolls, never cut off */
+.jp-InputArea-editor { overflow-x: auto; }
 """
 
 # %% ../nbs/pipeline/docs.ipynb #fe0a77e8

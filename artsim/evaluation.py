@@ -20,10 +20,10 @@ from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, r
 from .report import write_figures, write_report
 
 # %% auto #0
-__all__ = ['EvaluationSet', 'evaluation_set', 'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_matrix',
-           'load_seed_nets', 'seed_matrices', 'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown',
-           'family_agreement', 'fidelity', 'seed_point_values', 'seed_spread', 'hypothesis', 'evaluate',
-           'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
+__all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set', 'descriptor_scores', 'baseline_scores', 'load_siamese',
+           'siamese_matrix', 'load_seed_nets', 'seed_matrices', 'check_descriptor_scores', 'score_measures',
+           'agreement', 'breakdown', 'family_agreement', 'fidelity', 'seed_point_values', 'seed_spread', 'hypothesis',
+           'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -42,6 +42,19 @@ class EvaluationSet:
     def truth(self) -> np.ndarray: return pd.Index(self.gallery.id).get_indexer(self.queries.painting)
     @property
     def own(self) -> np.ndarray: return np.arange(len(self.gallery))[None, :] == self.truth[:, None]
+
+# %% ../nbs/07_evaluation.ipynb #0f6483ba
+def check_test_pairs(own_pairs:int, # pairs of a test painting and one of its own variants
+                     training_pairs:int, # pairs whose two paintings are both in train (the training-mean baseline's)
+                    ):
+    "`ValueError` naming the parameters to change when the test split has no variant to evaluate, or train no pair."
+    more = "draw more paintings per genre in chapter 01 (-p originals_per_genre=null takes every one)"
+    if own_pairs < 1:
+        raise ValueError(f"no test pairs: no generated variant has its painting in the test split; {more} or "
+                         "give 00_data a larger test_pct")
+    if training_pairs < 1:
+        raise ValueError(f"no training pairs (both paintings in train): the training-mean baseline is undefined; "
+                         f"{more}")
 
 # %% ../nbs/07_evaluation.ipynb #e7a00350
 def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many test paintings, a seeded sample; None: all
@@ -63,17 +76,14 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
               & scores.variant_of.isin(gallery.id))
     pairs = scores[inside].reset_index(drop=True)
     own = pairs[pairs.kind == 'positive']
-    if own.empty:
-        raise ValueError(f"no test pairs in {run.resolve('similarity/pairs.parquet')}: no generated variant has its "
-                         "painting in the test split (give 00_data a larger test_pct or 01_generation more "
-                         "originals_per_genre)")
+    train = scores[(scores.split == 'train') & (scores.variant_split == 'train')].reset_index(drop=True)
+    check_test_pairs(len(own), len(train))
     queries = (own.drop_duplicates('generated_path').rename(columns=dict(generated_path='path', original_id='painting'))
                [['path', 'painting', 'prompt_id', 'strength', 'genre']].sort_values('path').reset_index(drop=True))
     pairs['q'] = pd.Index(queries.path).get_indexer(pairs.generated_path)
     pairs['g'] = pd.Index(gallery.id).get_indexer(pairs.original_id)
     if (pairs.q < 0).any():
         raise ValueError(f'{int((pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
-    train = scores[(scores.split == 'train') & (scores.variant_split == 'train')].reset_index(drop=True)
     return EvaluationSet(gallery, queries, pairs, train, int((scores.split != scores.variant_split).sum()))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00430

@@ -16,15 +16,16 @@ from .reproduce import UsageError
 
 # %% auto #0
 __all__ = ['FORMAT', 'STATE', 'CONFIGS', 'SPLITS', 'STRADDLING', 'PAINTING_COLUMNS', 'GENERATOR_COLUMNS', 'PAIR_COLUMNS',
-           'IMAGE_TYPE', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES', 'COLUMN_DOCS', 'shard_name',
-           'pair_split', 'parse_size', 'painting_rows', 'similarity_columns', 'pair_rows', 'column_type', 'hf_feature',
-           'export_schema', 'cut', 'plan_shards', 'SiameseScores', 'write_shard', 'readable', 'file_sha256',
-           'run_identity', 'open_export', 'column_doc', 'reproduce_command', 'generator_line', 'card_header',
-           'dataset_card', 'save_state', 'ExportFailed', 'open_run', 'export_run', 'check_export', 'export_manifest',
-           'seeded_from', 'seed_variants', 'parser', 'artsim_export', 'main']
+           'NO_RUN_INDEX', 'IMAGE_TYPE', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES', 'COLUMN_DOCS',
+           'NO_SIAMESE', 'shard_name', 'pair_split', 'parse_size', 'painting_rows', 'similarity_columns', 'pair_rows',
+           'column_type', 'hf_feature', 'export_schema', 'cut', 'plan_shards', 'SiameseScores', 'write_shard',
+           'readable', 'file_sha256', 'run_identity', 'open_export', 'column_doc', 'reproduce_command', 'card_licence',
+           'generator_line', 'card_header', 'dataset_card', 'save_state', 'ExportFailed', 'open_run', 'export_run',
+           'check_export', 'export_rows', 'export_paintings', 'export_variants', 'export_manifest', 'seeded_from',
+           'seed_variants', 'parser', 'artsim_export', 'main']
 
 # %% ../nbs/pipeline/export.ipynb #3c4a44b4
-FORMAT = 'artsim-export-1'  # export.json's format; bump it when the layout or a column changes meaning
+FORMAT = 'artsim-export-2'  # export.json's format; bump it when the layout or a column changes meaning
 STATE = 'export.json'
 CONFIGS = ('paintings', 'pairs')
 SPLITS = ('train', 'valid', 'test')
@@ -80,6 +81,8 @@ def similarity_columns(scores:pd.DataFrame) -> list: # chapter 03's value column
     return [c for c in scores.columns if c not in _TABLE_COLUMNS]
 
 # %% ../nbs/pipeline/export.ipynb #03348b16
+NO_RUN_INDEX = -1 # the run_index of a negative pair: chapter 03 drew it, no row of generated/pairs.parquet holds it
+
 def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the similarity columns, `run_index`, `_file`, `_path`, `_original`
     "The run's pairs as the export's rows, without their bytes: every variant, then every negative pair."
     gen = read_pairs(run).reset_index(drop=True)
@@ -100,8 +103,8 @@ def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the simi
                                 'strength', 'seed', 'generated_path'] + sims],
                            made[keep].reindex(neg.generated_path).reset_index(drop=True)], axis=1)
     negatives['split'] = [pair_split(a, b) for a, b in zip(neg.split, neg.variant_split)]
-    negatives['run_index'] = pd.array([None] * len(neg), dtype='Int64')
-    out = pd.concat([positives.assign(run_index=pd.array(positives.run_index, dtype='Int64')), negatives], ignore_index=True)
+    negatives['run_index'] = NO_RUN_INDEX   # a whole number, as the card says: pandas reads gaps as floats
+    out = pd.concat([positives.assign(run_index=positives.run_index.astype('int64')), negatives], ignore_index=True)
     return out.assign(_file=[str(run.resolve(p)) for p in out.generated_path], _path=out.generated_path.map(lambda p: Path(p).as_posix()),
                       _original=[str(run.resolve(p)) for p in manifest.path.reindex(out.original_id)])[
         [c for c in PAIR_COLUMNS if c != 'image'] + sims + ['run_index', '_file', '_path', '_original']]
@@ -256,7 +259,8 @@ COLUMN_DOCS = dict(
     split="train, valid or test: the painting's split; for pairs, the split both paintings share ('straddling' when they differ)",
     width="the image's width in pixels", height="the image's height in pixels",
     source="where the painting came from: demo (procedural, drawn in code), wikiart, huggan, folder or csv",
-    run_index="the row's position in the exporting run's manifest (paintings) or generated/pairs.parquet (variants); empty for negative pairs",
+    run_index=("the row's position in the exporting run's manifest (paintings) or generated/pairs.parquet (variants); "
+               "-1 for negative pairs, which chapter 03 drew"),
     pair_id="the pair's id: `<original>__<prompt>__s<strength in thousandths>` for a variant, `neg-<original>-<k>` for a negative pair",
     kind="positive: the painting and one of its own variants; negative: the painting and a variant of another painting",
     original_id="the painting the pair compares (an `id` of the paintings configuration)",
@@ -337,17 +341,37 @@ def _synthetic(paintings, pairs) -> str:
     return ("**This dataset is synthetic**: " + '; '.join(what) + ". It shows the pipeline at work and lets the thesis' chapters "
             "be rerun anywhere; its similarity values are not the thesis' result.")
 
-def _licence(synthetic:bool) -> str:
-    if synthetic:
-        return ("The images are synthetic: drawn by artsim's code and edited by its stand-in, they hold no one else's work. The "
-                "export, its values and its card are released for research, with artsim.")
-    return ("The paintings' own rights stay with their holders. They come from WikiArt (through the source named in the `source` "
-            "column), whose terms allow their use for non-commercial research only; each variant is derived from its painting "
-            "and carries the same restriction, and the model that made the variants (see `model_id`) has its own licence for its "
-            "outputs (Stable Diffusion XL Refiner 1.0: CreativeML Open RAIL++-M). This export is for research: to study how "
-            "similar generated images are to the paintings they come from. It grants no right to the paintings; anyone who "
-            "wants to use a painting beyond research must ask its holder. The similarity values, the split and this card are "
-            "artsim's.")
+# %% ../nbs/pipeline/export.ipynb #fef0cdbe
+def card_licence(paintings:pd.DataFrame, # the export's paintings (their `source`)
+                 pairs:pd.DataFrame, # its pairs (their `generator`)
+                ) -> dict: # license and license_name for the card's header, text for its Licensing section
+    "The licence the card names, from where the paintings and the variants came from."
+    sources, generators = set(_unique(paintings, 'source')), set(_unique(pairs, 'generator'))
+    ours = ("The similarity values, the split and this card are artsim's output, with no condition of their own "
+            "(CC0 1.0). artsim's code is under the Apache License 2.0 (the LICENSE file of its repository).")
+    if sources <= {'demo'} and generators <= {'standin'}:
+        return dict(license='cc0-1.0', license_name=None, text=(
+            "CC0 1.0 Universal: the images hold no one's work but artsim's code. The paintings are drawn by it from "
+            "seeds and the variants are its stand-in's edits of them, and anyone can make them again with "
+            "`artsim_reproduce --preset demo`, so no condition is put on them. " + ours))
+    said = []
+    if sources & {'wikiart', 'huggan'}:
+        said.append("The paintings from WikiArt (`source` wikiart or huggan) keep their own rights, which stay with "
+                    "their holders; WikiArt's terms allow their use for non-commercial research only.")
+    if sources & {'folder', 'csv'}:
+        said.append("The paintings read from a folder or a list (`source` folder or csv) keep the rights of whoever "
+                    "holds them: the export passes on none, and whoever publishes it needs those holders' leave.")
+    if 'demo' in sources:
+        said.append("The procedural paintings (`source` demo) are artsim's code's own, under CC0 1.0.")
+    if 'sdxl' in generators:
+        said.append("The variants made by Stable Diffusion XL Refiner 1.0 (`generator` sdxl) fall under its licence, "
+                    "CreativeML Open RAIL++-M: Stability AI claims no rights in the model's outputs (its section 6), "
+                    "but no use of them may break the licence's use-based restrictions (its Attachment A).")
+    said.append("Each variant is derived from its painting and carries that painting's rights as well. This export is "
+                "for research: to study how similar generated images are to the paintings they come from. It grants "
+                "no right to the paintings; anyone who wants to use a painting beyond research must ask its holder. "
+                + ours)
+    return dict(license='other', license_name='research-only', text=' '.join(said))
 
 # %% ../nbs/pipeline/export.ipynb #c01bd301
 def generator_line(g:dict) -> str:
@@ -365,7 +389,9 @@ def generator_line(g:dict) -> str:
 def _features_yaml(columns:list) -> list:
     return [dict(name=c, dtype='image' if column_type(c) == IMAGE_TYPE else hf_feature(column_type(c))['dtype']) for c in columns]
 
-def card_header(state:dict, columns:dict, pretty_name:str, synthetic:bool) -> dict:
+def card_header(state:dict, columns:dict, pretty_name:str, synthetic:bool,
+                licence:dict|None=None, # `card_licence`; None: research-only
+               ) -> dict:
     "The card's YAML header: configurations with their files per split, features, counts, licence, tasks, size."
     configs, infos = [], []
     for c in CONFIGS:
@@ -377,12 +403,17 @@ def card_header(state:dict, columns:dict, pretty_name:str, synthetic:bool) -> di
                           splits=[dict(name=s, num_bytes=sum(v['bytes'] for v in per[s]), num_examples=sum(v['rows'] for v in per[s])) for s in splits],
                           download_size=sum(v['bytes'] for v in shards.values()), dataset_size=sum(v['bytes'] for v in shards.values())))
     n = max(sum(v['rows'] for k, v in state['shards'].items() if k.startswith(f'{c}/')) for c in CONFIGS)
-    return dict(pretty_name=pretty_name, license='other', license_name='research-only' if not synthetic else 'artsim-synthetic',
+    licence = licence or dict(license='other', license_name='research-only')
+    named = {k: licence[k] for k in ('license', 'license_name') if licence.get(k)}
+    return dict(pretty_name=pretty_name, **named,
                 task_categories=['image-to-image', 'image-feature-extraction', 'image-classification'],
                 tags=['art', 'paintings', 'image-similarity', 'img2img'] + (['synthetic'] if synthetic else []),
                 size_categories=[_size_category(n)], configs=configs, dataset_info=infos)
 
 # %% ../nbs/pipeline/export.ipynb #3ada9d1c
+NO_SIAMESE = ("not in this export: the run had no Siamese network (chapter 06's models/siamese.safetensors) when "
+              "it was exported; run chapters 04-06, then export it again to add the column")
+
 def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame, columns:dict) -> str:
     "The export's README.md: YAML header, then what is in it, how it was made, counts, shards and licensing."
     cfg, versions, settings = _config(run), _json(run, 'features/versions.json'), _json(run, 'features/settings.json')
@@ -391,7 +422,9 @@ def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame
     synthetic = _synthetic(paintings, pairs)
     name = (f"artsim {run.path.name} (synthetic): procedural paintings and stand-in variants with their similarity values" if synthetic else
             f"artsim {run.path.name}: paintings and their image-to-image variants with their similarity values")
-    head = yaml.safe_dump(card_header(state, columns, name, bool(synthetic)), sort_keys=False, allow_unicode=True, width=1000)
+    licence = card_licence(paintings, pairs)
+    head = yaml.safe_dump(card_header(state, columns, name, bool(synthetic), licence), sort_keys=False,
+                          allow_unicode=True, width=1000)
     pos = pairs[pairs.kind == 'positive']
     L = ['---', head.rstrip(), '---', '', f'# {name}', '']
     if synthetic: L += [synthetic, '']
@@ -436,12 +469,13 @@ def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame
         L += [f"- `siamese`: chapter 06's network ({a.get('name')}, {model.get('input_size')} px, target `{model.get('target')}`, encoder "
               f"from {model.get('encoder_weights')} weights; weights sha256 {state['identity']['artifacts'].get('models/siamese.safetensors', '')[:16]}), "
               "scored with `artsim.SiameseSimilarity`"]
+    else: L += [f"- `siamese`: {NO_SIAMESE}"]
     L += ['', '## Counts', '', 'Paintings per genre and split:', '', _table_md(_counts(paintings, 'genre')), '',
           'Pairs per kind and split:', '', _table_md(_counts(pairs, 'kind')), '',
           'Variants per genre and split:', '', _table_md(_counts(pos, 'genre')), '']
     L += ['## Shards', '', '| file | rows | bytes | sha256 |', '|---|---|---|---|']
     L += [f"| `{k}` | {v['rows']} | {v['bytes']} | `{v['sha256']}` |" for k, v in sorted(state['shards'].items())]
-    L += ['', '## Licensing', '', _licence(bool(synthetic)), '']
+    L += ['', '## Licensing', '', licence['text'], '']
     return '\n'.join(L)
 
 # %% ../nbs/pipeline/export.ipynb #6c3b50f3
@@ -545,23 +579,48 @@ def _put(run:Run, rel:str, blob:bytes, where:str):
     if f.is_file() and f.stat().st_size == len(blob) and f.read_bytes() == blob: return
     with atomic_write(f) as fh: fh.write(blob)
 
+# %% ../nbs/pipeline/export.ipynb #e0cf8f3b
+def export_rows(path, # an export folder
+                config:str, # 'paintings' or 'pairs'
+                columns:list, # the columns wanted; `image` gives `image_path`, where a seeded run keeps the image
+                verify:bool=True, # check each shard against its sha256 first (`--plan`, which takes no image, need not)
+               ) -> pd.DataFrame:
+    "A configuration's rows, without the images' bytes."
+    path = Path(path)
+    state = check_export(path)
+    files = (_shards(path, state, config) if verify else
+             [path/k for k in sorted(state['shards']) if k.startswith(f'{config}/')])
+    plain, image = [c for c in columns if c != 'image'], 'image' in columns
+    t = pa.concat_tables([pq.read_table(f, columns=plain + ['image.path'] * image) for f in files])
+    return t.rename_columns(plain + ['image_path'] * image).to_pandas()
+
+def export_paintings(path, verify:bool=True) -> pd.DataFrame: # `MANIFEST_COLUMNS`, in the exporting run's order
+    "The manifest chapter 00 writes for `source=export`: the export's paintings with their split."
+    m = export_rows(path, 'paintings', PAINTING_COLUMNS, verify).rename(columns=dict(image_path='path'))
+    m = m.sort_values('run_index', kind='stable').reset_index(drop=True)
+    m[['width', 'height']] = m[['width', 'height']].astype('int64')
+    return m[MANIFEST_COLUMNS]
+
+def export_variants(path, verify:bool=True) -> pd.DataFrame: # the pair columns, `run_index` and `generated_path`
+    "The variants chapter 01 takes from an export (its positive pairs), in the exporting run's order."
+    cols = [c for c in check_export(path)['columns']['pairs'] if c in PAIR_COLUMNS or c == 'run_index']
+    p = export_rows(path, 'pairs', cols, verify).rename(columns=dict(image_path='generated_path'))
+    return p[p.kind == 'positive'].sort_values('run_index', kind='stable').reset_index(drop=True)
+
 # %% ../nbs/pipeline/export.ipynb #1d870b6c
 def export_manifest(run:Run, path, # the export folder
                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict]: # manifest, bad files (none), report
     "Chapter 00 for `source=export`: the export's paintings written into the run as they are, and their manifest with the export's split."
     path = Path(path).absolute()
-    state, rows = check_export(path), []
-    for b in _rows(_shards(path, state, 'paintings'), PAINTING_COLUMNS):
-        for r in b.to_dict('records'):
-            _put(run, r['image']['path'], r['image']['bytes'], path.name)
-            rows.append({k: v for k, v in r.items() if k != 'image'} | dict(path=r['image']['path']))
-    m = pd.DataFrame(rows).sort_values('run_index', kind='stable').reset_index(drop=True)
-    m[['width', 'height']] = m[['width', 'height']].astype('int64')
+    state = check_export(path)
+    for b in _rows(_shards(path, state, 'paintings'), ['image']):
+        for im in b.image: _put(run, im['path'], im['bytes'], path.name)
+    m = export_paintings(path, verify=False)   # the shards were checked above
     genres = {g: dict(candidates=int(n), looked_at=int(n), kept=int(n), left_out=0) for g, n in m.groupby('genre').size().items()}
     report = dict(source='export', export=dict(path=str(path), run=state.get('run'), identity=state.get('identity')),
                   n_per_genre=None, candidates=len(m), looked_at=len(m), kept=len(m), left_out=0, not_looked_at=0, skipped=0,
                   genres=genres, reasons={}, bad_files=f"the {len(m)} paintings of the export {path.name}, kept as they are with their split")
-    return m[MANIFEST_COLUMNS], pd.DataFrame(columns=['src', 'id', 'genre', 'reason']), report
+    return m, pd.DataFrame(columns=['src', 'id', 'genre', 'reason']), report
 
 # %% ../nbs/pipeline/export.ipynb #b535c324
 def seeded_from(run:Run) -> Path|None:
@@ -576,13 +635,9 @@ def seed_variants(run:Run) -> pd.DataFrame|None:
     if path is None: return None
     state = check_export(path)
     manifest = run.read_parquet('data/manifest.parquet').set_index('id')
-    cols = [c for c in state['columns']['pairs'] if c in PAIR_COLUMNS or c == 'run_index']
-    rows = []
-    for b in _rows(_shards(path, state, 'pairs'), cols):
-        for r in b[b.kind == 'positive'].to_dict('records'):
-            _put(run, r['image']['path'], r['image']['bytes'], path.name)
-            rows.append({k: v for k, v in r.items() if k != 'image'} | dict(generated_path=r['image']['path']))
-    p = pd.DataFrame(rows).sort_values('run_index', kind='stable').reset_index(drop=True)
+    for b in _rows(_shards(path, state, 'pairs'), ['kind', 'image']):
+        for im in b.image[b.kind == 'positive']: _put(run, im['path'], im['bytes'], path.name)
+    p = export_variants(path, verify=False)   # the shards were checked above
     if missing := sorted(set(p.original_id) - set(manifest.index)):
         raise ValueError(f"the export's variants are of paintings this run's manifest lacks ({', '.join(missing[:3])}, ...): "
                          f"rerun chapter 00 with source=export on {path}")
@@ -638,6 +693,7 @@ def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', pr
     (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {_shown(r.path)} -> {_shown(res['out'])}: "
                    f"{res['shards']} shards ({res['written']} written{kept}), {res['bytes'] / 1e6:.1f} MB"
                    f"{', Siamese scores' if res['siamese'] else ''}, README.md ({res['seconds']:.1f} s)")
+    if not res['siamese']: print(f"artsim_export: note: no `siamese` column: {NO_SIAMESE}", file=sys.stderr)
     return res
 
 def main(argv=None):

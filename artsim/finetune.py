@@ -25,9 +25,9 @@ from .learning import KeepBestModel, PreciseBN, TrainingLog, one_process, traini
 from .numerics import numerics_info
 
 # %% auto #0
-__all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'genre_dataloaders', 'genre_classifier', 'model_card',
-           'save_genre_model', 'check_genre_card', 'read_genre_card', 'load_genre_model', 'predict_genres',
-           'top3_accuracy', 'genre_learner', 'valid_accuracy', 'train_genre_model', 'genre_report',
+__all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'check_genre_splits', 'genre_dataloaders', 'genre_classifier',
+           'model_card', 'save_genre_model', 'check_genre_card', 'read_genre_card', 'load_genre_model',
+           'predict_genres', 'top3_accuracy', 'genre_learner', 'valid_accuracy', 'train_genre_model', 'genre_report',
            'predict_test_split', 'plot_lr_find', 'plot_training', 'plot_confusion', 'plot_genre_predictions', 'stage',
            'main']
 
@@ -42,6 +42,21 @@ class PaintingReader:
     def __init__(self, run:Run): self.run = run
     def __call__(self, row): return load_image(self.run.resolve(row['path']))
 
+# %% ../nbs/04_finetune.ipynb #85ee9944
+def check_genre_splits(n_train:int, n_valid:int, # paintings in the train and valid splits
+                       n_test:int|None=None, # paintings in the test split; None: not checked
+                       bs:int|None=None, # the training batch size; None: not checked
+                      ):
+    "`ValueError` naming the parameter to change when the splits cannot train, validate or test the genre model."
+    for s, n, share in (('train', n_train, None), ('valid', n_valid, 'valid_pct'), ('test', n_test, 'test_pct')):
+        if n is not None and n < 1:
+            raise ValueError(f"the manifest has no '{s}' paintings: the genre model needs them"
+                             + (f" (chapter 00's {share}, -p {share}=0.2)" if share else ''))
+    if bs is not None and n_train < bs: # fastai drops the incomplete last training batch
+        raise ValueError(f"bs={bs} is more than the {n_train} training paintings: the training loader drops an "
+                         f"incomplete last batch, so not one batch would be trained; lower bs "
+                         f"(-p bs={max(n_train, 2)}) or add paintings")
+
 # %% ../nbs/04_finetune.ipynb #7eb2022b
 def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest (path, genre, split)
                       input_size:int=224, # side of the square input, in pixels
@@ -53,14 +68,8 @@ def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest
     "fastai DataLoaders of the manifest's `train` (training) and `valid` (validation) rows; `test` rows stay out."
     vocab = sorted(manifest.genre.unique()) if vocab is None else list(vocab)
     df = manifest[manifest.split.isin(['train', 'valid'])].reset_index(drop=True)
-    for s in ('train', 'valid'):
-        if not (df.split == s).any():
-            raise ValueError(f"the manifest has no '{s}' paintings: fine-tuning needs train and valid splits "
-                             "(chapter 00's valid_pct)")
+    check_genre_splits(int((df.split == 'train').sum()), int((df.split == 'valid').sum()), bs=bs)
     if unknown := set(df.genre) - set(vocab): raise ValueError(f'genres not in the vocabulary: {sorted(unknown)}')
-    if (n_train := int((df.split == 'train').sum())) < bs: # fastai drops the incomplete last training batch
-        raise ValueError(f"bs={bs} is more than the {n_train} training paintings: the training loader drops an incomplete "
-                         f"last batch, so not one batch would be trained; lower bs (-p bs={max(n_train, 2)}) or add paintings")
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)), get_x=PaintingReader(run),
                       get_y=ColReader('genre'),
                       splitter=IndexSplitter(np.flatnonzero(df.split == 'valid')),
@@ -360,6 +369,7 @@ def stage(run:Run, p) -> dict|None:
     body = resnet50_body(p.start_weights, run, p.seed) # first: WeightsUnavailable stops here, before data or training
     manifest = run.read_parquet('data/manifest.parquet')
     vocab = sorted(manifest.genre.unique())
+    check_genre_splits(*(int((manifest.split == s).sum()) for s in ('train', 'valid', 'test')), bs=p.bs)
     set_seed(p.seed, reproducible=True)
     dls = genre_dataloaders(run, manifest, p.input_size, p.bs, p.num_workers, device, vocab)
     run.dir('models')

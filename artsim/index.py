@@ -166,7 +166,8 @@ def build_index(folder, # the originals: image files anywhere below it
     want = index_versions(cal, versions, model) | dict(root=str(folder))
     check_index_folder(out, want)
     meta = dict(format=INDEX_FORMAT, **want, model_version=f"siamese-{want['model'][:16]}" if model is not None else None,
-                model_path=str(Path(model_path).absolute()) if model_path else None, settings=s, complete=False)
+                model_path=str(Path(model_path).absolute()) if model_path else None, settings=s, complete=False,
+                calibration_origin=cal.origin)   # the scale's own name: the index keeps a copy of it
     save_json(meta, out/'index.json')
     cal.save(out/'calibration.json')
     store, old = FeatureStore(out/'features'), out/'images.parquet'
@@ -225,6 +226,7 @@ def load_index(path, # the index folder
         raise CommandFailed(f"{path} is incomplete (artsim_index stopped before the end): run artsim_index {meta['root']} --out {path} again")
     try: cal = load_calibration(path/'calibration.json')
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
+    cal.origin = meta.get('calibration_origin') or cal.origin
     run_dir = cal.source.get('run') if cal.settings['semantic_weights'] == 'genre' else None
     now = index_versions(cal, descriptor_versions(cal.settings, list(meta['descriptors']), device, run_dir), model)
     if model is None: now['model'] = meta.get('model')   # read without a model: the embeddings are there but not compared

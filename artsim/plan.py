@@ -18,9 +18,10 @@ from .descriptors import FAMILIES
 # %% auto #0
 __all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'STAGE_CHANNELS', 'ABLATION_ROWS', 'RATES', 'UNIT_RATES',
            'CPU_UNITS', 'RESNET50_BODY_FLOATS', 'SIAMESE_ENCODE_CHUNK', 'TEACHER_BLOCK_ROWS', 'planned_manifest',
-           'siamese_feature_dim', 'siamese_plan', 'training_plan', 'evaluation_plan', 'plan_run', 'load_rates',
-           'gpu_name', 'device_key', 'refiner_rate', 'estimate_time', 'genre_model_floats', 'siamese_head_floats',
-           'siamese_model_floats', 'estimate_disk', 'estimate_memory', 'chapter_lines', 'format_plan', 'print_plan']
+           'siamese_feature_dim', 'siamese_plan', 'training_plan', 'evaluation_plan', 'plan_run', 'check_plan',
+           'check_counts', 'load_rates', 'gpu_name', 'device_key', 'refiner_rate', 'estimate_time',
+           'genre_model_floats', 'siamese_head_floats', 'siamese_model_floats', 'estimate_disk', 'estimate_memory',
+           'chapter_lines', 'format_plan', 'print_plan']
 
 # %% ../nbs/pipeline/plan.ipynb #2c557b58
 # paintings per genre in the ArtGAN WikiArt lists (genre_train.csv + genre_val.csv), rounded to hundreds: 65,000 paintings
@@ -66,6 +67,11 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
         return m.assign(copied=m.path.astype(str).str.startswith('data/images/')), dict(kind='run', exact=True, note=f"the manifest in {run_dir}")
     seed, n = p.seed or 0, int(p.n_per_genre)
     path = source_path(p)
+    if p.source == 'export' and path is not None and path.exists():
+        from artsim.export import export_paintings   # a pipeline module (it imports chapter 00's)
+        m = export_paintings(path, verify=False)     # a plan reads no image: the shards' hashes are 00's to check
+        how = dict(kind='export', exact=True, note=f"the paintings of the export {path}, with their split")
+        return m.assign(copied=True), how
     if p.source == 'demo':
         cands = read_demo(n, seed)
         how = dict(kind='demo', exact=True, note='the procedural paintings, every one known without painting it')
@@ -187,9 +193,14 @@ def _object_strings():
 def _plan_run(cfg, run_dir):
     d, g, de, s, f, sp, tr, ev = (AttrDict(cfg[k]) for k in STAGES)
     manifest, how = planned_manifest(d, run_dir)
-    bank = select_prompts(load_prompts(g.prompt_bank), g.prompts)
-    originals = select_originals(manifest, g.originals_per_genre, g.seed)
-    pairs = plan_pairs(originals, bank, g.strengths, None, g.resolution, g.variant_format)   # counts: no per-pair seeds
+    if how['kind'] == 'export':   # chapter 01 takes the export's variants, as they are
+        from artsim.export import export_variants
+        pairs = export_variants(source_path(d), verify=False)
+        originals, bank = manifest[manifest.id.isin(pairs.original_id)], pd.DataFrame(index=pd.unique(pairs.prompt_id))
+    else:
+        bank = select_prompts(load_prompts(g.prompt_bank), g.prompts)
+        originals = select_originals(manifest, g.originals_per_genre, g.seed)
+        pairs = plan_pairs(originals, bank, g.strengths, None, g.resolution, g.variant_format)   # no per-pair seeds
     table = pairs_with_negatives(pairs, manifest, s.negatives_per_original, s.seed)
     images = pd.DataFrame(dict(path=np.concatenate([manifest.path.to_numpy(object), pairs.generated_path.to_numpy(object)]),
                                role=['original'] * len(manifest) + ['generated'] * len(pairs),
@@ -198,12 +209,18 @@ def _plan_run(cfg, run_dir):
     cal = null_pairs(images, s.calibration_pairs, s.seed)
     sia = siamese_plan(manifest, pairs, sp)
     evp = evaluation_plan(table, manifest, ev.max_paintings, ev.seed)
+    of = manifest.set_index('id')
+    vg, vs = of.genre.reindex(pairs.original_id).to_numpy(object), of.split.reindex(pairs.original_id).to_numpy(object)
+    # genres with no variant in a split: chapters 05-07 run, and say nothing about those genres there
+    bare = {s: sorted(set(manifest.genre[manifest.split == s]) - set(vg[vs == s])) for s in ('valid', 'test')}
     split = manifest.groupby(['genre', 'split']).size().unstack(fill_value=0).reindex(columns=['train', 'valid', 'test'], fill_value=0)
     n = dict(split.sum())
     counts = {
         '00_data': dict(paintings=len(manifest), genres=len(split), per_genre_split=split, copied=int(manifest.copied.sum())),
-        '01_generation': dict(originals=len(originals), prompts=len(bank), strengths=len(g.strengths), variants=len(pairs),
-                              variant_format=g.variant_format, generator=g.generator,
+        '01_generation': dict(originals=len(originals), prompts=len(bank), variants=len(pairs),
+                              strengths=len(g.strengths) if how['kind'] != 'export' else pairs.strength.nunique(),
+                              variant_format=g.variant_format, genres_without_variants=bare,
+                              generator='export' if how['kind'] == 'export' else g.generator,
                               sizes=pairs.groupby(['width', 'height']).size().sort_values(ascending=False)),
         '02_descriptors': dict(images=len(images), paintings=len(manifest), variants=len(pairs), families=list(de.families or FAMILIES)),
         '03_similarity': dict(positive=int((table.kind == 'positive').sum()), negative=int((table.kind == 'negative').sum()),
@@ -223,8 +240,9 @@ def _plan_run(cfg, run_dir):
     work = {
         '00_data': dict(paint_mpx=4 * float((manifest.width * manifest.height).sum()) / 1e6 if how['kind'] == 'demo' else 0.0,
                         decode_mpx=0.0 if how['kind'] == 'demo' else float((manifest.width * manifest.height).sum()) / 1e6),
-        '01_generation': dict(standin_mpx=gmp if g.generator == 'standin' else 0.0,
-                              refiner_steps=float((g.steps * pairs.strength.to_numpy(float)).astype(int).sum()) if g.generator == 'sdxl' else 0.0),
+        '01_generation': dict(standin_mpx=gmp if counts['01_generation']['generator'] == 'standin' else 0.0,
+                              refiner_steps=float((g.steps * pairs.strength.to_numpy(float)).astype(int).sum())
+                                            if counts['01_generation']['generator'] == 'sdxl' else 0.0),
         '02_descriptors': dict(handmade_images=len(images) * (int(de.size) / 128) ** 2 if set(counts['02_descriptors']['families']) - {'semantic'} else 0.0,
                                forward_mpx=len(images) * _mp(int(de.semantic_size), int(de.semantic_size)) if 'semantic' in counts['02_descriptors']['families'] else 0.0,
                                images_loaded=len(images) if 'semantic' in counts['02_descriptors']['families'] else 0),
@@ -240,6 +258,50 @@ def _plan_run(cfg, run_dir):
                               images_loaded=(c7['variants'] + c7['test_paintings']) * (len(c7['resnet_weights']) + 3)),
     }
     return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, images=len(images), table=len(table))
+
+# %% ../nbs/pipeline/plan.ipynb #fe20d4b2
+def check_plan(plan:AttrDict, # `plan_run`'s
+               chapters:list, # the chapters that will run, as `artsim.reproduce.chapters` lists them
+              ):
+    "What the chapters would stop on, found in the plan's counts by their own checks: `ValueError` naming a parameter."
+    c, cfg, stages = plan.counts, plan.cfg, {s for _, s, _ in chapters}
+    checks = []
+    # the chapters' modules load PyTorch and fastai: imported here, when a plan is checked, not when it is made
+    if 'finetune' in stages:
+        from artsim.finetune import check_genre_splits
+        f = c['04_finetune']
+        checks.append(('04_finetune', lambda: check_genre_splits(f['train'], f['valid'], f['test'],
+                                                                 int(cfg['finetune']['bs']))))
+    if 'siamese' in stages:
+        from artsim.siamese import check_split_variants
+        sp = c['05_siamese']
+        checks.append(('05_siamese', lambda: check_split_variants({k: v['variants'] for k, v in sp['splits'].items()},
+                                                                  cfg['siamese']['validate_on'])))
+    if 'evaluation' in stages:
+        from artsim.evaluation import check_test_pairs
+        e = c['07_evaluation']
+        checks.append(('07_evaluation', lambda: check_test_pairs(e['own_pairs'], e['training_pairs'])))
+    for name, check in checks:
+        try: check()
+        except ValueError as err: raise ValueError(f"{name} would stop: {err}") from None
+
+# %% ../nbs/pipeline/plan.ipynb #e6253b1e
+def check_counts(cfg:dict, # stage -> its parameters (`artsim.reproduce.prepare_run`'s cfg)
+                 run_dir, # the run directory
+                 chapters:list, # the chapters that will run
+                 missing_source_ok:bool=True, # a source the plan cannot count (size unknown, not on disk): no check
+                ) -> AttrDict|None: # the plan, or None when it could not be made
+    "Plan the run and check it (`check_plan`) before anything runs: `UsageError` naming the parameter to change."
+    from artsim.reproduce import UsageError
+    if set(STAGES) - set(cfg): return None   # a folder of chapters without every stage: nothing to plan
+    try: plan = plan_run(cfg, run_dir)
+    except FileNotFoundError as e:
+        if missing_source_ok: return None   # the chapter that reads the source says what is missing when it runs
+        raise UsageError(str(e.args[0] if e.args else e)) from None
+    except (ValueError, KeyError) as e: raise UsageError(str(e.args[0] if e.args else e)) from None
+    try: check_plan(plan, chapters)
+    except ValueError as e: raise UsageError(str(e)) from None
+    return plan
 
 # %% ../nbs/pipeline/plan.ipynb #7c86ead5
 RATES = 'rates.json'
@@ -405,12 +467,19 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
     per = ', '.join(f"{gn} {r.train}/{r.valid}/{r.test}" for gn, r in split.iterrows())
     sizes = g['sizes']
     size = ', '.join(f'{w}x{h} ({_n(k)})' for (w, h), k in sizes.head(3).items()) + (', ...' if len(sizes) > 3 else '')
+    if g['generator'] == 'export':
+        gen_line = (f"{_n(g['variants'])} variants of {_n(g['originals'])} originals taken from the export, as they "
+                    f"are ({g['prompts']} prompts, {g['strengths']} strengths), at {size}")
+    else:
+        gen_line = (f"{_n(g['originals'])} originals x {g['prompts']} prompts x {g['strengths']} strengths = "
+                    f"{_n(g['variants'])} variants ({g['generator']}, stored as {g['variant_format']}), at {size}")
+    bare = '; '.join(f"no {s} variants of {', '.join(v)}" for s, v in g['genres_without_variants'].items() if v)
     sp_line = lambda k: f"{k} {sp['splits'][k]['paintings']:,} paintings, {sp['splits'][k]['variants']:,} variants"
     return {
         '00_data': [f"{_n(d['paintings'])} paintings in {d['genres']} genres: train {_n(tot.train)}, valid {_n(tot.valid)}, test {_n(tot.test)}",
                     f"per genre (train/valid/test): {per}"],
-        '01_generation': [f"{_n(g['originals'])} originals x {g['prompts']} prompts x {g['strengths']} strengths = {_n(g['variants'])} variants "
-                          f"({g['generator']}, stored as {g['variant_format']}), at {size}"],
+        '01_generation': [gen_line] + ([f"{bare}: chapters 05-07 judge nothing of them there "
+                                        "(-p originals_per_genre=null draws every painting)"] if bare else []),
         '02_descriptors': [f"{_n(c['02_descriptors']['images'])} images to describe ({_n(c['02_descriptors']['paintings'])} paintings + "
                            f"{_n(c['02_descriptors']['variants'])} variants), families {', '.join(c['02_descriptors']['families'])}"],
         '03_similarity': [f"{_n(s['pairs'])} pairs scored ({_n(s['positive'])} positive + {_n(s['negative'])} negative), "
@@ -454,19 +523,16 @@ def format_plan(plan:AttrDict, device:str, rates:dict|None=None, run_dir=None, p
 
 # %% ../nbs/pipeline/plan.ipynb #96328164
 def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|None=None, param:list|None=None,
-               nbs=None, out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
-    "`artsim_reproduce --plan`: resolve the run's configuration as the runner does, plan it, print the plan; nothing is written."
-    from artsim.reproduce import UsageError, parse_overrides, resolve_config, check_config
-    overrides = parse_overrides(param)
-    overrides.update({k: v for k, v in dict(seed=seed, device=device).items() if v is not None})
-    if overrides.get('source_path'): overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
-    run_dir = resolve_run_dir(run_dir, preset)
-    cfg = resolve_config(preset, run_dir, list(STAGES), overrides)
-    check_config(cfg, [('01_generation', 'generation', None)])   # the checks a plan can make without loading PyTorch
-    try: check_config(cfg, [('00_data', 'data', None)])
+               nbs=None, only:str|None=None, start:str|None=None, # as `artsim_reproduce` takes them
+               out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
+    "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
+    from artsim.reproduce import UsageError, prepare_run, check_config
+    r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
+    cfg, run_dir = r.cfg, r.run_dir
+    try: check_config(cfg, r.chapters)
     except UsageError as e:   # a source not downloaded yet is what a plan is for
         if 'does not exist' not in str(e) or cfg['data']['source'] not in KNOWN_SOURCES: raise
-    try: plan = plan_run(cfg, run_dir)
-    except (ValueError, KeyError, FileNotFoundError) as e: raise UsageError(str(e.args[0] if e.args else e)) from None
+        check_config(cfg, [c for c in r.chapters if c[1] != 'data'])
+    plan = check_counts(cfg, run_dir, r.chapters, missing_source_ok=False)
     print(format_plan(plan, cfg['data']['device'], rates, run_dir, preset), file=out or sys.stdout)
     return plan

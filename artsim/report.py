@@ -300,15 +300,16 @@ def plot_breakdown(table:pd.DataFrame, # one of `results['breakdown']`: the `by`
                    by:str, # the column broken down by
                    label:str, # its name on the axis
                   ):
-    "Bars of the mean absolute error per group with their intervals."
+    "Bars of the mean absolute error per group with their intervals, one row per group."
     import matplotlib.pyplot as plt, seaborn as sns
-    fig, ax = plt.subplots(figsize=(max(4.5, .6 * len(table) + 2), 3.6))
-    groups = [f'{g}\n({n} painting{"s" * (n != 1)})' for g, n in zip(table[by], table.paintings)]
+    # horizontal bars: a group's name (a genre such as geometric_abstraction) gets a line of its own, however many
+    fig, ax = plt.subplots(figsize=(6, .42 * len(table) + 1.3))
+    groups = [f'{g} ({n} painting{"s" * (n != 1)})' for g, n in zip(table[by], table.paintings)]
     t = table.assign(group=groups).astype(dict(mae_lo=float, mae_hi=float))
-    sns.barplot(t, x='group', y='mae', color='lightsteelblue', ax=ax)
-    ax.errorbar(np.arange(len(t)), t.mae, yerr=[t.mae - t.mae_lo, t.mae_hi - t.mae], fmt='none', c='k', capsize=3)
-    ax.set(xlabel=label, ylabel='MAE of the Siamese prediction')
-    plt.setp(ax.get_xticklabels(), rotation=30, ha='right', fontsize=8)
+    sns.barplot(t, y='group', x='mae', color='lightsteelblue', orient='h', ax=ax)
+    ax.errorbar(t.mae, np.arange(len(t)), xerr=[t.mae - t.mae_lo, t.mae_hi - t.mae], fmt='none', c='k', capsize=3)
+    ax.set(ylabel=label, xlabel='MAE of the Siamese prediction')
+    plt.setp(ax.get_yticklabels(), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -14,10 +14,10 @@ from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project
 from .numerics import pinned_env, restart_pinned
 
 # %% auto #0
-__all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
-           'check_config', 'stage_arguments', 'chapter_code', 'ChapterFailed', 'is_export_hook', 'run_chapter',
-           'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'CommandParser', 'CommandFailed',
-           'existing', 'parser', 'main']
+__all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'typed_override', 'parse_overrides',
+           'resolve_config', 'check_config', 'prepare_run', 'stage_arguments', 'chapter_code', 'ChapterFailed',
+           'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce',
+           'CommandParser', 'CommandFailed', 'existing', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 class UsageError(ValueError):
@@ -69,6 +69,26 @@ def select_chapters(chs, only=None, start=None) -> list:
         return chs[i:]
     return list(chs)
 
+# %% ../nbs/pipeline/reproduce.ipynb #e787bffa
+def typed_override(name:str, # the parameter
+                   value, # the value given on the command line, read as YAML
+                   default, # the preset's value, which says the parameter's type
+                  ):
+    "`value` as the parameter's type, or `UsageError`: a boolean is true or false, a number is a number."
+    if isinstance(default, bool):
+        if not isinstance(value, bool): raise UsageError(f"-p {name}={value}: {name} is true or false")
+        return value
+    if not isinstance(default, (int, float)) or value is None: return value
+    if isinstance(value, str):
+        # YAML 1.1 reads 2e-3 (no dot) as a string: a number all the same
+        try: value = float(value)
+        except ValueError: raise UsageError(f"-p {name}={value}: {name} is a number, like {default}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"-p {name}={value}: {name} is a number, like {default}")
+    if isinstance(default, int) and value != int(value):
+        raise UsageError(f"-p {name}={value}: {name} is a whole number")
+    return int(value) if isinstance(default, int) else value
+
 # %% ../nbs/pipeline/reproduce.ipynb #32f92e1e
 def parse_overrides(pairs) -> dict:
     "`['a=1', 'b=[x,y]']` -> `{'a': 1, 'b': ['x','y']}` (values as YAML)."
@@ -87,7 +107,7 @@ def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
     for s in stages:
         p = preset_params(preset, s)
         known |= set(p)
-        p.update({k: v for k, v in overrides.items() if k in p})
+        p.update({k: typed_override(k, v, p[k]) for k, v in overrides.items() if k in p})
         stages_p[s] = dict(run_dir=str(run_dir), preset=preset, **p)
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -101,6 +121,22 @@ def check_config(cfg:dict, chs) -> None:
     for name, stage, _ in chs:
         try: check_stage_params(stage, cfg[stage])
         except (ValueError, FileNotFoundError) as e: raise UsageError(f"{name}: {e}") from None
+
+# %% ../nbs/pipeline/reproduce.ipynb #8f6fce9c
+def prepare_run(preset:str='demo', run_dir=None, seed:int|None=None, device:str|None=None, param:list|None=None,
+                only:str|None=None, start:str|None=None, nbs=None, # as `artsim_reproduce` takes them
+               ) -> AttrDict: # nbs, all_chapters, chapters (those chosen), overrides, run_dir, cfg (stage -> params)
+    "What `artsim_reproduce` and `--plan` resolve before anything runs, one road for both: chapters, run, parameters."
+    nbs = find_nbs(nbs)
+    all_chs = chapters(nbs)
+    if not all_chs: raise UsageError(f"no chapters in {nbs}")
+    chs = select_chapters(all_chs, only, start)
+    overrides = parse_overrides(param)
+    overrides.update({k: v for k, v in dict(seed=seed, device=device).items() if v is not None})
+    if overrides.get('source_path'): overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
+    run_dir = resolve_run_dir(run_dir, preset)
+    cfg = resolve_config(preset, run_dir, [s for _, s, _ in all_chs], overrides)
+    return AttrDict(nbs=nbs, all_chapters=all_chs, chapters=chs, overrides=overrides, run_dir=run_dir, cfg=cfg)
 
 # %% ../nbs/pipeline/reproduce.ipynb #8195e351
 def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
@@ -289,16 +325,11 @@ def artsim_reproduce(
     out = out or sys.stdout
     def say(*a, end='\n'): print(*a, end=end, file=out, flush=True)
     # everything that can be checked, before anything is written or started
-    nbs = find_nbs(nbs)
-    all_chs = chapters(nbs)
-    if not all_chs: raise UsageError(f"no chapters in {nbs}")
-    chs = select_chapters(all_chs, only, start)
-    overrides = parse_overrides(param)
-    overrides.update({k: v for k, v in dict(seed=seed, device=device).items() if v is not None})
-    if overrides.get('source_path'): overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
-    run_dir = resolve_run_dir(run_dir, preset)
-    cfg = resolve_config(preset, run_dir, [s for _, s, _ in all_chs], overrides)
+    r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
+    all_chs, chs, overrides, run_dir, cfg = r.all_chapters, r.chapters, r.overrides, r.run_dir, r.cfg
     check_config(cfg, chs)
+    from artsim.plan import check_counts   # the plan's module imports this one
+    check_counts(cfg, run_dir, chs)
     check_extra()
     (run_dir/'notebooks').mkdir(parents=True, exist_ok=True)
     # what each chapter computed with stays recorded for the chapters this run skips (a chapter that runs records its own)
@@ -395,3 +426,8 @@ def main(argv=None):
         # the chapter's cell, cut short too, leaves asyncio a failed task that it would report on the way out
         logging.getLogger('asyncio').disabled = True
         fail(130, "interrupted; run the same command again to go on where it stopped")
+    except BrokenPipeError:
+        # the reader went away (`artsim_reproduce --plan | head`): stop as a shell tool does on SIGPIPE, and
+        # point stdout at nothing, or Python's flush at exit fails the same way again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

@@ -25,10 +25,10 @@ from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 __all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'as_pooling', 'stage_sides', 'coarsen', 'SplitTable', 'split_tables',
            'descriptor_matrices', 'teacher_matrix', 'single_thread', 'augmented_copies', 'SplitData', 'encode_images',
            'read_images', 'encode_paths', 'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params',
-           'stage', 'teacher_summary', 'plot_teacher', 'painting_batches', 'split_criteria', 'standardiser',
-           'cosine_matrix', 'layout_comparison', 'pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'fit_inputs',
-           'build_head', 'SiameseNet', 'architecture', 'empty_head', 'SiameseSimilarity', 'save_seed_heads',
-           'load_seed_models']
+           'check_split_variants', 'stage', 'teacher_summary', 'plot_teacher', 'painting_batches', 'split_criteria',
+           'standardiser', 'cosine_matrix', 'layout_comparison', 'pca_basis', 'CountSketch', 'MonotoneMap',
+           'SiameseHead', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture', 'empty_head', 'SiameseSimilarity',
+           'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/05_siamese.ipynb #5a1e0000
 def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or strings
@@ -268,15 +268,25 @@ def check_params(p):
         if int(p[k]) < 1: raise ValueError(f'{k} must be at least 1, got {p[k]}')
     if int(p.sketch_dim) < 0 or int(p.augmented_copies) < 0: raise ValueError('sketch_dim and augmented_copies must be >= 0')
 
+# %% ../nbs/05_siamese.ipynb #f683d2ca
+def check_split_variants(variants:dict, # split -> how many variants chapter 01 made of its paintings
+                         validate_on:str='valid', # the split the chapter validates on
+                        ):
+    "`ValueError` naming the parameters to change when the training or validation split has no variants."
+    for s in dict.fromkeys(('train', validate_on)):
+        if not variants.get(s):
+            other, use = 'test' if validate_on == 'valid' else 'valid', 'train on' if s == 'train' else 'validate on'
+            raise ValueError(f"no {s} variants: chapter 01 drew no {s} painting to make variants of, and the Siamese "
+                             f"network needs them to {use}; draw more paintings per genre (-p originals_per_genre=null "
+                             f"takes every one)"
+                             + (f" or validate on the {other} split (-p validate_on={other})" if s != 'train' else ''))
+
 # %% ../nbs/05_siamese.ipynb #5a1e0080
 def stage(run:Run, p) -> dict: # split -> `SplitData`
     "Encode the training and validation images once, compute the teacher's matrices, store them for chapter 06."
     check_params(p)
     p, tables = AttrDict(p, pooling=as_pooling(p.pooling)), split_tables(run)
-    for s in ('train', p.validate_on):
-        if tables[s].queries.empty:
-            raise ValueError(f"no {s} variants: chapter 01 drew no {s} original for this run; the Siamese network needs them to "
-                             f"{'train on' if s == 'train' else 'validate on'} (see validate_on)")
+    check_split_variants({s: len(t.queries) for s, t in tables.items()}, p.validate_on)
     data = siamese_data(run, p, ('train', p.validate_on))
     save_siamese_data(run, data, p)
     return data

@@ -14,8 +14,8 @@ from PIL import Image
 from scipy import ndimage, stats
 from tqdm.auto import tqdm
 from .data import image_list, load_image
-from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, feature_centre, feature_matrix,
-                                feature_rows, l2_normalise, semantic_encoder)
+from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, family_centre, feature_centre,
+                                feature_matrix, feature_rows, l2_normalise, semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_module, stage_params
 from .generation import read_pairs
 
@@ -23,9 +23,10 @@ from .generation import read_pairs
 __all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'histogram_intersection', 'cosine_similarity',
            'centred_cosine', 'rms_similarity', 'map_similarity', 'family_similarity', 'rows_similarity',
            'family_similarity_matrix', 'combine', 'negative_pairs', 'null_pairs', 'calibrated', 'Calibration',
-           'run_images', 'calibrate', 'load_calibration', 'score_pairs', 'pair_table', 'pairs_with_negatives',
-           'strength_correlations', 'stage', 'DescribedImages', 'descriptor_versions', 'describe_images',
-           'compare_described', 'run_descriptions', 'descriptor_similarity_matrix', 'descriptor_similarity',
+           'null_statistics', 'run_images', 'unrelated_statistics', 'calibrate', 'load_calibration', 'score_pairs',
+           'pair_table', 'pairs_with_negatives', 'strength_correlations', 'stage', 'DescribedImages',
+           'descriptor_versions', 'describe_images', 'compare_described', 'run_descriptions',
+           'descriptor_similarity_matrix', 'descriptor_similarity', 'collection_pairs', 'calibrate_images',
            'build_default_calibration']
 
 # %% ../nbs/03_similarity.ipynb #e4dfc228
@@ -242,6 +243,7 @@ class Calibration:
     centres:dict=field(default_factory=dict) # family -> float32 centre of its 'centred' segments
     source:dict=field(default_factory=dict) # what it was computed on: run, pairs per kind, seed, artsim version
     origin:str='' # where it was read from, for messages
+    unrelated:dict=field(default_factory=dict) # measure -> its unrelated pairs' statistics: combined, siamese
 
     @property
     def versions(self) -> dict: return {f: s['version'] for f, s in self.families.items()}
@@ -266,7 +268,8 @@ def check(self:Calibration, versions:dict, # family -> descriptor version of the
 def to_dict(self:Calibration) -> dict:
     "The JSON form (centres as lists of float32 values)."
     return dict(mapping=CALIBRATION_MAPPING, settings=self.settings, families=self.families, source=self.source,
-                centres={f: [float(x) for x in np.asarray(c, np.float32).astype(str)] for f, c in self.centres.items()})
+                centres={f: [float(x) for x in np.asarray(c, np.float32).astype(str)] for f, c in self.centres.items()},
+                **({'unrelated': self.unrelated} if self.unrelated else {}))
 
 @patch
 def save(self:Calibration, path):
@@ -276,12 +279,18 @@ def save(self:Calibration, path):
 @patch(cls_method=True)
 def from_dict(cls:Calibration, d:dict, origin:str='') -> Calibration:
     "The calibration of a JSON form."
-    return cls(d['settings'], d['families'], {f: np.asarray(c, np.float32) for f, c in d.get('centres', {}).items()}, d.get('source', {}), origin)
+    return cls(d['settings'], d['families'], {f: np.asarray(c, np.float32) for f, c in d.get('centres', {}).items()},
+               d.get('source', {}), origin, d.get('unrelated', {}))
 
 # %% ../nbs/03_similarity.ipynb #2c830288
-def _null_statistics(raw):
-    q = np.quantile(raw, [.05, .25, .5, .75, .95])
-    return {k: round(float(v), 6) for k, v in zip(('anchor', 'mean', 'std', 'q05', 'q25', 'q75', 'q95'), (q[2], raw.mean(), raw.std(), q[0], q[1], q[3], q[4]))} | dict(n=int(len(raw)))
+def null_statistics(x, # one value per unrelated pair
+                   ) -> dict: # anchor (the median), mean, std, q05, q25, q75, q95, q99, n
+    "What a sample of unrelated pairs' values looks like: its median (the calibration's anchor), spread and quantiles."
+    x = np.asarray(x, np.float64)
+    q = np.quantile(x, [.05, .25, .5, .75, .95, .99])
+    stats_ = (q[2], x.mean(), x.std(), q[0], q[1], q[3], q[4], q[5])
+    keys = ('anchor', 'mean', 'std', 'q05', 'q25', 'q75', 'q95', 'q99')
+    return {k: round(float(v), 6) for k, v in zip(keys, stats_)} | dict(n=len(x))
 
 def run_images(run:Run) -> pd.DataFrame: # path, role, source (the id of the painting it shows or comes from)
     "The run's readable images, each with the painting it shows or was generated from."
@@ -295,6 +304,25 @@ def run_images(run:Run) -> pd.DataFrame: # path, role, source (the id of the pai
     return images.assign(source=images.path.astype(str).map(src))[['path', 'role', 'source']].dropna().reset_index(drop=True)
 
 # %% ../nbs/03_similarity.ipynb #9110d17d
+def unrelated_statistics(pairs:pd.DataFrame, # unrelated pairs: a, b, the names of two images (`null_pairs`)
+                         vectors:dict, # family -> (pd.Index of image names, each name's row of X, the vectors X)
+                         centres:dict, # family -> its centre, for the families that have one
+                         versions:dict, # family -> descriptor version
+                        ) -> tuple: # (family -> version and `null_statistics` of its raw values, those of `combined`)
+    "Every family's raw similarity over the unrelated pairs, and their combined value on the scale those pairs give."
+    raw, families = {}, {}
+    for f in versions:
+        names, rows, X = vectors[f]
+        ia, ib = names.get_indexer(pairs.a), names.get_indexer(pairs.b)
+        ok = (ia >= 0) & (ib >= 0)
+        raw[f] = np.full(len(pairs), np.nan)
+        raw[f][ok] = rows_similarity(f, X, rows[ia[ok]], rows[ib[ok]], centres.get(f))
+        families[f] = dict(version=versions[f]) | null_statistics(raw[f][ok])
+    # the combined value of each pair, calibrated as every score is (equal weights): what an unrelated pair reaches
+    both = np.logical_and.reduce([np.isfinite(v) for v in raw.values()])
+    combined = combine({f: calibrated(raw[f][both], families[f]['anchor']) for f in families})
+    return families, null_statistics(combined)
+
 def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pairs`)
               seed:int=0, # draws the pairs
              ) -> Calibration:
@@ -303,15 +331,15 @@ def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pa
     versions = run.read_json('features/versions.json')
     pairs = null_pairs(run_images(run), n_pairs, seed)
     if not len(pairs): raise ValueError(f'{run.path}: no unrelated pairs to calibrate on (the run needs at least two readable paintings)')
-    families, centres = {}, {}
-    for f in [f for f in FAMILIES if f in versions]:
-        paths, rows, X = feature_rows(run, f)
-        if (c := feature_centre(run, f)) is not None: centres[f] = c
-        ia, ib = paths.get_indexer(pairs.a), paths.get_indexer(pairs.b)
-        ok = (ia >= 0) & (ib >= 0)
-        families[f] = dict(version=versions[f]) | _null_statistics(rows_similarity(f, X, rows[ia[ok]], rows[ib[ok]], c))
-    source = dict(run=str(run.path), n_pairs={k: int(v) for k, v in pairs.kind.value_counts().items()}, seed=seed, artsim=__version__)
-    return Calibration(run.read_json('features/settings.json'), families, centres, source)
+    versions = {f: versions[f] for f in FAMILIES if f in versions}
+    centres = {f: c for f in versions if (c := feature_centre(run, f)) is not None}
+    families, combined = unrelated_statistics(pairs, {f: feature_rows(run, f) for f in versions}, centres, versions)
+    d = run.params('data')
+    data = dict(source=d.source, source_path=d.source_path if d.source != 'demo' else None)   # what 0 stands for
+    source = dict(run=str(run.path), n_pairs={k: int(v) for k, v in pairs.kind.value_counts().items()}, seed=seed,
+                  artsim=__version__, data=data)
+    settings = run.read_json('features/settings.json')
+    return Calibration(settings, families, centres, source, unrelated=dict(combined=combined))
 
 # %% ../nbs/03_similarity.ipynb #84993175
 @functools.lru_cache(maxsize=1)
@@ -505,6 +533,39 @@ def descriptor_similarity(a, b, # two images: path, bytes, PIL image or uint8 ar
     m = descriptor_similarity_matrix([a], [b], weights, calibration, size=size, semantic_weights=semantic_weights,
                                      semantic_size=semantic_size, seed=seed, device=device)
     return {k: float(v[0, 0]) for k, v in m.items()}
+
+# %% ../nbs/03_similarity.ipynb #01e960e1
+def collection_pairs(n:int, # images in the collection
+                     n_pairs:int=5000, # pairs wanted (at most every pair of two different images)
+                     seed:int=0, # draws the pairs
+                    ) -> pd.DataFrame: # a, b: positions of two different images, each pair once
+    "Unrelated pairs of a collection whose images are each a work of its own, drawn as `null_pairs` draws a run's."
+    ids = [str(i) for i in range(n)]
+    p = null_pairs(pd.DataFrame(dict(path=ids, role='original', source=ids)), n_pairs, seed)
+    return pd.DataFrame(dict(a=p.a.astype(int).to_numpy(), b=p.b.astype(int).to_numpy()))
+
+# %% ../nbs/03_similarity.ipynb #f0f0b265
+def calibrate_images(images, # the collection: paths, bytes, PIL images or uint8 arrays, each a work of its own
+                     calibration='default', # whose descriptor settings and families to use (`load_calibration`)
+                     n_pairs:int=5000, # unrelated pairs to draw (`collection_pairs`)
+                     seed:int=0, # draws the pairs
+                     device:str='cpu', # torch device for ResNet50
+                     progress:bool=False, # a progress bar while describing
+                    ) -> Calibration:
+    "Calibrate every family on unrelated pairs of a collection of one's own, as `calibrate` does on a run's paintings."
+    from artsim import __version__
+    images = image_list(images)
+    base = load_calibration(calibration)
+    D = describe_images(images, base, device=device, progress=progress)
+    pairs = collection_pairs(len(images), n_pairs, seed)
+    if not len(pairs): raise ValueError('a calibration needs at least two images, to draw unrelated pairs from')
+    ids = pd.Index(np.arange(len(images)))
+    vectors = {f: (ids, np.arange(len(images)), X) for f, X in D.vectors.items()}
+    centres = {f: family_centre(f, X) for f, X in D.vectors.items() if FAMILIES[f].centred}   # the collection's own
+    families, combined = unrelated_statistics(pairs, vectors, centres, D.versions)
+    source = dict(images=dict(n=len(images)), n_pairs=dict(painting=len(pairs)), seed=seed, artsim=__version__)
+    settings = (base or load_calibration('default')).settings
+    return Calibration(settings, families, centres, source, unrelated=dict(combined=combined))
 
 # %% ../nbs/03_similarity.ipynb #f6bc6444
 def build_default_calibration(out=None, # where to write it; None: the package's own calibration.json

@@ -203,7 +203,7 @@ def ablation_table(results:dict, # the stage's results: teacher, untrained, reci
     point = lambda v: f'{v:.{digits}f}'
     rows = {'teacher (descriptors: ' + results['target'] + ')': {c: point(results['teacher'][c]) for c in CRITERIA},
             'untrained cosine of the same features': {c: point(results['untrained'][c]) for c in CRITERIA},
-            f"**the recipe** ({len(results['seeds'])} seeds)": {c: cell(results['summary'][c]) for c in CRITERIA}}
+            f"the recipe ({len(results['seeds'])} seeds)": {c: cell(results['summary'][c]) for c in CRITERIA}}
     for name, row in results['ablation'].items():
         rows[f"{name} ({len(row['seeds'])} seed{'s' * (len(row['seeds']) > 1)})"] = {c: cell(row['summary'][c]) for c in CRITERIA}
     labels = {'strength': 'strength ρ', 'auc': 'own vs other AUC', 'recall@1': 'recall@1', 'mse': 'MSE (whole matrix)',
@@ -282,11 +282,14 @@ def stage(run:Run, p) -> AttrDict:
                    ablation=ablation, seconds_per_seed=round(seconds, 2))
     results |= dict(one_pair=one_pair(held.table.queries), claims=validation_claims(results, one_pair(held.table.queries)))
     net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed])
+    d = run.params('data', p.preset)   # what the network was trained on, for whoever loads it: its card says
+    data = dict(source=d.source, source_path=None if d.source == 'demo' else str(d.source_path),
+                train_paintings=len(train.table.gallery), train_variants=len(train.table.queries))
     card = dict(input_size=made['input_size'], resize='squish', normalisation=made['normalisation'], target=made['target'],
                 encoder_weights=made['encoder_weights'], encoder_seed=made['seed'], preset=p.preset, seed=p.seed, seeds=seeds,
                 device='cpu', numerics=numerics_info(),
                 siamese_params=dict(sp), training_params=asdict(r), validation=dict(split=made['validate_on'], **criteria[p.seed]),
-                history=histories[p.seed].to_dict('records'))
+                history=histories[p.seed].to_dict('records'), data=data)
     sim = SiameseSimilarity(net, card)
     sim.save(run.dir('models') / 'siamese')
     if len(seeds) > 1:

@@ -9,7 +9,7 @@ from artsim import __version__
 from artsim.cli import compare_main, index_main, search_main
 from artsim.index import build_index, load_index, search_index
 from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
-from artsim.similarity import compare_described, describe_images, descriptor_similarity
+from artsim.similarity import compare_described, describe_images, descriptor_similarity, load_calibration
 
 BIN = Path(sys.executable).parent
 
@@ -90,6 +90,59 @@ def test_compare_table_and_json(tiny):
     raw = json.loads(run_main(compare_main, a, variant, '--calibration', 'none', '--json')[1])
     assert raw['scale'] == 'raw' and 'siamese' not in raw['scores'] and raw['scores']['color'] >= res['scores']['color']
 
+
+
+# -- a scale of one's own: real photographs --------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    """Real photographs that ship with scikit-image, scikit-learn (fastai's dependency) and matplotlib: astronaut and
+    coffee, to compare, and a folder of the 18 others, each a photograph of its own, to calibrate on."""
+    import matplotlib.cbook, skimage.data as data
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    d = tmp_path_factory.mktemp('photos')
+    (d / 'folder').mkdir()
+    for name in ('astronaut', 'coffee'): Image.fromarray(getattr(data, name)()).save(d / f'{name}.png')
+    folder = d / 'folder'
+    for name in ('chelsea', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'retina', 'camera', 'clock', 'coins',
+                 'moon', 'page', 'brick', 'grass', 'gravel', 'text', 'cell'):
+        Image.fromarray(getattr(data, name)()).save(folder / f'{name}.png')
+    for name in ('china', 'flower'): Image.fromarray(load_sample_image(f'{name}.jpg')).save(folder / f'{name}.png')
+    Image.open(matplotlib.cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)).save(folder / 'grace_hopper.png')
+    return d
+
+
+def test_two_unrelated_photos_on_a_scale_made_from_photos_get_no_edit_verdict(tiny, photos, tmp_path):
+    """The shipped scale and the tiny run's network were made from procedural paintings; a scale calibrated on a
+    folder of real photographs (with the network's scores of the same pairs) puts two unrelated photos within what
+    unrelated photos reach, and no verdict reads an edit into them; the output names what scale and model come from."""
+    cal, a, b = tmp_path / 'photos.json', photos / 'astronaut.png', photos / 'coffee.png'
+    r = cli('artsim_calibrate', photos / 'folder', '--out', cal, '--model', tiny['model'])
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    first = f"artsim_calibrate: 18 images in {photos / 'folder'} -> {cal}: 153 unrelated pairs"
+    assert r.stdout.splitlines()[0].startswith(first), r.stdout
+    r = cli('artsim_compare', a, b, '--model', tiny['model'], '--calibration', cal)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"calibration: {cal}: unrelated pairs of the 18 images of {photos / 'folder'} (153 pairs)" in lines, r.stdout
+    made = "model: siamese.safetensors: trained on the demo preset's procedural paintings, drawn in code ("
+    assert any(l.startswith(made) for l in lines), r.stdout
+    assert "Siamese network (siamese.safetensors), on the calibration's scale" in r.stdout
+    assert lines[-1].startswith('no closer than unrelated images (combined '), r.stdout
+    assert 'changed most' not in r.stdout and 'kept best' not in r.stdout, r.stdout
+    res = json.loads(cli('artsim_compare', a, b, '--model', tiny['model'], '--calibration', cal, '--json').stdout)
+    own = load_calibration(cal)
+    assert res['siamese_scale'] == 'calibration' and res['verdict'] == lines[-1]
+    s = own.unrelated['siamese']   # the network's raw scores of the pairs, put on the scale its score is shown on
+    assert res['unrelated_q99'] == pytest.approx(dict(combined=own.unrelated['combined']['q99'],
+                                                      siamese=(s['q99'] - s['anchor']) / (1 - s['anchor'])))
+    for m in ('combined', 'siamese'):   # within what 1 in 100 unrelated photo pairs reach
+        assert res['scores'][m] <= res['unrelated_q99'][m], (m, res['scores'], res['unrelated_q99'])
+    # the same pair on the shipped scale, which the output says was made from procedural paintings
+    shipped = json.loads(cli('artsim_compare', a, b, '--model', tiny['model'], '--json').stdout)
+    assert shipped['calibration_source'].startswith("the calibration shipped with artsim: unrelated pairs of the demo")
+    assert shipped['siamese_scale'] == 'training data' and res['scores']['combined'] < shipped['scores']['combined']
 
 # -- bad input, each command -------------------------------------------------------------------------------------------
 
@@ -194,7 +247,10 @@ def test_round_trip_each_variant_finds_its_original(tiny, indexes):
     r = cli('artsim_search', var, '--index', indexes['model'], '-k', 3)   # the console script, once
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[1].split() == ['rank', 'combined', 'siamese', 'original'] and len(lines) == 5 and lines[2].split()[-1] == orig, r.stdout
+    assert lines[1].split() == ['rank', 'combined', 'siamese', 'original'] and lines[2].split()[-1] == orig, r.stdout
+    assert lines[5].startswith('calibration: the calibration shipped with artsim') and lines[6].startswith('model: ')
+    assert lines[7].startswith('1 in 100 unrelated pairs of the calibration reach combined '), r.stdout
+    assert len(lines) == 8, r.stdout
     # without a model: every variant, described in one batch and compared with the whole index (what a search computes)
     ix = load_index(indexes['plain'])
     S = compare_described(describe_images([v for v, _, _ in tiny['variants']], ix.calibration), ix.described, calibration=ix.calibration)

@@ -210,6 +210,49 @@ def test_the_results_of_07_show_no_stderr_and_no_markdown_markup(preview, served
     page.close()
 
 
+
+# elements of a page whose content is wider than they are and that hide the rest: a line cut off at the right edge
+CUT_JS = """() => [...document.querySelectorAll('main *')]
+  .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1
+               && ['hidden', 'clip'].includes(getComputedStyle(e).overflowX))
+  .map(e => e.className + ': ' + e.innerText.slice(0, 100))"""
+# the lines each row label (the index) of a table a chapter printed takes on the page
+LABEL_LINES_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output tbody th')].map(th => {
+  const r = document.createRange(); r.selectNodeContents(th);
+  return [th.innerText, new Set([...r.getClientRects()].map(x => Math.round(x.top))).size]; })"""
+
+
+def results_pages(run:Path) -> list[str]:
+    chapters = sorted((run/'notebooks').glob('[0-9][0-9]_*.ipynb'))
+    return ['results/index.html'] + [f'results/{f.stem}.html' for f in chapters]
+
+
+def test_no_line_of_code_or_output_is_cut_off_at_the_right_edge(preview, served, browser):
+    "A parameter cell's long comments, a 120-character line, a table wider than the page: each scrolls, none is cut off"
+    page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+    pages = expected_docs_pages() + results_pages(preview['run'])
+    wide = 0
+    for href in pages:
+        assert page.goto(served + href).status == 200, href
+        assert page.evaluate(CUT_JS) == [], href
+        wide += page.evaluate('[...document.querySelectorAll(".jp-InputArea-editor")].filter(e => e.scrollWidth > '
+                              'e.clientWidth + 1).length')
+    assert wide > 0   # the check saw code wider than the page (the chapters' parameter cells), scrollable
+    page.close()
+
+
+def test_the_tables_of_06_and_07_show_each_row_label_on_one_line_and_no_markdown(preview, served, browser):
+    "06's ablation and 07's measures: '**' would be markdown an HTML table shows as it is; labels folded into 3-4 lines"
+    page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+    for chapter in ('06_training', '07_evaluation'):
+        assert page.goto(served + f'results/{chapter}.html').status == 200
+        prose = page.evaluate(PROSE_JS)
+        assert '**' not in prose, (chapter, prose[max(0, prose.find('**') - 200):prose.find('**') + 200])
+        labels = page.evaluate(LABEL_LINES_JS)
+        assert labels and all(n == 1 for _, n in labels), (chapter, [l for l in labels if l[1] != 1])
+        if chapter == '06_training': assert any(t.startswith('the recipe (3 seeds)') for t, _ in labels), labels
+    page.close()
+
 class _Links(HTMLParser):
     "The href and src of every element of a page, and its anchors (id, name)"
     def __init__(self):
@@ -307,6 +350,25 @@ def _without_headline(md:str) -> str:
     head, sep, rest = md.partition('### The headline table of the last demo run')
     return head + sep + ('\n## ' + rest.split('\n## ', 1)[1] if '\n## ' in rest else '')
 
+
+
+def test_the_readmes_index_example_writes_its_index_outside_the_run_it_reads():
+    "Followed as written, its `cd` included, the README's artsim_index writes the index outside the run folder"
+    import shlex
+    readme = (ROOT/'README.md').read_text()
+    cwd, seen = ROOT, []
+    for block in re.findall(r'```sh\n(.*?)```', readme, re.S):
+        for line in block.replace('\\\n', ' ').splitlines():   # continued lines joined
+            for cmd in line.split('&&'):
+                if not re.match(r'\s*(cd|\S*artsim_index)\s', cmd): continue   # (a python -c "..." spans lines)
+                words = shlex.split(cmd, comments=True)
+                if words[:1] == ['cd']: cwd = (cwd/words[1]).resolve()
+                if words and Path(words[0]).name == 'artsim_index':
+                    seen.append(((cwd/words[words.index('--out') + 1]).resolve(), (cwd/words[1]).resolve()))
+    assert seen, 'the README shows no artsim_index'
+    for out, folder in seen:
+        run = next((p for p in (folder, *folder.parents) if p.parent == ROOT/'runs'), None)
+        assert run is not None and not out.is_relative_to(run), (out, run)
 
 def test_readme_is_generated_from_index():
     readme = (ROOT/'README.md').read_text()

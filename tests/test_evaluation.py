@@ -270,3 +270,20 @@ def test_stage_with_a_real_siamese_network(eval_run, tmp_path):
 
 def test_missing_model_names_the_chapter_that_makes_it(eval_run):
     with pytest.raises(FileNotFoundError, match="'training' chapter"): load_siamese(eval_run, 'models/siamese.safetensors')
+
+
+def test_the_error_per_genre_chart_gives_each_genre_a_label_of_its_own():
+    "07's MAE per genre with the demo's eight genres (geometric_abstraction, color_field, ...): no two labels overlap."
+    import matplotlib; matplotlib.use('Agg')
+    from artsim.data import DEMO_GENRES
+    from artsim.report import plot_breakdown
+    genres = list(DEMO_GENRES) + ['other painting']
+    table = pd.DataFrame(dict(genre=genres, paintings=2, mae=np.linspace(.05, .2, len(genres)), mae_lo=.03, mae_hi=.25))
+    fig = plot_breakdown(table, 'genre', 'genre')
+    fig.canvas.draw()
+    r, ax = fig.canvas.get_renderer(), fig.axes[0]
+    labels = [t for t in ax.get_xticklabels() + ax.get_yticklabels() if any(g in t.get_text() for g in genres)]
+    assert len(labels) == len(genres)
+    boxes = [t.get_window_extent(r) for t in labels]
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    assert all(fig.bbox.contains(b.x0, b.y0) and fig.bbox.contains(b.x1, b.y1) for b in boxes)   # none cut off

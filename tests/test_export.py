@@ -120,6 +120,65 @@ def test_pandas_reads_the_same_shards(exported, loaded):
         assert r.image['bytes'] == run.resolve(manifest.set_index('id').path[r.id]).read_bytes()
 
 
+def test_run_index_is_a_whole_number_in_both_configurations_as_the_card_says(exported):
+    run, out, _ = exported
+    head = yaml.safe_load((out/'README.md').read_text().split('---\n')[1])
+    for c, info in zip(CONFIGS, head['dataset_info']):
+        assert {'name': 'run_index', 'dtype': 'int64'} in info['features']
+        assert pd.read_parquet(out/c/'data').run_index.dtype == np.int64, c   # not floats with NaN
+    pairs = pd.read_parquet(out/'pairs'/'data')
+    pos = pairs.kind == 'positive'
+    assert sorted(pairs.run_index[pos]) == list(range(pos.sum())) and (pairs.run_index[~pos] == -1).all()
+
+
+def test_a_run_without_a_siamese_model_is_exported_and_says_so(exported, tmp_path):
+    run, _, _ = exported
+    other = tmp_path/'before-06'   # the run as it was after chapter 03
+    for d in ('data', 'generated', 'features', 'similarity'): shutil.copytree(run.path/d, other/d)
+    shutil.copy(run.path/'config.yaml', other/'config.yaml')
+    r = export_main(other, '--out', tmp_path/'o', '--shard-size', '40kB', '--no-progress')
+    assert r.returncode == 0 and 'Siamese' not in r.stdout, r.stdout + r.stderr
+    assert r.stderr.splitlines() == ["artsim_export: note: no `siamese` column: not in this export: the run had no "
+                                     "Siamese network (chapter 06's models/siamese.safetensors) when it was exported; "
+                                     "run chapters 04-06, then export it again to add the column"], r.stderr
+    card = (tmp_path/'o'/'README.md').read_text()
+    assert "- `siamese`: not in this export: the run had no Siamese network" in card
+    assert 'siamese' not in pd.read_parquet(tmp_path/'o'/'pairs'/'data').columns
+
+
+def test_the_card_names_a_licence_and_the_repository_has_its_own(exported):
+    from artsim.export import card_licence
+    _, out, _ = exported
+    card = (out/'README.md').read_text()
+    head = yaml.safe_load(card.split('---\n')[1])
+    assert head['license'] == 'cc0-1.0' and 'license_name' not in head   # the demo's images: artsim's code's alone
+    licensing = card.split('## Licensing\n')[1]
+    assert licensing.lstrip().startswith('CC0 1.0 Universal') and 'Apache License 2.0' in licensing
+    full = card_licence(pd.DataFrame(dict(source=['wikiart'])), pd.DataFrame(dict(generator=['sdxl'])))
+    assert (full['license'], full['license_name']) == ('other', 'research-only')
+    assert 'non-commercial research only' in full['text'] and 'CreativeML Open RAIL++-M' in full['text']
+    text = (Path(__file__).resolve().parent.parent/'LICENSE').read_text()
+    assert text.split()[:4] == ['Apache', 'License', 'Version', '2.0,'] and 'END OF TERMS AND CONDITIONS' in text
+    settings = (Path(__file__).resolve().parent.parent/'settings.ini').read_text()
+    assert re.search(r'^license = apache2$', settings, re.M)
+
+
+def test_the_plan_of_a_run_seeded_from_the_export_counts_the_exports_rows(exported, tmp_path):
+    "`--plan -p source=export`, which the runner accepts: the export's paintings and variants, as they are."
+    run, out, _ = exported
+    env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
+    r = subprocess.run([str(Path(sys.executable).parent/'artsim_reproduce'), '--plan', '--preset', 'tiny', '--run-dir',
+                        str(tmp_path/'r'), '-p', 'source=export', '-p', f'source_path={out}'],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    gen, m = run.read_parquet('generated/pairs.parquet'), run.read_parquet('data/manifest.parquet')
+    lines = r.stdout.splitlines()
+    assert f'paintings: the paintings of the export {out}, with their split' in lines, r.stdout
+    data, made = (f'00_data         {len(m)} paintings in {m.genre.nunique()} genres',
+                  f'01_generation   {len(gen)} variants of {gen.original_id.nunique()} originals taken from the export')
+    assert any(l.startswith(data) for l in lines) and any(l.startswith(made) for l in lines), r.stdout
+    assert not (tmp_path/'r').exists()
+
 def test_no_painting_crosses_splits(exported):
     _, out, _ = exported
     paintings = pd.read_parquet(out/'paintings'/'data', columns=['id', 'split'])

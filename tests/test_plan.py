@@ -151,7 +151,8 @@ def test_a_source_on_disk_is_counted_from_its_files(tmp_path):
     for g in ('a', 'b'):
         (src / g).mkdir(parents=True)
         for i in range(5): Image.new('RGB', (300, 200), (i * 40, 0, 0)).save(src / g / f'{i}.png')
-    plan = print_plan('demo', tmp_path / 'run', param=['source=folder', f'source_path={src}', 'n_per_genre=4', 'originals_per_genre=2'], out=io.StringIO())
+    param = ['source=folder', f'source_path={src}', 'n_per_genre=4', 'originals_per_genre=2']
+    plan = print_plan('demo', tmp_path / 'run', param=param, out=io.StringIO(), only='00,01')   # 04-07's needs aside
     assert plan.how['kind'] == 'disk' and not plan.how['exact']
     assert plan.counts['00_data']['paintings'] == 8 and plan.counts['01_generation']['variants'] == 2 * 2 * 4 * 3
     assert set(zip(plan.manifest.width, plan.manifest.height)) == {(128, 85)}   # the files' size, fitted to image_size
@@ -194,3 +195,94 @@ def test_model_sizes_are_those_of_the_models():
         shared = ('mean', 'std', 'basis', 'score_map.knots')   # artsim.siamese._SHARED: saved once, not per seed
         assert sum(v.numel() for k, v in head.state_dict().items() if v.is_floating_point() and k not in shared) == \
                siamese_head_floats(feature_dim(pooling), 8, 4, sketch, 8, shared=False)
+
+
+# -- what the chapters would stop on, found before anything runs ----------------------------------------------------
+
+def own_paintings(root:Path, genres=('landscape', 'portrait', 'cityscape', 'still_life'), per_genre:int=8) -> Path:
+    "A user's folder: `per_genre` images in each genre's sub-folder (procedural paintings saved as JPEG files)."
+    from artsim.data import demo_painting
+    for g in genres:
+        (root / g).mkdir(parents=True)
+        for i in range(per_genre): demo_painting(g, 100 + i, 256).save(root / g / f'{g}-{i}.jpg', quality=92)
+    return root
+
+
+def refused(argv:list, run_dir:Path):
+    "The plan and the runner both refuse `argv` before anything runs: their one line each, which must be the same."
+    from artsim.reproduce import UsageError
+    with pytest.raises(UsageError) as plan: print_plan(run_dir=run_dir, out=io.StringIO(), **argv)
+    with pytest.raises(UsageError) as run:
+        artsim_reproduce(run_dir=str(run_dir), progress=False, out=io.StringIO(), **argv)
+    assert str(plan.value) == str(run.value) and not run_dir.exists()
+    return str(plan.value)
+
+
+def test_a_batch_larger_than_the_training_split_is_refused_before_chapter_00(tmp_path):
+    "4 genres x 8 own images: the demo preset's bs=32 is more than the 16 training paintings chapter 04 would get."
+    src = own_paintings(tmp_path / 'mine')
+    argv = dict(preset='demo', param=['source=folder', f'source_path={src}'])
+    says = refused(argv, tmp_path / 'run')
+    assert says.startswith('04_finetune would stop: bs=32 is more than the 16 training paintings'), says
+    assert '-p bs=16' in says, says
+    plan = print_plan(run_dir=tmp_path / 'run', out=io.StringIO(), preset='demo', param=argv['param'] + ['bs=16'])
+    assert plan.counts['04_finetune']['train'] == 16
+
+
+TWO_GENRES = ['n_per_genre=10', 'genres=[landscape, portrait]', 'bs=8', 'originals_per_genre=1']
+
+def _demo_without(split:str, seed:int) -> dict:
+    "Two demo genres of 10 paintings, one original each: at `seed`, chapter 01's draw leaves `split` without variants."
+    argv = dict(preset='demo', seed=seed, param=TWO_GENRES)
+    from artsim.reproduce import prepare_run
+    r = prepare_run(**argv)
+    variants = {k: v['variants'] for k, v in plan_run(r.cfg).counts['05_siamese']['splits'].items()}
+    assert variants[split] == 0 and variants['train'] > 0, variants   # what the draw gives, before the check is asked
+    return argv
+
+
+def test_a_split_without_variants_is_refused_before_chapter_00(tmp_path):
+    says = refused(_demo_without('valid', seed=0), tmp_path / 'run')
+    assert says.startswith('05_siamese would stop: no valid variants') and '-p originals_per_genre=null' in says, says
+    assert '-p validate_on=test' in says
+
+
+def test_no_test_pairs_is_refused_before_chapter_00(tmp_path):
+    argv = _demo_without('test', seed=7)
+    says = refused(argv, tmp_path / 'run')
+    assert says.startswith('07_evaluation would stop: no test pairs') and '-p originals_per_genre=null' in says, says
+    # --only names the chapters whose conditions count: 00-04 alone do not need test variants
+    plan = print_plan(run_dir=tmp_path / 'run', out=(out := io.StringIO()), only='00,01,02,03,04', **argv)
+    assert plan.counts['07_evaluation']['own_pairs'] == 0
+    assert 'no valid variants of landscape, portrait; no test variants of landscape, portrait' not in out.getvalue()
+    assert 'no test variants of landscape, portrait: chapters 05-07 judge nothing' in out.getvalue(), out.getvalue()
+
+
+def test_genres_without_variants_in_a_split_are_named(tmp_path):
+    out = io.StringIO()
+    print_plan('demo', tmp_path / 'run', seed=6, param=TWO_GENRES + ['validate_on=test'], out=out)
+    line = next(l for l in out.getvalue().splitlines() if 'judge nothing' in l).strip()
+    assert line == ('no valid variants of landscape, portrait; no test variants of landscape: chapters 05-07 judge '
+                    'nothing of them there (-p originals_per_genre=null draws every painting)'), line
+
+
+@pytest.mark.parametrize('argv, says', [(['--only', '99'], "--only 99: no chapter '99'"),
+                                        (['--from', 'zz'], "--from zz: no chapter 'zz'"),
+                                        (['-p', 'portable=maybe'], '-p portable=maybe: portable is true or false'),
+                                        (['-p', 'genres=[]'], '00_data: genres must be a list of genre names')])
+def test_the_plan_checks_parameters_as_the_runner_does(argv, says, tmp_path):
+    for plan in (['--plan'], []):
+        p = subprocess.run([str(EXE), *plan, '--run-dir', str(tmp_path / 'r'), *argv], capture_output=True, text=True,
+                           env=_env(), cwd=ROOT)
+        assert p.returncode == 2 and p.stdout == '' and len(p.stderr.strip().splitlines()) == 1, (plan, p.stderr)
+        assert says in p.stderr and 'Traceback' not in p.stderr, (plan, p.stderr)
+    assert not (tmp_path / 'r').exists()
+
+
+def test_the_plan_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
+    "`artsim_reproduce --plan | head -3`: the reader gone before the plan is printed (here, before it starts)."
+    p = subprocess.Popen([str(EXE), '--plan', '--run-dir', str(tmp_path / 'r')], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
+    p.stdout.close()
+    err = p.stderr.read().decode(); p.wait(timeout=300)
+    assert p.returncode == 141 and err == '', (p.returncode, err)
