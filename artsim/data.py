@@ -15,11 +15,11 @@ from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
-           'MANIFEST_COLUMNS', 'ImageLoadError', 'load_image', 'image_list', 'demo_size', 'demo_painting',
-           'read_wikiart', 'read_huggan', 'read_folder', 'read_csv_source', 'read_demo', 'read_source', 'source_path',
-           'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
-           'check_collected', 'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage',
-           'show_samples']
+           'MANIFEST_COLUMNS', 'READS', 'LOCATIONS', 'REPORTS', 'ImageLoadError', 'load_image', 'image_list',
+           'demo_size', 'demo_painting', 'read_wikiart', 'read_huggan', 'read_folder', 'read_csv_source', 'read_demo',
+           'read_source', 'source_path', 'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted',
+           'data_report', 'min_per_genre', 'check_collected', 'split_stratified', 'build_manifest', 'save_report',
+           'save_manifest', 'stage', 'show_samples']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -492,15 +492,19 @@ def check_params(p):
                          f"every painting would be left out; lower min_size or raise image_size")
 
 def input_fingerprint(p) -> str:
-    "A cheap fingerprint of the source: every file's path, size and modification time ('' for the demo, made in code)."
+    """A cheap fingerprint of the source's content: every file's place in the source, size and modification time ('' for
+    the demo, made in code). Where the source lies is not part of it: a folder moved with its files (`mv`, `cp -a`) is the
+    same input."""
     if p.source == 'demo': return ''
     path = source_path(p)
+    root = path if path.is_dir() else path.parent
     files = [path] if path.is_file() else list(_walk_files(path))
     if p.source == 'csv': files += [Path(s) for s in read_csv_source(path).src]
     h = hashlib.sha256()
     for f in files:
-        try: st = f.stat(); h.update(f'{f}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
-        except OSError: h.update(f'{f}\0missing\n'.encode())
+        name = f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
+        try: st = f.stat(); h.update(f'{name}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+        except OSError: h.update(f'{name}\0missing\n'.encode())
     return h.hexdigest()[:16]
 
 # %% ../nbs/00_data.ipynb #af024e4f
@@ -630,6 +634,11 @@ def split_stratified(df:pd.DataFrame, valid_pct:float=.2, test_pct:float=.2, see
         n_valid = min(max(int(round(len(idx) * valid_pct)), int(valid_pct > 0)), max(len(idx) - 1 - n_test, 0))
         split[idx[:n_test]] = 'test'; split[idx[n_test:n_test + n_valid]] = 'valid'
     return split
+
+# %% ../nbs/00_data.ipynb #a07f96c2
+READS = ()                    # no artifact of the run: the source data, whose content `input_fingerprint` stands for
+LOCATIONS = ('source_path',)  # where the source lies: a moved source with the same files is the same input
+REPORTS = ('data/bad_files.csv', 'data/report.json')  # for the reader (what was left out, where it lay): no later chapter reads them
 
 # %% ../nbs/00_data.ipynb #0735b9cf
 def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -23,10 +23,11 @@ from .runs import Run, atomic_write, save_json, save_parquet
 from .generation import read_pairs
 
 # %% auto #0
-__all__ = ['FAMILIES', 'HANDMADE', 'working_image', 'Segment', 'Family', 'color_descriptor', 'texture_descriptor',
-           'shape_descriptor', 'edge_descriptor', 'describe', 'SemanticEncoder', 'semantic_encoder', 'l2_normalise',
-           'family_centre', 'content_hash', 'descriptor_version', 'FeatureStore', 'extract_features', 'image_table',
-           'descriptor_settings', 'save_centres', 'stage', 'feature_rows', 'feature_matrix', 'feature_centre']
+__all__ = ['FAMILIES', 'HANDMADE', 'EXECUTION_ONLY', 'REPORTS', 'working_image', 'Segment', 'Family', 'color_descriptor',
+           'texture_descriptor', 'shape_descriptor', 'edge_descriptor', 'describe', 'SemanticEncoder',
+           'semantic_encoder', 'l2_normalise', 'family_centre', 'content_hash', 'descriptor_version', 'FeatureStore',
+           'extract_features', 'image_table', 'descriptor_settings', 'save_centres', 'reads', 'stage', 'feature_rows',
+           'feature_matrix', 'feature_centre']
 
 # %% ../nbs/02_descriptors.ipynb #ff6313dc
 def working_image(src, # path, bytes, PIL image or uint8 array
@@ -541,6 +542,14 @@ def save_centres(store:FeatureStore, images:pd.DataFrame, # `features/images.par
         row = {h: i for i, h in enumerate(hashes)}
         idx = [row[h] for h in dict.fromkeys(own) if h in row]
         if idx: store.put_centre(f, v, family_centre(f, X[idx]), len(idx))
+
+# %% ../nbs/02_descriptors.ipynb #788df381
+def reads(p) -> tuple:
+    "The paintings and their variants; chapter 04's model too when it is the semantic family's network (a second pass)."
+    return ('data', 'generation') + (('finetune',) if p.get('semantic_weights') == 'genre' else ())
+
+EXECUTION_ONLY = ('n_jobs', 'chunk_size')   # worker processes and vectors per cache write: the same features either way
+REPORTS = ('features/extraction.json',)     # how the extraction went (workers, seconds, what the last pass did)
 
 # %% ../nbs/02_descriptors.ipynb #082167f8
 def stage(run:Run, p) -> None:

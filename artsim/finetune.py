@@ -25,11 +25,11 @@ from .learning import KeepBestModel, PreciseBN, TrainingLog, one_process, traini
 from .numerics import numerics_info
 
 # %% auto #0
-__all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'PaintingReader', 'check_genre_splits', 'genre_dataloaders', 'genre_classifier',
-           'model_card', 'save_genre_model', 'check_genre_card', 'read_genre_card', 'load_genre_model',
-           'predict_genres', 'top3_accuracy', 'genre_learner', 'valid_accuracy', 'train_genre_model', 'genre_report',
-           'predict_test_split', 'plot_lr_find', 'plot_training', 'plot_confusion', 'plot_genre_predictions', 'stage',
-           'main']
+__all__ = ['GENRE_AUGMENT', 'GENRE_HEAD', 'READS', 'EXECUTION_ONLY', 'PaintingReader', 'check_genre_splits', 'genre_dataloaders',
+           'genre_classifier', 'model_card', 'save_genre_model', 'check_genre_card', 'read_genre_card',
+           'load_genre_model', 'predict_genres', 'top3_accuracy', 'genre_learner', 'valid_accuracy',
+           'train_genre_model', 'genre_report', 'predict_test_split', 'plot_lr_find', 'plot_training', 'plot_confusion',
+           'plot_genre_predictions', 'stage', 'main']
 
 # %% ../nbs/04_finetune.ipynb #563bc9c2
 # fastai `aug_transforms` arguments: geometric, mild, no colour changes
@@ -360,6 +360,10 @@ def _note(p) -> str:
                 f'{p.input_size} px, {p.freeze_epochs}+{p.epochs} epochs on the CPU; a check of the pipeline, '
                 'not a thesis result')
     return f'{p.preset} preset'
+
+# %% ../nbs/04_finetune.ipynb #c832dc17
+READS = ('data',)                  # the manifest and the paintings
+EXECUTION_ONLY = ('num_workers',)  # data-loading processes: the same batches either way
 
 # %% ../nbs/04_finetune.ipynb #0d471731
 def stage(run:Run, p) -> dict|None:

@@ -10,14 +10,15 @@ import yaml
 import artsim
 from fastcore.basics import AttrDict
 from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
-                         check_stage_params, stage_fingerprint, Run, interrupted_writes)
+                         check_stage_params, stage_fingerprint, Run, interrupted_writes, identity_params, stage_reads,
+                         content_files, file_digests)
 from .numerics import pinned_env, restart_pinned
 
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'typed_override', 'parse_overrides',
-           'resolve_config', 'check_config', 'prepare_run', 'stage_arguments', 'chapter_code', 'ChapterFailed',
-           'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce',
-           'CommandParser', 'CommandFailed', 'existing', 'parser', 'main']
+           'resolve_config', 'check_config', 'prepare_run', 'stage_arguments', 'chapter_code', 'chapter_identity',
+           'rerun_reasons', 'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra',
+           'check_extra', 'artsim_reproduce', 'CommandParser', 'CommandFailed', 'existing', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 class UsageError(ValueError):
@@ -166,10 +167,7 @@ def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
     return run, p
 
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
-def _digest(params:dict, upstream:str='', code:str='', inputs:str='') -> str:
-    # where the run lies is not what it holds: a run moved or copied elsewhere keeps its finished chapters
-    params = {k: v for k, v in params.items() if k != 'run_dir'}
-    return hashlib.sha256((upstream + code + inputs + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()[:16]
+def _sha(text:str) -> str: return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 def chapter_code(path) -> str:
     "The code cells of a chapter, the part of it that decides what it writes."
@@ -178,6 +176,45 @@ def chapter_code(path) -> str:
 def _done(run_dir:Path, chapter:str) -> dict|None:
     f = run_dir/'.done'/f'{chapter}.json'
     return json.loads(f.read_text()) if f.exists() else None
+
+def chapter_identity(run_dir:Path, # the run directory
+                     stage:str, params:dict, # the chapter's stage and resolved parameters
+                     code:str, # its code (`chapter_code`)
+                     known:dict|None=None, # rel -> [bytes, mtime_ns, digest] known so far (`file_digests`); updated
+                    ) -> dict:
+    """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its code,
+    the fingerprint of what it reads outside the run, and the content digest of every artifact of the run it reads."""
+    known = {} if known is None else known
+    reads = file_digests(run_dir, content_files(run_dir, stage_reads(stage, params)), known)
+    known.update(reads)
+    ident = dict(params=identity_params(stage, params), code=_sha(code), source=stage_fingerprint(stage, params),
+                 inputs={rel: d[2] for rel, d in reads.items()})
+    return json.loads(json.dumps(ident, sort_keys=True, default=str))   # as .done/ records it: JSON keys and values
+
+def _listed(names, n:int=3) -> str:
+    names = list(names)
+    return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
+
+def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it has none
+                  identity:dict, # its `chapter_identity` now
+                  outputs:dict, # its own artifacts now (`file_digests`)
+                  chapter:str, # its name
+                 ) -> list: # [] when the chapter is done
+    "Why a chapter must run (again): what is new since its record, one phrase per kind of change."
+    if prev is None: return ['not run before']
+    if 'identity' not in prev: return ['recorded by an earlier artsim']
+    old, why = prev['identity'], []
+    def same(a, b): return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    if ps := [k for k in sorted(set(old['params']) | set(identity['params'])) if not same(old['params'].get(k), identity['params'].get(k))]:
+        why.append('parameters: ' + ', '.join(ps))
+    if old['code'] != identity['code']: why.append(f'code: {chapter}')
+    if old['source'] != identity['source']: why.append('input: the source data')
+    a, b = old['inputs'], identity['inputs']
+    if fs := [f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]: why.append('input: ' + _listed(fs))
+    rec = prev.get('outputs') or {}
+    if gone := [f for f in sorted(rec) if f not in outputs or outputs[f][2] != rec[f][2]]:
+        why.append('output changed or missing: ' + _listed(gone))
+    return why
 
 # %% ../nbs/pipeline/reproduce.ipynb #76966c91
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
@@ -201,12 +238,15 @@ _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APP
            # fastai's layers use torch.jit.script at import: torch's deprecation is nothing a reader of a chapter can act on
            "warnings.filterwarnings('ignore', message=r'`torch\\.jit\\.script` is deprecated', category=FutureWarning)\n"
            # a runner killed outright (SIGKILL, OOM) takes its kernel along, and every worker the kernel started: the
-           # kernel leads a process group of its own (jupyter_client starts it in a new session), so it ends the group
+           # kernel leads a process group of its own (jupyter_client starts it in a new session), so it ends the group.
+           # ipykernel's own parent poller (JPY_PARENT_PID) would end the kernel alone, leaving its workers behind, when
+           # it saw the orphaning first: this thread takes its place
            "import threading, signal, time\n"
            "def _orphaned(parent=os.getppid()):\n"
-           "    while os.getppid() == parent: time.sleep(0.5)\n"
+           "    while os.getppid() == parent: time.sleep(0.2)\n"
            "    os.killpg(os.getpgrp(), signal.SIGKILL)\n"
-           "if os.getpgrp() == os.getpid(): threading.Thread(target=_orphaned, daemon=True).start()\n"
+           "if os.getpgrp() == os.getpid():\n"
+           "    os.environ.pop('JPY_PARENT_PID', None); threading.Thread(target=_orphaned, daemon=True).start()\n"
            "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
 
 @contextlib.contextmanager
@@ -339,32 +379,35 @@ def artsim_reproduce(
     w = max(len(c[0]) for c in chs) if chs else 0
     bar = progress and sys.stderr.isatty()
     say(f"artsim_reproduce: preset {preset}, {len(chs)} chapter{'s' * (len(chs) != 1)} -> {run_dir}")
-    rows, upstream, t_all = [], '', time.time()
-    first = all_chs.index(chs[0]) if chs else 0   # the digest chain starts from the chapter before the first one run
-    if first > 0: upstream = (_done(run_dir, all_chs[first - 1][0]) or {}).get('digest', '')
+    rows, t_all, known = [], time.time(), {}
+    for n, _, _ in all_chs: known.update((_done(run_dir, n) or {}).get('outputs') or {})   # files unchanged are not read again
     for name, stage, path in chs:
-        params = cfg[stage]
-        inputs = stage_fingerprint(stage, params)
-        digest = _digest(params, upstream, chapter_code(path), inputs)
+        params, done = cfg[stage], run_dir/'.done'/f'{name}.json'
+        identity = chapter_identity(run_dir, stage, params, chapter_code(path), known)
         prev = _done(run_dir, name)
-        if not force and prev and prev.get('digest') == digest:
+        outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
+        why = ['--force'] if force else rerun_reasons(prev, identity, outputs, name)
+        if not why:
+            # moved or copied: the files' new modification times, so that the next check reads none of them again
+            if outputs != prev.get('outputs'): save_json({**prev, 'outputs': outputs}, done)
             say(f"  {name:<{w}}  skipped  {0:6.1f} s  (done before: same parameters, code and input)")
-            rows.append((name, 'skipped', 0.)); upstream = digest; continue
+            rows.append((name, 'skipped', 0.)); continue
         if not bar: say(f"  {name:<{w}}  ", end='')
         t0, log = time.time(), run_dir/'logs'/f'{name}.log'
-        (run_dir/'.done'/f'{name}.json').unlink(missing_ok=True)   # until it ends: redone with --force, it is not done
+        done.unlink(missing_ok=True)   # until it ends: redone with --force, it is not done
         for f in interrupted_writes(run_dir): shutil.rmtree(f) if f.is_dir() else f.unlink()   # what a kill left
         try: run_chapter(path, run_dir/'notebooks'/path.name, params, log, progress=bar)
         except (ChapterFailed, KeyboardInterrupt) as e:
             dt, status = time.time() - t0, 'FAILED' if isinstance(e, ChapterFailed) else 'STOPPED'
-            say(('' if not bar else f"  {name:<{w}}  ") + f"{status:<7}  {dt:6.1f} s")
+            say(('' if not bar else f"  {name:<{w}}  ") + f"{status:<7}  {dt:6.1f} s  ({'; '.join(why)})")
             raise
         dt = time.time() - t0
-        save_json(dict(chapter=name, stage=stage, digest=digest, inputs=inputs, seconds=round(dt, 2),
-                       finished=time.strftime('%Y-%m-%dT%H:%M:%S')), run_dir/'.done'/f'{name}.json')
-        say(('' if not bar else f"  {name:<{w}}  ") + f"ran      {dt:6.1f} s")
+        outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
+        save_json(dict(chapter=name, stage=stage, digest=_sha(json.dumps(identity, sort_keys=True)), because=why,
+                       identity=identity, outputs=outputs, seconds=round(dt, 2), finished=time.strftime('%Y-%m-%dT%H:%M:%S')), done)
+        say(('' if not bar else f"  {name:<{w}}  ") + f"ran      {dt:6.1f} s  ({'; '.join(why)})")
         for said in chapter_warnings(run_dir/'notebooks'/path.name): say(f"    warning: {said}")
-        rows.append((name, 'ran', dt)); upstream = digest
+        rows.append((name, 'ran', dt))
     say(f"{len(rows)} chapter{'s' * (len(rows) != 1)} in {time.time() - t_all:.1f} s. Results in {run_dir}: "
         f"the executed chapters in notebooks/, their logs in logs/, the parameters in config.yaml")
     return rows

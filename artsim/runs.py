@@ -14,12 +14,13 @@ from PIL import Image
 from fastcore.basics import AttrDict, patch
 
 # %% auto #0
-__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'EXECUTION_ONLY', 'UPSTREAM_ENV', 'load_presets',
+__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'UPSTREAM_ENV', 'WALL_CLOCK', 'load_presets',
            'preset_params', 'temporary_dir', 'project_root', 'project_path', 'resolve_run_dir', 'in_test',
            'stage_params', 'Run', 'artifact_stage', 'atomic_write', 'interrupted_writes', 'image_options',
            'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed',
-           'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'same_params', 'copy_upstream',
-           'prepare']
+           'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'execution_only',
+           'identity_params', 'same_params', 'copy_upstream', 'prepare', 'stage_reads', 'content_files',
+           'content_digest', 'file_digests']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -268,13 +269,22 @@ def stage_fingerprint(stage:str, p:dict) -> str:
     f = getattr(stage_module(stage), 'input_fingerprint', None)
     return f(AttrDict(p)) if f else ''
 
-# Parameters that change how fast a stage runs, never what it writes: a run made with other values of these is the same
-EXECUTION_ONLY = {'descriptors': ('n_jobs',), 'finetune': ('num_workers',)}
+def _declared(stage:str, name:str) -> tuple:
+    return tuple(getattr(stage_module(stage), name, None) or ())
+
+def execution_only(stage:str) -> tuple:
+    """The parameters of `stage` that change how fast it runs, or where its inputs lie, never what it writes: its module's
+    `EXECUTION_ONLY` (worker counts, write chunks) and `LOCATIONS` (a source folder, whose content `input_fingerprint` stands for)."""
+    return _declared(stage, 'EXECUTION_ONLY') + _declared(stage, 'LOCATIONS')
+
+def identity_params(stage:str, p:dict) -> dict:
+    "The parameters of `stage` that decide what it writes: `p` without `run_dir` and its `execution_only` ones."
+    skip = {'run_dir', 'stage', *execution_only(stage)}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(p.items()) if k not in skip}
 
 def same_params(stage:str, a:dict, b:dict) -> bool:
-    "Whether `stage` with parameters `a` writes what it writes with `b`: equal but for `run_dir` and `EXECUTION_ONLY`."
-    skip = {'run_dir', 'stage', *EXECUTION_ONLY.get(stage, ())}
-    def norm(d): return json.dumps({k: v for k, v in d.items() if k not in skip}, sort_keys=True, default=str)
+    "Whether `stage` with parameters `a` writes what it writes with `b` (`identity_params` equal)."
+    def norm(d): return json.dumps(identity_params(stage, d), sort_keys=True, default=str)
     return norm(a) == norm(b)
 
 UPSTREAM_ENV = 'ARTSIM_TEST_UPSTREAM'  # under nbdev_test: a finished run whose earlier stages a chapter may take over
@@ -306,3 +316,61 @@ def prepare(stage:str, p:dict) -> Run:
             if not copied: stage_module(up).stage(run, up_p)
     record_params(run, p)
     return run
+
+# %% ../nbs/pipeline/runs.ipynb #b3bf6e34
+# the fields that say when, where and with how many workers a file was made: no rerun repeats them, no result depends on them
+WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'finished', 'mtime_ns', 'workers', 'num_workers', 'run_dir')
+
+def stage_reads(stage:str, p:dict) -> tuple:
+    "The stages whose artifacts `stage` reads with parameters `p`: its module's `reads(p)` or `READS`; every earlier stage when it declares neither."
+    mod = stage_module(stage)
+    if callable(getattr(mod, 'reads', None)): return tuple(mod.reads(AttrDict(p)))
+    return tuple(mod.READS) if hasattr(mod, 'READS') else STAGES[:STAGES.index(stage)]
+
+def content_files(run_dir, # the run directory
+                  stages, # the stages whose artifacts to list
+                 ) -> list:
+    "The artifacts of `stages` in the run (paths relative to it), without the stages' `REPORTS` and unfinished writes."
+    run_dir, stages = Path(run_dir), set(stages)
+    reports = {r for s in stages for r in _declared(s, 'REPORTS')}
+    out = []
+    for d, dirs, files in os.walk(run_dir):
+        dirs[:] = sorted(x for x in dirs if not x.startswith(('.', WORK_PREFIX)))
+        for f in sorted(files):
+            rel = (Path(d)/f).relative_to(run_dir).as_posix()
+            if not f.startswith(('.', WORK_PREFIX)) and artifact_stage(rel) in stages and rel not in reports: out.append(rel)
+    return out
+
+def _without_clock(o):
+    if isinstance(o, dict): return {k: _without_clock(v) for k, v in o.items() if k not in WALL_CLOCK}
+    if isinstance(o, list): return [_without_clock(v) for v in o]
+    return o
+
+def content_digest(path) -> str:
+    "A digest of the file's content: its bytes; for JSON and parquet, the content without its `WALL_CLOCK` fields."
+    path, h = Path(path), hashlib.sha256()
+    if path.suffix == '.json':
+        h.update(json.dumps(_without_clock(json.loads(path.read_text(encoding='utf-8'))), sort_keys=True).encode())
+        return h.hexdigest()[:16]
+    if path.suffix == '.parquet':
+        import pyarrow.parquet as pq
+        if clock := [c for c in pq.read_schema(path).names if c in WALL_CLOCK]:
+            df = pd.read_parquet(path).drop(columns=clock)
+            h.update(json.dumps([list(df.columns), [str(t) for t in df.dtypes]]).encode())
+            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+            return h.hexdigest()[:16]
+    with open(path, 'rb') as fh:
+        for block in iter(lambda: fh.read(1 << 22), b''): h.update(block)
+    return h.hexdigest()[:16]
+
+def file_digests(run_dir, # the run directory
+                 files, # paths relative to it
+                 known:dict|None=None, # rel -> [bytes, mtime_ns, digest] recorded before: files unchanged on disk are not read again
+                ) -> dict: # rel -> [bytes, mtime_ns, digest]
+    "The `content_digest` of each file, read again only where its size or modification time differs from `known`."
+    out, known = {}, known or {}
+    for rel in files:
+        st = (Path(run_dir)/rel).stat()
+        k = known.get(rel)
+        out[rel] = k if k and k[:2] == [st.st_size, st.st_mtime_ns] else [st.st_size, st.st_mtime_ns, content_digest(Path(run_dir)/rel)]
+    return out

@@ -25,10 +25,10 @@ from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 __all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'as_pooling', 'stage_sides', 'coarsen', 'SplitTable', 'split_tables',
            'descriptor_matrices', 'teacher_matrix', 'single_thread', 'augmented_copies', 'SplitData', 'encode_images',
            'read_images', 'encode_paths', 'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params',
-           'check_split_variants', 'stage', 'teacher_summary', 'plot_teacher', 'painting_batches', 'split_criteria',
-           'standardiser', 'cosine_matrix', 'layout_comparison', 'pca_basis', 'CountSketch', 'MonotoneMap',
-           'SiameseHead', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture', 'empty_head', 'SiameseSimilarity',
-           'save_seed_heads', 'load_seed_models']
+           'check_split_variants', 'reads', 'stage', 'teacher_summary', 'plot_teacher', 'painting_batches',
+           'split_criteria', 'standardiser', 'cosine_matrix', 'layout_comparison', 'pca_basis', 'CountSketch',
+           'MonotoneMap', 'SiameseHead', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture', 'empty_head',
+           'SiameseSimilarity', 'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/05_siamese.ipynb #5a1e0000
 def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or strings
@@ -280,6 +280,11 @@ def check_split_variants(variants:dict, # split -> how many variants chapter 01 
                              f"network needs them to {use}; draw more paintings per genre (-p originals_per_genre=null "
                              f"takes every one)"
                              + (f" or validate on the {other} split (-p validate_on={other})" if s != 'train' else ''))
+
+# %% ../nbs/05_siamese.ipynb #f242fb37
+def reads(p) -> tuple:
+    "The images, the pairs, the features and the teacher's values; chapter 04's model when it is the encoder."
+    return ('data', 'generation', 'descriptors', 'similarity') + (('finetune',) if p.get('encoder_weights') == 'genre' else ())
 
 # %% ../nbs/05_siamese.ipynb #5a1e0080
 def stage(run:Run, p) -> dict: # split -> `SplitData`

@@ -20,7 +20,7 @@ from .runs import Run, derive_seed, record_params, save_json, save_parquet, stag
 from .generation import read_pairs
 
 # %% auto #0
-__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'histogram_intersection', 'cosine_similarity',
+__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'READS', 'histogram_intersection', 'cosine_similarity',
            'centred_cosine', 'rms_similarity', 'map_similarity', 'family_similarity', 'rows_similarity',
            'family_similarity_matrix', 'combine', 'negative_pairs', 'null_pairs', 'calibrated', 'Calibration',
            'null_statistics', 'run_images', 'unrelated_statistics', 'calibrate', 'load_calibration', 'score_pairs',
@@ -411,6 +411,9 @@ def strength_correlations(scores:pd.DataFrame, # `score_pairs` output
     cols = columns or [c for c in list(FAMILIES) + ['combined'] if c in pos]
     rows = [dict(zip(('rho', 'p'), stats.spearmanr(pos.strength, pos[c]))) for c in cols]
     return pd.DataFrame(rows, index=pd.Index(cols, name='column')).astype(float)
+
+# %% ../nbs/03_similarity.ipynb #b8c873c7
+READS = ('data', 'generation', 'descriptors')   # the splits, the pairs and the features
 
 # %% ../nbs/03_similarity.ipynb #321fd459
 def stage(run:Run, p) -> None:

@@ -16,7 +16,7 @@ from .siamese import (SiameseHead, SiameseNet, SiameseSimilarity, SplitData, bui
                             load_siamese_data, painting_batches, save_seed_heads, single_thread, split_criteria)
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'CRITERIA', 'TrainingRecipe', 'training_recipe', 'strength_pairs', 'batch_loss', 'train_head',
+__all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'strength_pairs', 'batch_loss', 'train_head',
            'head_scores', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
            'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'stage', 'plot_history', 'main']
 
@@ -260,6 +260,10 @@ def check_params(p):
     if p.own_share is not None and not 0 <= float(p.own_share) <= 1: raise ValueError(f'own_share must lie in [0, 1], got {p.own_share}')
     if int(p.paintings_per_batch) < 1 or int(p.frozen_epochs) < 0: raise ValueError('paintings_per_batch must be >= 1 and frozen_epochs >= 0')
     if min(float(p.temperature), float(p.listwise_temperature)) <= 0: raise ValueError('temperatures must be positive')
+
+# %% ../nbs/06_training.ipynb #b128cac5
+# chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score again
+READS = ('data', 'generation', 'finetune', 'siamese')
 
 # %% ../nbs/06_training.ipynb #5b2e0018
 def stage(run:Run, p) -> AttrDict:

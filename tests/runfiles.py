@@ -2,8 +2,8 @@
 import json
 import pandas as pd
 
-WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'mtime_ns')   # when and how fast a file was made: no rerun repeats these
-# the artifacts that hold such fields (the integrator moves the rest out of the content artifacts): compared without them
+from artsim.runs import WALL_CLOCK   # when, where, how fast and with how many workers a file was made: no rerun repeats these
+# the artifacts that hold such fields: compared without them
 TIMED = {'generated/timings.parquet', 'features/images.parquet', 'features/extraction.json', 'metrics/genre.json',
          'models/siamese.json', 'metrics/training.json', 'metrics/eval.json'}
 

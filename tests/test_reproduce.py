@@ -1,7 +1,7 @@
 """The runner as a user meets it: order, parameters, usage errors before anything starts, one quiet line per chapter,
 a failing chapter named with its cell, reruns that skip what is done and redo what changed (code, parameters, input),
 run directories that do not depend on the working directory, and nothing left behind."""
-import json, os, shlex, shutil, subprocess, sys, time, uuid
+import io, json, os, shlex, shutil, subprocess, sys, time, uuid
 from pathlib import Path
 import nbformat
 import pandas as pd
@@ -45,7 +45,8 @@ def _chapter(path, stage, body):
 def nbs(tmp_path):
     d = tmp_path/'nbs'; d.mkdir()
     _chapter(d/'00_data.ipynb', 'data', "from pathlib import Path\nprint('a line for the log')\n"
-             "with open(Path(run_dir)/'data_runs.txt', 'a') as f: f.write(f'{n_per_genre}\\n')")
+             "with open(Path(run_dir)/'data_runs.txt', 'a') as f: f.write(f'{n_per_genre}\\n')\n"
+             "(Path(run_dir)/'data').mkdir(exist_ok=True); (Path(run_dir)/'data'/'manifest.txt').write_text(f'{n_per_genre}')")
     _chapter(d/'01_generation.ipynb', 'generation', "from pathlib import Path\n"
              "if (Path(run_dir)/'break').exists(): raise ValueError('the generator broke')\n"
              "with open(Path(run_dir)/'gen_runs.txt', 'a') as f: f.write('x\\n')")
@@ -79,9 +80,13 @@ def test_failure_names_chapter_and_cell_then_resume(nbs, tmp_path, capsys, monke
     assert [(c, s) for c, s, _ in rows] == [('00_data', 'skipped'), ('01_generation', 'ran')]
     assert (run/'data_runs.txt').read_text().splitlines() == ['4']  # not run again
 
-    # a changed parameter redoes that chapter and everything after it
-    rows = artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False, param=['n_per_genre=2'])
+    # a changed parameter redoes that chapter, and the chapters that read what it wrote differently; each says why
+    buf = io.StringIO()
+    rows = artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False, param=['n_per_genre=2'], out=buf)
     assert [s for _, s, _ in rows] == ['ran', 'ran']
+    lines = buf.getvalue().splitlines()
+    assert lines[1].endswith('(parameters: n_per_genre)') and lines[2].endswith('(input: data/manifest.txt)'), lines
+    assert json.loads((run/'.done'/'01_generation.json').read_text())['because'] == ['input: data/manifest.txt']
     assert (run/'data_runs.txt').read_text().splitlines() == ['4', '2']
     cfg = yaml.safe_load((run/'config.yaml').read_text())
     assert cfg['overrides'] == {'n_per_genre': 2} and cfg['stages']['data']['n_per_genre'] == 2
@@ -90,15 +95,21 @@ def test_failure_names_chapter_and_cell_then_resume(nbs, tmp_path, capsys, monke
     assert rows[0][:2] == ('01_generation', 'ran') and len(rows) == 1
 
 
-def test_an_edited_chapter_is_redone_with_what_follows(nbs, tmp_path, monkeypatch):
+def test_an_edited_chapter_is_redone_and_what_follows_only_if_its_input_changed(nbs, tmp_path, monkeypatch):
     monkeypatch.delenv('IN_TEST', raising=False)
     run = tmp_path/'run'
     assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False)] == ['ran', 'ran']
     nb = nbformat.read(nbs/'00_data.ipynb', as_version=4)
     nb.cells[2].source += "\n# a changed comment is a changed chapter"
     nbformat.write(nb, nbs/'00_data.ipynb')
-    assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False)] == ['ran', 'ran']
+    buf = io.StringIO()
+    assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False, out=buf)] == ['ran', 'skipped']
+    assert buf.getvalue().splitlines()[1].endswith('(code: 00_data)'), buf.getvalue()   # it wrote what it wrote before: 01 stays done
     assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False)] == ['skipped', 'skipped']
+    (run/'data'/'manifest.txt').write_text('edited by hand')   # an artifact changed outside the runner: its chapter redoes it
+    buf = io.StringIO()
+    assert [s for _, s, _ in artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False, out=buf)] == ['ran', 'skipped']
+    assert buf.getvalue().splitlines()[1].endswith('(output changed or missing: data/manifest.txt)'), buf.getvalue()
 
 
 USAGE_ERRORS = [  # what a user typed -> what the one line says
@@ -192,34 +203,15 @@ def test_own_folder_runs_with_report_and_rerun_redoes_it_when_an_image_is_added(
 
 
 
-def test_a_folder_of_4_genres_x_8_images_runs_every_chapter_with_the_readmes_command(tmp_path):
-    """The README's command for a small folder of one's own ("Your own paintings"), on a generated folder of 4 genres x
-    8 images: all eight chapters on the first try, the evaluation's report written."""
-    lines = (ROOT/'README.md').read_text().splitlines()
-    cmd = next(l for l in lines if l.startswith('.venv/bin/artsim_reproduce ') and 'source=folder' in l
-               and ' -p bs=' in l and '--plan' not in l)
-    src = tmp_path/'my_paintings'
-    for g in ('landscape', 'portrait', 'cityscape', 'still_life'):
-        (src/g).mkdir(parents=True)
-        for i in range(8): demo_painting(g, 1000 + i, 256).save(src/g/f'{g}-{i}.jpg', quality=92)
-    args = [a.replace('source_path=my_paintings', f'source_path={src}') for a in shlex.split(cmd)[1:]]
-    assert f'source_path={src}' in args, cmd
-    args[args.index('--run-dir') + 1] = str(tmp_path/'runs'/'mine')
-    r = _cli(*args, '--no-progress', timeout=3600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    ran = [l.split()[:2] for l in r.stdout.splitlines() if l.startswith('  0')]
-    assert ran == [[c, 'ran'] for c in ('00_data', '01_generation', '02_descriptors', '03_similarity', '04_finetune',
-                                         '05_siamese', '06_training', '07_evaluation')], r.stdout
-    run = tmp_path/'runs'/'mine'
-    assert json.loads((run/'metrics'/'eval.json').read_text())['counts']['test_paintings'] == 8
-    assert (run/'report.md').is_file()
-
 def _processes_with(marker):
     "Processes alive whose environment carries `marker` (children of the run inherit it)."
     out = []
     for d in Path('/proc').glob('[0-9]*'):
         try:
-            if marker.encode() in (d/'environ').read_bytes(): out.append((d.name, (d/'cmdline').read_bytes()[:120]))
+            if marker.encode() in (d/'environ').read_bytes():
+                # state, parent and process group (fields 3-5 of stat) say who should have ended it
+                state, ppid, pgrp = (d/'stat').read_text().rsplit(')', 1)[1].split()[:3]
+                out.append((d.name, f'state {state} ppid {ppid} pgrp {pgrp}', (d/'cmdline').read_bytes()[:120]))
         except OSError: pass
     return out
 

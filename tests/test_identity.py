@@ -1,0 +1,87 @@
+"""What a chapter's results depend on (`artsim.reproduce.chapter_identity`): a run moved or copied keeps its finished
+chapters; a setting that only changes how fast a chapter runs redoes nothing; a result-bearing one redoes its chapter and
+the chapters that read what it wrote differently, each saying why; a moved source folder redoes at most chapter 00. The
+declarations behind it are checked against the chapters themselves: a chapter run with other values of its
+`EXECUTION_ONLY` parameters, or with only the artifacts of the stages it declares it `READS`, writes the same content."""
+import json, os, shutil, subprocess
+from pathlib import Path
+import pytest
+
+from artsim.reproduce import chapters
+from artsim.runs import STAGES, content_files, file_digests, stage_reads, execution_only, _declared
+from conftest import ROOT, EXE, copy_run, user_env
+from test_reproduce import _my_paintings
+
+NAMES = {s: c for c, s, _ in chapters(ROOT/'nbs')}
+
+
+def _run(run, *args, timeout=900):
+    r = subprocess.run([str(EXE), '--preset', 'tiny', '--run-dir', str(run), '--no-progress', *map(str, args)], cwd=ROOT,
+                       env=user_env(), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = [l.split(None, 4) for l in r.stdout.splitlines()[1:-1] if not l.startswith('    ')]
+    # chapter -> (status, why): the reason a chapter that ran gives, in brackets at the end of its line
+    return {w[0]: (w[1], w[4][1:-1] if w[1] == 'ran' else '') for w in lines}
+
+
+def _content(run, stage) -> dict:
+    return {f: d[2] for f, d in file_digests(run, content_files(run, [stage])).items()}
+
+
+def test_a_run_copied_without_its_times_skips_every_chapter_and_execution_settings_redo_nothing(tiny_run, tmp_path):
+    "Copied with new modification times (`cp -r`): every file is read again and found the same; worker counts are not results."
+    moved = tmp_path/'elsewhere'/'run'
+    shutil.copytree(tiny_run.path, moved, copy_function=shutil.copyfile)
+    said = _run(moved, '-p', 'n_jobs=1', '-p', 'chunk_size=5', '-p', 'num_workers=1')
+    assert said == {c: ('skipped', '') for c in NAMES.values()}, said
+    assert execution_only('descriptors') == ('n_jobs', 'chunk_size') and execution_only('finetune') == ('num_workers',)
+
+
+def test_a_result_bearing_change_redoes_its_chapter_and_those_that_read_what_changed(tiny_run, tmp_path):
+    run = copy_run(tiny_run.path, tmp_path/'run')
+    said = _run(run, '-p', 'n_jobs=2', '-p', 'size=48')
+    ran = {c for c, (s, _) in said.items() if s == 'ran'}
+    # 02 reads the images; 03 its features; 04 the paintings alone; 05 02's and 03's values; 06 05's data; 07 all
+    assert ran == {NAMES[s] for s in ('descriptors', 'similarity', 'siamese', 'training', 'evaluation')}, said
+    assert said[NAMES['descriptors']][1] == 'parameters: size', said
+    assert said[NAMES['similarity']][1].startswith('input: features/'), said
+    assert said[NAMES['siamese']][1].startswith('input: features/'), said   # 05 checks the teacher against the features
+    assert said[NAMES['training']][1] == 'input: siamese/data.safetensors', said
+    done = json.loads((run/'.done'/f"{NAMES['descriptors']}.json").read_text())
+    assert done['because'] == ['parameters: size'] and done['identity']['params']['size'] == 48
+
+
+@pytest.mark.parametrize('stage, settings', [('descriptors', ['n_jobs=1', 'chunk_size=3']), ('finetune', ['num_workers=1']),
+                                             ('siamese', []), ('training', [])])
+def test_a_chapter_writes_the_same_content_from_what_it_declares_it_reads(tiny_run, tmp_path, stage, settings):
+    """The chapter run again with other values of its execution-only settings, in a copy of the shared run that holds only
+    the artifacts of the stages it `READS` (their reports removed too): its content artifacts are the shared run's, byte
+    for byte (JSON and timed tables without their wall-clock fields), and the chapters after it stay done."""
+    run = copy_run(tiny_run.path, tmp_path/'run')
+    p = {**json.loads(json.dumps(__import__('yaml').safe_load((run/'config.yaml').read_text())['stages'][stage]))}
+    keep = set(stage_reads(stage, p))
+    gone = [f for f in content_files(run, [s for s in STAGES if s not in keep])] + \
+           [r for s in keep for r in _declared(s, 'REPORTS') if (run/r).exists()]
+    for f in gone: (run/f).unlink()
+    assert gone
+    said = _run(run, '--only', NAMES[stage], '--force', '-p', 'n_jobs=2', *[a for s in settings for a in ('-p', s)])
+    assert said[NAMES[stage]] == ('ran', '--force'), said
+    assert _content(run, stage) == _content(tiny_run.path, stage)
+    for f in gone: shutil.copy2(tiny_run.path/f, run/f)   # the rest of the run back: the chapters after it are still done
+    after = _run(run, '-p', 'n_jobs=2')
+    assert all(s == 'skipped' for s, _ in after.values()), after
+
+
+def test_a_moved_source_folder_redoes_at_most_chapter_00(tmp_path):
+    "`mv` keeps the files' times: nothing to redo. A copy with new times: 00 reads it again, writes the same, 01 stays done."
+    src, moved, run = tmp_path/'a'/'my_paintings', tmp_path/'b'/'my_paintings', tmp_path/'run'
+    _my_paintings(src)
+    first = _run(run, '--only', '00,01', '-p', 'source=folder', '-p', f'source_path={src}')
+    assert [s for s, _ in first.values()] == ['ran', 'ran'], first
+    moved.parent.mkdir(); os.rename(src, moved)
+    said = _run(run, '--only', '00,01', '-p', 'source=folder', '-p', f'source_path={moved}')
+    assert [s for s, _ in said.values()] == ['skipped', 'skipped'], said
+    copied = tmp_path/'copied'
+    shutil.copytree(moved, copied, copy_function=shutil.copyfile)   # new modification times
+    said = _run(run, '--only', '00,01', '-p', 'source=folder', '-p', f'source_path={copied}')
+    assert list(said.values()) == [('ran', 'input: the source data'), ('skipped', '')], said
