@@ -102,11 +102,12 @@ def _remedy(have:dict, want:dict) -> str:
 def check_index_folder(out:Path, # the index folder asked for
                        want:dict, # `index_versions` of this indexing, with `root`, the folder indexed
                       ):
-    "Refuse an `out` that is a file, holds something else, or holds the index of another folder or other versions."
+    """Refuse an `out` that is a file, holds something else, or holds the index of another folder or other versions. The
+    index of a folder that has moved (its old place is gone) follows it: what it holds is kept by content."""
     if out.exists() and not out.is_dir(): raise UsageError(f"--out {out}: a file; an index is a folder")
     if (out/'index.json').exists():
         have = read_index_meta(out)
-        if have.get('root') != want['root']:
+        if have.get('root') != want['root'] and Path(have.get('root') or '').exists():
             raise CommandFailed(f"{out} is the index of {have.get('root')}: give another --out for {want['root']}")
         if diff := version_differences(have, want):
             raise CommandFailed(f"{out} was made with {'; '.join(diff)}: {_remedy(have, want)}")

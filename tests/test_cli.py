@@ -301,7 +301,7 @@ def test_search_equals_the_pair_loop(tiny, small):
     assert list(search_index(ix, var, k=3, model=model).original) == list(found.sort_values('combined', ascending=False).original[:3])
 
 
-def test_resume_does_only_the_new_image_and_reports_bad_files(tiny, tmp_path):
+def test_resume_does_only_the_new_image_reports_bad_files_and_follows_a_moved_folder(tiny, tmp_path):
     folder = tmp_path / 'paintings'
     shutil.copytree(tiny['originals'], folder)
     new = sorted(folder.rglob('*.png'))[0]
@@ -321,6 +321,15 @@ def test_resume_does_only_the_new_image_and_reports_bad_files(tiny, tmp_path):
     assert len(load_index(tmp_path / 'ix')) == 32
     images = pd.read_parquet(tmp_path / 'ix' / 'images.parquet').set_index('path')
     assert isinstance(images.error['broken.png'], str) and images.error.drop('broken.png').isna().all()
+    # the folder and its index moved to another disk: the index follows, nothing is described again
+    (tmp_path / 'disk2').mkdir()
+    shutil.move(folder, tmp_path / 'disk2' / 'paintings'); shutil.move(tmp_path / 'ix', tmp_path / 'disk2' / 'ix')
+    code, out, err = run_main(index_main, tmp_path / 'disk2' / 'paintings', '--out', tmp_path / 'disk2' / 'ix', '--model', tiny['model'], '--jobs', 1)
+    assert code == 0 and 'described 0 new images (32 from the cache), embedded 0 with the Siamese model (32 from the cache)' in out, out + err
+    assert load_index(tmp_path / 'disk2' / 'ix').root == tmp_path / 'disk2' / 'paintings'
+    # while the folder it indexed is still there, an index is not taken over by another folder
+    code, out, err = run_main(index_main, tiny['originals'], '--out', tmp_path / 'disk2' / 'ix', '--jobs', 1)
+    assert code == 1 and 'is the index of' in err, err
 
 
 

@@ -52,7 +52,7 @@ def test_a_result_bearing_change_redoes_its_chapter_and_those_that_read_what_cha
 
 
 @pytest.mark.parametrize('stage, settings', [('descriptors', ['n_jobs=1', 'chunk_size=3']), ('finetune', ['num_workers=1']),
-                                             ('siamese', []), ('training', [])])
+                                             ('training', [])])   # 05 and 07 read every stage before them
 def test_a_chapter_writes_the_same_content_from_what_it_declares_it_reads(tiny_run, tmp_path, stage, settings):
     """The chapter run again with other values of its execution-only settings, in a copy of the shared run that holds only
     the artifacts of the stages it `READS` (their reports removed too): its content artifacts are the shared run's, byte

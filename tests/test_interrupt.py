@@ -36,8 +36,10 @@ def undo(run:Path, name:str, stage:str):
 
 
 @pytest.mark.skipif(not Path('/proc/self/environ').exists(), reason='reads /proc')
-@pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT], ids=['SIGKILL', 'SIGINT'])
-@pytest.mark.parametrize('chapter', list(CHAPTERS))
+# each chapter with one signal, each signal in more than one chapter: the descriptors' worker pool killed outright, the
+# genre training stopped by Ctrl-C, the Siamese training killed outright
+@pytest.mark.parametrize('chapter, sig', [('02', signal.SIGKILL), ('04', signal.SIGINT), ('06', signal.SIGKILL)],
+                         ids=['02-SIGKILL', '04-SIGINT', '06-SIGKILL'])
 def test_a_stopped_chapter_reruns_to_what_an_uninterrupted_run_wrote(tiny_run, tmp_path, chapter, sig):
     name, stage = CHAPTERS[chapter]
     run = copy_run(tiny_run.path, tmp_path/'run')
