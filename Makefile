@@ -50,7 +50,7 @@ check-clean: venv
 # The tests in TEST_WORKERS processes (pytest-xdist, a module to a worker, so that its fixtures are made once; 1: in
 # pytest's own). They share one run of every chapter on the tiny preset, made in the background as they start
 # (tests/conftest.py).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: check-clean
 	$(PIN) $(BIN)/python -m pytest tests/ -p no:cacheprovider $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS))
 
