@@ -47,12 +47,13 @@ check-clean: venv
 	fi
 	echo "nbdev_export and nbdev_clean leave the tree unchanged."
 
-# The tests in TEST_WORKERS processes (pytest-xdist, a module to a worker, so that its fixtures are made once; 1: in
-# pytest's own). They share one run of every chapter on the tiny preset, made in the background as they start
-# (tests/conftest.py).
+# The tests in TEST_WORKERS processes (pytest-xdist; 1: in pytest's own), the longest modules first. They share one run
+# of every chapter on the tiny preset, made in the background as they start (tests/conftest.py). PYTEST_ARGS: more
+# options for pytest, e.g. PYTEST_ARGS=--durations=30 for the slowest tests.
 TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 test: check-clean
-	$(PIN) $(BIN)/python -m pytest tests/ -p no:cacheprovider $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS))
+	$(PIN) $(BIN)/python -m pytest tests/ -p no:cacheprovider $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 demo: venv
 	$(BIN)/artsim_reproduce --preset demo
