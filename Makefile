@@ -62,7 +62,7 @@ demo: venv
 # the run `make demo` made (nbs/pipeline/claims.ipynb). CI runs it after make demo.
 CLAIMS_RUN ?= runs/demo
 check-claims: venv
-	$(BIN)/python -m artsim.claims --run-dir "$(CLAIMS_RUN)"
+	$(PIN) $(BIN)/python -m artsim.claims --run-dir "$(CLAIMS_RUN)"
 
 # The calibration shipped in the package (artsim/calibration.json): the demo preset's chapters 00-02, then calibrate.
 calibration: venv

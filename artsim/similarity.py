@@ -20,14 +20,14 @@ from .runs import Run, derive_seed, record_params, save_json, save_parquet, stag
 from .generation import read_pairs
 
 # %% auto #0
-__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'READS', 'histogram_intersection', 'cosine_similarity',
-           'centred_cosine', 'rms_similarity', 'map_similarity', 'family_similarity', 'rows_similarity',
-           'family_similarity_matrix', 'combine', 'negative_pairs', 'null_pairs', 'calibrated', 'Calibration',
-           'null_statistics', 'run_images', 'unrelated_statistics', 'calibrate', 'load_calibration', 'score_pairs',
-           'pair_table', 'pairs_with_negatives', 'strength_correlations', 'stage', 'DescribedImages',
-           'descriptor_versions', 'describe_images', 'compare_described', 'run_descriptions',
-           'descriptor_similarity_matrix', 'descriptor_similarity', 'collection_pairs', 'calibrate_images',
-           'build_default_calibration']
+__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'READS', 'DEMO_CALIBRATION_SOURCE',
+           'histogram_intersection', 'cosine_similarity', 'centred_cosine', 'rms_similarity', 'map_similarity',
+           'family_similarity', 'rows_similarity', 'family_similarity_matrix', 'combine', 'negative_pairs',
+           'null_pairs', 'calibrated', 'Calibration', 'null_statistics', 'run_images', 'unrelated_statistics',
+           'calibrate', 'load_calibration', 'score_pairs', 'pair_table', 'pairs_with_negatives',
+           'strength_correlations', 'stage', 'DescribedImages', 'descriptor_versions', 'describe_images',
+           'compare_described', 'run_descriptions', 'descriptor_similarity_matrix', 'descriptor_similarity',
+           'collection_pairs', 'calibrate_images', 'demo_calibration', 'build_default_calibration']
 
 # %% ../nbs/03_similarity.ipynb #e4dfc228
 def histogram_intersection(A:np.ndarray, B:np.ndarray, # paired rows of non-negative histograms
@@ -571,19 +571,26 @@ def calibrate_images(images, # the collection: paths, bytes, PIL images or uint8
     return Calibration(settings, families, centres, source, unrelated=dict(combined=combined))
 
 # %% ../nbs/03_similarity.ipynb #f6bc6444
+DEMO_CALIBRATION_SOURCE = 'the demo preset: chapters 00-02 of artsim_reproduce --preset demo'
+
+def demo_calibration(run:Run) -> Calibration:
+    "The calibration of a run whose chapters 00-02 ran on the demo preset: `calibrate` with the demo's parameters."
+    sp = stage_params('similarity', dict(preset='demo', run_dir=run.path))
+    cal = calibrate(run, sp.calibration_pairs, sp.seed)
+    cal.source['run'] = DEMO_CALIBRATION_SOURCE
+    return cal
+
 def build_default_calibration(out=None, # where to write it; None: the package's own calibration.json
                               run_dir=None, # where to build the demo run; None: a temporary directory, removed afterwards
                              ) -> Calibration:
-    "Compute the calibration shipped with artsim: the demo preset's chapters 00-02, headless, then `calibrate` with its parameters."
+    "Compute the calibration shipped with artsim: the demo preset's chapters 00-02, headless, then `demo_calibration`."
     with tempfile.TemporaryDirectory(prefix='artsim-calibration-') as tmp:
         run = Run(run_dir or tmp)
         for stage_name in ('data', 'generation', 'descriptors'):
             sp = stage_params(stage_name, dict(preset='demo', run_dir=run.path))
             record_params(run, sp)
             stage_module(stage_name).stage(run, sp)
-        sp = stage_params('similarity', dict(preset='demo', run_dir=run.path))
-        cal = calibrate(run, sp.calibration_pairs, sp.seed)
-    cal.source['run'] = 'the demo preset: chapters 00-02 of artsim_reproduce --preset demo'
+        cal = demo_calibration(run)
     cal.save(out or Path(str(resources.files('artsim').joinpath('calibration.json'))))
     _shipped_calibration.cache_clear()
     return cal
