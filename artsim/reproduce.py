@@ -181,14 +181,17 @@ def chapter_identity(run_dir:Path, # the run directory
                      stage:str, params:dict, # the chapter's stage and resolved parameters
                      code:str, # its code (`chapter_code`)
                      known:dict|None=None, # rel -> [bytes, mtime_ns, digest] known so far (`file_digests`); updated
+                     cfg:dict|None=None, # every stage's parameters: those of the stages it reads count too
                     ) -> dict:
     """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its code,
-    the fingerprint of what it reads outside the run, and the content digest of every artifact of the run it reads."""
-    known = {} if known is None else known
-    reads = file_digests(run_dir, content_files(run_dir, stage_reads(stage, params)), known)
+    the fingerprint of what it reads outside the run, the content digest of every artifact of the run it reads, and the
+    result-bearing parameters of the stages it reads (a chapter reads theirs too, `Run.params`: 06 takes 05's sketch)."""
+    known, ups = ({} if known is None else known), stage_reads(stage, params)
+    reads = file_digests(run_dir, content_files(run_dir, ups), known)
     known.update(reads)
     ident = dict(params=identity_params(stage, params), code=_sha(code), source=stage_fingerprint(stage, params),
-                 inputs={rel: d[2] for rel, d in reads.items()})
+                 inputs={rel: d[2] for rel, d in reads.items()},
+                 upstream={s: identity_params(s, cfg[s]) for s in ups if cfg and s in cfg})
     return json.loads(json.dumps(ident, sort_keys=True, default=str))   # as .done/ records it: JSON keys and values
 
 def _listed(names, n:int=3) -> str:
@@ -211,6 +214,10 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
     if old['source'] != identity['source']: why.append('input: the source data')
     a, b = old['inputs'], identity['inputs']
     if fs := [f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]: why.append('input: ' + _listed(fs))
+    a, b = old.get('upstream') or {}, identity.get('upstream') or {}
+    for s in sorted(set(a) | set(b)):
+        x, y = a.get(s) or {}, b.get(s) or {}
+        if ps := [k for k in sorted(set(x) | set(y)) if not same(x.get(k), y.get(k))]: why.append(f'parameters of {s}: ' + ', '.join(ps))
     rec = prev.get('outputs') or {}
     if gone := [f for f in sorted(rec) if f not in outputs or outputs[f][2] != rec[f][2]]:
         why.append('output changed or missing: ' + _listed(gone))
@@ -383,7 +390,7 @@ def artsim_reproduce(
     for n, _, _ in all_chs: known.update((_done(run_dir, n) or {}).get('outputs') or {})   # files unchanged are not read again
     for name, stage, path in chs:
         params, done = cfg[stage], run_dir/'.done'/f'{name}.json'
-        identity = chapter_identity(run_dir, stage, params, chapter_code(path), known)
+        identity = chapter_identity(run_dir, stage, params, chapter_code(path), known, cfg)
         prev = _done(run_dir, name)
         outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
         why = ['--force'] if force else rerun_reasons(prev, identity, outputs, name)

@@ -318,8 +318,9 @@ def prepare(stage:str, p:dict) -> Run:
     return run
 
 # %% ../nbs/pipeline/runs.ipynb #b3bf6e34
-# the fields that say when, where and with how many workers a file was made: no rerun repeats them, no result depends on them
-WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'finished', 'mtime_ns', 'workers', 'num_workers', 'run_dir')
+# the fields that say when, where and with how many workers a file was made: no rerun repeats them, no result depends on
+# them (`run` and `run_dir`: where the run lay, e.g. in a calibration's source)
+WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'finished', 'mtime_ns', 'workers', 'num_workers', 'run', 'run_dir')
 
 def stage_reads(stage:str, p:dict) -> tuple:
     "The stages whose artifacts `stage` reads with parameters `p`: its module's `reads(p)` or `READS`; every earlier stage when it declares neither."

@@ -85,8 +85,11 @@ def test_failure_names_chapter_and_cell_then_resume(nbs, tmp_path, capsys, monke
     rows = artsim_reproduce(preset='tiny', run_dir=str(run), nbs=str(nbs), progress=False, param=['n_per_genre=2'], out=buf)
     assert [s for _, s, _ in rows] == ['ran', 'ran']
     lines = buf.getvalue().splitlines()
-    assert lines[1].endswith('(parameters: n_per_genre)') and lines[2].endswith('(input: data/manifest.txt)'), lines
-    assert json.loads((run/'.done'/'01_generation.json').read_text())['because'] == ['input: data/manifest.txt']
+    # 01 reads 00's manifest, and 00's parameters (Run.params): both changed
+    assert lines[1].endswith('(parameters: n_per_genre)'), lines
+    assert lines[2].endswith('(input: data/manifest.txt; parameters of data: n_per_genre)'), lines
+    assert json.loads((run/'.done'/'01_generation.json').read_text())['because'] == ['input: data/manifest.txt',
+                                                                                     'parameters of data: n_per_genre']
     assert (run/'data_runs.txt').read_text().splitlines() == ['4', '2']
     cfg = yaml.safe_load((run/'config.yaml').read_text())
     assert cfg['overrides'] == {'n_per_genre': 2} and cfg['stages']['data']['n_per_genre'] == 2
