@@ -205,7 +205,7 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
                  ) -> list: # [] when the chapter is done
     "Why a chapter must run (again): what is new since its record, one phrase per kind of change."
     if prev is None: return ['not run before']
-    if 'identity' not in prev: return ['recorded by an earlier artsim']
+    if 'upstream' not in (prev.get('identity') or {}): return ['recorded by an earlier artsim']
     old, why = prev['identity'], []
     def same(a, b): return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     if ps := [k for k in sorted(set(old['params']) | set(identity['params'])) if not same(old['params'].get(k), identity['params'].get(k))]:
