@@ -133,8 +133,8 @@ def resnet50(weights:str|Path|None='random', # 'imagenet', 'random', 'genre' or 
         kind = card_kind(f)   # an artsim model file: a genre model is a ResNet50, any other kind is named as what it is
         if kind is not None and kind != GENRE_KIND:
             raise ModelFileError(f"{f} is an artsim {kind.name} (chapter {kind.chapter}), not ResNet50 weights: give "
-                                 f"'genre', the {GENRE_KIND.name} {GENRE_MODEL} of a run (chapter {GENRE_KIND.chapter}), "
-                                 "or a ResNet50 state dict")
+                                 f"'genre', the {GENRE_KIND.name} {GENRE_MODEL} of a run "
+                                 f"(chapter {GENRE_KIND.chapter}), or a ResNet50 state dict")
         load_resnet50_weights(model, load_model(f, GENRE_KIND)[0] if kind else read_state_dict(f), f)
     return model
 

@@ -153,7 +153,8 @@ def calibration_problems(new, # the calibration of the demo run (`artsim.similar
                 if a.get(k) is None or abs(a[k] - v) > (0 if k.endswith(' n') else tol)]
     for f, c in shipped.centres.items():
         got = new.centres.get(f)
-        off = np.inf if got is None or np.shape(got) != np.shape(c) else float(np.max(np.abs(np.asarray(got, 'float64') - c), initial=0))
+        off = (np.inf if got is None or np.shape(got) != np.shape(c) else
+               float(np.max(np.abs(np.asarray(got, 'float64') - c), initial=0)))
         if off > (0 if exact else UNPINNED_TOLERANCE['centre']): bad.append(f'centre of {f}: off by {off:.3g}')
     return bad
 
@@ -163,7 +164,8 @@ def demo_calibration_check(run:Run) -> tuple: # (ok, lines)
     from artsim.runs import preset_params, same_params
     from artsim.numerics import unpinnable
     if other := [s for s in ('data', 'generation', 'descriptors')
-                 if not same_params(s, {k: v for k, v in run.params(s).items() if k != 'preset'}, preset_params('demo', s))]:
+                 if not same_params(s, {k: v for k, v in run.params(s).items() if k != 'preset'},
+                                    preset_params('demo', s))]:
         return False, [f"the run's {', '.join(other)} did not run with the demo preset's parameters: run make demo"]
     exact = how_computed(run.config.get('numerics') or {}) == 'portable' and not unpinnable()
     bad = calibration_problems(demo_calibration(run), load_calibration('default'), exact)
@@ -197,7 +199,8 @@ def check_claims(run_dir='runs/demo', # the demo run to check (relative: against
 
 # %% ../nbs/pipeline/claims.ipynb #6ea6877f
 def main(argv:list|None=None):
-    "`python -m artsim.claims [--run-dir DIR] [--readme FILE] [--slack X] [--no-calibration]`: check the README's claims against a demo run."
+    """`python -m artsim.claims [--run-dir DIR] [--readme FILE] [--slack X] [--no-calibration]`: check the README's
+    claims against a demo run."""
     ap = argparse.ArgumentParser(prog='python -m artsim.claims', description=check_claims.__doc__)
     ap.add_argument('--run-dir', default='runs/demo', help='the demo run (default: runs/demo)')
     ap.add_argument('--readme', help="the README (default: the project's README.md)")

@@ -492,9 +492,9 @@ def check_params(p):
                          f"every painting would be left out; lower min_size or raise image_size")
 
 def input_fingerprint(p) -> str:
-    """A cheap fingerprint of the source's content: every file's place in the source, size and modification time ('' for
-    the demo, made in code). Where the source lies is not part of it: a folder moved with its files (`mv`, `cp -a`) is the
-    same input."""
+    """A cheap fingerprint of the source's content: every file's place in the source, size and modification time (''
+    for the demo, made in code). Where the source lies is not part of it: a folder moved with its files (`mv`, `cp -a`)
+    is the same input."""
     if p.source == 'demo': return ''
     path = source_path(p)
     root = path if path.is_dir() else path.parent
@@ -638,7 +638,8 @@ def split_stratified(df:pd.DataFrame, valid_pct:float=.2, test_pct:float=.2, see
 # %% ../nbs/00_data.ipynb #a07f96c2
 READS = ()                    # no artifact of the run: the source data, whose content `input_fingerprint` stands for
 LOCATIONS = ('source_path',)  # where the source lies: a moved source with the same files is the same input
-REPORTS = ('data/bad_files.csv', 'data/report.json')  # for the reader (what was left out, where it lay): no later chapter reads them
+# for the reader (what was left out, and where it lay): no later chapter reads them
+REPORTS = ('data/bad_files.csv', 'data/report.json')
 
 # %% ../nbs/00_data.ipynb #0735b9cf
 def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

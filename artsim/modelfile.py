@@ -33,7 +33,8 @@ class ModelKind:
 # The kinds of model artsim writes. Defined here, in one place, so that a message about any model file can name them all
 GENRE_KIND = ModelKind('artsim-genre-classifier/1', 'genre model', 'models/genre', '04_finetune')
 SIAMESE_KIND = ModelKind('artsim-siamese/2', 'Siamese model', 'models/siamese', '06_training')
-SEEDS_KIND = ModelKind('artsim-siamese-seeds/1', 'set of Siamese heads of further seeds', 'models/siamese_seeds', '06_training')
+SEEDS_KIND = ModelKind('artsim-siamese-seeds/1', 'set of Siamese heads of further seeds', 'models/siamese_seeds',
+                       '06_training')
 
 # %% ../nbs/pipeline/modelfile.ipynb #97e0d098
 def sniff(path) -> str: # 'safetensors', 'pickle', 'zip', 'empty' or 'unknown'
@@ -100,8 +101,9 @@ def read_card(path, # see `model_files`
         raise ModelFileError(f'{cf} is a {kind.name} in format {fmt}, written by another version of artsim (this one reads '
                              f'{kind.format}): run chapter {kind.chapter} again to write it in the current format')
     if isinstance(fmt, str) and (other := MODEL_KINDS.get(fmt.rsplit('/', 1)[0])) and other != kind:
-        raise ModelFileError(f"{cf} is the card of an artsim {other.name} (chapter {other.chapter}'s {other.stem}), not of a "
-                             f"{kind.name}: give {kind.stem}.safetensors, which chapter {kind.chapter} writes, or the run directory")
+        raise ModelFileError(f"{cf} is the card of an artsim {other.name} (chapter {other.chapter}'s {other.stem}), "
+                             f"not of a {kind.name}: give {kind.stem}.safetensors, which chapter {kind.chapter} "
+                             "writes, or the run directory")
     if fmt != kind.format: raise ModelFileError(f'{cf} is not the card of an artsim {kind.name} (format {fmt!r}, expected {kind.format!r})')
     return card
 

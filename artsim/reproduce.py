@@ -183,9 +183,9 @@ def chapter_identity(run_dir:Path, # the run directory
                      known:dict|None=None, # rel -> [bytes, mtime_ns, digest] known so far (`file_digests`); updated
                      cfg:dict|None=None, # every stage's parameters: those of the stages it reads count too
                     ) -> dict:
-    """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its code,
-    the fingerprint of what it reads outside the run, the content digest of every artifact of the run it reads, and the
-    result-bearing parameters of the stages it reads (a chapter reads theirs too, `Run.params`: 06 takes 05's sketch)."""
+    """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its
+    code, the fingerprint of what it reads outside the run, the content digest of every artifact of the run it reads,
+    and the result-bearing parameters of the stages it reads (read through `Run.params`: 06 takes 05's sketch)."""
     known, ups = ({} if known is None else known), stage_reads(stage, params)
     reads = file_digests(run_dir, content_files(run_dir, ups), known)
     known.update(reads)
@@ -206,18 +206,14 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
     "Why a chapter must run (again): what is new since its record, one phrase per kind of change."
     if prev is None: return ['not run before']
     if 'upstream' not in (prev.get('identity') or {}): return ['recorded by an earlier artsim']
-    old, why = prev['identity'], []
-    def same(a, b): return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    if ps := [k for k in sorted(set(old['params']) | set(identity['params'])) if not same(old['params'].get(k), identity['params'].get(k))]:
-        why.append('parameters: ' + ', '.join(ps))
+    old, why = prev['identity'], []   # both as JSON gives them back: compared as they are
+    def changed(a:dict, b:dict) -> list: return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if ps := changed(old['params'], identity['params']): why.append('parameters: ' + ', '.join(ps))
     if old['code'] != identity['code']: why.append(f'code: {chapter}')
     if old['source'] != identity['source']: why.append('input: the source data')
-    a, b = old['inputs'], identity['inputs']
-    if fs := [f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]: why.append('input: ' + _listed(fs))
-    a, b = old.get('upstream') or {}, identity.get('upstream') or {}
-    for s in sorted(set(a) | set(b)):
-        x, y = a.get(s) or {}, b.get(s) or {}
-        if ps := [k for k in sorted(set(x) | set(y)) if not same(x.get(k), y.get(k))]: why.append(f'parameters of {s}: ' + ', '.join(ps))
+    if fs := changed(old['inputs'], identity['inputs']): why.append('input: ' + _listed(fs))
+    a, b = old['upstream'], identity['upstream']
+    for s in changed(a, b): why.append(f'parameters of {s}: ' + ', '.join(changed(a.get(s) or {}, b.get(s) or {})))
     rec = prev.get('outputs') or {}
     if gone := [f for f in sorted(rec) if f not in outputs or outputs[f][2] != rec[f][2]]:
         why.append('output changed or missing: ' + _listed(gone))
@@ -311,8 +307,10 @@ def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:b
     import papermill as pm
     from traitlets.config import Config
     config = Config()
-    if os.name == 'posix':   # local sockets, in a folder of this runner's own: not the working directory, which two runs
-        config.KernelManager.transport = 'ipc'   # in one clone share, and where a killed kernel's sockets would stay
+    # local sockets, in a folder of this runner's own: not the working directory, which two runs in one clone share,
+    # and where a killed kernel's sockets would stay
+    if os.name == 'posix':
+        config.KernelManager.transport = 'ipc'
         config.KernelManager.ip = str(temporary_dir('artsim-ipc-')/'kernel')
     bar = dict(desc=path.stem, leave=False, file=sys.stderr, dynamic_ncols=True) if progress else False
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -387,7 +385,7 @@ def artsim_reproduce(
     bar = progress and sys.stderr.isatty()
     say(f"artsim_reproduce: preset {preset}, {len(chs)} chapter{'s' * (len(chs) != 1)} -> {run_dir}")
     rows, t_all, known = [], time.time(), {}
-    for n, _, _ in all_chs: known.update((_done(run_dir, n) or {}).get('outputs') or {})   # files unchanged are not read again
+    for n, _, _ in all_chs: known.update((_done(run_dir, n) or {}).get('outputs') or {})   # unchanged: not read again
     for name, stage, path in chs:
         params, done = cfg[stage], run_dir/'.done'/f'{name}.json'
         identity = chapter_identity(run_dir, stage, params, chapter_code(path), known, cfg)
@@ -410,8 +408,8 @@ def artsim_reproduce(
             raise
         dt = time.time() - t0
         outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
-        save_json(dict(chapter=name, stage=stage, digest=_sha(json.dumps(identity, sort_keys=True)), because=why,
-                       identity=identity, outputs=outputs, seconds=round(dt, 2), finished=time.strftime('%Y-%m-%dT%H:%M:%S')), done)
+        save_json(dict(chapter=name, stage=stage, because=why, identity=identity, outputs=outputs, seconds=round(dt, 2),
+                       finished=time.strftime('%Y-%m-%dT%H:%M:%S')), done)
         say(('' if not bar else f"  {name:<{w}}  ") + f"ran      {dt:6.1f} s  ({'; '.join(why)})")
         for said in chapter_warnings(run_dir/'notebooks'/path.name): say(f"    warning: {said}")
         rows.append((name, 'ran', dt))

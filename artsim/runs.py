@@ -273,14 +273,15 @@ def _declared(stage:str, name:str) -> tuple:
     return tuple(getattr(stage_module(stage), name, None) or ())
 
 def execution_only(stage:str) -> tuple:
-    """The parameters of `stage` that change how fast it runs, or where its inputs lie, never what it writes: its module's
-    `EXECUTION_ONLY` (worker counts, write chunks) and `LOCATIONS` (a source folder, whose content `input_fingerprint` stands for)."""
+    """The parameters of `stage` that change how fast it runs, or where its inputs lie, never what it writes: its
+    module's `EXECUTION_ONLY` (worker counts, write chunks) and `LOCATIONS` (a source folder, whose content
+    `input_fingerprint` stands for)."""
     return _declared(stage, 'EXECUTION_ONLY') + _declared(stage, 'LOCATIONS')
 
 def identity_params(stage:str, p:dict) -> dict:
     "The parameters of `stage` that decide what it writes: `p` without `run_dir` and its `execution_only` ones."
     skip = {'run_dir', 'stage', *execution_only(stage)}
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(p.items()) if k not in skip}
+    return {k: v for k, v in sorted(p.items()) if k not in skip}
 
 def same_params(stage:str, a:dict, b:dict) -> bool:
     "Whether `stage` with parameters `a` writes what it writes with `b` (`identity_params` equal)."
@@ -320,10 +321,12 @@ def prepare(stage:str, p:dict) -> Run:
 # %% ../nbs/pipeline/runs.ipynb #b3bf6e34
 # the fields that say when, where and with how many workers a file was made: no rerun repeats them, no result depends on
 # them (`run` and `run_dir`: where the run lay, e.g. in a calibration's source)
-WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'finished', 'mtime_ns', 'workers', 'num_workers', 'run', 'run_dir')
+WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'finished', 'mtime_ns', 'workers', 'num_workers', 'run',
+              'run_dir')
 
 def stage_reads(stage:str, p:dict) -> tuple:
-    "The stages whose artifacts `stage` reads with parameters `p`: its module's `reads(p)` or `READS`; every earlier stage when it declares neither."
+    """The stages whose artifacts `stage` reads with parameters `p`: its module's `reads(p)` or `READS`; every earlier
+    stage when it declares neither."""
     mod = stage_module(stage)
     if callable(getattr(mod, 'reads', None)): return tuple(mod.reads(AttrDict(p)))
     return tuple(mod.READS) if hasattr(mod, 'READS') else STAGES[:STAGES.index(stage)]
@@ -336,10 +339,10 @@ def content_files(run_dir, # the run directory
     reports = {r for s in stages for r in _declared(s, 'REPORTS')}
     out = []
     for d, dirs, files in os.walk(run_dir):
-        dirs[:] = sorted(x for x in dirs if not x.startswith(('.', WORK_PREFIX)))
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))   # .done/, and WORK_PREFIX's working folders
         for f in sorted(files):
-            rel = (Path(d)/f).relative_to(run_dir).as_posix()
-            if not f.startswith(('.', WORK_PREFIX)) and artifact_stage(rel) in stages and rel not in reports: out.append(rel)
+            rel = (Path(d)/f).relative_to(run_dir).as_posix()   # a dot-file is an unfinished write (`atomic_write`)
+            if not f.startswith('.') and artifact_stage(rel) in stages and rel not in reports: out.append(rel)
     return out
 
 def _without_clock(o):
@@ -366,12 +369,13 @@ def content_digest(path) -> str:
 
 def file_digests(run_dir, # the run directory
                  files, # paths relative to it
-                 known:dict|None=None, # rel -> [bytes, mtime_ns, digest] recorded before: files unchanged on disk are not read again
+                 known:dict|None=None, # rel -> [bytes, mtime_ns, digest] recorded before: unchanged files are not read
                 ) -> dict: # rel -> [bytes, mtime_ns, digest]
     "The `content_digest` of each file, read again only where its size or modification time differs from `known`."
     out, known = {}, known or {}
     for rel in files:
         st = (Path(run_dir)/rel).stat()
         k = known.get(rel)
-        out[rel] = k if k and k[:2] == [st.st_size, st.st_mtime_ns] else [st.st_size, st.st_mtime_ns, content_digest(Path(run_dir)/rel)]
+        same = k and k[:2] == [st.st_size, st.st_mtime_ns]
+        out[rel] = k if same else [st.st_size, st.st_mtime_ns, content_digest(Path(run_dir)/rel)]
     return out

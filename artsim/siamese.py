@@ -284,7 +284,8 @@ def check_split_variants(variants:dict, # split -> how many variants chapter 01 
 # %% ../nbs/05_siamese.ipynb #f242fb37
 def reads(p) -> tuple:
     "The images, the pairs, the features and the teacher's values; chapter 04's model when it is the encoder."
-    return ('data', 'generation', 'descriptors', 'similarity') + (('finetune',) if p.get('encoder_weights') == 'genre' else ())
+    genre = ('finetune',) if p.get('encoder_weights') == 'genre' else ()
+    return ('data', 'generation', 'descriptors', 'similarity') + genre
 
 # %% ../nbs/05_siamese.ipynb #5a1e0080
 def stage(run:Run, p) -> dict: # split -> `SplitData`

@@ -262,7 +262,7 @@ def check_params(p):
     if min(float(p.temperature), float(p.listwise_temperature)) <= 0: raise ValueError('temperatures must be positive')
 
 # %% ../nbs/06_training.ipynb #b128cac5
-# chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score again
+# chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
 READS = ('data', 'generation', 'finetune', 'siamese')
 
 # %% ../nbs/06_training.ipynb #5b2e0018
