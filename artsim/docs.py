@@ -518,7 +518,7 @@ def run_overview(run:Path|None, chapters:list, report:Path|None, href=lambda f: 
     if run is None:
         return "No run yet: `make demo` makes one in `runs/demo`, and `make docs` then shows its chapters here.\n"
     root = Path(root or checkout_root())
-    cfg = yaml.safe_load((run/'config.yaml').read_text()) if (run/'config.yaml').is_file() else {}
+    cfg = Run(run).config
     where = os.path.relpath(run, root) if run.is_relative_to(root) else str(run)
     over = ', '.join(f'`{k}={v}`' for k, v in (cfg.get('overrides') or {}).items()) or 'none'
     lines = [f"The executed chapters of the run in `{where}`: preset `{cfg.get('preset', '?')}`, overrides {over}.", '']

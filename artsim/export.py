@@ -308,17 +308,13 @@ def _size_category(n:int) -> str:
     return 'n>10M' if n < 10**9 else 'n>1T'
 
 # %% ../nbs/pipeline/export.ipynb #b0417942
-def _config(run:Run) -> dict:
-    f = run.resolve('config.yaml')
-    return (yaml.safe_load(f.read_text(encoding='utf-8')) or {}) if f.is_file() else {}
-
 def _json(run:Run, name:str) -> dict:
     f = run.resolve(name)
     return json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
 
 def reproduce_command(run:Run, export_dir:str='<this folder>') -> str:
     "The `artsim_reproduce` line that reruns chapters 02-07 of the exporting run from the export."
-    cfg = _config(run)
+    cfg = run.config
     preset = cfg.get('preset') or ((cfg.get('stages') or {}).get('descriptors') or {}).get('preset') or 'demo'
     later = {k for s in STAGES[2:] for k in preset_params(preset, s)} - {'device'}
     over = {k: v for k, v in (cfg.get('overrides') or {}).items() if k in later}
@@ -416,7 +412,7 @@ NO_SIAMESE = ("not in this export: the run had no Siamese network (chapter 06's 
 
 def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame, columns:dict) -> str:
     "The export's README.md: YAML header, then what is in it, how it was made, counts, shards and licensing."
-    cfg, versions, settings = _config(run), _json(run, 'features/versions.json'), _json(run, 'features/settings.json')
+    cfg, versions, settings = run.config, _json(run, 'features/versions.json'), _json(run, 'features/settings.json')
     cal, model = _json(run, 'similarity/calibration.json'), _json(run, 'models/siamese.json')
     gp = (cfg.get('stages') or {}).get('generation') or {}
     synthetic = _synthetic(paintings, pairs)

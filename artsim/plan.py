@@ -9,7 +9,7 @@ from pathlib import Path
 from importlib import resources
 import numpy as np, pandas as pd, yaml
 from fastcore.basics import AttrDict
-from .runs import STAGES, project_root, resolve_run_dir, derive_seed
+from .runs import STAGES, Run, project_root, resolve_run_dir, derive_seed
 from .data import candidate_order, demo_size, min_per_genre, read_demo, read_source, source_path, split_stratified
 from .generation import load_prompts, plan_pairs, select_originals, select_prompts
 from .similarity import null_pairs, pairs_with_negatives
@@ -37,9 +37,9 @@ ASSUMED_SIZE = (1024, 768)  # width, height of a painting whose size is not know
 # %% ../nbs/pipeline/plan.ipynb #ab5c7699
 def _recorded_manifest(p, run_dir:Path):
     "The run's manifest, when its data chapter ran with these parameters."
-    cfg, man = run_dir/'config.yaml', run_dir/'data'/'manifest.parquet'
-    if not (cfg.is_file() and man.is_file() and (run_dir/'.done'/'00_data.json').is_file()): return None
-    rec = ((yaml.safe_load(cfg.read_text()) or {}).get('stages') or {}).get('data') or {}
+    man = run_dir/'data'/'manifest.parquet'
+    if not (man.is_file() and (run_dir/'.done'/'00_data.json').is_file()): return None
+    rec = (Run(run_dir).config.get('stages') or {}).get('data') or {}
     same = all(rec.get(k) == v for k, v in p.items() if k not in ('run_dir', 'stage'))
     return pd.read_parquet(man) if same else None
 

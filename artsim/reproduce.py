@@ -4,21 +4,21 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, shutil, difflib, warnings, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, json, time, shutil, warnings, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
 from fastcore.basics import AttrDict
-from .runs import (STAGES, PRESETS, preset_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
+from .runs import (STAGES, PRESETS, ParameterError, resolve_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
                          check_stage_params, stage_fingerprint, Run, interrupted_writes, identity_params, stage_reads,
                          content_files, file_digests)
 from .numerics import pinned_env, restart_pinned
 
 # %% auto #0
-__all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'typed_override', 'parse_overrides',
-           'resolve_config', 'check_config', 'prepare_run', 'stage_arguments', 'chapter_code', 'chapter_identity',
-           'rerun_reasons', 'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra',
-           'check_extra', 'artsim_reproduce', 'CommandParser', 'CommandFailed', 'existing', 'parser', 'main']
+__all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
+           'check_config', 'prepare_run', 'stage_arguments', 'chapter_code', 'chapter_identity', 'rerun_reasons',
+           'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra',
+           'artsim_reproduce', 'CommandParser', 'CommandFailed', 'existing', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 class UsageError(ValueError):
@@ -70,26 +70,6 @@ def select_chapters(chs, only=None, start=None) -> list:
         return chs[i:]
     return list(chs)
 
-# %% ../nbs/pipeline/reproduce.ipynb #e787bffa
-def typed_override(name:str, # the parameter
-                   value, # the value given on the command line, read as YAML
-                   default, # the preset's value, which says the parameter's type
-                  ):
-    "`value` as the parameter's type, or `UsageError`: a boolean is true or false, a number is a number."
-    if isinstance(default, bool):
-        if not isinstance(value, bool): raise UsageError(f"-p {name}={value}: {name} is true or false")
-        return value
-    if not isinstance(default, (int, float)) or value is None: return value
-    if isinstance(value, str):
-        # YAML 1.1 reads 2e-3 (no dot) as a string: a number all the same
-        try: value = float(value)
-        except ValueError: raise UsageError(f"-p {name}={value}: {name} is a number, like {default}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"-p {name}={value}: {name} is a number, like {default}")
-    if isinstance(default, int) and value != int(value):
-        raise UsageError(f"-p {name}={value}: {name} is a whole number")
-    return int(value) if isinstance(default, int) else value
-
 # %% ../nbs/pipeline/reproduce.ipynb #32f92e1e
 def parse_overrides(pairs) -> dict:
     "`['a=1', 'b=[x,y]']` -> `{'a': 1, 'b': ['x','y']}` (values as YAML)."
@@ -102,20 +82,10 @@ def parse_overrides(pairs) -> dict:
     return out
 
 def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
-    "Every stage's resolved parameters: the preset's, then the overrides."
-    if preset not in PRESETS: raise UsageError(f"unknown preset {preset!r}; the presets are {', '.join(PRESETS)}")
-    stages_p, known = {}, set()
-    for s in stages:
-        p = preset_params(preset, s)
-        known |= set(p)
-        p.update({k: typed_override(k, v, p[k]) for k, v in overrides.items() if k in p})
-        stages_p[s] = dict(run_dir=str(run_dir), preset=preset, **p)
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        near = [m for u in unknown for m in difflib.get_close_matches(u, known, n=1)]
-        raise UsageError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(unknown)}" +
-                         (f" (did you mean {', '.join(near)}?)" if near else '') + f"; the chapters take {', '.join(sorted(known))}")
-    return stages_p
+    "Every stage's resolved parameters (`resolve_params`) with the run's directory and preset; `UsageError` for bad ones."
+    try: params = resolve_params(preset, overrides, stages)
+    except ParameterError as e: raise UsageError(str(e)) from None
+    return {s: dict(run_dir=str(run_dir), preset=preset, **p) for s, p in params.items()}
 
 def check_config(cfg:dict, chs) -> None:
     "Each chosen chapter's stage checks its parameters (`check_params`) before anything runs: `UsageError` naming the chapter."

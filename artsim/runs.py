@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/runs.ipynb #de29b6df
 from __future__ import annotations
-import os, re, json, shutil, hashlib, tempfile, importlib, importlib.util, contextlib, configparser
+import os, re, json, shutil, difflib, hashlib, tempfile, importlib, importlib.util, contextlib, configparser
 import multiprocessing.util
 from pathlib import Path
 from importlib import resources
@@ -14,20 +14,33 @@ from PIL import Image
 from fastcore.basics import AttrDict, patch
 
 # %% auto #0
-__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'UPSTREAM_ENV', 'WALL_CLOCK', 'load_presets',
-           'preset_params', 'temporary_dir', 'project_root', 'project_path', 'resolve_run_dir', 'in_test',
-           'stage_params', 'Run', 'artifact_stage', 'atomic_write', 'interrupted_writes', 'image_options',
-           'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed',
-           'record_params', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'execution_only',
-           'identity_params', 'same_params', 'copy_upstream', 'prepare', 'stage_reads', 'content_files',
-           'content_digest', 'file_digests']
+__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'UPSTREAM_ENV', 'WALL_CLOCK', 'merge_preset',
+           'load_presets', 'preset_params', 'ParameterError', 'typed_override', 'resolve_params', 'temporary_dir',
+           'project_root', 'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage',
+           'atomic_write', 'interrupted_writes', 'image_options', 'save_parquet', 'save_json', 'save_image',
+           'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed', 'record_params', 'stage_module',
+           'check_stage_params', 'stage_fingerprint', 'execution_only', 'identity_params', 'same_params',
+           'copy_upstream', 'prepare', 'stage_reads', 'content_files', 'content_digest', 'file_digests']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
 
+def merge_preset(base:dict, # every section (`common` and one per stage) with every parameter's value
+                 changes:dict, # the sections and parameters a preset changes
+                 name:str='preset', # the preset's name, for the error message
+                ) -> dict:
+    "The preset whole: `base`, section by section, with the values `changes` gives."
+    for s, section in changes.items():
+        if s not in base: raise ValueError(f"presets.yaml: {name} has a section {s!r} that base does not")
+        if unknown := sorted(set(section or {}) - set(base[s] or {})):
+            raise ValueError(f"presets.yaml: {name}.{s} sets {', '.join(unknown)}, which base does not name")
+    return {s: {**(base[s] or {}), **(changes.get(s) or {})} for s in base}
+
 def load_presets() -> dict:
-    "The presets shipped with the package, from `artsim/presets.yaml`."
-    return yaml.safe_load(resources.files('artsim').joinpath('presets.yaml').read_text(encoding='utf-8'))
+    "The presets shipped with the package, from `artsim/presets.yaml`: name -> every section, `base` merged in."
+    raw = yaml.safe_load(resources.files('artsim').joinpath('presets.yaml').read_text(encoding='utf-8'))
+    base = raw.pop('base')
+    return {name: merge_preset(base, changes or {}, name) for name, changes in raw.items()}
 
 PRESETS = load_presets()
 
@@ -39,6 +52,48 @@ def preset_params(preset:str, # a preset name: demo, full or tiny
     if preset not in PRESETS: raise KeyError(f"unknown preset {preset!r}; the presets are {sorted(PRESETS)}")
     if stage not in STAGES: raise KeyError(f"unknown stage {stage!r}; the stages are {list(STAGES)}")
     return {**PRESETS[preset].get('common', {}), **(PRESETS[preset].get(stage) or {})}
+
+# %% ../nbs/pipeline/runs.ipynb #253f34da
+class ParameterError(ValueError):
+    "A parameter value or name the presets do not admit (the commands turn it into a usage error)."
+
+def typed_override(name:str, # the parameter
+                   value, # the value given on the command line, read as YAML
+                   default, # the preset's value, which says the parameter's type
+                  ):
+    "`value` as the parameter's type, or `ParameterError`: a boolean is true or false, a number is a number."
+    if isinstance(default, bool):
+        if not isinstance(value, bool): raise ParameterError(f"-p {name}={value}: {name} is true or false")
+        return value
+    if not isinstance(default, (int, float)) or value is None: return value
+    if isinstance(value, str):
+        # YAML 1.1 reads 2e-3 (no dot) as a string: a number all the same
+        try: value = float(value)
+        except ValueError: raise ParameterError(f"-p {name}={value}: {name} is a number, like {default}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"-p {name}={value}: {name} is a number, like {default}")
+    if isinstance(default, int) and value != int(value):
+        raise ParameterError(f"-p {name}={value}: {name} is a whole number")
+    return int(value) if isinstance(default, int) else value
+
+# %% ../nbs/pipeline/runs.ipynb #708a1f47
+def resolve_params(preset:str, # a preset name
+                   overrides:dict|None=None, # name -> value, applied to every stage that takes the name
+                   stages=STAGES, # the stages to resolve
+                  ) -> dict: # stage -> its parameters
+    "Every stage's parameters: the preset's, then the overrides as the preset's types; `ParameterError` for a bad one."
+    if preset not in PRESETS: raise ParameterError(f"unknown preset {preset!r}; the presets are {', '.join(PRESETS)}")
+    out, known, overrides = {}, set(), overrides or {}
+    for s in stages:
+        p = preset_params(preset, s)
+        known |= set(p)
+        out[s] = p | {k: typed_override(k, v, p[k]) for k, v in overrides.items() if k in p}
+    if unknown := sorted(set(overrides) - known):
+        near = [m for u in unknown for m in difflib.get_close_matches(u, known, n=1)]
+        raise ParameterError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(unknown)}" +
+                             (f" (did you mean {', '.join(near)}?)" if near else '') +
+                             f"; the chapters take {', '.join(sorted(known))}")
+    return out
 
 # %% ../nbs/pipeline/runs.ipynb #307d0fdb
 def temporary_dir(prefix:str='artsim-') -> Path:
@@ -84,12 +139,12 @@ def in_test() -> bool:
 def stage_params(stage:str, # a stage name from `STAGES`
                  ns:dict,   # the chapter's namespace after its `parameters` cell, usually `globals()`
                 ) -> AttrDict:
-    "The resolved parameters of `stage`: values set in `ns` win, the preset gives the rest."
+    "The resolved parameters of `stage` (`resolve_params`): values set in `ns` win, the preset gives the rest."
     preset, run_dir = ns.get('preset') or 'demo', ns.get('run_dir')
     if run_dir is None and in_test(): preset, run_dir = 'tiny', temporary_dir(f'artsim-{stage}-')
-    p = preset_params(preset, stage)
-    p.update({k: ns[k] for k in p if ns.get(k) is not None})
-    from artsim.numerics import apply_portable # here, not at the top: `python -m artsim.numerics` runs before `import artsim` has it
+    p = resolve_params(preset, {k: ns[k] for k in preset_params(preset, stage) if ns.get(k) is not None}, [stage])[stage]
+    # here, not at the top: `python -m artsim.numerics` runs before `import artsim` has it
+    from artsim.numerics import apply_portable
     apply_portable(p.get('portable', False), f'the {stage} stage') # oneDNN, NNPACK, threads: in-process
     return AttrDict(stage=stage, preset=preset, run_dir=resolve_run_dir(run_dir, preset), **p)
 
@@ -246,13 +301,11 @@ def derive_seed(*parts) -> int:
 # %% ../nbs/pipeline/runs.ipynb #8fd00142
 def record_params(run:Run, p:dict):
     "Merge stage `p.stage`'s resolved parameters, and the numerics it computes with, into the run's `config.yaml`."
-    f = run.path/'config.yaml'
-    cfg = yaml.safe_load(f.read_text()) if f.exists() else {}
-    cfg = cfg or {}
+    cfg = run.config
     cfg.setdefault('stages', {})[p['stage']] = {k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()}
     from artsim.numerics import numerics_info
     cfg.setdefault('numerics', {})[p['stage']] = numerics_info()
-    save_yaml(cfg, f)
+    save_yaml(cfg, run.path/'config.yaml')
 
 def stage_module(stage:str):
     "The module of `stage`, or None when no chapter makes it yet."
