@@ -54,3 +54,42 @@ def test_mixed_import_cells_are_found():
     assert _mixes_imports('import tempfile\ntmp = 1') and not _mixes_imports('import os\nfrom x import y')
     assert _mixes_imports('with x:\n    from y import z\n    z()')  # nested: nbdev runs it all the same
     assert not _mixes_imports('def f():\n    import os\n    return os.sep')  # defining f does no work
+
+
+WIDTH = 120   # style.md: lines at most 120 characters, in notebooks and so in `artsim/`
+
+
+def _wide_lines(nbs=NBS, lib=ROOT/'artsim') -> list:
+    "Code-cell lines of the notebooks, and lines of the exported modules, longer than `WIDTH` (nbdev's own lines aside)."
+    import ast, nbformat
+    out = []
+    for nb in nbs:
+        for c in nbformat.read(nb, as_version=4).cells:
+            if c.cell_type != 'code': continue
+            out += [f"{nb.name} cell {c.get('id')}: {l[:60]}... ({len(l)})" for l in c.source.splitlines() if len(l) > WIDTH]
+    for f in sorted(Path(lib).glob('*.py')):
+        if f.name == '_modidx.py': continue   # nbdev's index of the symbols, one per line
+        text = f.read_text(encoding='utf-8')
+        generated = {i for n in ast.parse(text).body if isinstance(n, ast.Assign) and
+                     any(isinstance(t, ast.Name) and t.id == '__all__' for t in n.targets)
+                     for i in range(n.lineno, n.end_lineno + 1)}   # nbdev writes `__all__` itself
+        out += [f"{f.name}:{i}: {l[:60]}... ({len(l)})" for i, l in enumerate(text.splitlines(), 1)
+                if len(l) > WIDTH and i not in generated]
+    return out
+
+
+def test_lines_are_at_most_120_characters():
+    "A module docstring (the chapter's `> description`) and every code line fit in 120 characters (style.md)."
+    wide = _wide_lines()
+    assert not wide, f"{len(wide)} lines over {WIDTH} characters:\n" + '\n'.join(wide[:40])
+
+
+def test_wide_lines_are_found(tmp_path):
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1\n' + 'y = ' + '1 + ' * 40 + '1'),
+                                         nbformat.v4.new_markdown_cell('words ' * 40)])
+    nbformat.write(nb, tmp_path/'a.ipynb')
+    (tmp_path/'lib').mkdir()
+    (tmp_path/'lib'/'m.py').write_text(f'"""{"a long docstring " * 10}"""\n__all__ = [{", ".join(repr("n" * 9) for _ in range(20))}]\n')
+    wide = _wide_lines([tmp_path/'a.ipynb'], tmp_path/'lib')
+    assert len(wide) == 2 and wide[0].startswith('a.ipynb cell') and wide[1].startswith('m.py:1:'), wide
