@@ -42,7 +42,9 @@ def ci_text(d:dict|None, # value, lo, hi (None or NaN where undefined)
     "'value [lo, hi]', the value alone without an interval, '—' where undefined."
     if not d or _isnan(d.get('value')): return '—'
     v = format(d['value'], spec)
-    return v if _isnan(d.get('lo')) or _isnan(d.get('hi')) else f"{v} [{format(d['lo'], spec)}, {format(d['hi'], spec)}]"
+    return (
+        v if _isnan(d.get('lo')) or _isnan(d.get('hi')) else f"{v} [{format(d['lo'], spec)}, {format(d['hi'], spec)}]"
+    )
 
 # %% ../nbs/pipeline/report.ipynb #aa57e67c
 def percent(level:float, # a coverage in (0, 1), e.g. 0.95
@@ -79,7 +81,9 @@ def hypothesis_table(results:dict, # the contents of metrics/eval.json
     order = [h['reference']] * (h['reference'] in h['measures']) + [m for m in h['measures'] if m != h['reference']]
     label, rows = lambda c: CRITERIA_LABELS.get(c, c), []
     for m in order:
-        against = '—' if m == h['reference'] else _against({c: h['versus'].get(m, {}).get(c, {}) for c in h['criteria']})
+        against = (
+            '—' if m == h['reference'] else _against({c: h['versus'].get(m, {}).get(c, {}) for c in h['criteria']})
+        )
         rows.append({'measure': labels[m], **{label(c): ci_text(h['measures'][m][c]) for c in h['criteria']},
                      'against the Siamese network': against})
         if m == h['reference'] and seeds and len(seeds['seeds']) > 1:
@@ -110,7 +114,9 @@ def fidelity_table(results:dict, # the contents of metrics/eval.json
     "Fidelity to the teacher over the held-out matrix: the network's, with intervals, and its seeds' spread."
     f, seeds = results.get('fidelity'), results.get('seeds')
     if not f: return None
-    names = dict(spearman='Spearman over the (variant × painting) matrix', top1="variants whose first painting is the teacher's")
+    names = dict(
+        spearman='Spearman over the (variant × painting) matrix', top1="variants whose first painting is the teacher's"
+    )
     out = pd.DataFrame({'Siamese network': {names[k]: ci_text(f[k]) for k in names}})
     if seeds and len(seeds['seeds']) > 1:
         out[f"{len(seeds['seeds'])} training seeds: mean (range)"] = [spread_text(seeds['fidelity'][k]) for k in names]
@@ -127,10 +133,13 @@ def claim_sentences(results:dict, # the contents of metrics/eval.json
     lower = difference_verdict(dict(lo=None if _isnan(d['hi']) else -d['hi'], hi=None if _isnan(d['lo']) else -d['lo']))
     than_mean = {'better': 'lower than', 'worse': 'higher than', 'no clear difference': 'not clearly different from'
                 }.get(lower, 'not comparable with')
-    out = [f"**Agreement.** On {a['pairs']} held-out test pairs of {a['paintings']} paintings, the Siamese network predicts "
-           f"the `{a['target']}` descriptor similarity with MSE {ci_text(net['mse'], '.3g')} and MAE "
-           f"{ci_text(net['mae'], '.3g')} (Spearman {ci_text(net['spearman'])}), {than_mean} always predicting the "
-           f"training mean (MSE {ci_text(mean['mse'], '.3g')}, MAE {ci_text(mean['mae'], '.3g')})."]
+    out = [
+        f"**Agreement.** On {a['pairs']} held-out test pairs of {a['paintings']} paintings, "
+        f"the Siamese network predicts "
+        f"the `{a['target']}` descriptor similarity with MSE {ci_text(net['mse'], '.3g')} and MAE "
+        f"{ci_text(net['mae'], '.3g')} (Spearman {ci_text(net['spearman'])}), {than_mean} always predicting the "
+        f"training mean (MSE {ci_text(mean['mse'], '.3g')}, MAE {ci_text(mean['mae'], '.3g')})."
+    ]
     s = ref['strength']
     trend = ('falls as img2img strength rises' if not _isnan(s['lo']) and s['lo'] > 0 else
              'rises with img2img strength' if not _isnan(s['hi']) and s['hi'] < 0 else
@@ -160,16 +169,24 @@ def claim_sentences(results:dict, # the contents of metrics/eval.json
     seeds = results.get('seeds')
     if seeds and len(seeds['seeds']) > 1:
         c = seeds['criteria']
-        out.append(f"**Training seeds.** Trained from {len(seeds['seeds'])} seeds ({', '.join(map(str, seeds['seeds']))}; "
-                   f"the network above is seed {seeds['main']}), the network's strength trend ρ is "
-                   f"{spread_text(c.get('strength'))}, its AUC {spread_text(c.get('auc'))}"
-                   + (f" and its {r1} {spread_text(c.get(r1))}" if r1 else '') + ' (mean and range over the seeds).')
+        out.append(
+            f"**Training seeds.** Trained from {len(seeds['seeds'])} seeds ({', '.join(map(str, seeds['seeds']))}; "
+            f"the network above is seed {seeds['main']}), the network's strength trend ρ is "
+            f"{spread_text(c.get('strength'))}, its AUC {spread_text(c.get('auc'))}"
+            + (f" and its {r1} {spread_text(c.get(r1))}" if r1 else '')
+            + ' (mean and range over the seeds).'
+        )
     return out
 
 # %% ../nbs/pipeline/report.ipynb #cc8c4245
 # what `write_figures` writes, relative to the run
-FIGURES = ('figures/eval_measures.png', 'figures/eval_prediction_vs_target.png', 'figures/eval_residuals_by_strength.png',
-           'figures/eval_error_by_prompt.png', 'figures/eval_error_by_genre.png')
+FIGURES = (
+    'figures/eval_measures.png',
+    'figures/eval_prediction_vs_target.png',
+    'figures/eval_residuals_by_strength.png',
+    'figures/eval_error_by_prompt.png',
+    'figures/eval_error_by_genre.png',
+)
 REPORT_FIGURES = FIGURES[:3] # the figures report.md shows
 
 # %% ../nbs/pipeline/report.ipynb #3112b0aa
@@ -185,7 +202,7 @@ def figure_captions(level:float=0.95, # the coverage of the intervals drawn
 # %% ../nbs/pipeline/report.ipynb #2d0e7d29
 def report_markdown(results:dict, # the contents of metrics/eval.json
                    ) -> str:
-    "The results section a thesis can paste: provenance, the hypothesis table, a sentence per claim, figures, agreement."
+    "The results section for a thesis: provenance, the hypothesis table, a sentence per claim, figures, agreement."
     if missing := missing_provenance(results):
         raise ValueError(f"refusing to write a report without provenance: {', '.join(missing)} missing from eval.json "
                          "(the evaluation chapter records them; rerun it)")
@@ -197,27 +214,44 @@ def report_markdown(results:dict, # the contents of metrics/eval.json
              f"**Generator:** {', '.join(GENERATORS.get(g, g) for g in generators)} "
              f"(`{recorded['generator']}`{', ' + generator_id if generator_id else ''}).", '']
     if not (set(sources) <= {'wikiart', 'huggan'} and generators == ['sdxl']):
-        lines += ['> **Not a WikiArt/SDXL result.** These numbers come from the data and generator named above: they '
-                  'show that the method runs end to end, not how it does on paintings transformed by a diffusion model.',
-                  '']
-    lines += [f"Preset `{recorded['preset']}`, seed {recorded['seed']}, artsim {recorded['artsim_version']}; the Siamese "
-              f"encoder started from {recorded['backbone_weights']}. Test split only: {counts['own_pairs']} own and "
-              f"{counts['other_pairs']} other pairs of {counts['variant_paintings']} paintings, and {counts['variants']} "
-              f"variants searching {counts['test_paintings']} test paintings. Intervals: {percent(boot['level'])} "
-              f"percentile bootstrap over paintings ({boot['resamples']} resamples)."
-              + (" **The network's choices were validated on these test pairs, so they are not fully held out.**"
-                 if (recorded.get('model') or {}).get('validated_on') == 'test' else ''), '',
-              '## The hypothesis, against the measures already in use', '', markdown_table(hypothesis_table(results)), '',
-              *[s + '\n' for s in claim_sentences(results)]]
+        lines += [
+            '> **Not a WikiArt/SDXL result.** These numbers come from the data and generator named above: they '
+            'show that the method runs end to end, not how it does on paintings transformed by a diffusion model.',
+            '',
+        ]
+    lines += [
+        f"Preset `{recorded['preset']}`, seed {recorded['seed']}, artsim {recorded['artsim_version']}; the Siamese "
+        f"encoder started from {recorded['backbone_weights']}. Test split only: {counts['own_pairs']} own and "
+        f"{counts['other_pairs']} other pairs of {counts['variant_paintings']} paintings, and {counts['variants']} "
+        f"variants searching {counts['test_paintings']} test paintings. Intervals: {percent(boot['level'])} "
+        f"percentile bootstrap over paintings ({boot['resamples']} resamples)."
+        + (
+            " **The network's choices were validated on these test pairs, so they are not fully held out.**"
+            if (recorded.get('model') or {}).get('validated_on') == 'test'
+            else ''
+        ),
+        '',
+        '## The hypothesis, against the measures already in use',
+        '',
+        markdown_table(hypothesis_table(results)),
+        '',
+        *[s + '\n' for s in claim_sentences(results)],
+    ]
     captions = figure_captions(boot['level'])
     for f in REPORT_FIGURES: lines += [f'![{captions[f]}]({f})', '', f'*{captions[f]}*', '']
     lines += ['## Agreement with the descriptor values', '',
               markdown_table(agreement_table(results).reset_index(names='metric')), '']
     if (fidelity := fidelity_table(results)) is not None:
-        lines += ['## Fidelity to the teacher', '',
-                  f"Over the held-out matrix of every test variant against every test painting ({results['fidelity']['entries']} "
-                  f"entries), how closely the network's scores follow its teacher's (`{results['fidelity']['teacher']}`):", '',
-                  markdown_table(fidelity.reset_index()), '']
+        lines += [
+            '## Fidelity to the teacher',
+            '',
+            f"Over the held-out matrix of every test variant against every test painting "
+            f"({results['fidelity']['entries']} "
+            f"entries), how closely the network's scores follow its teacher's (`{results['fidelity']['teacher']}`):",
+            '',
+            markdown_table(fidelity.reset_index()),
+            '',
+        ]
     return '\n'.join(lines)
 
 # %% ../nbs/pipeline/report.ipynb #eb8d806e
@@ -233,7 +267,7 @@ def write_report(results:dict, # the contents of metrics/eval.json
 def plot_measures(results:dict, # the contents of metrics/eval.json
                   criteria=('strength', 'auc', 'map'), # one panel each
                  ):
-    "Every measure's value with its interval on the hypothesis criteria, the Siamese network highlighted; dashed: chance"
+    "Each measure's value and interval on the hypothesis criteria, the Siamese network highlighted; dashed: chance"
     import matplotlib.pyplot as plt, seaborn as sns
     h = results['hypothesis']
     names = [h['reference']] + [m for m in h['measures'] if m != h['reference']]
