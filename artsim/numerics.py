@@ -191,7 +191,7 @@ def _version(dist:str) -> str|None:
     except importlib.metadata.PackageNotFoundError: return None
 
 def cpu_vendor() -> str|None:
-    "The CPU's vendor as the kernel names it (`GenuineIntel`, `AuthenticAMD`, ...), or None when /proc/cpuinfo lacks it."
+    "The CPU vendor as the kernel names it (`GenuineIntel`, `AuthenticAMD`, ...), or None when /proc/cpuinfo lacks it."
     try:lines = open('/proc/cpuinfo').read().splitlines()
     except OSError: return None
     return next((l.split(':', 1)[1].strip() for l in lines if l.startswith('vendor_id')), None)
