@@ -32,10 +32,10 @@ def pipe_table(md:str, # a markdown text
 def how_computed(numerics:dict, # config.yaml's `numerics`: stage -> `numerics_info()`
                 ) -> str: # 'portable', 'pinned' or 'unpinned'
     "How every chapter of a run computed: portable kernels, pinned as far as the CPU allows, or unpinned."
-    if not numerics: raise ValueError("the run records no numerics (config.yaml): run its chapters with artsim_reproduce")
+    if not numerics:
+        raise ValueError("the run records no numerics (config.yaml): run its chapters with artsim_reproduce")
     if all(n.get('portable') for n in numerics.values()): return 'portable'
     return 'pinned' if all(n.get('pinned') for n in numerics.values()) else 'unpinned'
-
 
 # %% ../nbs/pipeline/claims.ipynb #3b33697a
 SPREAD = '| how the run computed'   # the header of the README's spread table
@@ -98,7 +98,8 @@ def student_problems(training:dict, # metrics/training.json
             bad.append(f"06, validation: {c['claim']}: " + ('not measured (its ablation row was not trained)'
                                                               if c['holds'] is None else 'does not hold'))
     versus = evaluation.get('hypothesis', {}).get('versus', {}).get('combined')
-    if versus is None: bad.append("metrics/eval.json compares no 'combined' teacher with the network: run chapter 07 again")
+    if versus is None:
+        bad.append("metrics/eval.json compares no 'combined' teacher with the network: run chapter 07 again")
     for text, (criterion, ok) in TEST_CLAIMS.items():
         checked.append(f'07, test: {text}')
         if versus is not None and versus[criterion]['verdict'] not in ok:

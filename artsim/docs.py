@@ -24,7 +24,9 @@ def checkout_root(path=None) -> Path:
     for start in (path, Path(artsim.__file__).absolute().parent.parent):
         root = _clone_root(start)
         if root is not None and (root/'nbs').is_dir(): return root
-    raise FileNotFoundError(f"no artsim checkout (a folder with artsim's settings.ini and nbs/) at or above {Path(path or Path.cwd()).absolute()}")
+    raise FileNotFoundError(
+        f"no artsim checkout (a folder with artsim's settings.ini and nbs/) at or above {Path(path or Path.cwd()).absolute()}"
+    )
 
 # %% ../nbs/pipeline/docs.ipynb #6f335d9e
 def _mtime(run:Path) -> float:
@@ -365,7 +367,9 @@ def repo_links(md:str, # markdown with nbdev's links
     "`md` with each link to a documentation page pointed at the notebook that page is made from, in the repository."
     from nbdev.doclinks import _nbpath2html
     root = Path(root or checkout_root()); nbs = root/'nbs'
-    page_nb = {_nbpath2html(f.relative_to(nbs)).as_posix(): f.relative_to(root).as_posix() for f in _glob(nbs, '*.ipynb')}
+    page_nb = {
+        _nbpath2html(f.relative_to(nbs)).as_posix(): f.relative_to(root).as_posix() for f in _glob(nbs, '*.ipynb')
+    }
     doc = _link_bases()[0]
     def to_nb(m):
         page = m.group(2)[len(doc):].split('#')[0]
@@ -407,11 +411,17 @@ def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str=
         here = p['href']
         def item(q): return dict(href=_rel(q['href'], here), text=str(q['fm'].get('title') or Path(q['href']).stem))
         desc = p['fm'].get('description')
-        ctx = dict(title=str(p['fm'].get('title') or Path(here).stem), description=markdown2html(quarto_markdown(str(desc))) if desc else None, site=site,
-                   home=_rel(pages[0]['href'], here), static=_rel(static, here),
-                   links=[dict(href=_rel(l['href'], here), text=l['text']) for l in links],
-                   nav=[dict(title=s, items=[dict(item(q), current=q is p) for q in ps]) for s, ps in sections],
-                   prev=item(pages[i-1]) if i else None, next=item(pages[i+1]) if i + 1 < len(pages) else None)
+        ctx = dict(
+            title=str(p['fm'].get('title') or Path(here).stem),
+            description=markdown2html(quarto_markdown(str(desc))) if desc else None,
+            site=site,
+            home=_rel(pages[0]['href'], here),
+            static=_rel(static, here),
+            links=[dict(href=_rel(l['href'], here), text=l['text']) for l in links],
+            nav=[dict(title=s, items=[dict(item(q), current=q is p) for q in ps]) for s, ps in sections],
+            prev=item(pages[i - 1]) if i else None,
+            next=item(pages[i + 1]) if i + 1 < len(pages) else None,
+        )
         body, _ = ex.from_notebook_node(p['nb'], resources=dict(page=ctx))
         body = site_links(body, here, hrefs, keep_source)
         f = out/here
@@ -502,9 +512,13 @@ def _report(run:Path, out:Path, order:int=1) -> Path|None:
         f = run/rel
         if '://' not in rel and not rel.startswith('data:') and f.is_file():
             (out/rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, out/rel)  # not copy2: the copy gets the umask of whoever builds the site, not the run file's mode
+            # not copy2: the copy gets the umask of whoever builds the site, not the run file's mode
+            shutil.copyfile(f, out/rel)
     dst = out/'report.md'
-    dst.write_text('---\n' + yaml.safe_dump(fm, sort_keys=False, allow_unicode=True) + '---\n\n' + md.lstrip('\n'), encoding='utf-8')
+    dst.write_text(
+        '---\n' + yaml.safe_dump(fm, sort_keys=False, allow_unicode=True) + '---\n\n' + md.lstrip('\n'),
+        encoding='utf-8',
+    )
     return dst
 
 # %% ../nbs/pipeline/docs.ipynb #799c0817
@@ -536,7 +550,9 @@ def _clear(out:Path, marker:str):
     "Empty `out` if an earlier build made it (it holds `marker`); refuse to touch a folder of anything else"
     if out.exists():
         if not (out/marker).exists() and any(out.iterdir()):
-            raise FileExistsError(f"{out} exists and was not made by artsim's docs build; remove it or choose another folder")
+            raise FileExistsError(
+                f"{out} exists and was not made by artsim's docs build; remove it or choose another folder"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out/marker).write_text('made by artsim.docs; rebuilt on each build\n')
@@ -545,7 +561,8 @@ def stage_results(run=None, out='results', root=None, href=lambda f: f.name) -> 
     "The run's executed chapters and report, made into pages of the results site in `out`; the chapters as (title, file)"
     root = Path(root or checkout_root())
     run = Path(run).absolute() if run else next(iter(find_runs(root)), None)
-    if run is not None and not (run/'notebooks').is_dir(): raise FileNotFoundError(f"{run} has no notebooks/: it is not a run directory")
+    if run is not None and not (run / 'notebooks').is_dir():
+        raise FileNotFoundError(f"{run} has no notebooks/: it is not a run directory")
     out = Path(out)
     _clear(out, '.artsim-results')
     chapters = []
@@ -562,7 +579,9 @@ def first_table(md:str) -> str|None:
     "The first pipe table in a markdown text"
     lines = md.split('\n')
     for i in range(len(lines) - 1):
-        if lines[i].lstrip().startswith('|') and re.match(r'^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$', lines[i+1]):
+        if lines[i].lstrip().startswith('|') and re.match(
+            r'^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$', lines[i + 1]
+        ):
             j = i + 2
             while j < len(lines) and lines[j].lstrip().startswith('|'): j += 1
             return '\n'.join(l.strip() for l in lines[i:j])
@@ -600,7 +619,12 @@ def readme_markdown(root=None) -> str:
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
     if doc_url(root) is None: body = repo_links(body, root)  # nothing published: link to the notebooks themselves
     head = f"# {fm.get('title', cfg.lib_name)}\n\n" + (f"> {fm['description']}\n\n" if fm.get('description') else '')
-    text = head + "<!-- WARNING: THIS FILE WAS AUTOGENERATED from nbs/index.ipynb by `make readme`! DO NOT EDIT! -->\n\n" + body.strip() + '\n'
+    text = (
+        head
+        + "<!-- WARNING: THIS FILE WAS AUTOGENERATED from nbs/index.ipynb by `make readme`! DO NOT EDIT! -->\n\n"
+        + body.strip()
+        + '\n'
+    )
     return re.sub(r'\n{3,}', '\n\n', text)
 
 def write_readme(root=None) -> Path:
@@ -623,11 +647,22 @@ def build_preview(out='_docs_preview', run=None, root=None) -> dict:
     docs = docs_pages(proc, nbs)
     run, chapters, report = stage_results(run, out/'results', root, href=lambda f: f.stem + '.html')
     title = f"Results of {run.name}" if run else 'Results'
-    res = [_page(md_notebook(f"---\ntitle: {title}\n---\n\n" + (out/'results'/'_overview.md').read_text()), 'results/index.html')]
+    res = [
+        _page(
+            md_notebook(f"---\ntitle: {title}\n---\n\n" + (out / 'results' / '_overview.md').read_text()),
+            'results/index.html',
+        )
+    ]
     if report: res.append(_page(md_notebook(report.read_text(encoding='utf-8')), 'results/report.html'))
     res += [_page(nbformat.read(f, as_version=4), f'results/{f.stem}.html', 'Chapters') for _, f in chapters]
     site = get_config(path=root).title
-    written = write_site(docs, out, site, links=[dict(href='results/index.html', text='Results')], keep_source=source_url(root) is not None)
+    written = write_site(
+        docs,
+        out,
+        site,
+        links=[dict(href='results/index.html', text='Results')],
+        keep_source=source_url(root) is not None,
+    )
     written += write_site(res, out, f'{site}: results', links=[dict(href='index.html', text='Chapters and API')])
     settle_anchors(written)
     return dict(docs=[p['href'] for p in docs], results=[p['href'] for p in res], run=run, files=written)
@@ -635,14 +670,22 @@ def build_preview(out='_docs_preview', run=None, root=None) -> dict:
 # %% ../nbs/pipeline/docs.ipynb #07d731a6
 def main(argv=None):
     "`python -m artsim.docs preview|results|readme`: what `make docs`, `make docs-preview` and `make readme` run"
-    ap = argparse.ArgumentParser(prog='python -m artsim.docs', description="artsim's documentation sites and README without Quarto")
+    ap = argparse.ArgumentParser(
+        prog='python -m artsim.docs', description="artsim's documentation sites and README without Quarto"
+    )
     sub = ap.add_subparsers(dest='cmd', required=True)
     pv = sub.add_parser('preview', help='both sites as static HTML (no Quarto)')
     pv.add_argument('--out', default='_docs_preview', help='the folder to write (default: _docs_preview)')
     pv.add_argument('--run', default=None, help='the run whose results to show (default: the latest under runs/)')
-    rs = sub.add_parser('results', help="stage a run's chapters and report for the top-level _quarto.yml (its pre-render step)")
+    rs = sub.add_parser(
+        'results', help="stage a run's chapters and report for the top-level _quarto.yml (its pre-render step)"
+    )
     rs.add_argument('--out', default='results', help='the folder to write (default: results)')
-    rs.add_argument('--run', default=os.environ.get('ARTSIM_RUN') or None, help='the run (default: $ARTSIM_RUN, else the latest under runs/)')
+    rs.add_argument(
+        '--run',
+        default=os.environ.get('ARTSIM_RUN') or None,
+        help='the run (default: $ARTSIM_RUN, else the latest under runs/)',
+    )
     sub.add_parser('readme', help='README.md from nbs/index.ipynb')
     a = ap.parse_args(argv)
     try:
@@ -653,8 +696,11 @@ def main(argv=None):
                   f"{n('results')} in {a.out}/results/. Open {a.out}/index.html")
         elif a.cmd == 'results':
             run, chapters, report = stage_results(a.run, a.out, href=lambda f: f'{a.out}/{f.name}')
-            print(f"results site: {len(chapters)} chapters{' and the report' if report else ''} of {run or 'no run yet'} staged in {a.out}/")
-        else: print(f"wrote {write_readme()} from nbs/index.ipynb")
+            print(
+                f"results site: {len(chapters)} chapters{' and the report' if report else ''} of {run or 'no run yet'} staged in {a.out}/"
+            )
+        else:
+            print(f"wrote {write_readme()} from nbs/index.ipynb")
     except (FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"artsim.docs: {e}", file=sys.stderr); sys.exit(1)
 

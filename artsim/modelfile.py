@@ -65,7 +65,9 @@ def _header(blob:bytes) -> dict:
 def card_digest(card:dict) -> str:
     "SHA-256 of a card's content, without the two entries that name its weights file."
     body = {k: v for k, v in card.items() if k not in ('weights_file', 'weights_sha256')}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
+    ).hexdigest()
 
 def save_model(path, # the stem or the .safetensors file: writes <stem>.safetensors and <stem>.json
                state_dict:dict, # name -> tensor
