@@ -205,7 +205,9 @@ def main(argv:list|None=None):
     ap = argparse.ArgumentParser(prog='python -m artsim.claims', description=check_claims.__doc__)
     ap.add_argument('--run-dir', default='runs/demo', help='the demo run (default: runs/demo)')
     ap.add_argument('--readme', help="the README (default: the project's README.md)")
-    ap.add_argument('--slack', type=float, default=2.0, help='how many times the stated time the demo may take (default 2)')
+    ap.add_argument(
+        '--slack', type=float, default=2.0, help='how many times the stated time the demo may take (default 2)'
+    )
     ap.add_argument('--no-calibration', action='store_true', help="leave out the check of the shipped calibration")
     a = ap.parse_args(argv)
     try: found = check_claims(a.run_dir, a.readme, a.slack, not a.no_calibration)

@@ -19,13 +19,15 @@ __all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'checkout_root', 'run_preset', 'find_run
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
 def checkout_root(path=None) -> Path:
-    "The artsim checkout with its notebooks (`nbs/`) at or above `path` (default: the working directory), else the one this package was installed from"
+    """The artsim checkout with its notebooks (`nbs/`) at or above `path` (default: the working directory), else the one
+    this package was installed from"""
     import artsim
     for start in (path, Path(artsim.__file__).absolute().parent.parent):
         root = _clone_root(start)
         if root is not None and (root/'nbs').is_dir(): return root
     raise FileNotFoundError(
-        f"no artsim checkout (a folder with artsim's settings.ini and nbs/) at or above {Path(path or Path.cwd()).absolute()}"
+        f"no artsim checkout (a folder with artsim's settings.ini and nbs/) at or above "
+        f"{Path(path or Path.cwd()).absolute()}"
     )
 
 # %% ../nbs/pipeline/docs.ipynb #6f335d9e
@@ -40,7 +42,8 @@ def run_preset(run) -> str|None:
 
 # %% ../nbs/pipeline/docs.ipynb #c174785f
 def find_runs(root=None, preset:str|None=None, need:str|None=None) -> list[Path]:
-    "Run directories under `<root>/runs` that hold executed chapters, the latest first; only `preset`'s, only those with the file `need`"
+    """Run directories under `<root>/runs` that hold executed chapters, the latest first; only `preset`'s, only those
+    with the file `need`"""
     runs = Path(root or checkout_root())/'runs'
     found = [d for d in runs.iterdir() if d.is_dir() and any((d/'notebooks').glob('*.ipynb'))] if runs.is_dir() else []
     if preset: found = [d for d in found if run_preset(d) == preset]
@@ -185,10 +188,18 @@ def plain_notebook(nb) -> tuple:
 def _glob(root:Path, pat:str) -> list[Path]:
     "Quarto's globs: recursive unless they start with `/`; sorted by path"
     pats = [pat[1:]] if pat.startswith('/') else [pat, f'**/{pat}']
-    return sorted({p for q in pats for p in root.glob(q) if p.is_file() and not any(s.startswith(('_', '.')) for s in p.relative_to(root).parts)})
+    return sorted(
+        {
+            p
+            for q in pats
+            for p in root.glob(q)
+            if p.is_file() and not any(s.startswith(('_', '.')) for s in p.relative_to(root).parts)
+        }
+    )
 
 def sidebar_pages(sidebar:dict, root) -> list[tuple]:
-    "The pages of a Quarto sidebar in order, as (section, path): globs and `auto` items expanded, files that do not exist left out"
+    """The pages of a Quarto sidebar in order, as (section, path): globs and `auto` items expanded, files that do not
+    exist left out"""
     root, out = Path(root), []
     sb = (sidebar or {}).get('website', {}).get('sidebar', {})
     if isinstance(sb, list): sb = sb[0] if sb else {}
@@ -199,7 +210,11 @@ def sidebar_pages(sidebar:dict, root) -> list[tuple]:
             if isinstance(it, dict) and 'auto' in it: files = _glob(root, it['auto'])
             else:
                 ref = it.get('href', '') if isinstance(it, dict) else it
-                files = _glob(root, ref) if any(ch in ref for ch in '*?[') else [root/ref] if (root/ref).is_file() else []
+                files = (
+                    _glob(root, ref)
+                    if any(ch in ref for ch in '*?[')
+                    else [root / ref] if (root / ref).is_file() else []
+                )
             out.extend((section, f) for f in files if (section, f) not in out)
     add(sb.get('contents', []), None)
     return out
@@ -227,7 +242,8 @@ PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- if sec.title %}<p class="sidebar-section">{{ sec.title | e }}</p>{% endif %}
 <ul>
 {%- for it in sec['items'] %}
-<li{% if it.current %} class="current"{% endif %}><a href="{{ it.href }}"{% if it.current %} aria-current="page"{% endif %}>{{ it.text | e }}</a></li>
+<li{% if it.current %} class="current"{% endif %}><a href="{{ it.href }}"
+  {%- if it.current %} aria-current="page"{% endif %}>{{ it.text | e }}</a></li>
 {%- endfor %}
 </ul>
 {%- endfor %}
@@ -238,7 +254,8 @@ PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- endblock body_header -%}
 {%- block input_group -%}
 {%- if cell.metadata.fold -%}
-<details class="code-fold"{% if cell.metadata.fold.open %} open{% endif %}><summary>{{ cell.metadata.fold.summary | e }}</summary>
+<details class="code-fold"{% if cell.metadata.fold.open %} open{% endif %}>
+  {%- raw %}{% endraw %}<summary>{{ cell.metadata.fold.summary | e }}</summary>
 {{ super() }}
 </details>
 {%- else -%}
@@ -247,8 +264,10 @@ PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- endblock input_group -%}
 {%- block body_footer -%}
 <nav class="pager" aria-label="previous and next">
-{%- if page.prev %}<a class="pager-prev" rel="prev" href="{{ page.prev.href }}">&larr; {{ page.prev.text | e }}</a>{% else %}<span></span>{% endif %}
-{%- if page.next %}<a class="pager-next" rel="next" href="{{ page.next.href }}">{{ page.next.text | e }} &rarr;</a>{% endif %}
+{%- if page.prev %}<a class="pager-prev" rel="prev" href="{{ page.prev.href }}">&larr; {{ page.prev.text | e }}</a>
+  {%- else %}<span></span>{% endif %}
+{%- if page.next %}<a class="pager-next" rel="next" href="{{ page.next.href }}">
+  {%- raw %}{% endraw %}{{ page.next.text | e }} &rarr;</a>{% endif %}
 </nav>
 </main>
 </div>
@@ -266,12 +285,14 @@ body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "He
 .site-header a { color: #fff; text-decoration: none; }
 .site-title { font-weight: 600; font-size: 1.15rem; }
 .site-body { display: flex; align-items: flex-start; }
-.sidebar { flex: 0 0 15rem; position: sticky; top: 0; max-height: 100vh; overflow-y: auto; padding: 1rem 1rem 2rem 1.5rem; font-size: .92rem; }
+.sidebar { flex: 0 0 15rem; position: sticky; top: 0;
+           max-height: 100vh; overflow-y: auto; padding: 1rem 1rem 2rem 1.5rem; font-size: .92rem; }
 .sidebar ul { list-style: none; margin: 0 0 .8rem 0; padding: 0; }
 .sidebar li { margin: .25rem 0; }
 .sidebar a { color: #34495e; text-decoration: none; }
 .sidebar li.current a { font-weight: 600; color: #1a5fb4; }
-.sidebar-section { margin: .8rem 0 .3rem 0; font-size: .78rem; font-weight: 600; text-transform: uppercase; letter-spacing: .05em; color: #6c757d; }
+.sidebar-section { margin: .8rem 0 .3rem 0; font-size: .78rem; font-weight: 600;
+                   text-transform: uppercase; letter-spacing: .05em; color: #6c757d; }
 .content { flex: 1 1 auto; min-width: 0; max-width: 60rem; padding: 1rem 2rem 3rem 2rem; }
 .page-header { margin-bottom: 1.2rem; }
 .page-title { margin-bottom: .2rem; }
@@ -286,7 +307,8 @@ details.code-fold > summary { cursor: pointer; color: #555; font-size: .9rem; ma
 .callout-important { border-color: #dc3545; background: #fff5f5; }
 .callout-tip { border-color: #198754; background: #f3fbf6; }
 .callout-title { font-weight: 600; }
-.pager { display: flex; justify-content: space-between; gap: 1rem; margin-top: 3rem; padding-top: 1rem; border-top: 1px solid #ddd; }
+.pager { display: flex; justify-content: space-between; gap: 1rem;
+         margin-top: 3rem; padding-top: 1rem; border-top: 1px solid #ddd; }
 .pager a { text-decoration: none; color: #1a5fb4; }
 a.anchor-link { display: none; }
 .jp-RenderedHTMLCommon table { margin-left: 0; margin-right: 0; }
@@ -319,7 +341,8 @@ def page_exporter():
 
 # %% ../nbs/pipeline/docs.ipynb #13aee681
 def doc_url(root=None) -> str|None:
-    "The documentation site's address, `doc_host` + `doc_baseurl` of settings.ini; None while `doc_host` is empty (not published)."
+    """The documentation site's address, `doc_host` + `doc_baseurl` of settings.ini; None while `doc_host` is empty (not
+    published)."""
     from nbdev.config import get_config
     cfg = get_config(path=Path(root or checkout_root()))
     host = (cfg.get('doc_host') or '').strip().rstrip('/')
@@ -349,7 +372,8 @@ def site_links(html:str, # a page of the site
                pages, # every page of the site, relative to its root
                keep_source:bool=False, # keep nbdev's "source" links (to the configured repository)
               ) -> str:
-    "`html` with the links nbdev made to a name's documentation pointed at this site's own page, and its source links dropped unless kept."
+    """`html` with the links nbdev made to a name's documentation pointed at this site's own page, and its source links
+    dropped unless kept."""
     doc, src = _link_bases()
     # headings' anchors in lower case, as Quarto makes them and as nbdev links a name (`Calibration` -> `#calibration`)
     html = re.sub(r'(<h[1-6][^>]*\sid=")([^"]+)"', lambda m: f'{m.group(1)}{m.group(2).lower()}"', html)
@@ -378,7 +402,8 @@ def repo_links(md:str, # markdown with nbdev's links
 
 def settle_anchors(files:list, # the pages of a site, all written
                   ) -> int: # links changed
-    "Point each link to an anchor a page of `files` lacks at the nearest one it has: `Class.method` at `class`, else the page."
+    """Point each link to an anchor a page of `files` lacks at the nearest one it has: `Class.method` at `class`, else
+    the page."""
     files = [Path(f).resolve() for f in files]
     ids = {f: set(re.findall(r'\sid="([^"]+)"', f.read_text(encoding='utf-8'))) for f in files}
     changed = 0
@@ -399,7 +424,8 @@ def settle_anchors(files:list, # the pages of a site, all written
 def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static',
                keep_source:bool=False, # keep the "source" links of API entries (see `site_links`)
               ) -> list[Path]:
-    "HTML pages into `out`: `pages` are dicts of `nb` (plain), `fm`, `section` and `href`, in reading order; `links` go in the header"
+    """HTML pages into `out`: `pages` are dicts of `nb` (plain), `fm`, `section` and `href`, in reading order; `links`
+    go in the header"""
     from nbconvert.filters.markdown import markdown2html
     out, ex, written = Path(out), page_exporter(), []
     hrefs = {p['href'] for p in pages}
@@ -448,7 +474,8 @@ def md_notebook(md:str):
 
 # %% ../nbs/pipeline/docs.ipynb #026d133d
 def docs_pages(proc, nbs) -> list[dict]:
-    "The pages of the docs site, nbdev's processed notebooks in `proc`, for the notebooks in `nbs` in the order of its `sidebar.yml`"
+    """The pages of the docs site, nbdev's processed notebooks in `proc`, for the notebooks in `nbs` in the order of its
+    `sidebar.yml`"""
     proc, nbs = Path(proc), Path(nbs)
     sidebar = yaml.safe_load((nbs/'sidebar.yml').read_text()) if (nbs/'sidebar.yml').is_file() else {}
     files = sidebar_pages(sidebar, nbs) or [(None, f) for f in _glob(nbs, '*.ipynb')]
@@ -477,7 +504,8 @@ def _drop_default_params(nb):
         nb.cells = [c for c, t in zip(nb.cells, tags) if 'parameters' not in t]
 
 def results_notebook(src, order:int=0):
-    "An executed chapter as a page of the results site: nbdev's front matter, hidden cells out, exported code folded, streams merged"
+    """An executed chapter as a page of the results site: nbdev's front matter, hidden cells out, exported code folded,
+    streams merged"""
     from execnb.nbio import read_nb, nb2str
     from nbdev.process import NBProcessor
     from nbdev.frontmatter import FrontmatterProc
@@ -558,7 +586,8 @@ def _clear(out:Path, marker:str):
     (out/marker).write_text('made by artsim.docs; rebuilt on each build\n')
 
 def stage_results(run=None, out='results', root=None, href=lambda f: f.name) -> tuple:
-    "The run's executed chapters and report, made into pages of the results site in `out`; the chapters as (title, file)"
+    """The run's executed chapters and report, made into pages of the results site in `out`; the chapters as (title,
+    file)"""
     root = Path(root or checkout_root())
     run = Path(run).absolute() if run else next(iter(find_runs(root)), None)
     if run is not None and not (run / 'notebooks').is_dir():
@@ -588,7 +617,8 @@ def first_table(md:str) -> str|None:
     return None
 
 def headline_table(root=None) -> str:
-    "The headline table of the latest demo run's `report.md`, saying where it came from; or a line saying there is none yet"
+    """The headline table of the latest demo run's `report.md`, saying where it came from; or a line saying there is
+    none yet"""
     root = Path(root or checkout_root())
     runs = find_runs(root, preset='demo', need='report.md')
     if not runs:
@@ -636,7 +666,8 @@ def write_readme(root=None) -> Path:
 
 # %% ../nbs/pipeline/docs.ipynb #ca159f54
 def build_preview(out='_docs_preview', run=None, root=None) -> dict:
-    "Both sites as static HTML in `out`, no Quarto: the chapters and API (`out/`), the results of `run` (`out/results/`)"
+    """Both sites as static HTML in `out`, no Quarto: the chapters and API (`out/`), the results of `run`
+    (`out/results/`)"""
     from fastcore.xtras import working_directory
     from nbdev.config import get_config
     from nbdev.serve import proc_nbs
@@ -697,7 +728,8 @@ def main(argv=None):
         elif a.cmd == 'results':
             run, chapters, report = stage_results(a.run, a.out, href=lambda f: f'{a.out}/{f.name}')
             print(
-                f"results site: {len(chapters)} chapters{' and the report' if report else ''} of {run or 'no run yet'} staged in {a.out}/"
+                f"results site: {len(chapters)} chapters{' and the report' if report else ''} of {run or 'no run yet'} "
+                f"staged in {a.out}/"
             )
         else:
             print(f"wrote {write_readme()} from nbs/index.ipynb")

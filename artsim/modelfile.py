@@ -15,7 +15,8 @@ __all__ = ['MODEL_KINDS', 'GENRE_KIND', 'SIAMESE_KIND', 'SEEDS_KIND', 'ModelFile
 
 # %% ../nbs/pipeline/modelfile.ipynb #83789082
 class ModelFileError(ValueError):
-    "A model file that cannot be used: not safetensors, a pickle, another kind of model, or a card that does not describe the weights."
+    """A model file that cannot be used: not safetensors, a pickle, another kind of model, or a card that does not
+    describe the weights."""
 
 # %% ../nbs/pipeline/modelfile.ipynb #452340c8
 MODEL_KINDS = {} # every kind of model file artsim writes, by its format without the version: what a message can name
@@ -97,16 +98,22 @@ def read_card(path, # see `model_files`
         raise FileNotFoundError(f'{cf} does not exist: a {kind.name} is a .safetensors file with its .json card '
                                 f'(chapter {kind.chapter} writes {kind.stem}.safetensors and {kind.stem}.json)')
     try: card = json.loads(cf.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelFileError(f'{cf} is not a JSON model card: {e}') from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f'{cf} is not a JSON model card: {e}') from None
     fmt = card.get('format') if isinstance(card, dict) else None
     if isinstance(fmt, str) and fmt != kind.format and fmt.rsplit('/', 1)[0] == kind.format.rsplit('/', 1)[0]:
-        raise ModelFileError(f'{cf} is a {kind.name} in format {fmt}, written by another version of artsim (this one reads '
-                             f'{kind.format}): run chapter {kind.chapter} again to write it in the current format')
+        raise ModelFileError(
+            f'{cf} is a {kind.name} in format {fmt}, written by another version of artsim (this one reads '
+            f'{kind.format}): run chapter {kind.chapter} again to write it in the current format'
+        )
     if isinstance(fmt, str) and (other := MODEL_KINDS.get(fmt.rsplit('/', 1)[0])) and other != kind:
         raise ModelFileError(f"{cf} is the card of an artsim {other.name} (chapter {other.chapter}'s {other.stem}), "
                              f"not of a {kind.name}: give {kind.stem}.safetensors, which chapter {kind.chapter} "
                              "writes, or the run directory")
-    if fmt != kind.format: raise ModelFileError(f'{cf} is not the card of an artsim {kind.name} (format {fmt!r}, expected {kind.format!r})')
+    if fmt != kind.format:
+        raise ModelFileError(
+            f'{cf} is not the card of an artsim {kind.name} (format {fmt!r}, expected {kind.format!r})'
+        )
     return card
 
 def card_kind(path, # a weights file (.safetensors) or its .json card
@@ -142,8 +149,10 @@ def load_model(path, # see `model_files`
         raise ModelFileError(f'{cf} describes other weights than {wf} (their SHA-256 differs): the two files come from '
                              'different runs or one was changed')
     try: meta, sd = _header(blob).get('__metadata__') or {}, st_load(blob)
-    except Exception as e: raise ModelFileError(f'{wf} is not a readable safetensors file ({type(e).__name__}: {e})') from None
-    if meta.get('artsim') != kind.format: raise ModelFileError(f'{wf} is not an artsim {kind.name} (its format tag is {meta.get("artsim")!r})')
+    except Exception as e:
+        raise ModelFileError(f'{wf} is not a readable safetensors file ({type(e).__name__}: {e})') from None
+    if meta.get('artsim') != kind.format:
+        raise ModelFileError(f'{wf} is not an artsim {kind.name} (its format tag is {meta.get("artsim")!r})')
     if meta.get('card_sha256') != card_digest(card):
         raise ModelFileError(f'{cf} is not the card {wf.name} was written with: it was edited, or comes from another '
                              f'model; chapter {kind.chapter} writes the two together')
