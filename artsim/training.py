@@ -12,19 +12,20 @@ from fastcore.basics import AttrDict
 from .runs import Run, derive_seed, record_params, save_json
 from .backbone import resnet50_body, weights_info
 from .numerics import numerics_info
-from .siamese import (SiameseHead, SiameseNet, SiameseSimilarity, SplitData, build_head, cosine_matrix, fit_inputs,
-                            load_siamese_data, painting_batches, save_seed_heads, single_thread, split_criteria)
+from .siamese import SplitData, cosine_matrix, load_siamese_data, single_thread, split_criteria
+from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'strength_pairs', 'batch_loss', 'train_head',
-           'head_scores', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
-           'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'stage', 'plot_history', 'main']
+__all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'strength_pairs',
+           'batch_loss', 'train_head', 'head_scores', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary',
+           'run_ablation', 'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'card_siamese_params',
+           'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
 class TrainingRecipe:
     "Every choice of the training: the head's shape, the loss terms (each a weight, 0: off), the batches, the schedule."
-    pca_dim:int=256; sketch_dim:int=1024; embed_dim:int=128; knots:int=8 # the head (chapter 05)
+    pca_dim:int=256; sketch_dim:int=1024; embed_dim:int=128; knots:int=8 # the head (`artsim.network`)
     mse:float=1.0; own_share:float|None=0.5 # MSE against the teacher, own and other entries averaged apart
     nce:float=1.0; temperature:float=0.03 # InfoNCE on the painting of origin
     augmented:float=1.0 # InfoNCE on augmented copies of the paintings
@@ -38,16 +39,32 @@ class TrainingRecipe:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
 
 # %% ../nbs/06_training.ipynb #7c9c164d
-def training_recipe(sp, # chapter 05's parameters (`run.params('siamese')`)
-                    p, # this chapter's
+def training_recipe(p, # this chapter's parameters
                    ) -> TrainingRecipe:
-    "The recipe the two chapters' parameters describe."
-    return TrainingRecipe(pca_dim=sp.pca_dim, sketch_dim=sp.sketch_dim, embed_dim=sp.embed_dim, knots=sp.score_knots,
+    "The recipe the chapter's parameters describe."
+    return TrainingRecipe(pca_dim=p.pca_dim, sketch_dim=p.sketch_dim, embed_dim=p.embed_dim, knots=p.score_knots,
                           mse=p.mse_weight, own_share=p.own_share, nce=p.nce_weight, temperature=p.temperature,
                           augmented=p.augmented_weight, listwise=p.listwise_weight,
                           listwise_temperature=p.listwise_temperature, order=p.order_weight, order_margin=p.order_margin,
                           paintings_per_batch=p.paintings_per_batch, gallery_extra=p.gallery_extra, epochs=p.frozen_epochs,
                           lr=p.head_lr, weight_decay=p.weight_decay, warmup=p.warmup, pca_fit_images=p.pca_fit_images)
+
+# %% ../nbs/06_training.ipynb #5a1e0038
+def painting_batches(truth:np.ndarray, # each variant's painting (a gallery row)
+                     n_paintings:int, # the gallery's size
+                     K:int=8, # paintings with variants per batch
+                     extra:int=32, # other paintings added to each batch's gallery
+                     rng:np.random.Generator|None=None, # draws the order and the extra paintings
+                    ): # yields (variant rows, gallery rows): the batch's K paintings first, then the extra ones
+    "One epoch of batches: K paintings with all their variants, against a gallery of those and `extra` others."
+    rng = rng or np.random.default_rng(0)
+    with_variants = np.unique(truth)
+    order = rng.permutation(with_variants)
+    for i in range(0, len(order), K):
+        ps = np.sort(order[i:i + K])
+        others = np.setdiff1d(np.arange(n_paintings), ps)
+        gallery = np.concatenate([ps, np.sort(rng.choice(others, min(extra, len(others)), replace=False))])
+        yield np.flatnonzero(np.isin(truth, ps)), gallery
 
 # %% ../nbs/06_training.ipynb #5b2e0002
 def strength_pairs(queries:pd.DataFrame, # variants: painting, prompt_id, strength
@@ -254,6 +271,9 @@ def validation_claims(results:dict, # the stage's results: summary, teacher, abl
 def check_params(p):
     "Refuse training parameters that cannot work, before anything runs."
     training_seeds(p.seed, p.seeds)
+    for k in ('pca_dim', 'embed_dim', 'score_knots'):
+        if int(p[k]) < 1: raise ValueError(f'{k} must be at least 1, got {p[k]}')
+    if int(p.sketch_dim) < 0: raise ValueError(f'sketch_dim must be >= 0, got {p.sketch_dim}')
     if p.ablation_seeds is not None and int(p.ablation_seeds) < 1: raise ValueError(f'ablation_seeds must be at least 1, got {p.ablation_seeds}')
     if unknown := sorted(set(p.ablation or ()) - set(ABLATIONS)):
         raise ValueError(f'unknown ablation rows {unknown}; the rows are {list(ABLATIONS)}')
@@ -265,6 +285,16 @@ def check_params(p):
 # chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
 READS = ('data', 'generation', 'finetune', 'siamese')
 
+# %% ../nbs/06_training.ipynb #10f4b0b8
+def card_siamese_params(sp, # chapter 05's parameters, as the run recorded them (`run.params('siamese')`)
+                        p, # this chapter's
+                       ) -> dict:
+    "The model card's `siamese_params`: chapter 05's parameters, the head's sizes after `pooling` as cards keep them."
+    items = list(dict(sp).items())
+    at = [k for k, _ in items].index('pooling') + 1 if 'pooling' in sp else len(items)
+    head = dict(pca_dim=p.pca_dim, sketch_dim=p.sketch_dim, embed_dim=p.embed_dim, score_knots=p.score_knots)
+    return dict(items[:at] + list(head.items()) + items[at:])
+
 # %% ../nbs/06_training.ipynb #5b2e0018
 def stage(run:Run, p) -> AttrDict:
     "Train the Siamese head from every seed; write the model, the other seeds' heads and metrics/training.json."
@@ -275,7 +305,7 @@ def stage(run:Run, p) -> AttrDict:
         raise ValueError(f"the encoder chapter 05 computed the features with ({made['encoder']}) is no longer the one "
                          f"'{made['encoder_weights']}' names: run chapter 05_siamese again")
     train, held = data['train'], data[made['validate_on']]
-    r, seeds = training_recipe(sp, p), training_seeds(p.seed, p.seeds)
+    r, seeds = training_recipe(p), training_seeds(p.seed, p.seeds)
     fitted = fit_inputs(train.features, r.pca_dim, r.pca_fit_images, p.seed)
     heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted)
     untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
@@ -292,7 +322,7 @@ def stage(run:Run, p) -> AttrDict:
     card = dict(input_size=made['input_size'], resize='squish', normalisation=made['normalisation'], target=made['target'],
                 encoder_weights=made['encoder_weights'], encoder_seed=made['seed'], preset=p.preset, seed=p.seed, seeds=seeds,
                 device='cpu', numerics=numerics_info(),
-                siamese_params=dict(sp), training_params=asdict(r), validation=dict(split=made['validate_on'], **criteria[p.seed]),
+                siamese_params=card_siamese_params(sp, p), training_params=asdict(r), validation=dict(split=made['validate_on'], **criteria[p.seed]),
                 history=histories[p.seed].to_dict('records'), data=data)
     sim = SiameseSimilarity(net, card)
     sim.save(run.dir('models') / 'siamese')

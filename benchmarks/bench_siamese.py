@@ -27,10 +27,10 @@ import torch
 from PIL import Image, ImageFilter
 from artsim.data import DEMO_GENRES, demo_painting
 from artsim.backbone import IMAGENET_STATS, feature_dim, infer, normalise, pooled_features, resnet50_body
-from artsim.siamese import (SiameseNet, SiameseSimilarity, SplitData, SplitTable, build_head, encode_images, fit_inputs,
-                            painting_batches, read_images)
+from artsim.siamese import SplitData, SplitTable, encode_images, read_images
+from artsim.network import SiameseNet, SiameseSimilarity, build_head, fit_inputs
 from artsim.runs import Run
-from artsim.training import TrainingRecipe, batch_loss, train_head
+from artsim.training import TrainingRecipe, batch_loss, painting_batches, train_head
 
 POOLING = {1: 4, 2: 4, 3: 1, 4: 1}
 
