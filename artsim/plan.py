@@ -148,7 +148,8 @@ def training_plan(sia:dict, # `siamese_plan`
     steps = int(tr.frozen_epochs) * -(-sia['splits']['train']['variant_paintings'] // int(tr.paintings_per_batch))
     rows = ABLATION_ROWS if tr.ablation is None else len(tr.ablation)
     ab_seeds = min(seeds, int(tr.ablation_seeds)) if tr.ablation_seeds is not None else seeds
-    return dict(seeds=seeds, epochs=int(tr.frozen_epochs), steps_per_seed=steps, ablation_rows=rows, pca_dim=min(int(tr.pca_dim), n - 1),
+    return dict(seeds=seeds, epochs=int(tr.frozen_epochs), steps_per_seed=steps, ablation_rows=rows,
+                pca_dim=min(int(tr.pca_dim), n - 1),
                 head_trainings=seeds + rows * ab_seeds, validate_on=sp.validate_on,
                 valid_variants=sia['splits'][sp.validate_on]['variants'], valid_paintings=sia['splits'][sp.validate_on]['paintings'])
 
@@ -368,7 +369,7 @@ def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|
 RESNET50_BODY_FLOATS = 23_561_152 # parameters and BatchNorm statistics of fastai's ResNet50 body, as saved
 def genre_model_floats(n_classes:int) -> int: return RESNET50_BODY_FLOATS + 2_115_584 + 512 * n_classes
 def siamese_head_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8, shared:bool=True) -> int:
-    "Floats of chapter 05's head as saved: standardisation, PCA basis, sketch signs, projection, sketch scale, monotone map."
+    "Floats of the Siamese head as saved: standardisation, PCA basis, sketch signs, projection, sketch scale, monotone map."
     fixed = 2 * feature_dim + feature_dim * pca_dim + knots   # mean, std, basis, the map's knots: every seed's alike
     return (fixed if shared else 0) + (feature_dim if sketch_dim else 0) + pca_dim * embed_dim + embed_dim + (1 if sketch_dim else 0) + knots
 def siamese_model_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8) -> int:

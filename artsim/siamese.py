@@ -4,17 +4,15 @@
 
 # %% ../nbs/05_siamese.ipynb #649d69d4
 from __future__ import annotations
-import copy, json, math
+import json
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from fastcore.basics import AttrDict, patch
+from fastcore.basics import AttrDict
 from .runs import Run, atomic_write, derive_seed, stable_safetensors
-from .data import image_list
-from .modelfile import SEEDS_KIND, SIAMESE_KIND, ModelFileError, load_model, save_model
 from .backbone import (STAGE_CHANNELS, feature_dim, infer, input_image, pooled_features, resnet50_body,
                              weights_info)
 from .descriptors import FAMILIES
@@ -259,12 +257,12 @@ def load_siamese_data(run:Run) -> tuple: # (split -> `SplitData`, what made them
 
 # %% ../nbs/05_siamese.ipynb #ac5d84bf
 def check_params(p):
-    "Refuse parameters the network cannot be built with, before anything runs."
+    "Refuse parameters the encoding cannot run with, before anything runs."
     as_pooling(p.pooling)
     if p.validate_on not in ('valid', 'test'): raise ValueError(f"validate_on must be 'valid' or 'test', got {p.validate_on!r}")
-    for k in ('pca_dim', 'embed_dim', 'score_knots', 'siamese_size', 'encode_batch_size'):
+    for k in ('siamese_size', 'encode_batch_size'):
         if int(p[k]) < 1: raise ValueError(f'{k} must be at least 1, got {p[k]}')
-    if int(p.sketch_dim) < 0 or int(p.augmented_copies) < 0: raise ValueError('sketch_dim and augmented_copies must be >= 0')
+    if int(p.augmented_copies) < 0: raise ValueError(f'augmented_copies must be >= 0, got {p.augmented_copies}')
 
 # %% ../nbs/05_siamese.ipynb #f683d2ca
 def check_split_variants(variants:dict, # split -> how many variants chapter 01 made of its paintings
