@@ -1,8 +1,8 @@
-"""Chapters 05 and 06 on a demo-like run (random-init encoder, 32 px), for what their notebook cells cannot show well: the
-whole training stage run again gives the same bytes and another seed other weights, `artsim_compare` refuses a model of
-the earlier architecture in one line, and `python -m artsim.training` reports errors as a command does. The API's checks
-(identity, symmetry, range, matrix, round trip, refusals) are cells of nbs/pipeline/network.ipynb; the splits and the
-teacher are cells of 05; the seeds' heads and the seed the stage trains with are cells of 06."""
+"""Chapters 05 and 06 on a demo-like run (random-init encoder, 32 px), for what their notebook cells cannot show well:
+the whole training stage run again gives the same bytes and another seed other weights, `artsim_compare` refuses a model
+of the earlier architecture in one line, and `python -m artsim.training` reports errors as a command does. The API's
+checks (identity, symmetry, range, matrix, round trip, refusals) are cells of nbs/pipeline/network.ipynb; the splits and
+the teacher are cells of 05; the seeds' heads and the seed the stage trains with are cells of 06."""
 import json, shutil, subprocess, sys, warnings
 import pandas as pd, pytest, torch
 from demo_pairs import stage_p
@@ -47,7 +47,7 @@ def trained(split_root, tmp_path_factory):
     root = tmp_path_factory.mktemp('trained') / 'run'
     shutil.copytree(split_root, root)
     run = Run(root)
-    record_params(run, siamese_p())   # what the runner records: chapter 06's model card copies chapter 05's parameters
+    record_params(run, siamese_p())   # as the runner records it: 06's model card copies 05's parameters
     siamese.stage(run, siamese_p())
     res = training.stage(run, training_p(seed=5))
     return dict(run=run, res=res, model=root / 'models' / 'siamese.safetensors')
@@ -64,7 +64,7 @@ def images(root, n, kind='original'):
 
 
 def test_compare_refuses_a_model_of_the_earlier_architecture_in_one_line(sim, demo_root, tmp_path):
-    "A card of format artsim-siamese/1 (the MLP head on layer4): `artsim_compare` says in one line to run chapter 06 again."
+    "A card of format artsim-siamese/1 (the MLP head on layer4): `artsim_compare` says in one line to run 06 again."
     wf, cf = sim.save(tmp_path / 'siamese')
     card = json.loads(cf.read_text()) | dict(format='artsim-siamese/1', architecture=dict(name='siamese-resnet50'))
     cf.write_text(json.dumps(card))
