@@ -21,6 +21,6 @@ _all_ = ["SiameseSimilarity"]
 def __getattr__(name):
     "`artsim.SiameseSimilarity` is imported on first use, so `import artsim` stays light for those who score with descriptors only."
     if name == 'SiameseSimilarity':
-        from artsim.siamese import SiameseSimilarity
+        from artsim.network import SiameseSimilarity
         return SiameseSimilarity
     raise AttributeError(f"module 'artsim' has no attribute {name!r}")

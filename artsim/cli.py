@@ -55,7 +55,7 @@ def open_model(path, # models/siamese.safetensors, its .json card, their stem, o
     p = Path(path).expanduser()
     if not (p.exists() or p.with_name(p.name + '.safetensors').exists()): raise UsageError(f"--model {path}: no such file or folder")
     from artsim.modelfile import ModelFileError
-    from artsim.siamese import SiameseSimilarity
+    from artsim.network import SiameseSimilarity
     try: return SiameseSimilarity.load(p, device)
     except (ModelFileError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
 

@@ -12,7 +12,8 @@ import artsim
 from .runs import Run, derive_seed, save_json
 from .backbone import Backbone, weights_info
 from .descriptors import FAMILIES
-from .siamese import descriptor_matrices, load_seed_models
+from .siamese import descriptor_matrices
+from .network import load_seed_models
 from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order, pair_group,
                             pearson, recall_at_k, regression_metrics, resampled_auc, roc_auc, spearman, strength_trend,
                             weighted_means)
@@ -132,7 +133,7 @@ def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relati
                 ) -> tuple: # (SiameseSimilarity, its JSON card)
     "The run's trained Siamese network (chapter 06) and the card that describes it."
     f = run.require(path)
-    from artsim.siamese import SiameseSimilarity
+    from artsim.network import SiameseSimilarity
     net = SiameseSimilarity.load(f, device=device or 'cpu', batch_size=batch_size)
     return net, net.card
 

@@ -148,7 +148,8 @@ def training_plan(sia:dict, # `siamese_plan`
     steps = int(tr.frozen_epochs) * -(-sia['splits']['train']['variant_paintings'] // int(tr.paintings_per_batch))
     rows = ABLATION_ROWS if tr.ablation is None else len(tr.ablation)
     ab_seeds = min(seeds, int(tr.ablation_seeds)) if tr.ablation_seeds is not None else seeds
-    return dict(seeds=seeds, epochs=int(tr.frozen_epochs), steps_per_seed=steps, ablation_rows=rows, pca_dim=min(int(sp.pca_dim), n - 1),
+    return dict(seeds=seeds, epochs=int(tr.frozen_epochs), steps_per_seed=steps, ablation_rows=rows,
+                pca_dim=min(int(tr.pca_dim), n - 1),
                 head_trainings=seeds + rows * ab_seeds, validate_on=sp.validate_on,
                 valid_variants=sia['splits'][sp.validate_on]['variants'], valid_paintings=sia['splits'][sp.validate_on]['paintings'])
 
@@ -368,7 +369,7 @@ def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|
 RESNET50_BODY_FLOATS = 23_561_152 # parameters and BatchNorm statistics of fastai's ResNet50 body, as saved
 def genre_model_floats(n_classes:int) -> int: return RESNET50_BODY_FLOATS + 2_115_584 + 512 * n_classes
 def siamese_head_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8, shared:bool=True) -> int:
-    "Floats of chapter 05's head as saved: standardisation, PCA basis, sketch signs, projection, sketch scale, monotone map."
+    "Floats of the Siamese head as saved: standardisation, PCA basis, sketch signs, projection, sketch scale, monotone map."
     fixed = 2 * feature_dim + feature_dim * pca_dim + knots   # mean, std, basis, the map's knots: every seed's alike
     return (fixed if shared else 0) + (feature_dim if sketch_dim else 0) + pca_dim * embed_dim + embed_dim + (1 if sketch_dim else 0) + knots
 def siamese_model_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8) -> int:
@@ -396,9 +397,9 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes 
     b = disk.get('pair_row_bytes')
     out['scored pairs (similarity/)'] = (plan.table * b if b else None, f'{plan.table:,} rows')
     k = plan.counts['00_data']['genres']
-    sp, c5, c6 = plan.cfg['siamese'], plan.counts['05_siamese'], plan.counts['06_training']
+    tr, c5, c6 = plan.cfg['training'], plan.counts['05_siamese'], plan.counts['06_training']
     seeds = c6['seeds']
-    head = (c5['feature_dim'], c6['pca_dim'], int(sp['embed_dim']), int(sp['sketch_dim']), int(sp['score_knots']))
+    head = (c5['feature_dim'], c6['pca_dim'], int(tr['embed_dim']), int(tr['sketch_dim']), int(tr['score_knots']))
     out['Siamese features (siamese/)'] = (4.0 * (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] + 8.0 * c5['teacher_cells'],
                                           f"{c5['encoded_images'] + c5['augmented']:,} images x {c5['feature_dim']:,} features, "
                                           f"{c5['teacher_cells']:,} teacher values")

@@ -44,7 +44,7 @@ def main():
     run = Run(resolve_run_dir(args.run))
     model = None
     if run.resolve('models/siamese.safetensors').exists():
-        from artsim.siamese import SiameseSimilarity
+        from artsim.network import SiameseSimilarity
         model = SiameseSimilarity.load(run.resolve('models/siamese.safetensors'))
     out = Path(args.index) if args.index else temporary_dir('artsim-bench-search-') / 'index'
     t_index, r = timed(build_index, run.resolve('data/images'), out, model, progress=BARS)

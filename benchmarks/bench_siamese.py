@@ -3,7 +3,7 @@
     python benchmarks/bench_siamese.py [--n 64] [--size 64] [--naive-pairs 256] [--paintings 32] [--variants 6] [--epochs 4]
 
 Images are the demo's procedural paintings and perturbed copies of them, written as PNG, so decoding is part of the cost
-as in a run; the network is chapter 05's: a random-init ResNet50 encoder read at several depths and an untrained head
+as in a run; the network is artsim.network's: a random-init ResNet50 encoder read at several depths and an untrained head
 (no weights are needed to time it).
 
 1. `similarity_matrix(A, B)` for n x n images (n + n encoder passes, one matrix product) against the loop a user would
@@ -27,10 +27,10 @@ import torch
 from PIL import Image, ImageFilter
 from artsim.data import DEMO_GENRES, demo_painting
 from artsim.backbone import IMAGENET_STATS, feature_dim, infer, normalise, pooled_features, resnet50_body
-from artsim.siamese import (SiameseNet, SiameseSimilarity, SplitData, SplitTable, build_head, encode_images, fit_inputs,
-                            painting_batches, read_images)
+from artsim.siamese import SplitData, SplitTable, encode_images, read_images
+from artsim.network import SiameseNet, SiameseSimilarity, build_head, fit_inputs
 from artsim.runs import Run
-from artsim.training import TrainingRecipe, batch_loss, train_head
+from artsim.training import TrainingRecipe, batch_loss, painting_batches, train_head
 
 POOLING = {1: 4, 2: 4, 3: 1, 4: 1}
 
@@ -55,7 +55,7 @@ def timed(f, *a, **kw):
 
 
 def untrained(size, seed=0, device='cpu'):
-    "Chapter 05's network on a random-init encoder, its head's fixed part fitted on random features."
+    "The Siamese network on a random-init encoder, its head's fixed part fitted on random features."
     fitted = fit_inputs(torch.randn(64, feature_dim(POOLING), generator=torch.Generator().manual_seed(seed)), 32)
     net = SiameseNet(resnet50_body('random', seed=seed), POOLING, build_head(fitted, 32, 256, seed=seed))
     return SiameseSimilarity(net, dict(input_size=size, normalisation=IMAGENET_STATS), device, batch_size=64)

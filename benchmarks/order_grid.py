@@ -13,7 +13,8 @@ import argparse, json
 from dataclasses import replace
 from pathlib import Path
 from artsim.runs import Run
-from artsim.siamese import fit_inputs, load_siamese_data, split_criteria
+from artsim.siamese import load_siamese_data, split_criteria
+from artsim.network import fit_inputs
 from artsim.training import seed_summary, train_seeds, training_recipe, training_seeds
 
 CRITERIA = ('strength', 'auc', 'recall@1', 'mse')
@@ -34,7 +35,7 @@ def main(argv=None):
     data, made = load_siamese_data(run)
     train, held = data['train'], data[made['validate_on']]
     tp = run.params('training')
-    r0 = training_recipe(run.params('siamese'), tp)
+    r0 = training_recipe(tp)
     seeds = training_seeds(tp.seed, a.seeds or tp.seeds)
     fitted = fit_inputs(train.features, r0.pca_dim, r0.pca_fit_images, seeds[0])
     q = held.table.queries

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np, torch
 from artsim.runs import Run, derive_seed
 from artsim.backbone import normalise, pooled_features, resnet50_body
-from artsim.siamese import (SplitData, as_pooling, encode_images, fit_inputs, load_siamese_data, painting_batches, read_images,
-                            split_criteria)
-from artsim.training import batch_loss, head_scores, train_head, training_recipe
+from artsim.siamese import SplitData, as_pooling, encode_images, load_siamese_data, read_images, split_criteria
+from artsim.network import fit_inputs
+from artsim.training import batch_loss, head_scores, painting_batches, train_head, training_recipe
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
     data, made = load_siamese_data(run)
     train, held = data['train'], data[sp.validate_on]
     pooling, stats, size = as_pooling(made['pooling']), made['normalisation'], made['input_size']
-    recipe = training_recipe(sp, tp)
+    recipe = training_recipe(tp)
     t0 = time.perf_counter()
     head, _ = train_head(recipe, train, fit_inputs(train.features, recipe.pca_dim, recipe.pca_fit_images, tp.seed), tp.seed)
     frozen = split_criteria(head_scores(head, held), held)

@@ -70,7 +70,7 @@ def one_line_error(code, err, want_code, says):
 # -- artsim_compare ---------------------------------------------------------------------------------------------------
 
 def test_compare_table_and_json(tiny):
-    from artsim.siamese import SiameseSimilarity
+    from artsim.network import SiameseSimilarity
     variant, original, _ = tiny['variants'][0]
     a = tiny['originals'] / original
     r = cli('artsim_compare', a, variant, '--model', tiny['model'])
@@ -226,7 +226,7 @@ def test_search_refuses_an_index_of_another_version(tiny, indexes, tmp_path):
     # a model the index was not made with
     shutil.rmtree(ix); shutil.copytree(indexes['model'], ix)
     import torch
-    from artsim.siamese import SiameseSimilarity
+    from artsim.network import SiameseSimilarity
     other = SiameseSimilarity.load(tiny['model'])
     with torch.no_grad(): next(other.model.head.parameters()).add_(0.01)
     other.save(tmp_path / 'other')
@@ -258,7 +258,7 @@ def test_round_trip_each_variant_finds_its_original(tiny, indexes):
     low = hits.strength == hits.strength.min()
     assert hits['first'][low].all() and hits['first'].mean() >= 0.75, hits.groupby('strength')['first'].mean()
     # with the model: a search per variant at the lower strength, as artsim_search does it
-    from artsim.siamese import SiameseSimilarity
+    from artsim.network import SiameseSimilarity
     model = SiameseSimilarity.load(tiny['model'])
     ix = load_index(indexes['model'], model)
     for v, o, _ in [t for t, l in zip(tiny['variants'], low) if l]:
@@ -270,7 +270,7 @@ def test_round_trip_each_variant_finds_its_original(tiny, indexes):
 def small(tiny, tmp_path_factory):
     "One painting per genre of the tiny run, indexed with the model in this process, with progress bars (their stderr kept)."
     import contextlib, io
-    from artsim.siamese import SiameseSimilarity
+    from artsim.network import SiameseSimilarity
     d = tmp_path_factory.mktemp('small')
     for f in sorted(tiny['originals'].glob('*/*-0000.png')): shutil.copy(f, d / f.name)
     model = SiameseSimilarity.load(tiny['model'])

@@ -234,7 +234,7 @@ def test_stage_with_a_real_siamese_network(eval_run, tmp_path):
     import shutil, torch
     from artsim.evaluation import stage
     from artsim.backbone import IMAGENET_STATS, feature_dim, resnet50_body
-    from artsim.siamese import SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
+    from artsim.network import SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
     shutil.copytree(eval_run.path, tmp_path / 'r')
     run, pooling = Run(tmp_path / 'r'), {1: 4, 2: 4, 3: 1, 4: 1}
     fitted = fit_inputs(torch.randn(20, feature_dim(pooling), generator=torch.Generator().manual_seed(0)), 8)

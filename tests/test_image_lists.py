@@ -9,7 +9,7 @@ from artsim.data import ImageLoadError, image_list
 from artsim.similarity import descriptor_similarity_matrix
 import torch
 from artsim.backbone import IMAGENET_STATS, feature_dim, resnet50_body
-from artsim.siamese import SiameseNet, SiameseSimilarity, build_head, fit_inputs
+from artsim.network import SiameseNet, SiameseSimilarity, build_head, fit_inputs
 
 GOOD = [np.full((48, 64, 3), 120, np.uint8)]
 

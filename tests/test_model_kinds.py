@@ -8,7 +8,7 @@ import pytest
 from artsim.backbone import resnet50_body
 from artsim.finetune import load_genre_model
 from artsim.modelfile import ModelFileError
-from artsim.siamese import SiameseSimilarity
+from artsim.network import SiameseSimilarity
 
 BIN = Path(sys.executable).parent
 

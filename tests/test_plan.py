@@ -180,7 +180,7 @@ def test_model_sizes_are_those_of_the_models():
     from artsim.backbone import resnet50_body
     from artsim.finetune import genre_classifier
     import torch
-    from artsim.siamese import SiameseNet, build_head, fit_inputs
+    from artsim.network import SiameseNet, build_head, fit_inputs
     from artsim.backbone import feature_dim
     from artsim.plan import RESNET50_BODY_FLOATS, genre_model_floats, siamese_model_floats, siamese_head_floats
     floats = lambda m: sum(v.numel() for v in m.state_dict().values() if v.is_floating_point())
@@ -192,7 +192,7 @@ def test_model_sizes_are_those_of_the_models():
     for sketch in (0, 16):
         head = build_head(fitted, 4, sketch, 8)
         assert floats(SiameseNet(body, pooling, head)) == siamese_model_floats(feature_dim(pooling), 8, 4, sketch, 8)
-        shared = ('mean', 'std', 'basis', 'score_map.knots')   # artsim.siamese._SHARED: saved once, not per seed
+        shared = ('mean', 'std', 'basis', 'score_map.knots')   # artsim.network._SHARED: saved once, not per seed
         assert sum(v.numel() for k, v in head.state_dict().items() if v.is_floating_point() and k not in shared) == \
                siamese_head_floats(feature_dim(pooling), 8, 4, sketch, 8, shared=False)
 
