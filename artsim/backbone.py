@@ -20,8 +20,8 @@ from .modelfile import GENRE_KIND, ModelFileError, card_kind, load_model, sniff
 # %% auto #0
 __all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_MODEL', 'STAGE_CHANNELS', 'WeightsUnavailable', 'imagenet_weights_file',
            'imagenet_state_dict', 'resnet50_state_dict', 'read_state_dict', 'load_resnet50_weights', 'weights_file',
-           'resnet50', 'resnet50_body', 'weights_info', 'input_image', 'normalise', 'feature_dim', 'pooled_features',
-           'infer', 'Backbone']
+           'resnet50', 'resnet50_body', 'weights_info', 'input_image', 'normalise', 'as_pooling', 'feature_dim',
+           'pooled_features', 'infer', 'Backbone']
 
 # %% ../nbs/pipeline/backbone.ipynb #8661d261
 WEIGHTS = ('imagenet', 'random', 'genre') # named starting weights; any other value is the path of a state-dict file
@@ -193,17 +193,29 @@ def normalise(x:torch.Tensor, # (N, 3, H, W) uint8, or float in [0, 1]
 # %% ../nbs/pipeline/backbone.ipynb #5b6a112c
 STAGE_CHANNELS = {1: 256, 2: 512, 3: 1024, 4: 2048} # channels of ResNet50's layer1 ... layer4
 
+def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or strings
+              ) -> dict: # {stage: grid side} as ints, in stage order
+    "A pooling layout with integer stages and sides, in stage order: the one form every module uses."
+    try: out = {int(k): int(v) for k, v in pooling.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f'pooling must map stages 1-4 to grid sides, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; '
+                         f'got {pooling!r}') from None
+    if not out or not set(out) <= set(STAGE_CHANNELS) or min(out.values()) < 1:
+        raise ValueError(f'pooling must map stages 1-4 to grid sides of at least 1, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; '
+                         f'got {pooling!r}')
+    return dict(sorted(out.items()))
+
 def feature_dim(pooling:dict|None=None, # stage -> grid side; None: {4: 1}
                ) -> int:
     "The length of the pooled feature vector."
-    return sum(STAGE_CHANNELS[s] * g * g for s, g in (pooling or {4: 1}).items())
+    return sum(STAGE_CHANNELS[s] * g * g for s, g in as_pooling(pooling or {4: 1}).items())
 
 def pooled_features(body:nn.Sequential, # a `resnet50_body`
                     x:torch.Tensor, # (N, 3, H, W) normalised input
                     pooling:dict|None=None, # stage (1-4) -> grid side; None: {4: 1}, the global average of layer4
                    ) -> torch.Tensor: # (N, feature_dim(pooling))
-    "The body's feature maps at the stages of `pooling`, each average-pooled onto its grid, concatenated in stage order."
-    pooling = dict(sorted((pooling or {4: 1}).items()))
+    "The body's feature maps at the stages of `pooling`, each average-pooled onto its grid, in stage order."
+    pooling = as_pooling(pooling or {4: 1})
     out, last = [], max(pooling) + 3
     for i, layer in enumerate(body[:last + 1]):
         x = layer(x)

@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from .runs import derive_seed
 from .data import image_list
 from .modelfile import SEEDS_KIND, SIAMESE_KIND, ModelFileError, load_model, save_model
-from .backbone import infer, input_image, pooled_features, resnet50_body
+from .backbone import as_pooling, infer, input_image, pooled_features, resnet50_body
 from .siamese import standardiser
 
 # %% auto #0
@@ -123,7 +123,7 @@ class SiameseNet(nn.Module):
                  head:SiameseHead):
         super().__init__()
         self.encoder, self.head = encoder, head
-        self.pooling = {int(k): int(v) for k, v in sorted(pooling.items())}
+        self.pooling = as_pooling(pooling)
     def features(self, x):
         "Pooled multi-scale features of normalised images; (N, D) features pass through unchanged."
         return x if x.ndim == 2 else pooled_features(self.encoder, x, self.pooling)
@@ -135,7 +135,7 @@ def architecture(model:SiameseNet) -> dict:
     "What rebuilds `model` before its weights are loaded."
     h = model.head
     return dict(name='siamese-resnet50-multiscale', backbone='resnet50', encoder_layout='fastai create_body',
-                pooling={str(k): v for k, v in model.pooling.items()}, feature_dim=int(h.mean.numel()),
+                pooling=model.pooling, feature_dim=int(h.mean.numel()),
                 pca_dim=h.pca_dim, embed_dim=h.projection.out_features, sketch_dim=h.sketch.d_out if h.sketch else 0,
                 knots=int(h.score_map.knots.numel()), score='clamp(1 - sum_k softplus(w_k) relu(t_k - cos), 0, 1)')
 

@@ -13,29 +13,18 @@ from torch import nn
 from torch.nn import functional as F
 from fastcore.basics import AttrDict
 from .runs import Run, atomic_write, derive_seed, stable_safetensors
-from .backbone import (STAGE_CHANNELS, feature_dim, infer, input_image, pooled_features, resnet50_body,
+from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_image, pooled_features, resnet50_body,
                              weights_info)
 from .descriptors import FAMILIES
 from .similarity import combine, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
 # %% auto #0
-__all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'as_pooling', 'stage_sides', 'coarsen', 'SplitTable', 'split_tables',
+__all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'stage_sides', 'coarsen', 'SplitTable', 'split_tables',
            'descriptor_matrices', 'teacher_matrix', 'single_thread', 'augmented_copies', 'SplitData', 'encode_images',
            'read_images', 'encode_paths', 'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params',
            'check_split_variants', 'reads', 'stage', 'teacher_summary', 'plot_teacher', 'split_criteria',
            'standardiser', 'cosine_matrix', 'layout_comparison']
-
-# %% ../nbs/05_siamese.ipynb #5a1e0000
-def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or strings
-              ) -> dict: # {stage: grid side} as ints, in stage order
-    "A pooling layout with integer stages and sides, in stage order."
-    try: out = {int(k): int(v) for k, v in pooling.items()}
-    except (AttributeError, TypeError, ValueError):
-        raise ValueError(f'pooling must map stages 1-4 to grid sides, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; got {pooling!r}') from None
-    if not out or not set(out) <= set(STAGE_CHANNELS) or min(out.values()) < 1:
-        raise ValueError(f'pooling must map stages 1-4 to grid sides of at least 1, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; got {pooling!r}')
-    return dict(sorted(out.items()))
 
 # %% ../nbs/05_siamese.ipynb #5a1e0001
 def stage_sides(size:int, # the input's side, in pixels
@@ -54,7 +43,7 @@ def coarsen(features:torch.Tensor, # (N, feature_dim(pooling)) from `pooled_feat
             size:int|None=None, # the input side the features were computed at: checks that the result is exact
            ) -> torch.Tensor: # (N, feature_dim(to))
     "The features of a coarser pooling, computed from those of a finer one (the cells averaged)."
-    pooling, to = {int(k): int(v) for k, v in sorted(pooling.items())}, {int(k): int(v) for k, v in sorted(to.items())}
+    pooling, to = as_pooling(pooling), as_pooling(to)
     sides = stage_sides(size) if size else None
     blocks, start = {}, 0
     for s, g in pooling.items():
@@ -214,7 +203,7 @@ SIAMESE_DATA = 'siamese/data.safetensors' # the features and teacher matrices; t
 def _data_meta(p, info:dict) -> dict:
     return dict(encoder_weights=str(p.encoder_weights), encoder_id=info['id'], encoder=info['weights'],
                 normalisation=info['normalisation'], input_size=int(p.siamese_size),
-                pooling={str(k): int(v) for k, v in sorted(p.pooling.items())}, target=p.target, validate_on=p.validate_on,
+                pooling=as_pooling(p.pooling), target=p.target, validate_on=p.validate_on,
                 seed=p.seed)
 
 def save_siamese_data(run:Run, data:dict, # split -> `SplitData`

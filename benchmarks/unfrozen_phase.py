@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np, torch
 from artsim.runs import Run, derive_seed
 from artsim.backbone import normalise, pooled_features, resnet50_body
-from artsim.siamese import SplitData, as_pooling, encode_images, load_siamese_data, read_images, split_criteria
+from artsim.backbone import as_pooling
+from artsim.siamese import SplitData, encode_images, load_siamese_data, read_images, split_criteria
 from artsim.network import fit_inputs
 from artsim.training import batch_loss, head_scores, painting_batches, train_head, training_recipe
 
