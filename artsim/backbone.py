@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from PIL import Image
 from .data import load_image
 from .runs import Run
-from .modelfile import GENRE_KIND, ModelFileError, card_kind, load_model, sniff
+from .modelfile import GENRE_KIND, ModelFileError, card_kind, current_spelling, load_model, sniff
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_MODEL', 'STAGE_CHANNELS', 'WeightsUnavailable', 'imagenet_weights_file',
@@ -154,7 +154,8 @@ def _genre_card(f:Path) -> dict|None:
     import json
     try: card = json.loads(f.with_suffix('.json').read_text(encoding='utf-8'))
     except (OSError, ValueError): return None
-    return card if isinstance(card, dict) and card.get('format') == GENRE_KIND.format else None
+    ok = isinstance(card, dict) and card.get('format') == GENRE_KIND.format
+    return current_spelling(card) if ok else None
 
 def weights_info(weights:str|Path|None='random', run:Run|None=None, seed:int=0, # see `resnet50`
                 ) -> dict: # requested, id, weights, label, normalisation
@@ -165,8 +166,8 @@ def weights_info(weights:str|Path|None='random', run:Run|None=None, seed:int=0, 
     if w == 'imagenet': return out | dict(id='imagenet1k_v2', weights='torchvision IMAGENET1K_V2', label='ImageNet weights')
     f = weights_file(w, run)
     sha, card = _sha256(f), _genre_card(f)
-    if card: out['normalisation'] = dict(mean=[float(v) for v in card['normalize']['mean']],
-                                         std=[float(v) for v in card['normalize']['std']])
+    if card: out['normalisation'] = dict(mean=[float(v) for v in card['normalisation']['mean']],
+                                         std=[float(v) for v in card['normalisation']['std']])
     if w == 'genre':
         start = card['starting_weights'] if card else '?'
         return out | dict(id=f'file-{sha[:12]}', label=f"chapter 04's genre model, from {start} weights",

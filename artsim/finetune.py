@@ -97,7 +97,7 @@ def model_card(vocab:list, input_size:int, starting_weights:str, seed:int, prese
                 head=dict(kind='fastai create_head', n_features=2048, **GENRE_HEAD), n_classes=len(vocab),
                 vocab=list(vocab),
                 input_size=int(input_size), resize='squish (bilinear) to input_size x input_size, RGB, 0-1',
-                normalize=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset),
+                normalisation=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset),
                 **extra)
 
 # %% ../nbs/04_finetune.ipynb #06002655
@@ -113,7 +113,7 @@ def check_genre_card(card:dict, # a card of `GENRE_KIND`
                      where='the card', # the file, for messages
                     ) -> dict:
     "`card`, checked: architecture, class count against the genres, input size, normalisation."
-    need = ['architecture', 'n_classes', 'vocab', 'input_size', 'normalize', 'starting_weights', 'seed', 'preset']
+    need = ['architecture', 'n_classes', 'vocab', 'input_size', 'normalisation', 'starting_weights', 'seed', 'preset']
     if missing := [k for k in need if k not in card]:
         raise ValueError(f'{where}: not a genre model card (missing {missing})')
     if card['architecture'] != 'resnet50':
@@ -126,9 +126,9 @@ def check_genre_card(card:dict, # a card of `GENRE_KIND`
         raise ValueError(f"{where}: n_classes is {card['n_classes']} but vocab names {len(vocab)} genres")
     if not (isinstance(card['input_size'], int) and card['input_size'] > 0):
         raise ValueError(f"{where}: input_size must be a positive integer")
-    norm = card['normalize']
+    norm = card['normalisation']
     if not (isinstance(norm, dict) and all(len(norm.get(k, [])) == 3 for k in ('mean', 'std'))):
-        raise ValueError(f'{where}: normalize must give three means and three standard deviations')
+        raise ValueError(f'{where}: normalisation must give three means and three standard deviations')
     return card
 
 # %% ../nbs/04_finetune.ipynb #66bed978
@@ -162,7 +162,7 @@ def predict_genres(model:nn.Module, # from `load_genre_model`
     "The genres `model` sees in `images`, most probable first."
     dev, s = next(model.parameters()).device, model.card['input_size']
     batches = (torch.stack([input_image(im, s) for im in images[i:i + bs]]) for i in range(0, len(images), bs))
-    P = torch.softmax(infer(model, batches, model.card['normalize'], dev, dim=len(model.vocab)), 1).numpy()
+    P = torch.softmax(infer(model, batches, model.card['normalisation'], dev, dim=len(model.vocab)), 1).numpy()
     top = np.argsort(-P, 1, kind='stable')[:, :k]
     return pd.DataFrame(dict(genre=[model.vocab[t[0]] for t in top],
                              probability=P[np.arange(len(P)), top[:, 0]] if len(P) else [],

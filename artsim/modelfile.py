@@ -10,8 +10,8 @@ from pathlib import Path
 from .runs import atomic_write, save_json, stable_safetensors
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'GENRE_KIND', 'SIAMESE_KIND', 'SEEDS_KIND', 'ModelFileError', 'ModelKind', 'sniff', 'model_files',
-           'card_digest', 'save_model', 'read_card', 'card_kind', 'load_model']
+__all__ = ['MODEL_KINDS', 'GENRE_KIND', 'SIAMESE_KIND', 'SEEDS_KIND', 'CARD_SPELLINGS', 'ModelFileError', 'ModelKind', 'sniff',
+           'model_files', 'card_digest', 'save_model', 'current_spelling', 'read_card', 'card_kind', 'load_model']
 
 # %% ../nbs/pipeline/modelfile.ipynb #83789082
 class ModelFileError(ValueError):
@@ -89,10 +89,14 @@ def save_model(path, # the stem or the .safetensors file: writes <stem>.safetens
     return wf, cf
 
 # %% ../nbs/pipeline/modelfile.ipynb #d26db44a
-def read_card(path, # see `model_files`
-              kind:ModelKind,
-             ) -> dict:
-    "The JSON card of the `kind` model at `path`, checked to be one."
+CARD_SPELLINGS = {'normalize': 'normalisation'} # a key earlier cards spelled otherwise -> its one spelling
+
+def current_spelling(card:dict) -> dict:
+    "`card` with every key in its one spelling (`CARD_SPELLINGS`): a card written by an earlier artsim reads the same."
+    return {CARD_SPELLINGS.get(k, k): v for k, v in card.items()}
+
+def _card(path, kind:ModelKind) -> dict:
+    "The card as the file holds it (what the weights' digest was computed on), checked to be one of `kind`."
     wf, cf = model_files(path, kind)
     if not cf.is_file():
         raise FileNotFoundError(f'{cf} does not exist: a {kind.name} is a .safetensors file with its .json card '
@@ -115,6 +119,12 @@ def read_card(path, # see `model_files`
             f'{cf} is not the card of an artsim {kind.name} (format {fmt!r}, expected {kind.format!r})'
         )
     return card
+
+def read_card(path, # see `model_files`
+              kind:ModelKind,
+             ) -> dict:
+    "The JSON card of the `kind` model at `path`, checked to be one, its keys in their current spelling."
+    return current_spelling(_card(path, kind))
 
 def card_kind(path, # a weights file (.safetensors) or its .json card
              ) -> ModelKind|None:
@@ -140,7 +150,7 @@ def load_model(path, # see `model_files`
                              f'artsim never unpickles model files (unpickling runs code from the file): give the '
                              f'.safetensors + .json pair that chapter {kind.chapter} writes')
     if what != 'safetensors': raise ModelFileError(f'{wf} is not a safetensors file ({what} content)')
-    card = read_card(wf, kind)
+    card = _card(wf, kind)
     blob = wf.read_bytes()
     if not card.get('weights_sha256'):
         raise ModelFileError(f'{cf} names no weights_sha256: it comes from an older artsim; run chapter {kind.chapter} '
@@ -156,4 +166,4 @@ def load_model(path, # see `model_files`
     if meta.get('card_sha256') != card_digest(card):
         raise ModelFileError(f'{cf} is not the card {wf.name} was written with: it was edited, or comes from another '
                              f'model; chapter {kind.chapter} writes the two together')
-    return sd, card
+    return sd, current_spelling(card)

@@ -187,7 +187,7 @@ def test_stage_writes_its_artifacts(staged):
     assert 'not a thesis result' in saved['note']
     card = read_genre_card(run.resolve('models/genre.json'))
     assert card['vocab'] == sorted(manifest.genre.unique()) and card['preset'] == 'tiny' and card['starting_weights'] == 'random'
-    assert card['input_size'] == 32 and card['normalize']['mean'] == [0.485, 0.456, 0.406]
+    assert card['input_size'] == 32 and card['normalisation']['mean'] == [0.485, 0.456, 0.406]
     table = run.read_parquet('metrics/genre_test.parquet')
     assert set(table.id) == set(manifest.id[manifest.split == 'test'])  # the test split, and only it, is reported
     assert not list((run.path/'models').glob(WORK_PREFIX + '*'))  # the working folder is gone
