@@ -25,15 +25,29 @@ __all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe'
 @dataclass(frozen=True)
 class TrainingRecipe:
     "Every choice of the training: the head's shape, the loss terms (each a weight, 0: off), the batches, the schedule."
-    pca_dim:int=256; sketch_dim:int=1024; embed_dim:int=128; knots:int=8 # the head (`artsim.network`)
-    mse:float=1.0; own_share:float|None=0.5 # MSE against the teacher, own and other entries averaged apart
-    nce:float=1.0; temperature:float=0.03 # InfoNCE on the painting of origin
-    augmented:float=1.0 # InfoNCE on augmented copies of the paintings
-    listwise:float=0.0; listwise_temperature:float=0.05 # KL of the teacher's row softmax to the student's
-    order:float=0.0; order_margin:float=0.02 # hinge on the strength order within a (painting, prompt)
-    paintings_per_batch:int=8; gallery_extra:int=32 # the batches
-    epochs:int=60; lr:float=1e-3; weight_decay:float=1e-4; warmup:float=0.1 # AdamW, one-cycle
-    pca_fit_images:int|None=None # the fixed part fitted on a sample of at most this many training images
+    # the head (`artsim.network`)
+    pca_dim:int=256 # `pca_dim`: principal components of the standardised features
+    sketch_dim:int=1024 # `sketch_dim`: the sketched residual's width (0: none)
+    embed_dim:int=128 # `embed_dim`: the embedding's width
+    knots:int=8 # `score_knots`: knots of the monotone map from cosine to score
+    # the loss terms
+    mse:float=1.0 # `mse_weight`: MSE against the teacher
+    own_share:float|None=0.5 # `own_share`: own and other entries averaged apart, own weighted this much
+    nce:float=1.0 # `nce_weight`: InfoNCE on the painting of origin
+    temperature:float=0.03 # `temperature`: its softmax temperature
+    augmented:float=1.0 # `augmented_weight`: InfoNCE on augmented copies of the paintings
+    listwise:float=0.0 # `listwise_weight`: KL of the teacher's row softmax to the student's
+    listwise_temperature:float=0.05 # `listwise_temperature`
+    order:float=0.0 # `order_weight`: hinge on the strength order within a (painting, prompt)
+    order_margin:float=0.02 # `order_margin`
+    # the batches and the schedule (AdamW, one-cycle)
+    paintings_per_batch:int=8 # `paintings_per_batch`: paintings with their variants per batch
+    gallery_extra:int=32 # `gallery_extra`: other paintings in each batch's gallery
+    epochs:int=60 # `frozen_epochs`
+    lr:float=1e-3 # `head_lr`
+    weight_decay:float=1e-4 # `weight_decay`
+    warmup:float=0.1 # `warmup`: share of the steps the rate warms up over
+    pca_fit_images:int|None=None # `pca_fit_images`: the fixed part fitted on at most this many training images
     def changed(self) -> dict:
         "The fields that differ from the defaults."
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
