@@ -4,7 +4,7 @@
 import numpy as np, pandas as pd
 from pathlib import Path
 from PIL import Image, ImageFilter
-from artsim.data import DEMO_GENRES, demo_painting
+from artsim.painter import DEMO_GENRES, demo_painting
 
 STRENGTHS = (0.2, 0.4, 0.6, 0.8)
 PROMPTS = {'p0': 'a painting, softened', 'p1': 'a painting, recoloured'}

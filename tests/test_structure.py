@@ -1,6 +1,6 @@
 """The package's import graph has no cycles: every import of one artsim module by another counts, at the top of a module
 or inside a function, and no module reaches another through `importlib` strings."""
-import ast
+import ast, configparser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,19 +16,21 @@ def _modules() -> dict:
 
 def _targets(node, names:set) -> list:
     "The artsim modules one import statement loads (`__init__` for the package itself), or [] for other packages."
-    def module(dotted:str) -> str: return dotted if dotted in names else INIT
+    def module(name:str) -> list:
+        if name in names: return [name]
+        return [] if (PKG/f'{name}.py').exists() else [INIT]   # `_modidx` (generated, no imports) is left out
     if isinstance(node, ast.Import):
         out = []
         for a in node.names:
             if a.name == 'artsim': out.append(INIT)
-            elif a.name.startswith('artsim.'): out.append(module(a.name.split('.')[1]))
+            elif a.name.startswith('artsim.'): out += module(a.name.split('.')[1])
         return out
     if not isinstance(node, ast.ImportFrom): return []
     if node.level == 0 and node.module == 'artsim': base = ''
     elif node.level == 0 and (node.module or '').startswith('artsim.'): base = node.module.split('.')[1]
     elif node.level == 1: base = (node.module or '').split('.')[0]
     else: return []
-    if base: return [module(base)]
+    if base: return module(base)
     # `from artsim import x` / `from . import x`: a module of the package, or a name its __init__ defines
     return [a.name if a.name in names else INIT for a in node.names]
 
@@ -111,3 +113,11 @@ def test_no_module_imports_artsim_modules_by_name_strings():
     found = [f'{m}.py:{line}: {call}' for m, tree in _modules().items() for line, call in _dynamic_imports(tree)]
     assert not found, 'artsim modules imported through importlib strings (use the modules themselves):\n  ' + \
         '\n  '.join(found)
+
+
+def test_the_version_modules_record_is_the_packages():
+    "`artsim.version` (what a calibration or an index records) says what settings.ini and `artsim.__version__` say."
+    import artsim, artsim.version
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT/'settings.ini', encoding='utf-8')
+    assert artsim.version.__version__ == artsim.__version__ == cfg['DEFAULT']['version']
