@@ -19,7 +19,7 @@ class UsageError(ValueError):
 
 # %% ../nbs/pipeline/commands.ipynb #ba5a9ef1
 class CommandFailed(RuntimeError):
-    "What a command was pointed at exists but cannot be used (a model or index that is not artsim's, or from another version): exit code 1."
+    "What the command was pointed at exists but cannot be used (not artsim's, or another version's): exit code 1."
 
 # %% ../nbs/pipeline/commands.ipynb #fcf00452
 def existing(path, # what the user typed
@@ -81,9 +81,11 @@ def parse_overrides(pairs) -> dict:
     out = {}
     for kv in pairs or []:
         k, eq, v = kv.partition('=')
-        if not eq or not k.strip(): raise UsageError(f"-p {kv}: a parameter is name=value, for example -p n_per_genre=10")
+        if not eq or not k.strip():
+            raise UsageError(f"-p {kv}: a parameter is name=value, for example -p n_per_genre=10")
         try: out[k.strip()] = yaml.safe_load(v)
-        except yaml.YAMLError as e: raise UsageError(f"-p {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+        except yaml.YAMLError as e:
+            raise UsageError(f"-p {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     return out
 
 # %% ../nbs/pipeline/commands.ipynb #8195e351

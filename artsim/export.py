@@ -11,7 +11,8 @@ import pyarrow as pa, pyarrow.parquet as pq
 import yaml
 from .runs import STAGES, Run, atomic_write, file_sha256, preset_params, resolve_run_dir, save_json, save_parquet
 from .data import load_image
-from .sources import FORMAT, GENERATOR_COLUMNS, MANIFEST_COLUMNS, PAINTING_COLUMNS, PAIR_COLUMNS, STATE, inside_run
+from .sources import (FORMAT, GENERATOR_COLUMNS, MANIFEST_COLUMNS, PAINTING_COLUMNS, PAIR_COLUMNS, STATE,
+                            inside_run)
 from .generation import TIMINGS, read_pairs
 from .commands import CommandParser, UsageError, command_errors, resolve_device, shown
 

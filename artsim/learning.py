@@ -19,7 +19,7 @@ __all__ = ['training_device', 'one_process', 'unwrap_model', 'recompute_bn_stats
 
 # %% ../nbs/pipeline/learning.ipynb #a6360e97
 def training_device(device:str|None) -> torch.device:
-    "The device to train on (this process's GPU under `accelerate launch`); `UsageError` for a device this machine lacks."
+    "The device to train on (this process's GPU under `accelerate launch`); `UsageError` for one this machine lacks."
     device = str(resolve_device(device))   # a device this machine lacks: a usage error naming it
     if num_distrib() > 1:
         if not device.startswith('cuda'):

@@ -52,7 +52,8 @@ def _landscape(rng, img):
     d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_hsv(rng.uniform(.1, .16), .5, 1.))
     hue = rng.uniform(.2, .4)
     for k, base in enumerate(np.sort(rng.uniform(.45, .8, 3))):
-        d.polygon(_hills(rng, w, h, base * h, rng.uniform(.04, .1) * h), fill=_hsv(hue + .03 * k, .5 + .1 * k, .7 - .15 * k))
+        d.polygon(_hills(rng, w, h, base * h, rng.uniform(.04, .1) * h),
+                  fill=_hsv(hue + .03 * k, .5 + .1 * k, .7 - .15 * k))
     for _ in range(rng.integers(2, 7)):
         x, y, s = rng.uniform(0, w), rng.uniform(.65, .95) * h, rng.uniform(.04, .09) * h
         d.rectangle([x - s / 8, y, x + s / 8, y + s], fill=(70, 45, 25))
@@ -62,13 +63,15 @@ def _landscape(rng, img):
 def _seascape(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
     horizon = rng.uniform(.35, .6) * h
-    img.paste(_gradient(w, int(horizon) + 1, _hsv(rng.uniform(.55, .62), .5, .85), _hsv(rng.uniform(.5, .58), .15, 1.)), (0, 0))
+    img.paste(_gradient(w, int(horizon) + 1, _hsv(rng.uniform(.55, .62), .5, .85),
+                        _hsv(rng.uniform(.5, .58), .15, 1.)), (0, 0))
     sea = _gradient(w, h - int(horizon), _hsv(rng.uniform(.5, .58), .6, .7), _hsv(rng.uniform(.55, .65), .8, .35))
     img.paste(sea, (0, int(horizon)))
     for _ in range(rng.integers(1, 4)):
         x, y, s = rng.uniform(.1, .9) * w, horizon + rng.uniform(.02, .2) * h, rng.uniform(.05, .12) * h
         d.polygon([(x, y - s), (x, y), (x + s * .7, y)], fill=(245, 240, 230))
-        d.polygon([(x - s * .5, y), (x + s * .8, y), (x + s * .6, y + s * .2), (x - s * .3, y + s * .2)], fill=(90, 50, 30))
+        d.polygon([(x - s * .5, y), (x + s * .8, y), (x + s * .6, y + s * .2), (x - s * .3, y + s * .2)],
+                  fill=(90, 50, 30))
     _strokes(rng, img, 40 * w // 16, max(4, w // 12), max(1, w // 96), horizontal=True)
 
 def _geometric(rng, img):
@@ -102,17 +105,20 @@ def _color_field(rng, img):
 
 def _portrait(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
-    img.paste(_gradient(w, h, _hsv(rng.random(), .3, rng.uniform(.2, .5)), _hsv(rng.random(), .4, rng.uniform(.05, .3))))
+    img.paste(_gradient(w, h, _hsv(rng.random(), .3, rng.uniform(.2, .5)),
+                        _hsv(rng.random(), .4, rng.uniform(.05, .3))))
     cx, s = w * rng.uniform(.4, .6), min(w, h) * rng.uniform(.18, .26)
     top = h * rng.uniform(.15, .3)
     skin = _hsv(rng.uniform(.03, .09), rng.uniform(.25, .6), rng.uniform(.45, .95))
     cloth = _hsv(rng.random(), rng.uniform(.3, .8), rng.uniform(.2, .7))
-    d.polygon([(cx - 2.2 * s, h), (cx - 1.6 * s, top + 2.6 * s), (cx + 1.6 * s, top + 2.6 * s), (cx + 2.2 * s, h)], fill=cloth)
+    d.polygon([(cx - 2.2 * s, h), (cx - 1.6 * s, top + 2.6 * s), (cx + 1.6 * s, top + 2.6 * s), (cx + 2.2 * s, h)],
+              fill=cloth)
     d.rectangle([cx - .35 * s, top + 1.6 * s, cx + .35 * s, top + 2.7 * s], fill=skin)
     d.ellipse([cx - .8 * s, top, cx + .8 * s, top + 2.1 * s], fill=skin)
     hair = _hsv(rng.uniform(0, .12), .5, rng.uniform(.05, .5))
     d.chord([cx - .85 * s, top - .1 * s, cx + .85 * s, top + 1.4 * s], 180, 360, fill=hair)
-    for ex in (-.3, .3): d.ellipse([cx + ex * s - .1 * s, top + .9 * s, cx + ex * s + .1 * s, top + 1.05 * s], fill=(30, 25, 25))
+    for ex in (-.3, .3):
+        d.ellipse([cx + ex * s - .1 * s, top + .9 * s, cx + ex * s + .1 * s, top + 1.05 * s], fill=(30, 25, 25))
     _strokes(rng, img, 30 * w // 16, max(3, w // 20), max(1, w // 80), amount=20)
 
 def _still_life(rng, img):

@@ -56,11 +56,15 @@ def read_wikiart(root, # the ArtGAN folder: style folders of images plus the CSV
                 ) -> pd.DataFrame:
     "Candidates from WikiArt in the ArtGAN layout."
     root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"WikiArt folder {root} does not exist. Download the ArtGAN copy of WikiArt "
-                                                  "(wikiart.zip and wikiart_csv.zip) and pass its folder as source_path.")
+    if not root.is_dir():
+        raise FileNotFoundError(f"WikiArt folder {root} does not exist. Download the ArtGAN copy of WikiArt "
+                                "(wikiart.zip and wikiart_csv.zip) and pass its folder as source_path.")
     genres, artists = _read_labels(root, 'genre'), _read_labels(root, 'artist')
-    if not genres: raise FileNotFoundError(f"no genre_train.csv / genre_val.csv below {root}: the genre lists of the ArtGAN layout are needed")
-    bases = [root] + sorted(d for d in root.iterdir() if d.is_dir())  # images may sit one folder down (wikiart/<Style>/...)
+    if not genres:
+        raise FileNotFoundError(f"no genre_train.csv / genre_val.csv below {root}: the genre lists of the ArtGAN "
+                                "layout are needed")
+    # images may sit one folder down (wikiart/<Style>/...)
+    bases = [root] + sorted(d for d in root.iterdir() if d.is_dir())
     rows = []
     for rel, genre in genres.items():
         f = next((b/rel for b in bases if (b/rel).exists()), root/rel)  # a missing file is reported when it is loaded
@@ -81,15 +85,18 @@ def read_huggan(root, # a folder of parquet shards (searched recursively) or one
     "Candidates from `huggan/wikiart` parquet shards; `src` is `shard::row`."
     root = Path(root)
     shards = [root] if root.is_file() else sorted(root.rglob('*.parquet'))
-    if not shards: raise FileNotFoundError(f"no parquet shards of huggan/wikiart at {root}. Download the dataset's parquet files "
-                                           "(for example with `huggingface-cli download huggan/wikiart --repo-type dataset`) and pass their folder as source_path.")
+    if not shards:
+        raise FileNotFoundError(f"no parquet shards of huggan/wikiart at {root}. Download the dataset's parquet files "
+                                "(for example with `huggingface-cli download huggan/wikiart --repo-type dataset`) and "
+                                "pass their folder as source_path.")
     out = []
     for shard in shards:
         pf = pq.ParquetFile(shard)
         names = _hf_label_names(pf.schema_arrow)
         cols = [c for c in ('artist', 'genre', 'style') if c in pf.schema_arrow.names]
         if 'genre' not in cols or 'image' not in pf.schema_arrow.names:
-            raise ValueError(f"{shard} is not a huggan/wikiart shard: it needs `image` and `genre` columns, has {pf.schema_arrow.names}")
+            raise ValueError(f"{shard} is not a huggan/wikiart shard: it needs `image` and `genre` columns, "
+                             f"has {pf.schema_arrow.names}")
         t = pf.read(columns=cols).to_pandas()
         for c in cols: t[c] = [names[c][i] if c in names and 0 <= i < len(names[c]) else str(i) for i in t[c]]
         for c in ('artist', 'style'):
@@ -135,15 +142,17 @@ def _skip_reason(rel:Path) -> str|None:
     return None
 
 def read_folder(root) -> pd.DataFrame:
-    "Candidates from a folder of `<genre>/.../<image>` files; `.attrs['skipped']` lists the files not read, with the reason."
+    "Candidates from a folder of `<genre>/.../<image>` files; `.attrs['skipped']`: the files not read, and why."
     root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"image folder {root} does not exist" if not root.exists()
-                                                  else f"{root} is a file; source=folder reads a folder of <genre>/<image> files")
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist" if not root.exists()
+                                else f"{root} is a file; source=folder reads a folder of <genre>/<image> files")
     rows, skipped = [], []
     for f in walk_files(root):
         rel = f.relative_to(root)
         if why := _skip_reason(rel):
-            skipped.append(dict(src=str(f), id='', genre=rel.parts[0] if len(rel.parts) > 1 else '', reason=why)); continue
+            skipped.append(dict(src=str(f), id='', genre=rel.parts[0] if len(rel.parts) > 1 else '', reason=why))
+            continue
         inner = Path(*rel.parts[1:])
         rows.append(dict(id=f"{rel.parts[0]}-{'-'.join(inner.with_suffix('').parts)}", src=str(f), artist='unknown',
                          genre=rel.parts[0], style='unknown', source='folder', name='-'.join(inner.parts)))
@@ -161,7 +170,8 @@ def read_csv_source(f) -> pd.DataFrame:
     missing = {'path', 'genre'} - set(df.columns)
     if missing: raise ValueError(f"{f} needs the columns path and genre; {sorted(missing)} missing")
     src = [str(p if Path(p).is_absolute() else f.parent/p) for p in df['path']]
-    return pd.DataFrame(dict(id=df['id'].astype(str) if 'id' in df else [f'{g}-{Path(p).stem}' for g, p in zip(df.genre, df.path)],
+    ids = df['id'].astype(str) if 'id' in df else [f'{g}-{Path(p).stem}' for g, p in zip(df.genre, df.path)]
+    return pd.DataFrame(dict(id=ids,
                              src=src, artist=df.get('artist', 'unknown'), genre=df['genre'].astype(str),
                              style=df.get('style', 'unknown'), source='csv'))[CANDIDATE_COLUMNS]
 
@@ -198,8 +208,9 @@ STATE = 'export.json'
 PAINTING_COLUMNS = ['id', 'image', 'genre', 'artist', 'style', 'split', 'width', 'height', 'source', 'run_index']
 GENERATOR_COLUMNS = ['generator', 'model_id', 'revision', 'dtype', 'steps', 'guidance', 'negative_prompt',
                      'aesthetic_score', 'negative_aesthetic_score']
-PAIR_COLUMNS = (['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'split', 'image', 'width', 'height',
-                 'prompt_id', 'prompt', 'strength', 'seed', 'variant_format'] + GENERATOR_COLUMNS + ['generation_seconds'])
+PAIR_COLUMNS = (['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'split', 'image', 'width',
+                 'height', 'prompt_id', 'prompt', 'strength', 'seed', 'variant_format'] + GENERATOR_COLUMNS +
+                ['generation_seconds'])
 
 # %% ../nbs/pipeline/sources.ipynb #8aba8dfd
 def inside_run(p:str) -> bool:
@@ -211,13 +222,17 @@ def check_export(path, # an export folder
                 ) -> dict: # its export.json
     "An export's state, checked: `ValueError` in one line when `path` is not a complete artsim export."
     path = Path(path)
-    if not path.is_dir(): raise ValueError(f"source=export reads a folder written by artsim_export; {path} is not a folder")
+    if not path.is_dir():
+        raise ValueError(f"source=export reads a folder written by artsim_export; {path} is not a folder")
     try: state = json.loads((path/STATE).read_text(encoding='utf-8'))
-    except OSError: raise ValueError(f"{path} is not an artsim export: it has no {STATE} (artsim_export writes one)") from None
+    except OSError:
+        raise ValueError(f"{path} is not an artsim export: it has no {STATE} (artsim_export writes one)") from None
     except ValueError: raise ValueError(f"{path/STATE} is not JSON: not an artsim export") from None
     if not isinstance(state, dict) or state.get('format') != FORMAT:
-        raise ValueError(f"{path} holds an export of format {state.get('format') if isinstance(state, dict) else None!r}; this artsim reads {FORMAT!r}")
-    if not state.get('complete'): raise ValueError(f"{path} holds an unfinished export: run artsim_export again to finish it")
+        fmt = state.get('format') if isinstance(state, dict) else None
+        raise ValueError(f"{path} holds an export of format {fmt!r}; this artsim reads {FORMAT!r}")
+    if not state.get('complete'):
+        raise ValueError(f"{path} holds an unfinished export: run artsim_export again to finish it")
     return state
 
 def _shards(path:Path, state:dict, config:str) -> list:
@@ -226,7 +241,8 @@ def _shards(path:Path, state:dict, config:str) -> list:
     for f in files:
         want = state['shards'][f.relative_to(path).as_posix()]['sha256']
         if not f.is_file(): raise ValueError(f"{f} is missing: the export is incomplete")
-        if file_sha256(f) != want: raise ValueError(f"{f} does not match its sha256 in {STATE}: the export is damaged or incomplete")
+        if file_sha256(f) != want:
+            raise ValueError(f"{f} does not match its sha256 in {STATE}: the export is damaged or incomplete")
     return files
 
 def _rows(files:list, columns:list, batch_rows:int=64):
@@ -272,16 +288,18 @@ def export_variants(path, verify:bool=True) -> pd.DataFrame: # the pair columns,
 # %% ../nbs/pipeline/sources.ipynb #1d870b6c
 def export_manifest(run:Run, path, # the export folder
                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict]: # manifest, bad files (none), report
-    "Chapter 00 for `source=export`: the export's paintings written into the run as they are, and their manifest with the export's split."
+    "Chapter 00 for `source=export`: the export's paintings written into the run as they are, and their manifest."
     path = Path(path).absolute()
     state = check_export(path)
     for b in _rows(_shards(path, state, 'paintings'), ['image']):
         for im in b.image: _put(run, im['path'], im['bytes'], path.name)
     m = export_paintings(path, verify=False)   # the shards were checked above
-    genres = {g: dict(candidates=int(n), looked_at=int(n), kept=int(n), left_out=0) for g, n in m.groupby('genre').size().items()}
+    genres = {g: dict(candidates=int(n), looked_at=int(n), kept=int(n), left_out=0)
+              for g, n in m.groupby('genre').size().items()}
     report = dict(source='export', export=dict(path=str(path), run=state.get('run'), identity=state.get('identity')),
-                  n_per_genre=None, candidates=len(m), looked_at=len(m), kept=len(m), left_out=0, not_looked_at=0, skipped=0,
-                  genres=genres, reasons={}, bad_files=f"the {len(m)} paintings of the export {path.name}, kept as they are with their split")
+                  n_per_genre=None, candidates=len(m), looked_at=len(m), kept=len(m), left_out=0, not_looked_at=0,
+                  skipped=0, genres=genres, reasons={},
+                  bad_files=f"the {len(m)} paintings of the export {path.name}, kept as they are with their split")
     return m, pd.DataFrame(columns=['src', 'id', 'genre', 'reason']), report
 
 # %% ../nbs/pipeline/sources.ipynb #b535c324
@@ -293,7 +311,7 @@ def seeded_from(run:Run) -> Path|None:
 
 def seed_variants(run:Run, timings:str, # where chapter 01 keeps its timings (`artsim.generation.TIMINGS`)
                  ) -> pd.DataFrame|None:
-    "Chapter 01 for a run seeded from an export: its variants written into the run as they are, and `generated/pairs.parquet`; None for other runs."
+    "Chapter 01 for a run seeded from an export: its variants and `generated/pairs.parquet`; None for other runs."
     path = seeded_from(run)
     if path is None: return None
     state = check_export(path)
@@ -302,9 +320,11 @@ def seed_variants(run:Run, timings:str, # where chapter 01 keeps its timings (`a
         for im in b.image[b.kind == 'positive']: _put(run, im['path'], im['bytes'], path.name)
     p = export_variants(path, verify=False)   # the shards were checked above
     if missing := sorted(set(p.original_id) - set(manifest.index)):
-        raise ValueError(f"the export's variants are of paintings this run's manifest lacks ({', '.join(missing[:3])}, ...): "
+        raise ValueError(f"the export's variants are of paintings this run's manifest lacks "
+                         f"({', '.join(missing[:3])}, ...): "
                          f"rerun chapter 00 with source=export on {path}")
-    p = p.assign(original_path=manifest.path.reindex(p.original_id).to_numpy(), split=manifest.split.reindex(p.original_id).to_numpy(),
+    p = p.assign(original_path=manifest.path.reindex(p.original_id).to_numpy(),
+                 split=manifest.split.reindex(p.original_id).to_numpy(),
                  variant_format=p.get('variant_format', 'png'), rank=0)
     for c in ('guidance', 'aesthetic_score', 'negative_aesthetic_score'):
         if c in p: p[c] = p[c].astype(float)

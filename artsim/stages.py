@@ -15,8 +15,9 @@ __all__ = ['STAGE_MODULES', 'UPSTREAM_ENV', 'stage_module', 'check_stage_params'
            'identity_params', 'same_params', 'copy_upstream', 'prepare', 'stage_reads', 'content_files']
 
 # %% ../nbs/pipeline/stages.ipynb #2764a6da
-STAGE_MODULES = dict(data=data, generation=generation, descriptors=descriptors, similarity=similarity, finetune=finetune,
-                     siamese=siamese, training=training, evaluation=evaluation)   # stage -> its module, in `STAGES` order
+# stage -> its module, in `STAGES` order
+STAGE_MODULES = dict(data=data, generation=generation, descriptors=descriptors, similarity=similarity,
+                     finetune=finetune, siamese=siamese, training=training, evaluation=evaluation)
 
 def stage_module(stage:str):
     "The module of `stage`, or None when no chapter makes it yet."
@@ -24,12 +25,12 @@ def stage_module(stage:str):
 
 # %% ../nbs/pipeline/stages.ipynb #550480ee
 def check_stage_params(stage:str, p:dict):
-    "Run `stage`'s own `check_params(p)`, when its module has one: `ValueError` or `FileNotFoundError` for bad parameters."
+    "Run `stage`'s own `check_params(p)`, if its module has one: `ValueError` or `FileNotFoundError` for bad ones."
     check = getattr(stage_module(stage), 'check_params', None)
     if check: check(AttrDict(p))
 
 def stage_fingerprint(stage:str, p:dict) -> str:
-    "A fingerprint of what `stage` reads from outside the run (its module's `input_fingerprint`); '' when it reads nothing."
+    "A fingerprint of what `stage` reads from outside the run (its module's `input_fingerprint`); '' for nothing."
     f = getattr(stage_module(stage), 'input_fingerprint', None)
     return f(AttrDict(p)) if f else ''
 
@@ -56,7 +57,7 @@ def same_params(stage:str, a:dict, b:dict) -> bool:
 UPSTREAM_ENV = 'ARTSIM_TEST_UPSTREAM'  # under nbdev_test: a finished run whose earlier stages a chapter may take over
 
 def copy_upstream(src:Run, run:Run, params:dict) -> bool:
-    "Copy the artifacts of the stages in `params` (stage -> parameters) from the finished run `src` into `run`, if `src` ran each with the same parameters."
+    "Copy the artifacts of the stages in `params` (stage -> parameters) from `src` into `run`, if `src` ran each so."
     done = (src.config.get('stages') or {})
     if not all(s in done and same_params(s, done[s], p) for s, p in params.items()): return False
     for f in sorted(src.path.rglob('*')):
@@ -72,10 +73,11 @@ def prepare(stage:str, p:dict) -> Run:
     run = Run(p['run_dir'])
     run.path.mkdir(parents=True, exist_ok=True)
     if in_test():
-        ups = {up: stage_params(up, dict(preset=p['preset'], run_dir=run.path, seed=p.get('seed'), device=p.get('device')))
+        ups = {up: stage_params(up, dict(preset=p['preset'], run_dir=run.path, seed=p.get('seed'),
+                                         device=p.get('device')))
                for up in STAGES[:STAGES.index(stage)] if stage_module(up) is not None}
         src = os.environ.get(UPSTREAM_ENV)
-        # a test session's finished run of the same preset stands in for the earlier stages (tests/conftest.py makes one)
+        # a test session's finished run of the same preset stands in for the earlier stages (tests/conftest.py)
         copied = bool(src) and copy_upstream(Run(src), run, ups)
         for up, up_p in ups.items():
             record_params(run, up_p)
