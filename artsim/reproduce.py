@@ -429,8 +429,8 @@ def main(argv=None):
     except UsageError as e: fail(prog, 2, f"error: {e} (see artsim_reproduce --help)")
     except MissingExtra as e: fail(prog, 1, str(e))
     except ChapterFailed as e:
-        fail(prog, 1, f"{e}\n  traceback: {e.log}\n  executed notebook: {e.notebook}\n  fix it and run the same command "
-                      "again: the chapters done are skipped")
+        fail(prog, 1, f"{e}\n  traceback: {e.log}\n  executed notebook: {e.notebook}\n  fix it and run the same "
+                      "command again: the chapters done are skipped")
     except KeyboardInterrupt:
         # the chapter's cell, cut short too, leaves asyncio a failed task that it would report on the way out
         logging.getLogger('asyncio').disabled = True
