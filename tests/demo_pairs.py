@@ -1,5 +1,5 @@
 """Demo-like runs for the descriptor and similarity tests (fixtures in conftest.py): the demo's procedural paintings
-(`artsim.data.demo_painting`) and a classical perturbation of each at rising strength, written the way 00_data and
+(`artsim.painter.demo_painting`) and a classical perturbation of each at rising strength, written the way 00_data and
 01_generation write them."""
 import numpy as np, pandas as pd
 from pathlib import Path
