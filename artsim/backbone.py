@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/backbone.ipynb #747f1cae
 from __future__ import annotations
-import hashlib, os, pickle
+import os, pickle
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 from PIL import Image
 from .data import load_image
-from .runs import Run
+from .runs import Run, file_sha256
 from .modelfile import GENRE_KIND, ModelFileError, card_kind, current_spelling, load_model, sniff
 
 # %% auto #0
@@ -144,12 +144,6 @@ def resnet50_body(weights:str|Path|None='random', run:Run|None=None, seed:int=0,
     return nn.Sequential(*list(resnet50(weights, run, seed).children())[:-2])
 
 # %% ../nbs/pipeline/backbone.ipynb #42324652
-def _sha256(path, n=1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(n): h.update(chunk)
-    return h.hexdigest()
-
 def _genre_card(f:Path) -> dict|None:
     import json
     try: card = json.loads(f.with_suffix('.json').read_text(encoding='utf-8'))
@@ -165,7 +159,7 @@ def weights_info(weights:str|Path|None='random', run:Run|None=None, seed:int=0, 
     if w == 'random': return out | dict(id=f'random{seed}', weights=f'random init (seed {seed})', label='random init')
     if w == 'imagenet': return out | dict(id='imagenet1k_v2', weights='torchvision IMAGENET1K_V2', label='ImageNet weights')
     f = weights_file(w, run)
-    sha, card = _sha256(f), _genre_card(f)
+    sha, card = file_sha256(f), _genre_card(f)
     if card: out['normalisation'] = dict(mean=[float(v) for v in card['normalisation']['mean']],
                                          std=[float(v) for v in card['normalisation']['std']])
     if w == 'genre':

@@ -162,7 +162,8 @@ def calibration_problems(new, # the calibration of the demo run (`artsim.similar
 def demo_calibration_check(run:Run) -> tuple: # (ok, lines)
     "The shipped calibration against the demo run's chapters 00-02 (`calibration_problems`)."
     from artsim.similarity import demo_calibration, load_calibration
-    from artsim.runs import preset_params, same_params
+    from artsim.runs import preset_params
+    from artsim.stages import same_params
     from artsim.numerics import unpinnable
     if other := [s for s in ('data', 'generation', 'descriptors')
                  if not same_params(s, {k: v for k, v in run.params(s).items() if k != 'preset'},

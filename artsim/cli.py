@@ -13,16 +13,15 @@ from .data import ImageLoadError, counted, load_image
 from .descriptors import FAMILIES
 from .similarity import (Calibration, calibrate_images, calibrated, collection_pairs, compare_described,
                                describe_images, load_calibration, null_statistics)
-from .reproduce import CommandFailed, CommandParser, UsageError, existing
+from .commands import CommandFailed, CommandParser, UsageError, command_errors, existing, resolve_device, shown
 from .index import build_index, find_images, load_index, open_calibration, read_index_meta, search_index
 
 # %% auto #0
 __all__ = ['MIN_SIDE', 'SOURCE_WORDS', 'ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'MIN_CALIBRATION_IMAGES', 'read_image',
-           'check_device', 'open_model', 'data_words', 'calibration_source', 'model_source', 'siamese_scale',
-           'compare_images', 'semantic_weights_of', 'family_aspects', 'change_summary', 'format_comparison',
-           'artsim_compare', 'compare_parser', 'compare_main', 'artsim_index', 'index_parser', 'index_main',
-           'query_files', 'artsim_search', 'search_parser', 'search_main', 'artsim_calibrate', 'calibrate_parser',
-           'calibrate_main']
+           'open_model', 'data_words', 'calibration_source', 'model_source', 'siamese_scale', 'compare_images',
+           'semantic_weights_of', 'family_aspects', 'change_summary', 'format_comparison', 'artsim_compare',
+           'compare_parser', 'compare_main', 'artsim_index', 'index_parser', 'index_main', 'query_files',
+           'artsim_search', 'search_parser', 'search_main', 'artsim_calibrate', 'calibrate_parser', 'calibrate_main']
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00009
 MIN_SIDE = 32 # pixels: below this on either side an image is read, with a note that its values say little
@@ -38,15 +37,6 @@ def read_image(path) -> Image.Image:
         warnings.warn(f"{path} is {im.width} x {im.height} pixels, below {MIN_SIDE} on a side: its similarities say little about it")
     if _has_alpha(p): warnings.warn(f"{path} has transparency: it is blended over white before it is described")
     return im
-
-# %% ../nbs/pipeline/cli.ipynb #c1a00012
-def check_device(device:str):
-    "`UsageError` for a torch device that does not exist here."
-    import torch
-    try: d = torch.device(device)
-    except RuntimeError: raise UsageError(f"--device {device}: not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if d.type == 'cuda' and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available on this machine")
 
 # %% ../nbs/pipeline/cli.ipynb #5db66e7a
 def open_model(path, # models/siamese.safetensors, its .json card, their stem, or a run directory
@@ -77,7 +67,7 @@ def calibration_source(cal:Calibration|None, # what `open_calibration` gives
     if cal is None: return 'none: raw values (1 = identical)'
     s = cal.source
     n, images = sum((s.get('n_pairs') or {}).values()), s.get('images') or {}
-    if images: what = f"the {images['n']} images" + (f" of {_shown(images['folder'])}" if 'folder' in images else '')
+    if images: what = f"the {images['n']} images" + (f" of {shown(images['folder'])}" if 'folder' in images else '')
     elif words := data_words(s.get('data')): what = f"{words}, and their variants"
     else: what = f"the paintings and variants of the run {s.get('run')}"
     return f"{cal.origin or 'in memory'}: unrelated pairs of {what} ({n:,} pairs)"
@@ -180,21 +170,11 @@ def format_comparison(a:str, b:str, # how to name the two images
 def _run(prog:str, parser, command, argv=None):
     "Parse `argv`, run `command(**options)`; usage errors exit 2, failures 1, each one line on stderr."
     args = parser.parse_args(argv)
-    def fail(code, msg): print(f"{prog}: {msg}", file=sys.stderr, flush=True); sys.exit(code)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('default')
-        try: command(**vars(args))
-        except UsageError as e: fail(2, f"error: {e} (see {prog} --help)")
-        except (CommandFailed, ImageLoadError) as e: fail(1, str(e))
-        except OSError as e: fail(1, str(e))
-        except KeyboardInterrupt: fail(130, "interrupted; run the same command again to go on where it stopped")
+        with command_errors(prog, (ImageLoadError,)): command(**vars(args))
     notes = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)]
     for n in dict.fromkeys(notes): print(f"{prog}: note: {n}", file=sys.stderr)
-
-def _shown(path) -> str:
-    "`path` as a user would type it: relative to the working directory when it lies below it."
-    p = Path(path).absolute()
-    return p.relative_to(Path.cwd()).as_posix() if p.is_relative_to(Path.cwd()) else str(p)
 
 def _reason(error:str, path:str) -> str:
     "Why a file could not be read, without the exception's name and the file's full path."
@@ -217,7 +197,7 @@ def artsim_compare(a:str, b:str, # the two image files
                   ) -> dict: # the scores, and the verdict
     "Score two images with every descriptor family, their combination and the Siamese network, and say what changed most."
     ims = [read_image(x) for x in (a, b)]
-    check_device(device)
+    resolve_device(device)
     cal = open_calibration(calibration)
     sim = open_model(model, device) if model else None
     try: scores = compare_images(*ims, sim, cal, device)
@@ -275,16 +255,16 @@ def artsim_index(folder:str, # the folder of originals
                  log=None, # where the summary goes (default: stdout)
                 ) -> dict: # `build_index`'s summary
     "Index a folder of originals once: descriptor vectors always, Siamese embeddings with a model; a rerun does only new images."
-    check_device(device)
+    resolve_device(device)
     sim = open_model(model, device) if model else None
     r = build_index(folder, out, sim, calibration, device, jobs, progress and sys.stderr.isatty(), model)
     for p, e in zip(r['skipped'].path, r['skipped'].error): print(f"artsim_index: skipped {p}: {_reason(e, p)}", file=sys.stderr)
     say = lambda *a: print(*a, file=log or sys.stdout)
     n_ign = len(r['ignored'])
-    say(f"artsim_index: {r['indexed']} of {r['images']} images in {_shown(r['folder'])} -> {_shown(r['out'])} ({r['seconds']:.1f} s)")
+    say(f"artsim_index: {r['indexed']} of {r['images']} images in {shown(r['folder'])} -> {shown(r['out'])} ({r['seconds']:.1f} s)")
     say(f"  described {counted(r['described'], 'new image')} ({r['unique'] - r['described']} from the cache)" +
         (f", embedded {r['embedded']} with the Siamese model ({r['unique'] - r['embedded']} from the cache)" if sim else ''))
-    if len(r['skipped']): say(f"  skipped {counted(len(r['skipped']), 'unreadable file')} (listed on stderr and in {_shown(Path(r['out'])/'images.parquet')})")
+    if len(r['skipped']): say(f"  skipped {counted(len(r['skipped']), 'unreadable file')} (listed on stderr and in {shown(Path(r['out'])/'images.parquet')})")
     if n_ign: say(f"  ignored {counted(n_ign, 'file')} not named as images, e.g. {r['ignored'][0]}")
     say(f"  calibration: {calibration_source(open_calibration(calibration))}")
     if sim: say(f"  model: {model_source(sim, Path(model).name)}")
@@ -327,7 +307,7 @@ def _ranked_text(name, found, ix, by) -> str:
     cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
     head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
     rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}" for r in found.to_dict('records')]
-    return '\n'.join([f"{name}: the {len(found)} most similar of {len(ix)} originals in {_shown(ix.root)}, ranked by {by}", head] + rows)
+    return '\n'.join([f"{name}: the {len(found)} most similar of {len(ix)} originals in {shown(ix.root)}, ranked by {by}", head] + rows)
 
 def _search_sources(ix, sim, where, sia) -> list:
     "The lines under the tables: what the calibration and the model were made from, what unrelated images reach."
@@ -351,7 +331,7 @@ def artsim_search(images:list, # the images to find the originals of: image file
                  ) -> pd.DataFrame: # `search_index`'s tables, one after the other, with the column `image` first
     "The k originals of an index most similar to each image, with their scores; the index and the model are read once for all images."
     queries = query_files([images] if isinstance(images, (str, Path)) else list(images))
-    check_device(device)
+    resolve_device(device)
     meta = read_index_meta(existing(index, '--index'))
     sim = None
     if meta.get('model'):
@@ -421,14 +401,14 @@ def artsim_calibrate(folder:str, # the collection: image files anywhere below it
     if not root.is_dir(): raise UsageError(f"{folder}: a file; artsim_calibrate takes a folder of images")
     dest = Path(out).expanduser()
     if dest.is_dir() or dest.suffix.lower() != '.json': raise UsageError(f"--out {out}: a calibration is a .json file")
-    check_device(device)
+    resolve_device(device)
     cal0 = open_calibration(base)
     if cal0 is None: raise UsageError("--base none: the images must be described with a calibration's settings")
     sim = open_model(model, device) if model else None
     files, readable = find_images(root)[0], []
     for f in files:
         try: load_image(f); readable.append(f)
-        except ImageLoadError as e: print(f"artsim_calibrate: skipped {_shown(f)}: {e.reason}", file=sys.stderr)
+        except ImageLoadError as e: print(f"artsim_calibrate: skipped {shown(f)}: {e.reason}", file=sys.stderr)
     if len(readable) < MIN_CALIBRATION_IMAGES:
         raise CommandFailed(f"{folder} holds {counted(len(readable), 'readable image')}: a calibration needs at least "
                             f"{MIN_CALIBRATION_IMAGES}, each a work of its own")
@@ -441,10 +421,10 @@ def artsim_calibrate(folder:str, # the collection: image files anywhere below it
         who = dict(model=sim.card.get('weights_sha256'), model_file=Path(model).name)
         cal.unrelated['siamese'] = null_statistics(s) | who
     cal.save(dest)
-    cal.origin = _shown(dest)
+    cal.origin = shown(dest)
     n = sum(cal.source['n_pairs'].values())
     say = lambda *a: print(*a, file=log or sys.stdout)
-    say(f"artsim_calibrate: {counted(len(readable), 'image')} in {_shown(root)} -> {_shown(dest)}: "
+    say(f"artsim_calibrate: {counted(len(readable), 'image')} in {shown(root)} -> {shown(dest)}: "
         f"{counted(n, 'unrelated pair')} ({time.perf_counter() - t0:.1f} s)")
     say("  each family's 0 (the median raw value of those pairs): "
         + ', '.join(f"{f} {s['anchor']:.2f}" for f, s in cal.families.items()))

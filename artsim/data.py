@@ -9,17 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive_seed, project_path
+from .painter import DEMO_GENRES, demo_painting
+from .sources import (BAD_COLUMNS, MANIFEST_COLUMNS, SOURCES, check_export, export_manifest, huggan_bytes,
+                            read_csv_source, read_source, walk_files)
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'DEMO_GENRES', 'DEMO_STYLES', 'CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES',
-           'MANIFEST_COLUMNS', 'READS', 'LOCATIONS', 'REPORTS', 'ImageLoadError', 'load_image', 'image_list',
-           'demo_size', 'demo_painting', 'read_wikiart', 'read_huggan', 'read_folder', 'read_csv_source', 'read_demo',
-           'read_source', 'source_path', 'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted',
-           'data_report', 'min_per_genre', 'check_collected', 'split_stratified', 'build_manifest', 'save_report',
-           'save_manifest', 'stage', 'show_samples']
+__all__ = ['MAX_PIXELS', 'READS', 'LOCATIONS', 'REPORTS', 'ImageLoadError', 'load_image', 'image_list', 'source_path',
+           'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
+           'check_collected', 'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage',
+           'show_samples']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -112,356 +113,6 @@ def image_list(images, # a list (or any iterable) of what `load_image` takes
     if not images: raise ValueError('expected a list of images, got an empty one: give at least one image')
     return images
 
-# %% ../nbs/00_data.ipynb #5ee9ecce
-def _hsv(h, s, v) -> tuple:
-    "An RGB tuple from hue, saturation, value in [0, 1]."
-    import colorsys
-    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h % 1., min(max(s, 0), 1), min(max(v, 0), 1)))
-
-def _jitter(rng, c, amount=18) -> tuple:
-    return tuple(int(np.clip(x + rng.integers(-amount, amount + 1), 0, 255)) for x in c)
-
-def _gradient(w, h, top, bottom) -> Image.Image:
-    t = np.linspace(0, 1, h)[:, None, None]
-    a = (1 - t) * np.array(top, float) + t * np.array(bottom, float)
-    return Image.fromarray(np.broadcast_to(a, (h, w, 3)).astype(np.uint8))
-
-def _strokes(rng, img, n, length, width, amount=25, horizontal=False):
-    "Brushwork: short strokes in colours jittered from the pixels beneath them."
-    d, (w, h) = ImageDraw.Draw(img), img.size
-    px = np.asarray(img)
-    xs, ys = rng.integers(0, w, n), rng.integers(0, h, n)
-    angles = rng.normal(0, .3, n) if horizontal else rng.uniform(0, np.pi, n)
-    for x, y, a in zip(xs, ys, angles):
-        dx, dy = math.cos(a) * length / 2, math.sin(a) * length / 2
-        d.line([(x - dx, y - dy), (x + dx, y + dy)], fill=_jitter(rng, px[y, x], amount), width=width)
-
-def _hills(rng, w, h, base, amp):
-    xs = np.linspace(0, w, 24)
-    ph, fr = rng.uniform(0, 2 * np.pi, 2), rng.uniform(1, 3.5, 2)
-    ys = base + amp * (np.sin(xs / w * fr[0] * np.pi + ph[0]) + .5 * np.sin(xs / w * fr[1] * 2 * np.pi + ph[1]))
-    return [(0, h)] + list(zip(xs, ys)) + [(w, h)]
-
-# %% ../nbs/00_data.ipynb #a7bd26ec
-def _landscape(rng, img):
-    w, h = img.size; d = ImageDraw.Draw(img)
-    dusk = rng.random() < .4
-    sky = _gradient(w, h, _hsv(rng.uniform(.55, .65), .6, .9) if not dusk else _hsv(rng.uniform(.02, .1), .7, .95),
-                    _hsv(rng.uniform(.5, .6), .2, 1.) if not dusk else _hsv(rng.uniform(.75, .85), .4, .6))
-    img.paste(sky)
-    r = rng.uniform(.04, .09) * w; cx, cy = rng.uniform(.15, .85) * w, rng.uniform(.1, .35) * h
-    d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_hsv(rng.uniform(.1, .16), .5, 1.))
-    hue = rng.uniform(.2, .4)
-    for k, base in enumerate(np.sort(rng.uniform(.45, .8, 3))):
-        d.polygon(_hills(rng, w, h, base * h, rng.uniform(.04, .1) * h), fill=_hsv(hue + .03 * k, .5 + .1 * k, .7 - .15 * k))
-    for _ in range(rng.integers(2, 7)):
-        x, y, s = rng.uniform(0, w), rng.uniform(.65, .95) * h, rng.uniform(.04, .09) * h
-        d.rectangle([x - s / 8, y, x + s / 8, y + s], fill=(70, 45, 25))
-        d.ellipse([x - s / 1.5, y - s, x + s / 1.5, y + s / 3], fill=_hsv(hue + .05, .7, .35))
-    _strokes(rng, img, 30 * w // 16, max(3, w // 25), max(1, w // 96))
-
-def _seascape(rng, img):
-    w, h = img.size; d = ImageDraw.Draw(img)
-    horizon = rng.uniform(.35, .6) * h
-    img.paste(_gradient(w, int(horizon) + 1, _hsv(rng.uniform(.55, .62), .5, .85), _hsv(rng.uniform(.5, .58), .15, 1.)), (0, 0))
-    sea = _gradient(w, h - int(horizon), _hsv(rng.uniform(.5, .58), .6, .7), _hsv(rng.uniform(.55, .65), .8, .35))
-    img.paste(sea, (0, int(horizon)))
-    for _ in range(rng.integers(1, 4)):
-        x, y, s = rng.uniform(.1, .9) * w, horizon + rng.uniform(.02, .2) * h, rng.uniform(.05, .12) * h
-        d.polygon([(x, y - s), (x, y), (x + s * .7, y)], fill=(245, 240, 230))
-        d.polygon([(x - s * .5, y), (x + s * .8, y), (x + s * .6, y + s * .2), (x - s * .3, y + s * .2)], fill=(90, 50, 30))
-    _strokes(rng, img, 40 * w // 16, max(4, w // 12), max(1, w // 96), horizontal=True)
-
-def _geometric(rng, img):
-    w, h = img.size; d = ImageDraw.Draw(img)
-    img.paste((245, 240, 225), [0, 0, w, h])
-    palette = [(220, 30, 30), (30, 60, 200), (250, 210, 20), (20, 20, 20), (240, 240, 240), _hsv(rng.random(), .8, .8)]
-    for _ in range(rng.integers(6, 14)):
-        kind, c = rng.integers(0, 3), palette[rng.integers(0, len(palette))]
-        x0, y0 = rng.uniform(0, w), rng.uniform(0, h); s = rng.uniform(.08, .35) * min(w, h)
-        if kind == 0: d.rectangle([x0, y0, x0 + s, y0 + s * rng.uniform(.4, 1.6)], fill=c)
-        elif kind == 1: d.ellipse([x0 - s / 2, y0 - s / 2, x0 + s / 2, y0 + s / 2], fill=c)
-        else: d.polygon([(x0, y0), (x0 + s, y0 + rng.uniform(-s, s)), (x0 + rng.uniform(-s, s), y0 + s)], fill=c)
-    for _ in range(rng.integers(3, 8)):
-        if rng.random() < .5: x = rng.uniform(0, w); d.line([(x, 0), (x, h)], fill=(15, 15, 15), width=max(1, w // 64))
-        else: y = rng.uniform(0, h); d.line([(0, y), (w, y)], fill=(15, 15, 15), width=max(1, w // 64))
-
-def _color_field(rng, img):
-    w, h = img.size
-    hue = rng.random()
-    img.paste(_hsv(hue, rng.uniform(.4, .9), rng.uniform(.3, .8)), [0, 0, w, h])
-    layer = Image.new('RGB', (w, h), (0, 0, 0)); mask = Image.new('L', (w, h), 0)
-    dl, dm = ImageDraw.Draw(layer), ImageDraw.Draw(mask)
-    n = rng.integers(2, 4); edges = np.sort(rng.uniform(.06, .94, 2 * n)) * h
-    for k in range(n):
-        c = _hsv(hue + rng.uniform(-.15, .15), rng.uniform(.5, 1.), rng.uniform(.35, .95))
-        box = [w * rng.uniform(.06, .12), edges[2 * k], w * rng.uniform(.88, .94), edges[2 * k + 1]]
-        dl.rectangle(box, fill=c); dm.rectangle(box, fill=255)
-    blur = ImageFilter.GaussianBlur(max(1., w / 40))
-    img.paste(layer.filter(blur), (0, 0), mask.filter(blur))
-    _strokes(rng, img, 12 * w // 16, max(4, w // 10), max(1, w // 48), amount=10, horizontal=True)
-
-def _portrait(rng, img):
-    w, h = img.size; d = ImageDraw.Draw(img)
-    img.paste(_gradient(w, h, _hsv(rng.random(), .3, rng.uniform(.2, .5)), _hsv(rng.random(), .4, rng.uniform(.05, .3))))
-    cx, s = w * rng.uniform(.4, .6), min(w, h) * rng.uniform(.18, .26)
-    top = h * rng.uniform(.15, .3)
-    skin = _hsv(rng.uniform(.03, .09), rng.uniform(.25, .6), rng.uniform(.45, .95))
-    cloth = _hsv(rng.random(), rng.uniform(.3, .8), rng.uniform(.2, .7))
-    d.polygon([(cx - 2.2 * s, h), (cx - 1.6 * s, top + 2.6 * s), (cx + 1.6 * s, top + 2.6 * s), (cx + 2.2 * s, h)], fill=cloth)
-    d.rectangle([cx - .35 * s, top + 1.6 * s, cx + .35 * s, top + 2.7 * s], fill=skin)
-    d.ellipse([cx - .8 * s, top, cx + .8 * s, top + 2.1 * s], fill=skin)
-    hair = _hsv(rng.uniform(0, .12), .5, rng.uniform(.05, .5))
-    d.chord([cx - .85 * s, top - .1 * s, cx + .85 * s, top + 1.4 * s], 180, 360, fill=hair)
-    for ex in (-.3, .3): d.ellipse([cx + ex * s - .1 * s, top + .9 * s, cx + ex * s + .1 * s, top + 1.05 * s], fill=(30, 25, 25))
-    _strokes(rng, img, 30 * w // 16, max(3, w // 20), max(1, w // 80), amount=20)
-
-def _still_life(rng, img):
-    w, h = img.size; d = ImageDraw.Draw(img)
-    table = h * rng.uniform(.55, .72)
-    img.paste(_hsv(rng.uniform(.05, .12), .5, rng.uniform(.15, .4)), [0, 0, w, h])
-    d.rectangle([0, table, w, h], fill=_hsv(rng.uniform(.05, .1), .6, rng.uniform(.4, .65)))
-    vx, vw = w * rng.uniform(.2, .8), w * rng.uniform(.08, .14)
-    d.rounded_rectangle([vx - vw, table - h * rng.uniform(.3, .45), vx + vw, table + h * .03], radius=vw * .6,
-                        fill=_hsv(rng.random(), .5, .6))
-    for _ in range(rng.integers(3, 7)):
-        r = min(w, h) * rng.uniform(.05, .09); x = rng.uniform(.1, .9) * w; y = table + rng.uniform(0, .18) * h
-        d.ellipse([x - r + r * .3, y - r * .3 + r * .3, x + r + r * .3, y + r * .5], fill=(25, 15, 10))
-        d.ellipse([x - r, y - r, x + r, y + r], fill=_hsv(rng.choice([0., .08, .15, .3]), .8, rng.uniform(.6, .95)))
-    _strokes(rng, img, 25 * w // 16, max(3, w // 25), max(1, w // 96))
-
-def _pointillism(rng, img):
-    w, h = img.size
-    base = Image.new('RGB', (w, h)); _landscape(rng, base)
-    px = np.asarray(base)
-    img.paste((250, 248, 240), [0, 0, w, h]); d = ImageDraw.Draw(img)
-    r = max(1., w / 110)
-    n = int(w * h / (r * r) * .9)
-    xs, ys = rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n)
-    for x, y in zip(xs, ys):
-        c = _jitter(rng, px[int(y), int(x)], 40)
-        d.ellipse([x - r, y - r, x + r, y + r], fill=c)
-
-def _cityscape(rng, img):
-    w, h = img.size; d = ImageDraw.Draw(img)
-    night = rng.random() < .5
-    img.paste(_gradient(w, h, _hsv(.65, .6, .15) if night else _hsv(rng.uniform(.55, .6), .5, .9),
-                        _hsv(.7, .5, .35) if night else _hsv(.1, .2, .95)))
-    ground = h * rng.uniform(.8, .92); x = -rng.uniform(0, .05) * w
-    while x < w:
-        bw, bh = w * rng.uniform(.06, .16), h * rng.uniform(.2, .65)
-        c = _hsv(rng.uniform(.55, .7), rng.uniform(.05, .3), rng.uniform(.1, .3) if night else rng.uniform(.35, .7))
-        d.rectangle([x, ground - bh, x + bw, ground], fill=c)
-        win = (250, 220, 120) if night else (200, 220, 235)
-        step = max(3., w / 40)
-        for wy in np.arange(ground - bh + step, ground - step, step):
-            for wx in np.arange(x + step / 2, x + bw - step / 2, step):
-                if rng.random() < .6: d.rectangle([wx, wy, wx + step / 3, wy + step / 3], fill=win)
-        x += bw + w * rng.uniform(0, .02)
-    d.rectangle([0, ground, w, h], fill=(40, 40, 45))
-    _strokes(rng, img, 15 * w // 16, max(3, w // 30), max(1, w // 128), amount=12)
-
-# %% ../nbs/00_data.ipynb #88774611
-DEMO_GENRES = dict(landscape=_landscape, seascape=_seascape, geometric_abstraction=_geometric,
-                   color_field=_color_field, portrait=_portrait, still_life=_still_life,
-                   pointillism=_pointillism, cityscape=_cityscape)
-DEMO_STYLES = dict(landscape='Romanticism', seascape='Realism', geometric_abstraction='Constructivism',
-                   color_field='Color_Field_Painting', portrait='Expressionism', still_life='Baroque',
-                   pointillism='Pointillism', cityscape='Precisionism')
-
-def _demo_size(rng, size:int) -> tuple:
-    "A procedural painting's (width, height): the first draw of its generator picks the aspect ratio."
-    aspect = rng.choice([3 / 4, 1., 4 / 3, 5 / 4, 4 / 5])
-    return (size, round(size / aspect)) if aspect >= 1 else (round(size * aspect), size)
-
-def demo_size(seed:int, # the painting's own seed
-              size:int=128, # the long side, in pixels
-             ) -> tuple: # (width, height) of `demo_painting(genre, seed, size)`
-    "The size of a procedural painting, without painting it."
-    return _demo_size(np.random.default_rng(seed), size)
-
-def demo_painting(genre:str, # one of `DEMO_GENRES`
-                  seed:int,  # the painting's own seed
-                  size:int=128, # the long side, in pixels
-                 ) -> Image.Image:
-    "A procedural painting of `genre`: the same `seed` gives the same pixels."
-    if genre not in DEMO_GENRES: raise KeyError(f"unknown demo genre {genre!r}; the genres are {list(DEMO_GENRES)}")
-    rng = np.random.default_rng(seed)
-    w, h = _demo_size(rng, size)
-    img = Image.new('RGB', (2 * w, 2 * h))  # drawn at twice the size, then reduced: smooth edges
-    DEMO_GENRES[genre](rng, img)
-    return img.resize((w, h), Image.LANCZOS)
-
-# %% ../nbs/00_data.ipynb #4dd5af97
-CANDIDATE_COLUMNS = ['id', 'src', 'artist', 'genre', 'style', 'source']
-
-def _find_one(root:Path, names) -> Path|None:
-    for n in names:
-        hits = sorted(root.rglob(n))
-        if hits: return hits[0]
-    return None
-
-def _read_classes(f:Path) -> dict:
-    "`{task}_class.txt`: lines `index name`."
-    out = {}
-    for line in f.read_text(encoding='utf-8').splitlines():
-        parts = line.strip().split(maxsplit=1)
-        if len(parts) == 2 and parts[0].isdigit(): out[int(parts[0])] = parts[1].strip()
-    return out
-
-def _read_labels(root:Path, task:str) -> dict:
-    "path -> class name for `task`, from its train and val lists (with or without `.csv`, double commas tolerated)."
-    cls = _find_one(root, [f'{task}_class.txt'])
-    names = _read_classes(cls) if cls else {}
-    out = {}
-    for split in ('train', 'val'):
-        f = _find_one(root, [f'{task}_{split}.csv', f'{task}_{split}'])
-        if f is None: continue
-        for line in f.read_text(encoding='utf-8').splitlines():
-            fields = [x.strip() for x in line.split(',') if x.strip()]
-            if len(fields) < 2 or not fields[-1].lstrip('-').isdigit(): continue
-            out[fields[0]] = names.get(int(fields[-1]), fields[-1])
-    return out
-
-def _artist_from_name(fname:str) -> str:
-    return fname.split('_', 1)[0] if '_' in fname else 'unknown'
-
-def read_wikiart(root, # the ArtGAN folder: style folders of images plus the CSV lists (anywhere below)
-                ) -> pd.DataFrame:
-    "Candidates from WikiArt in the ArtGAN layout."
-    root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"WikiArt folder {root} does not exist. Download the ArtGAN copy of WikiArt "
-                                                  "(wikiart.zip and wikiart_csv.zip) and pass its folder as source_path.")
-    genres, artists = _read_labels(root, 'genre'), _read_labels(root, 'artist')
-    if not genres: raise FileNotFoundError(f"no genre_train.csv / genre_val.csv below {root}: the genre lists of the ArtGAN layout are needed")
-    bases = [root] + sorted(d for d in root.iterdir() if d.is_dir())  # images may sit one folder down (wikiart/<Style>/...)
-    rows = []
-    for rel, genre in genres.items():
-        f = next((b/rel for b in bases if (b/rel).exists()), root/rel)  # a missing file is reported when it is loaded
-        style = Path(rel).parts[0] if len(Path(rel).parts) > 1 else 'unknown'
-        rows.append(dict(id=Path(rel).stem, src=str(f), artist=artists.get(rel) or _artist_from_name(Path(rel).name),
-                         genre=genre, style=style, source='wikiart'))
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
-
-# %% ../nbs/00_data.ipynb #15f981d1
-def _hf_label_names(schema) -> dict:
-    meta = (schema.metadata or {}).get(b'huggingface')
-    if not meta: return {}
-    feats = json.loads(meta).get('info', {}).get('features', {})
-    return {k: v['names'] for k, v in feats.items() if isinstance(v, dict) and 'names' in v}
-
-def read_huggan(root, # a folder of parquet shards (searched recursively) or one shard
-               ) -> pd.DataFrame:
-    "Candidates from `huggan/wikiart` parquet shards; `src` is `shard::row`."
-    root = Path(root)
-    shards = [root] if root.is_file() else sorted(root.rglob('*.parquet'))
-    if not shards: raise FileNotFoundError(f"no parquet shards of huggan/wikiart at {root}. Download the dataset's parquet files "
-                                           "(for example with `huggingface-cli download huggan/wikiart --repo-type dataset`) and pass their folder as source_path.")
-    out = []
-    for shard in shards:
-        pf = pq.ParquetFile(shard)
-        names = _hf_label_names(pf.schema_arrow)
-        cols = [c for c in ('artist', 'genre', 'style') if c in pf.schema_arrow.names]
-        if 'genre' not in cols or 'image' not in pf.schema_arrow.names:
-            raise ValueError(f"{shard} is not a huggan/wikiart shard: it needs `image` and `genre` columns, has {pf.schema_arrow.names}")
-        t = pf.read(columns=cols).to_pandas()
-        for c in cols: t[c] = [names[c][i] if c in names and 0 <= i < len(names[c]) else str(i) for i in t[c]]
-        for c in ('artist', 'style'):
-            if c not in t: t[c] = 'unknown'
-        t['src'] = [f'{shard}::{i}' for i in range(len(t))]
-        t['id'] = [f'{shard.stem}-{i:06d}' for i in range(len(t))]
-        t['source'] = 'huggan'
-        out.append(t[CANDIDATE_COLUMNS])
-    return pd.concat(out, ignore_index=True)
-
-def _hf_bytes(srcs) -> dict:
-    "Read the image bytes of `shard::row` sources, one pass per shard and row group."
-    out, by_shard = {}, {}
-    for s in srcs:
-        shard, row = s.rsplit('::', 1); by_shard.setdefault(shard, []).append(int(row))
-    for shard, rows in by_shard.items():
-        pf = pq.ParquetFile(shard)
-        starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
-        for g in range(pf.num_row_groups):
-            want = [r for r in rows if starts[g] <= r < starts[g + 1]]
-            if not want: continue
-            col = pf.read_row_group(g, columns=['image']).column('image')
-            for r in want:
-                v = col[int(r - starts[g])].as_py()
-                out[f'{shard}::{r}'] = (v.get('bytes') if isinstance(v, dict) else v) or b''
-    return out
-
-# %% ../nbs/00_data.ipynb #d2799cb8
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp', '.webp', '.gif'}
-BAD_COLUMNS = ['src', 'id', 'genre', 'reason']
-
-def _walk_files(root:Path):
-    "Every file below `root`, in a stable order (symlinked folders are not followed)."
-    for d, dirs, files in os.walk(root):
-        dirs.sort()
-        for f in sorted(files): yield Path(d)/f
-
-def _skip_reason(rel:Path) -> str|None:
-    if any(part.startswith('.') for part in rel.parts): return "skipped: a hidden file or folder"
-    if len(rel.parts) == 1: return "skipped: at the folder's root, not in a <genre>/ folder"
-    if rel.suffix.lower() not in IMAGE_SUFFIXES: return f"skipped: not an image file name ({rel.suffix or 'no suffix'})"
-    return None
-
-def read_folder(root) -> pd.DataFrame:
-    "Candidates from a folder of `<genre>/.../<image>` files; `.attrs['skipped']` lists the files not read, with the reason."
-    root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"image folder {root} does not exist" if not root.exists()
-                                                  else f"{root} is a file; source=folder reads a folder of <genre>/<image> files")
-    rows, skipped = [], []
-    for f in _walk_files(root):
-        rel = f.relative_to(root)
-        if why := _skip_reason(rel):
-            skipped.append(dict(src=str(f), id='', genre=rel.parts[0] if len(rel.parts) > 1 else '', reason=why)); continue
-        inner = Path(*rel.parts[1:])
-        rows.append(dict(id=f"{rel.parts[0]}-{'-'.join(inner.with_suffix('').parts)}", src=str(f), artist='unknown',
-                         genre=rel.parts[0], style='unknown', source='folder', name='-'.join(inner.parts)))
-    df = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS + ['name'])
-    dup = df.id.duplicated(keep=False)  # a.jpg beside a.png: the suffix tells them apart
-    df.loc[dup, 'id'] = df.genre[dup] + '-' + df.name[dup]
-    df = df[CANDIDATE_COLUMNS].reset_index(drop=True)
-    df.attrs['skipped'] = pd.DataFrame(skipped, columns=BAD_COLUMNS)
-    return df
-
-def read_csv_source(f) -> pd.DataFrame:
-    "Candidates from a CSV with `path` and `genre` columns (and optionally `artist`, `style`, `id`)."
-    f = Path(f)
-    df = pd.read_csv(f)
-    missing = {'path', 'genre'} - set(df.columns)
-    if missing: raise ValueError(f"{f} needs the columns path and genre; {sorted(missing)} missing")
-    src = [str(p if Path(p).is_absolute() else f.parent/p) for p in df['path']]
-    return pd.DataFrame(dict(id=df['id'].astype(str) if 'id' in df else [f'{g}-{Path(p).stem}' for g, p in zip(df.genre, df.path)],
-                             src=src, artist=df.get('artist', 'unknown'), genre=df['genre'].astype(str),
-                             style=df.get('style', 'unknown'), source='csv'))[CANDIDATE_COLUMNS]
-
-# %% ../nbs/00_data.ipynb #18b14d23
-def read_demo(n_per_genre:int, seed:int) -> pd.DataFrame:
-    "Candidates for the procedural paintings: `src` is `demo://<genre>/<seed>`."
-    rows = []
-    for g in DEMO_GENRES:
-        for i in range(n_per_genre):
-            rows.append(dict(id=f'{g}-{i:04d}', src=f'demo://{g}/{derive_seed(seed, g, i)}',
-                             artist=f'demo-{g}-painter-{i % 4}', genre=g, style=DEMO_STYLES[g], source='demo'))
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
-
-SOURCES = dict(demo='procedural paintings made in code (no source_path)',
-               wikiart='WikiArt in the ArtGAN layout: a folder with the style folders and the CSV lists',
-               huggan='huggan/wikiart parquet shards: a folder of them, or one shard',
-               folder='a folder of <genre>/<image> files', csv='a CSV file with path and genre columns',
-               export='a dataset folder written by artsim_export: its paintings and split, kept as they are')
-
-def read_source(source:str, path=None, n_per_genre:int=10, seed:int=0) -> pd.DataFrame:
-    "The candidates of `source`: demo, wikiart, huggan, folder or csv."
-    readers = dict(wikiart=read_wikiart, huggan=read_huggan, folder=read_folder, csv=read_csv_source)
-    if source == 'demo': return read_demo(n_per_genre, seed)
-    if source not in readers: raise ValueError(f"unknown source {source!r}; the sources are {', '.join(SOURCES)}")
-    if path is None: raise ValueError(f"source={source} needs source_path: {SOURCES[source]}")
-    return readers[source](path)
-
 # %% ../nbs/00_data.ipynb #c44c0151
 def source_path(p) -> Path|None:
     "The source's location, absolute (a relative `source_path` resolves against the project root); None when not set."
@@ -477,7 +128,6 @@ def check_params(p):
         if p.source in ('folder', 'wikiart') and not path.is_dir(): raise ValueError(f"source_path {path} is a file; source={p.source} reads {SOURCES[p.source]}")
         if p.source == 'csv' and not path.is_file(): raise ValueError(f"source_path {path} is a folder; source=csv reads {SOURCES['csv']}")
         if p.source == 'export':
-            from artsim.export import check_export  # the export format is artsim.export's (a pipeline module that imports this one)
             check_export(path)
             if p.genres: raise ValueError(f"source=export keeps every painting of the export and its split: genres={list(p.genres)} does not apply")
     if p.genres is not None and (isinstance(p.genres, str) or not isinstance(p.genres, (list, tuple)) or not p.genres
@@ -498,7 +148,7 @@ def input_fingerprint(p) -> str:
     if p.source == 'demo': return ''
     path = source_path(p)
     root = path if path.is_dir() else path.parent
-    files = [path] if path.is_file() else list(_walk_files(path))
+    files = [path] if path.is_file() else list(walk_files(path))
     if p.source == 'csv': files += [Path(s) for s in read_csv_source(path).src]
     h = hashlib.sha256()
     for f in files:
@@ -508,12 +158,10 @@ def input_fingerprint(p) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/00_data.ipynb #af024e4f
-MANIFEST_COLUMNS = ['id', 'path', 'artist', 'genre', 'style', 'split', 'width', 'height', 'source']
-
 def _fetch_many(srcs) -> dict:
     "src -> something `load_image` takes (a path, bytes or an image)."
     hf = [s for s in srcs if '::' in s and not s.startswith('demo://')]
-    out = _hf_bytes(hf) if hf else {}
+    out = huggan_bytes(hf) if hf else {}
     for s in srcs:
         if s.startswith('demo://'):
             g, sd = s[len('demo://'):].split('/')
@@ -646,7 +294,6 @@ def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     "Read `p.source`, keep and check the paintings, split them: (manifest, bad files, report)."
     check_params(p)
     if p.source == 'export':  # a published dataset: its paintings and split as they are (n_per_genre, min_size, image_size and the shares do not apply)
-        from artsim.export import export_manifest
         return export_manifest(run, source_path(p))
     cands = read_source(p.source, source_path(p), p.n_per_genre, p.seed)
     skipped = cands.attrs.get('skipped', pd.DataFrame(columns=BAD_COLUMNS))

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .data import ImageLoadError, load_image
 from .runs import Run, atomic_write, save_json, save_parquet
 from .generation import read_pairs
+from .commands import resolve_device
 
 # %% auto #0
 __all__ = ['FAMILIES', 'HANDMADE', 'EXECUTION_ONLY', 'REPORTS', 'working_image', 'Segment', 'Family', 'color_descriptor',
@@ -248,9 +249,7 @@ class SemanticEncoder:
         import torch # imported here so the hand-made families' worker processes stay light
         from artsim.backbone import Backbone
         self.size, self.batch_size, self.requested = size, batch_size, str(weights)
-        if str(device).startswith('cuda') and not torch.cuda.is_available():
-            warnings.warn(f'device {device!r} is not available: the semantic family runs on the CPU'); device = 'cpu'
-        self.device = torch.device(device)
+        self.device = resolve_device(device)   # a device this machine lacks: a usage error naming it
         # channels-last on the CPU too: the family's cached vectors have been computed that way since its first version
         self.backbone = Backbone(weights, run, seed, size, self.device, batch_size, channels_last=True)
         self.weights_id = self.backbone.info['id']

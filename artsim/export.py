@@ -4,29 +4,27 @@
 
 # %% ../nbs/pipeline/export.ipynb #496297e5
 from __future__ import annotations
-import io, os, re, sys, json, time, hashlib, argparse, warnings
+import io, os, re, sys, json, time, argparse, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.parquet as pq
 import yaml
-from .runs import STAGES, Run, atomic_write, preset_params, resolve_run_dir, save_json, save_parquet
-from .data import MANIFEST_COLUMNS, load_image
+from .runs import STAGES, Run, atomic_write, file_sha256, preset_params, resolve_run_dir, save_json, save_parquet
+from .data import load_image
+from .sources import (FORMAT, GENERATOR_COLUMNS, MANIFEST_COLUMNS, PAINTING_COLUMNS, PAIR_COLUMNS, STATE,
+                            inside_run)
 from .generation import TIMINGS, read_pairs
-from .reproduce import UsageError
+from .commands import CommandParser, UsageError, command_errors, resolve_device, shown
 
 # %% auto #0
-__all__ = ['FORMAT', 'STATE', 'CONFIGS', 'SPLITS', 'STRADDLING', 'PAINTING_COLUMNS', 'GENERATOR_COLUMNS', 'PAIR_COLUMNS',
-           'NO_RUN_INDEX', 'IMAGE_TYPE', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES', 'COLUMN_DOCS',
-           'NO_SIAMESE', 'shard_name', 'pair_split', 'parse_size', 'painting_rows', 'similarity_columns', 'pair_rows',
-           'column_type', 'hf_feature', 'export_schema', 'cut', 'plan_shards', 'SiameseScores', 'write_shard',
-           'readable', 'file_sha256', 'run_identity', 'open_export', 'column_doc', 'reproduce_command', 'card_licence',
+__all__ = ['CONFIGS', 'SPLITS', 'STRADDLING', 'NO_RUN_INDEX', 'IMAGE_TYPE', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES',
+           'COLUMN_DOCS', 'NO_SIAMESE', 'shard_name', 'pair_split', 'parse_size', 'painting_rows', 'similarity_columns',
+           'pair_rows', 'column_type', 'hf_feature', 'export_schema', 'cut', 'plan_shards', 'SiameseScores',
+           'write_shard', 'readable', 'run_identity', 'open_export', 'column_doc', 'reproduce_command', 'card_licence',
            'generator_line', 'card_header', 'dataset_card', 'save_state', 'ExportFailed', 'open_run', 'export_run',
-           'check_export', 'export_rows', 'export_paintings', 'export_variants', 'export_manifest', 'seeded_from',
-           'seed_variants', 'parser', 'artsim_export', 'main']
+           'parser', 'artsim_export', 'main']
 
 # %% ../nbs/pipeline/export.ipynb #3c4a44b4
-FORMAT = 'artsim-export-2'  # export.json's format; bump it when the layout or a column changes meaning
-STATE = 'export.json'
 CONFIGS = ('paintings', 'pairs')
 SPLITS = ('train', 'valid', 'test')
 STRADDLING = 'straddling'  # the split of negative pairs whose two paintings lie in different splits
@@ -58,21 +56,13 @@ def parse_size(s) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 # %% ../nbs/pipeline/export.ipynb #f69d1285
-PAINTING_COLUMNS = ['id', 'image', 'genre', 'artist', 'style', 'split', 'width', 'height', 'source', 'run_index']
-
-def _inside(p:str) -> bool: return not Path(p).is_absolute() and '..' not in Path(p).parts
-
 def painting_rows(run:Run) -> pd.DataFrame: # `PAINTING_COLUMNS` but the image, with `_file` (the image file) and `_path` (its path in the export)
     "The run's paintings as the export's rows, without their bytes."
     m = run.read_parquet('data/manifest.parquet').reset_index(drop=True)
-    path = [Path(p).as_posix() if _inside(p) else f'data/images/{g}/{i}{Path(p).suffix}' for p, g, i in zip(m.path, m.genre, m.id)]
+    path = [Path(p).as_posix() if inside_run(p) else f'data/images/{g}/{i}{Path(p).suffix}' for p, g, i in zip(m.path, m.genre, m.id)]
     return m.assign(run_index=np.arange(len(m)), _file=[str(run.resolve(p)) for p in m.path], _path=path)
 
 # %% ../nbs/pipeline/export.ipynb #4084f00a
-GENERATOR_COLUMNS = ['generator', 'model_id', 'revision', 'dtype', 'steps', 'guidance', 'negative_prompt',
-                     'aesthetic_score', 'negative_aesthetic_score']
-PAIR_COLUMNS = (['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'split', 'image', 'width', 'height',
-                 'prompt_id', 'prompt', 'strength', 'seed', 'variant_format'] + GENERATOR_COLUMNS + ['generation_seconds'])
 _TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed', 'kind',
                   'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
 
@@ -203,13 +193,6 @@ def readable(path):
     "Give a file the permissions the user's umask gives new files: an export is for others to read."
     mask = os.umask(0); os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
-
-def file_sha256(path) -> str:
-    "The sha256 of a file, read a megabyte at a time."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()
 
 # %% ../nbs/pipeline/export.ipynb #ad8198af
 IDENTITY_FILES = ['data/manifest.parquet', 'generated/pairs.parquet', 'similarity/pairs.parquet', 'similarity/calibration.json',
@@ -540,116 +523,7 @@ def export_run(run, # a run directory (or `Run`) whose chapters 00-03 have run
     return dict(out=str(out), paintings=len(paintings), pairs=len(pairs), shards=len(plans), written=len(todo), kept=len(plans) - len(todo),
                 bytes=sum(v['bytes'] for v in state['shards'].values()), siamese=has_model, seconds=round(time.time() - t0, 1))
 
-# %% ../nbs/pipeline/export.ipynb #33021d60
-def check_export(path, # an export folder
-                ) -> dict: # its export.json
-    "An export's state, checked: `ValueError` in one line when `path` is not a complete artsim export."
-    path = Path(path)
-    if not path.is_dir(): raise ValueError(f"source=export reads a folder written by artsim_export; {path} is not a folder")
-    try: state = json.loads((path/STATE).read_text(encoding='utf-8'))
-    except OSError: raise ValueError(f"{path} is not an artsim export: it has no {STATE} (artsim_export writes one)") from None
-    except ValueError: raise ValueError(f"{path/STATE} is not JSON: not an artsim export") from None
-    if not isinstance(state, dict) or state.get('format') != FORMAT:
-        raise ValueError(f"{path} holds an export of format {state.get('format') if isinstance(state, dict) else None!r}; this artsim reads {FORMAT!r}")
-    if not state.get('complete'): raise ValueError(f"{path} holds an unfinished export: run artsim_export again to finish it")
-    return state
-
-def _shards(path:Path, state:dict, config:str) -> list:
-    "The configuration's shards, each checked against its sha256."
-    files = [path/k for k in sorted(state['shards']) if k.startswith(f'{config}/')]
-    for f in files:
-        want = state['shards'][f.relative_to(path).as_posix()]['sha256']
-        if not f.is_file(): raise ValueError(f"{f} is missing: the export is incomplete")
-        if file_sha256(f) != want: raise ValueError(f"{f} does not match its sha256 in {STATE}: the export is damaged or incomplete")
-    return files
-
-def _rows(files:list, columns:list, batch_rows:int=64):
-    "The rows of shards, a batch at a time (images as {bytes, path})."
-    for f in files:
-        for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns): yield b.to_pandas()
-
-def _put(run:Run, rel:str, blob:bytes, where:str):
-    "Write an image's bytes to `rel` inside the run, unless it holds them already."
-    if not _inside(rel): raise ValueError(f"{where}: the image path {rel!r} leads outside the run")
-    f = run.resolve(rel)
-    if f.is_file() and f.stat().st_size == len(blob) and f.read_bytes() == blob: return
-    with atomic_write(f) as fh: fh.write(blob)
-
-# %% ../nbs/pipeline/export.ipynb #e0cf8f3b
-def export_rows(path, # an export folder
-                config:str, # 'paintings' or 'pairs'
-                columns:list, # the columns wanted; `image` gives `image_path`, where a seeded run keeps the image
-                verify:bool=True, # check each shard against its sha256 first (`--plan`, which takes no image, need not)
-               ) -> pd.DataFrame:
-    "A configuration's rows, without the images' bytes."
-    path = Path(path)
-    state = check_export(path)
-    files = (_shards(path, state, config) if verify else
-             [path/k for k in sorted(state['shards']) if k.startswith(f'{config}/')])
-    plain, image = [c for c in columns if c != 'image'], 'image' in columns
-    t = pa.concat_tables([pq.read_table(f, columns=plain + ['image.path'] * image) for f in files])
-    return t.rename_columns(plain + ['image_path'] * image).to_pandas()
-
-def export_paintings(path, verify:bool=True) -> pd.DataFrame: # `MANIFEST_COLUMNS`, in the exporting run's order
-    "The manifest chapter 00 writes for `source=export`: the export's paintings with their split."
-    m = export_rows(path, 'paintings', PAINTING_COLUMNS, verify).rename(columns=dict(image_path='path'))
-    m = m.sort_values('run_index', kind='stable').reset_index(drop=True)
-    m[['width', 'height']] = m[['width', 'height']].astype('int64')
-    return m[MANIFEST_COLUMNS]
-
-def export_variants(path, verify:bool=True) -> pd.DataFrame: # the pair columns, `run_index` and `generated_path`
-    "The variants chapter 01 takes from an export (its positive pairs), in the exporting run's order."
-    cols = [c for c in check_export(path)['columns']['pairs'] if c in PAIR_COLUMNS or c == 'run_index']
-    p = export_rows(path, 'pairs', cols, verify).rename(columns=dict(image_path='generated_path'))
-    return p[p.kind == 'positive'].sort_values('run_index', kind='stable').reset_index(drop=True)
-
-# %% ../nbs/pipeline/export.ipynb #1d870b6c
-def export_manifest(run:Run, path, # the export folder
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict]: # manifest, bad files (none), report
-    "Chapter 00 for `source=export`: the export's paintings written into the run as they are, and their manifest with the export's split."
-    path = Path(path).absolute()
-    state = check_export(path)
-    for b in _rows(_shards(path, state, 'paintings'), ['image']):
-        for im in b.image: _put(run, im['path'], im['bytes'], path.name)
-    m = export_paintings(path, verify=False)   # the shards were checked above
-    genres = {g: dict(candidates=int(n), looked_at=int(n), kept=int(n), left_out=0) for g, n in m.groupby('genre').size().items()}
-    report = dict(source='export', export=dict(path=str(path), run=state.get('run'), identity=state.get('identity')),
-                  n_per_genre=None, candidates=len(m), looked_at=len(m), kept=len(m), left_out=0, not_looked_at=0, skipped=0,
-                  genres=genres, reasons={}, bad_files=f"the {len(m)} paintings of the export {path.name}, kept as they are with their split")
-    return m, pd.DataFrame(columns=['src', 'id', 'genre', 'reason']), report
-
-# %% ../nbs/pipeline/export.ipynb #b535c324
-def seeded_from(run:Run) -> Path|None:
-    "The export folder a run's paintings came from (chapter 00 with `source=export`), else None."
-    f = run.resolve('data/report.json')
-    rep = json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
-    return Path(rep['export']['path']) if isinstance(rep.get('export'), dict) else None
-
-def seed_variants(run:Run) -> pd.DataFrame|None:
-    "Chapter 01 for a run seeded from an export: its variants written into the run as they are, and `generated/pairs.parquet`; None for other runs."
-    path = seeded_from(run)
-    if path is None: return None
-    state = check_export(path)
-    manifest = run.read_parquet('data/manifest.parquet').set_index('id')
-    for b in _rows(_shards(path, state, 'pairs'), ['kind', 'image']):
-        for im in b.image[b.kind == 'positive']: _put(run, im['path'], im['bytes'], path.name)
-    p = export_variants(path, verify=False)   # the shards were checked above
-    if missing := sorted(set(p.original_id) - set(manifest.index)):
-        raise ValueError(f"the export's variants are of paintings this run's manifest lacks ({', '.join(missing[:3])}, ...): "
-                         f"rerun chapter 00 with source=export on {path}")
-    p = p.assign(original_path=manifest.path.reindex(p.original_id).to_numpy(), split=manifest.split.reindex(p.original_id).to_numpy(),
-                 variant_format=p.get('variant_format', 'png'), rank=0)
-    for c in ('guidance', 'aesthetic_score', 'negative_aesthetic_score'):
-        if c in p: p[c] = p[c].astype(float)
-    save_parquet(pd.DataFrame(dict(pair_id=p.pair_id, seconds=p.generation_seconds)), run.resolve(TIMINGS))
-    p = p[[c for c in state['generation_columns'] if c in p]]
-    save_parquet(p, run.resolve('generated/pairs.parquet'))
-    return p
-
 # %% ../nbs/pipeline/export.ipynb #718780b5
-class _Parser(argparse.ArgumentParser):
-    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
 def _size(s:str) -> str:
     try: parse_size(s)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
@@ -657,7 +531,7 @@ def _size(s:str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     "The options of `artsim_export`."
-    p = _Parser(prog='artsim_export', allow_abbrev=False,
+    p = CommandParser(prog='artsim_export', allow_abbrev=False,
                 description="Export a run as a dataset: its paintings and its pairs (variant images, prompts, generator settings, "
                             "similarity values, Siamese scores) as parquet shards with the images embedded, loadable with Hugging Face "
                             "datasets or pandas, with a dataset card (README.md). A rerun finishes an unfinished export.",
@@ -670,23 +544,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bar (one is shown only on a terminal)")
     return p
 
-def _shown(path) -> str:
-    p = Path(path).absolute()
-    return p.relative_to(Path.cwd()).as_posix() if p.is_relative_to(Path.cwd()) else str(p)
-
-def _check_device(device:str):
-    import torch
-    try: d = torch.device(device)
-    except RuntimeError: raise UsageError(f"--device {device}: not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise UsageError(f"--device {device}: CUDA is not available on this machine")
-
 def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', progress:bool=True, say=None) -> dict:
     "What `artsim_export` does: export, then one line saying what was written."
     r = open_run(run)
-    if r.resolve('models/siamese.safetensors').is_file(): _check_device(device)
+    if r.resolve('models/siamese.safetensors').is_file(): resolve_device(device)
     res = export_run(r, out, shard_size, device, progress and sys.stderr.isatty())
     kept = f", {res['kept']} kept from before" if res['kept'] else ''
-    (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {_shown(r.path)} -> {_shown(res['out'])}: "
+    (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {shown(r.path)} -> {shown(res['out'])}: "
                    f"{res['shards']} shards ({res['written']} written{kept}), {res['bytes'] / 1e6:.1f} MB"
                    f"{', Siamese scores' if res['siamese'] else ''}, README.md ({res['seconds']:.1f} s)")
     if not res['siamese']: print(f"artsim_export: note: no `siamese` column: {NO_SIAMESE}", file=sys.stderr)
@@ -695,11 +559,6 @@ def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', pr
 def main(argv=None):
     "Entry point of the `artsim_export` console script."
     args = parser().parse_args(argv)
-    def fail(code, msg): print(f"artsim_export: {msg}", file=sys.stderr, flush=True); sys.exit(code)
-    try: artsim_export(**vars(args))
-    except UsageError as e: fail(2, f"error: {e} (see artsim_export --help)")
-    except (ExportFailed, ValueError) as e: fail(1, str(e))
-    except OSError as e: fail(1, str(e))
-    except KeyboardInterrupt: fail(130, "interrupted; run the same command again to go on where it stopped")
+    with command_errors('artsim_export', (ExportFailed, ValueError)): artsim_export(**vars(args))
 
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.export': main() # python -m artsim.export

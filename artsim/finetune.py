@@ -419,7 +419,7 @@ def stage(run:Run, p) -> dict|None:
 # %% ../nbs/04_finetune.ipynb #8989f561
 def main(argv:list|None=None):
     "`python -m artsim.finetune --run-dir DIR [--preset NAME] [-p name=value ...]`: the stage alone (`accelerate launch`)."
-    from artsim.reproduce import stage_arguments
+    from artsim.commands import stage_arguments
     run, p = stage_arguments('python -m artsim.finetune', 'finetune',
                              "Fine-tune ResNet50 on a run's genres (chapter 04's stage).",
                              'the run directory (it must hold data/manifest.parquet)', argv)

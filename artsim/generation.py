@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .runs import Run, derive_seed, save_image, save_parquet
 from .data import load_image
+from .sources import seed_variants
 
 # %% ../nbs/01_generation.ipynb #564dbb5b
 def load_prompts(path=None, # a YAML prompt bank; None: the one shipped with artsim
@@ -460,8 +461,8 @@ REPORTS = ('generated/timings.parquet',)   # seconds per pair: for the reader an
 # %% ../nbs/01_generation.ipynb #f0f007a2
 def stage(run:Run, p):
     "Make every planned (original, prompt, strength) pair not yet made and write `generated/pairs.parquet`"
-    from artsim.export import seed_variants  # a run seeded from an export (00's source=export) takes its variants as they are
-    if seed_variants(run) is not None: return
+    # a run seeded from an export (00's source=export) takes its variants as they are
+    if seed_variants(run, TIMINGS) is not None: return
     bank = select_prompts(load_prompts(p.prompt_bank), p.prompts)
     originals = select_originals(run.read_parquet('data/manifest.parquet'), p.originals_per_genre, p.seed)
     plan = plan_pairs(originals, bank, p.strengths, p.seed, p.resolution, p.variant_format)

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
-from .data import IMAGE_SUFFIXES, load_image
+from .data import load_image
+from .sources import IMAGE_SUFFIXES
 from .descriptors import FAMILIES, FeatureStore, content_hash, extract_features, semantic_encoder
 from .similarity import (Calibration, DescribedImages, compare_described, describe_images, descriptor_versions,
                                load_calibration)
 from .runs import save_json, save_parquet
-from .reproduce import CommandFailed, UsageError, existing
+from .commands import CommandFailed, UsageError, existing
 
 # %% auto #0
 __all__ = ['INDEX_FORMAT', 'open_calibration', 'find_images', 'calibration_digest', 'model_identity', 'index_versions',
@@ -61,7 +62,7 @@ def index_versions(cal:Calibration, # the calibration the descriptors are scored
                    model=None, # the `SiameseSimilarity` whose embeddings are indexed, or None
                   ) -> dict: # artsim, descriptors, calibration, model
     "What an index's vectors depend on: an index is used only when all of it matches."
-    from artsim import __version__
+    from artsim.version import __version__
     return dict(artsim=__version__, descriptors=dict(descriptors), calibration=calibration_digest(cal),
                 model=None if model is None else model_identity(model))
 

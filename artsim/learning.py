@@ -11,6 +11,7 @@ from torch import nn
 from fastai.callback.core import Callback
 from fastai.callback.tracker import SaveModelCallback
 from fastai.torch_core import num_distrib
+from .commands import resolve_device
 
 # %% auto #0
 __all__ = ['training_device', 'one_process', 'unwrap_model', 'recompute_bn_stats', 'RealFitCallback', 'PreciseBN',
@@ -18,10 +19,8 @@ __all__ = ['training_device', 'one_process', 'unwrap_model', 'recompute_bn_stats
 
 # %% ../nbs/pipeline/learning.ipynb #a6360e97
 def training_device(device:str|None) -> torch.device:
-    "The device to train on: CUDA if asked and present (this process's GPU under `accelerate launch`), else the CPU with a warning."
-    device = str(device or 'cpu')
-    if device.startswith('cuda') and not torch.cuda.is_available():
-        warnings.warn(f'device {device!r} is not available: training on the CPU'); device = 'cpu'
+    "The device to train on (this process's GPU under `accelerate launch`); `UsageError` for one this machine lacks."
+    device = str(resolve_device(device))   # a device this machine lacks: a usage error naming it
     if num_distrib() > 1:
         if not device.startswith('cuda'):
             raise ValueError(f"{num_distrib()} processes but no CUDA device: fastai's distributed training needs one GPU "

@@ -15,6 +15,7 @@ from .runs import derive_seed
 from .data import image_list
 from .modelfile import SEEDS_KIND, SIAMESE_KIND, ModelFileError, load_model, save_model
 from .backbone import as_pooling, infer, input_image, pooled_features, resnet50_body
+from .commands import resolve_device
 from .siamese import standardiser
 
 # %% auto #0
@@ -152,9 +153,7 @@ class SiameseSimilarity:
     def __init__(self, model:SiameseNet, # the network (put in eval mode here)
                  card:dict, # at least input_size and normalisation; architecture is filled in from `model`
                  device:str='cpu', batch_size:int=32):
-        if str(device).startswith('cuda') and not torch.cuda.is_available():
-            raise RuntimeError(f'device {device!r}: CUDA is not available here')
-        self.device, self.batch_size = torch.device(device), batch_size
+        self.device, self.batch_size = resolve_device(device, 'device'), batch_size
         self.model = model.eval().to(self.device)
         self.model.encoder.to(memory_format=torch.channels_last) # as chapter 05 encoded the training images
         self.model.head.cpu() # the embeddings come back to the CPU; the head is small

@@ -10,10 +10,13 @@ from importlib import resources
 import numpy as np, pandas as pd, yaml
 from fastcore.basics import AttrDict
 from .runs import STAGES, Run, project_root, resolve_run_dir, derive_seed
-from .data import candidate_order, demo_size, min_per_genre, read_demo, read_source, source_path, split_stratified
+from .data import candidate_order, min_per_genre, source_path, split_stratified
+from .painter import demo_size
+from .sources import export_paintings, export_variants, read_demo, read_source
 from .generation import load_prompts, plan_pairs, select_originals, select_prompts
 from .similarity import null_pairs, pairs_with_negatives
 from .descriptors import FAMILIES
+from .commands import UsageError
 
 # %% auto #0
 __all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'STAGE_CHANNELS', 'ABLATION_ROWS', 'RATES', 'UNIT_RATES',
@@ -21,7 +24,7 @@ __all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'STAGE_CHANNELS', '
            'siamese_feature_dim', 'siamese_plan', 'training_plan', 'evaluation_plan', 'plan_run', 'check_plan',
            'check_counts', 'load_rates', 'gpu_name', 'device_key', 'refiner_rate', 'estimate_time',
            'genre_model_floats', 'siamese_head_floats', 'siamese_model_floats', 'estimate_disk', 'estimate_memory',
-           'chapter_lines', 'format_plan', 'print_plan']
+           'chapter_lines', 'format_plan']
 
 # %% ../nbs/pipeline/plan.ipynb #2c557b58
 # paintings per genre in the ArtGAN WikiArt lists (genre_train.csv + genre_val.csv), rounded to hundreds: 65,000 paintings
@@ -68,7 +71,6 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
     seed, n = p.seed or 0, int(p.n_per_genre)
     path = source_path(p)
     if p.source == 'export' and path is not None and path.exists():
-        from artsim.export import export_paintings   # a pipeline module (it imports chapter 00's)
         m = export_paintings(path, verify=False)     # a plan reads no image: the shards' hashes are 00's to check
         how = dict(kind='export', exact=True, note=f"the paintings of the export {path}, with their split")
         return m.assign(copied=True), how
@@ -195,7 +197,6 @@ def _plan_run(cfg, run_dir):
     d, g, de, s, f, sp, tr, ev = (AttrDict(cfg[k]) for k in STAGES)
     manifest, how = planned_manifest(d, run_dir)
     if how['kind'] == 'export':   # chapter 01 takes the export's variants, as they are
-        from artsim.export import export_variants
         pairs = export_variants(source_path(d), verify=False)
         originals, bank = manifest[manifest.id.isin(pairs.original_id)], pd.DataFrame(index=pd.unique(pairs.prompt_id))
     else:
@@ -293,7 +294,6 @@ def check_counts(cfg:dict, # stage -> its parameters (`artsim.reproduce.prepare_
                  missing_source_ok:bool=True, # a source the plan cannot count (size unknown, not on disk): no check
                 ) -> AttrDict|None: # the plan, or None when it could not be made
     "Plan the run and check it (`check_plan`) before anything runs: `UsageError` naming the parameter to change."
-    from artsim.reproduce import UsageError
     if set(STAGES) - set(cfg): return None   # a folder of chapters without every stage: nothing to plan
     try: plan = plan_run(cfg, run_dir)
     except FileNotFoundError as e:
@@ -521,19 +521,3 @@ def format_plan(plan:AttrDict, device:str, rates:dict|None=None, run_dir=None, p
     top = max(((k, v) for k, v in mem.items() if v is not None), key=lambda kv: kv[1], default=None)
     L.append(f"peak memory: {_bytes(top[1])}, in {top[0]}" if top else 'peak memory: not measured')
     return '\n'.join(L)
-
-# %% ../nbs/pipeline/plan.ipynb #96328164
-def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|None=None, param:list|None=None,
-               nbs=None, only:str|None=None, start:str|None=None, # as `artsim_reproduce` takes them
-               out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
-    "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
-    from artsim.reproduce import UsageError, prepare_run, check_config
-    r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
-    cfg, run_dir = r.cfg, r.run_dir
-    try: check_config(cfg, r.chapters)
-    except UsageError as e:   # a source not downloaded yet is what a plan is for
-        if 'does not exist' not in str(e) or cfg['data']['source'] not in KNOWN_SOURCES: raise
-        check_config(cfg, [c for c in r.chapters if c[1] != 'data'])
-    plan = check_counts(cfg, run_dir, r.chapters, missing_source_ok=False)
-    print(format_plan(plan, cfg['data']['device'], rates, run_dir, preset), file=out or sys.stdout)
-    return plan

@@ -4,26 +4,23 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, shutil, warnings, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, json, time, shutil, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
 from fastcore.basics import AttrDict
 from .runs import (STAGES, PRESETS, ParameterError, resolve_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
-                         check_stage_params, stage_fingerprint, Run, interrupted_writes, identity_params, stage_reads,
-                         content_files, file_digests)
-from .numerics import pinned_env, restart_pinned
+                         Run, interrupted_writes, file_digests)
+from .numerics import pinned_env
+from .commands import CommandParser, UsageError, fail, parse_overrides
+from .plan import KNOWN_SOURCES, check_counts, format_plan
 
 # %% auto #0
-__all__ = ['REPRODUCE_NEEDS', 'UsageError', 'find_nbs', 'chapters', 'select_chapters', 'parse_overrides', 'resolve_config',
-           'check_config', 'prepare_run', 'stage_arguments', 'chapter_code', 'chapter_identity', 'rerun_reasons',
-           'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra',
-           'artsim_reproduce', 'CommandParser', 'CommandFailed', 'existing', 'parser', 'main']
+__all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config', 'prepare_run',
+           'chapter_code', 'chapter_identity', 'rerun_reasons', 'ChapterFailed', 'is_export_hook', 'run_chapter',
+           'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'print_plan', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
-class UsageError(ValueError):
-    "Something the user typed or pointed at cannot work: reported in one line, exit code 2."
-
 def find_nbs(nbs=None) -> Path:
     "The chapters' folder: `nbs`, else the clone's `nbs/`, else the editable clone's, else the chapters shipped in the package."
     if nbs is not None:
@@ -71,16 +68,6 @@ def select_chapters(chs, only=None, start=None) -> list:
     return list(chs)
 
 # %% ../nbs/pipeline/reproduce.ipynb #32f92e1e
-def parse_overrides(pairs) -> dict:
-    "`['a=1', 'b=[x,y]']` -> `{'a': 1, 'b': ['x','y']}` (values as YAML)."
-    out = {}
-    for kv in pairs or []:
-        k, eq, v = kv.partition('=')
-        if not eq or not k.strip(): raise UsageError(f"-p {kv}: a parameter is name=value, for example -p n_per_genre=10")
-        try: out[k.strip()] = yaml.safe_load(v)
-        except yaml.YAMLError as e: raise UsageError(f"-p {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
-    return out
-
 def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
     "Every stage's resolved parameters (`resolve_params`) with the run's directory and preset; `UsageError` for bad ones."
     try: params = resolve_params(preset, overrides, stages)
@@ -89,6 +76,7 @@ def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
 
 def check_config(cfg:dict, chs) -> None:
     "Each chosen chapter's stage checks its parameters (`check_params`) before anything runs: `UsageError` naming the chapter."
+    from artsim.stages import check_stage_params   # the stages' modules load PyTorch: not for `--help`
     for name, stage, _ in chs:
         try: check_stage_params(stage, cfg[stage])
         except (ValueError, FileNotFoundError) as e: raise UsageError(f"{name}: {e}") from None
@@ -108,33 +96,6 @@ def prepare_run(preset:str='demo', run_dir=None, seed:int|None=None, device:str|
     run_dir = resolve_run_dir(run_dir, preset)
     cfg = resolve_config(preset, run_dir, [s for _, s, _ in all_chs], overrides)
     return AttrDict(nbs=nbs, all_chapters=all_chs, chapters=chs, overrides=overrides, run_dir=run_dir, cfg=cfg)
-
-# %% ../nbs/pipeline/reproduce.ipynb #8195e351
-def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
-                    stage:str, # the stage whose parameters the command takes
-                    description:str, run_help:str, # for --help
-                    argv:list|None=None, # the arguments (default: sys.argv[1:])
-                    recorded=None, # (Run, preset) -> parameters to start from (e.g. those the run's config.yaml records)
-                   ) -> tuple: # (Run, parameters)
-    "Parse `PROG --run-dir DIR [--preset NAME] [-p name=value ...]` for one stage run alone (e.g. under `accelerate launch`); a usage error exits 2 with one line."
-    from artsim.runs import Run, stage_params
-    ap = argparse.ArgumentParser(prog=prog, description=description)
-    ap.add_argument('--run-dir', required=True, help=run_help)
-    ap.add_argument('--preset', default='full', help='demo, full or tiny (default: full)')
-    ap.add_argument('-p', '--param', action='append', default=[], help='a parameter override name=value, repeatable')
-    a = ap.parse_args(argv)
-    try:
-        run, over = Run(a.run_dir), parse_overrides(a.param)
-        with warnings.catch_warnings(): # a portable stage started unpinned is restarted under the pin below: no warning for that
-            warnings.simplefilter('ignore', UserWarning)
-            p = stage_params(stage, {**(recorded(run, a.preset) if recorded else {}), **over, 'run_dir': run.path, 'preset': a.preset})
-        if unknown := set(over) - set(p):
-            raise ValueError(f'unknown parameter(s) {sorted(unknown)}; the chapter takes {sorted(k for k in p if k not in ("stage", "preset", "run_dir"))}')
-        p.update(over)
-    except (KeyError, ValueError) as e: ap.exit(2, f'{prog}: error: {e.args[0] if e.args else e}\n')
-    # the switches are read when numpy and PyTorch load: a portable stage started from a shell starts again with them set
-    if p.get('portable') and argv is None: restart_pinned()
-    return run, p
 
 # %% ../nbs/pipeline/reproduce.ipynb #bf2f0115
 def _sha(text:str) -> str: return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -156,6 +117,7 @@ def chapter_identity(run_dir:Path, # the run directory
     """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its
     code, the fingerprint of what it reads outside the run, the content digest of every artifact of the run it reads,
     and the result-bearing parameters of the stages it reads (read through `Run.params`: 06 takes 05's sketch)."""
+    from artsim.stages import content_files, identity_params, stage_fingerprint, stage_reads
     known, ups = ({} if known is None else known), stage_reads(stage, params)
     reads = file_digests(run_dir, content_files(run_dir, ups), known)
     known.update(reads)
@@ -337,13 +299,13 @@ def artsim_reproduce(
     out=None,             # where the per-chapter lines go (default: stdout)
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
+    from artsim.stages import content_files
     out = out or sys.stdout
     def say(*a, end='\n'): print(*a, end=end, file=out, flush=True)
     # everything that can be checked, before anything is written or started
     r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
     all_chs, chs, overrides, run_dir, cfg = r.all_chapters, r.chapters, r.overrides, r.run_dir, r.cfg
     check_config(cfg, chs)
-    from artsim.plan import check_counts   # the plan's module imports this one
     check_counts(cfg, run_dir, chs)
     check_extra()
     (run_dir/'notebooks').mkdir(parents=True, exist_ok=True)
@@ -387,23 +349,20 @@ def artsim_reproduce(
         f"the executed chapters in notebooks/, their logs in logs/, the parameters in config.yaml")
     return rows
 
-# %% ../nbs/pipeline/reproduce.ipynb #9372e64e
-class CommandParser(argparse.ArgumentParser):
-    "`argparse.ArgumentParser` whose usage errors are one line, `PROG: error: ... (see PROG --help)`, and exit code 2."
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-# %% ../nbs/pipeline/reproduce.ipynb #ba5a9ef1
-class CommandFailed(RuntimeError):
-    "What a command was pointed at exists but cannot be used (a model or index that is not artsim's, or from another version): exit code 1."
-
-def existing(path, # what the user typed
-             what:str, # how the command calls it, for the message: 'image', '--index', ...
-            ) -> Path:
-    "`path` as a `Path`; `UsageError` naming `what` when nothing is there."
-    p = Path(path).expanduser()
-    if not p.exists(): raise UsageError(f"{what} {path}: no such file or folder")
-    return p
+# %% ../nbs/pipeline/reproduce.ipynb #96328164
+def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|None=None, param:list|None=None,
+               nbs=None, only:str|None=None, start:str|None=None, # as `artsim_reproduce` takes them
+               out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
+    "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
+    r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
+    cfg, run_dir = r.cfg, r.run_dir
+    try: check_config(cfg, r.chapters)
+    except UsageError as e:   # a source not downloaded yet is what a plan is for
+        if 'does not exist' not in str(e) or cfg['data']['source'] not in KNOWN_SOURCES: raise
+        check_config(cfg, [c for c in r.chapters if c[1] != 'data'])
+    plan = check_counts(cfg, run_dir, r.chapters, missing_source_ok=False)
+    print(format_plan(plan, cfg['data']['device'], rates, run_dir, preset), file=out or sys.stdout)
+    return plan
 
 # %% ../nbs/pipeline/reproduce.ipynb #2b50e7d6
 def parser() -> argparse.ArgumentParser:
@@ -431,19 +390,20 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of the `artsim_reproduce` console script."
     args = parser().parse_args(argv)
-    def fail(code, msg): print(f"artsim_reproduce: {msg}", file=sys.stderr); sys.exit(code)
+    prog = 'artsim_reproduce'
     opts = vars(args); plan = opts.pop('plan')
     try:
-        if plan: from artsim.plan import print_plan; print_plan(**opts)
+        if plan: print_plan(**opts)
         else: artsim_reproduce(**opts)
-    except UsageError as e: fail(2, f"error: {e} (see artsim_reproduce --help)")
-    except MissingExtra as e: fail(1, str(e))
+    except UsageError as e: fail(prog, 2, f"error: {e} (see artsim_reproduce --help)")
+    except MissingExtra as e: fail(prog, 1, str(e))
     except ChapterFailed as e:
-        fail(1, f"{e}\n  traceback: {e.log}\n  executed notebook: {e.notebook}\n  fix it and run the same command again: the chapters done are skipped")
+        fail(prog, 1, f"{e}\n  traceback: {e.log}\n  executed notebook: {e.notebook}\n  fix it and run the same "
+                      "command again: the chapters done are skipped")
     except KeyboardInterrupt:
         # the chapter's cell, cut short too, leaves asyncio a failed task that it would report on the way out
         logging.getLogger('asyncio').disabled = True
-        fail(130, "interrupted; run the same command again to go on where it stopped")
+        fail(prog, 130, "interrupted; run the same command again to go on where it stopped")
     except BrokenPipeError:
         # the reader went away (`artsim_reproduce --plan | head`): stop as a shell tool does on SIGPIPE, and
         # point stdout at nothing, or Python's flush at exit fails the same way again

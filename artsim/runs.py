@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/runs.ipynb #de29b6df
 from __future__ import annotations
-import os, re, json, shutil, difflib, hashlib, tempfile, importlib, importlib.util, contextlib, configparser
+import os, re, json, shutil, difflib, hashlib, tempfile, contextlib, configparser
 import multiprocessing.util
 from pathlib import Path
 from importlib import resources
@@ -14,13 +14,11 @@ from PIL import Image
 from fastcore.basics import AttrDict, patch
 
 # %% auto #0
-__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'UPSTREAM_ENV', 'WALL_CLOCK', 'merge_preset',
-           'load_presets', 'preset_params', 'ParameterError', 'typed_override', 'resolve_params', 'temporary_dir',
-           'project_root', 'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage',
-           'atomic_write', 'interrupted_writes', 'image_options', 'save_parquet', 'save_json', 'save_image',
-           'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed', 'record_params', 'stage_module',
-           'check_stage_params', 'stage_fingerprint', 'execution_only', 'identity_params', 'same_params',
-           'copy_upstream', 'prepare', 'stage_reads', 'content_files', 'content_digest', 'file_digests']
+__all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'WALL_CLOCK', 'merge_preset', 'load_presets',
+           'preset_params', 'ParameterError', 'typed_override', 'resolve_params', 'temporary_dir', 'project_root',
+           'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage', 'atomic_write',
+           'interrupted_writes', 'image_options', 'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure',
+           'stable_safetensors', 'derive_seed', 'record_params', 'file_sha256', 'content_digest', 'file_digests']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -307,96 +305,20 @@ def record_params(run:Run, p:dict):
     cfg.setdefault('numerics', {})[p['stage']] = numerics_info()
     save_yaml(cfg, run.path/'config.yaml')
 
-def stage_module(stage:str):
-    "The module of `stage`, or None when no chapter makes it yet."
-    name = f'artsim.{stage}'
-    return importlib.import_module(name) if importlib.util.find_spec(name) else None
-
-def check_stage_params(stage:str, p:dict):
-    "Run `stage`'s own `check_params(p)`, when its module has one: `ValueError` or `FileNotFoundError` for bad parameters."
-    check = getattr(stage_module(stage), 'check_params', None)
-    if check: check(AttrDict(p))
-
-def stage_fingerprint(stage:str, p:dict) -> str:
-    "A fingerprint of what `stage` reads from outside the run (its module's `input_fingerprint`); '' when it reads nothing."
-    f = getattr(stage_module(stage), 'input_fingerprint', None)
-    return f(AttrDict(p)) if f else ''
-
-def _declared(stage:str, name:str) -> tuple:
-    return tuple(getattr(stage_module(stage), name, None) or ())
-
-def execution_only(stage:str) -> tuple:
-    """The parameters of `stage` that change how fast it runs, or where its inputs lie, never what it writes: its
-    module's `EXECUTION_ONLY` (worker counts, write chunks) and `LOCATIONS` (a source folder, whose content
-    `input_fingerprint` stands for)."""
-    return _declared(stage, 'EXECUTION_ONLY') + _declared(stage, 'LOCATIONS')
-
-def identity_params(stage:str, p:dict) -> dict:
-    "The parameters of `stage` that decide what it writes: `p` without `run_dir` and its `execution_only` ones."
-    skip = {'run_dir', 'stage', *execution_only(stage)}
-    return {k: v for k, v in sorted(p.items()) if k not in skip}
-
-def same_params(stage:str, a:dict, b:dict) -> bool:
-    "Whether `stage` with parameters `a` writes what it writes with `b` (`identity_params` equal)."
-    def norm(d): return json.dumps(identity_params(stage, d), sort_keys=True, default=str)
-    return norm(a) == norm(b)
-
-UPSTREAM_ENV = 'ARTSIM_TEST_UPSTREAM'  # under nbdev_test: a finished run whose earlier stages a chapter may take over
-
-def copy_upstream(src:Run, run:Run, params:dict) -> bool:
-    "Copy the artifacts of the stages in `params` (stage -> parameters) from the finished run `src` into `run`, if `src` ran each with the same parameters."
-    done = (src.config.get('stages') or {})
-    if not all(s in done and same_params(s, done[s], p) for s, p in params.items()): return False
-    for f in sorted(src.path.rglob('*')):
-        rel = f.relative_to(src.path).as_posix()
-        if f.is_file() and artifact_stage(rel) in params:
-            (run.path/rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, run.path/rel)
-    return True
-
-def prepare(stage:str, p:dict) -> Run:
-    "Open `p.run_dir` for `stage` and record its parameters; under `nbdev_test`, make its inputs first."
-    check_stage_params(stage, p)
-    run = Run(p['run_dir'])
-    run.path.mkdir(parents=True, exist_ok=True)
-    if in_test():
-        ups = {up: stage_params(up, dict(preset=p['preset'], run_dir=run.path, seed=p.get('seed'), device=p.get('device')))
-               for up in STAGES[:STAGES.index(stage)] if stage_module(up) is not None}
-        src = os.environ.get(UPSTREAM_ENV)
-        # a test session's finished run of the same preset stands in for the earlier stages (tests/conftest.py makes one)
-        copied = bool(src) and copy_upstream(Run(src), run, ups)
-        for up, up_p in ups.items():
-            record_params(run, up_p)
-            if not copied: stage_module(up).stage(run, up_p)
-    record_params(run, p)
-    return run
+# %% ../nbs/pipeline/runs.ipynb #088c26bd
+def file_sha256(path, # a file
+               ) -> str: # the hex digest
+    "The sha256 of a file's bytes, read a megabyte at a time."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
 
 # %% ../nbs/pipeline/runs.ipynb #b3bf6e34
 # the fields that say when, where and with how many workers a file was made: no rerun repeats them, no result depends on
 # them (`run` and `run_dir`: where the run lay, e.g. in a calibration's source)
 WALL_CLOCK = ('seconds', 'seconds_per_seed', 'created', 'finished', 'mtime_ns', 'workers', 'num_workers', 'run',
               'run_dir')
-
-def stage_reads(stage:str, p:dict) -> tuple:
-    """The stages whose artifacts `stage` reads with parameters `p`: its module's `reads(p)` or `READS`; every earlier
-    stage when it declares neither."""
-    mod = stage_module(stage)
-    if callable(getattr(mod, 'reads', None)): return tuple(mod.reads(AttrDict(p)))
-    return tuple(mod.READS) if hasattr(mod, 'READS') else STAGES[:STAGES.index(stage)]
-
-def content_files(run_dir, # the run directory
-                  stages, # the stages whose artifacts to list
-                 ) -> list:
-    "The artifacts of `stages` in the run (paths relative to it), without the stages' `REPORTS` and unfinished writes."
-    run_dir, stages = Path(run_dir), set(stages)
-    reports = {r for s in stages for r in _declared(s, 'REPORTS')}
-    out = []
-    for d, dirs, files in os.walk(run_dir):
-        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))   # .done/, and WORK_PREFIX's working folders
-        for f in sorted(files):
-            rel = (Path(d)/f).relative_to(run_dir).as_posix()   # a dot-file is an unfinished write (`atomic_write`)
-            if not f.startswith('.') and artifact_stage(rel) in stages and rel not in reports: out.append(rel)
-    return out
 
 def _without_clock(o):
     if isinstance(o, dict): return {k: _without_clock(v) for k, v in o.items() if k not in WALL_CLOCK}
@@ -416,9 +338,7 @@ def content_digest(path) -> str:
             h.update(json.dumps([list(df.columns), [str(t) for t in df.dtypes]]).encode())
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
             return h.hexdigest()[:16]
-    with open(path, 'rb') as fh:
-        for block in iter(lambda: fh.read(1 << 22), b''): h.update(block)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 def file_digests(run_dir, # the run directory
                  files, # paths relative to it

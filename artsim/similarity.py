@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .data import image_list, load_image
 from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, family_centre, feature_centre,
                                 feature_matrix, feature_rows, l2_normalise, semantic_encoder)
-from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_module, stage_params
+from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_params
 from .generation import read_pairs
 
 # %% auto #0
@@ -327,7 +327,7 @@ def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pa
               seed:int=0, # draws the pairs
              ) -> Calibration:
     "Calibrate every family of the run against a sample of its unrelated pairs, from the cached descriptors."
-    from artsim import __version__
+    from artsim.version import __version__
     versions = run.read_json('features/versions.json')
     pairs = null_pairs(run_images(run), n_pairs, seed)
     if not len(pairs): raise ValueError(f'{run.path}: no unrelated pairs to calibrate on (the run needs at least two readable paintings)')
@@ -556,7 +556,7 @@ def calibrate_images(images, # the collection: paths, bytes, PIL images or uint8
                      progress:bool=False, # a progress bar while describing
                     ) -> Calibration:
     "Calibrate every family on unrelated pairs of a collection of one's own, as `calibrate` does on a run's paintings."
-    from artsim import __version__
+    from artsim.version import __version__
     images = image_list(images)
     base = load_calibration(calibration)
     D = describe_images(images, base, device=device, progress=progress)
@@ -584,12 +584,13 @@ def build_default_calibration(out=None, # where to write it; None: the package's
                               run_dir=None, # where to build the demo run; None: a temporary directory, removed afterwards
                              ) -> Calibration:
     "Compute the calibration shipped with artsim: the demo preset's chapters 00-02, headless, then `demo_calibration`."
+    from artsim import data, generation, descriptors   # the stages' modules (here: `data` is a common local name above)
     with tempfile.TemporaryDirectory(prefix='artsim-calibration-') as tmp:
         run = Run(run_dir or tmp)
-        for stage_name in ('data', 'generation', 'descriptors'):
+        for stage_name, module in dict(data=data, generation=generation, descriptors=descriptors).items():
             sp = stage_params(stage_name, dict(preset='demo', run_dir=run.path))
             record_params(run, sp)
-            stage_module(stage_name).stage(run, sp)
+            module.stage(run, sp)
         cal = demo_calibration(run)
     cal.save(out or Path(str(resources.files('artsim').joinpath('calibration.json'))))
     _shipped_calibration.cache_clear()

@@ -359,7 +359,7 @@ def plot_history(history:pd.DataFrame):
 # %% ../nbs/06_training.ipynb #b28b7af6
 def main(argv:list|None=None):
     "`python -m artsim.training --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone."
-    from artsim.reproduce import stage_arguments
+    from artsim.commands import stage_arguments
     run, p = stage_arguments('python -m artsim.training', 'training', "Train the Siamese network on a run's stored features (chapter 06's stage).",
                              "the run directory (chapters 00-05 done: it holds siamese/data.safetensors)", argv,
                              recorded=lambda run, preset: run.params('training', preset))

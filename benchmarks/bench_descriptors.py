@@ -10,7 +10,7 @@ import argparse, json, os, resource, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 from joblib import cpu_count
-from artsim.data import DEMO_GENRES, demo_painting
+from artsim.painter import DEMO_GENRES, demo_painting
 from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from artsim.data import demo_painting, DEMO_GENRES
+from artsim.painter import demo_painting, DEMO_GENRES
 from artsim.runs import Run, preset_params
 from artsim import generation as G
 from fastcore.basics import AttrDict

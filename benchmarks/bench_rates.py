@@ -55,7 +55,7 @@ def cpu_name() -> str:
 
 
 def demo_files(root, n=32, size=128):
-    from artsim.data import DEMO_GENRES, demo_painting
+    from artsim.painter import DEMO_GENRES, demo_painting
     from artsim.runs import save_image
     genres, files = list(DEMO_GENRES), []
     for i in range(n):
@@ -77,7 +77,8 @@ def cpu_rates(tmp, device):
     "Seconds per unit of work, each with the chapters' own functions."
     import torch
     from PIL import Image
-    from artsim.data import DEMO_GENRES, demo_painting, load_image
+    from artsim.data import load_image
+    from artsim.painter import DEMO_GENRES, demo_painting
     from artsim.runs import save_image
     from artsim import generation as G
     from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image

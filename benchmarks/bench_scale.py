@@ -68,7 +68,7 @@ def child(stage, run_dir, n):
     np.ones((256, 256)) @ np.ones((256, 256))
     if (run.path / 'data/manifest.parquet').exists(): pd.read_parquet(run.path / 'data/manifest.parquet')
     if stage in ('data', 'generation', 'descriptors', 'similarity'):
-        from artsim.runs import stage_module
+        from artsim.stages import stage_module
         mod, p = stage_module(stage), params(stage, run, n)
         record_params(run, p)
         before, t0 = rss_mb(), time.perf_counter()

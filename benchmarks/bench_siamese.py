@@ -25,7 +25,7 @@ import numpy as np, pandas as pd
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import torch
 from PIL import Image, ImageFilter
-from artsim.data import DEMO_GENRES, demo_painting
+from artsim.painter import DEMO_GENRES, demo_painting
 from artsim.backbone import IMAGENET_STATS, feature_dim, infer, normalise, pooled_features, resnet50_body
 from artsim.siamese import SplitData, SplitTable, encode_images, read_images
 from artsim.network import SiameseNet, SiameseSimilarity, build_head, fit_inputs

@@ -1,10 +1,10 @@
 """Demo-like runs for the descriptor and similarity tests (fixtures in conftest.py): the demo's procedural paintings
-(`artsim.data.demo_painting`) and a classical perturbation of each at rising strength, written the way 00_data and
+(`artsim.painter.demo_painting`) and a classical perturbation of each at rising strength, written the way 00_data and
 01_generation write them."""
 import numpy as np, pandas as pd
 from pathlib import Path
 from PIL import Image, ImageFilter
-from artsim.data import DEMO_GENRES, demo_painting
+from artsim.painter import DEMO_GENRES, demo_painting
 
 STRENGTHS = (0.2, 0.4, 0.6, 0.8)
 PROMPTS = {'p0': 'a painting, softened', 'p1': 'a painting, recoloured'}

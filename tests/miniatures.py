@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import torch
-from artsim.data import demo_painting
+from artsim.painter import demo_painting
 
 # the ArtGAN copy of WikiArt: genre_class.txt numbers its ten genres so
 ARTGAN_GENRES = ['abstract_painting', 'cityscape', 'genre_painting', 'illustration', 'landscape', 'nude_painting',

@@ -8,7 +8,8 @@ import pytest
 from artsim import __version__
 from artsim.cli import compare_main, index_main, search_main
 from artsim.index import build_index, load_index, search_index
-from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
+from artsim.runs import STAGES, Run, record_params, stage_params
+from artsim.stages import stage_module
 from artsim.similarity import compare_described, describe_images, descriptor_similarity, load_calibration
 
 BIN = Path(sys.executable).parent

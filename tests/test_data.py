@@ -10,9 +10,10 @@ from PIL import Image
 from fastcore.basics import AttrDict
 
 import artsim
-from artsim.data import (load_image, ImageLoadError, demo_painting, DEMO_GENRES, read_wikiart, read_huggan, read_folder,
-                         read_csv_source, build_manifest, save_manifest, collect, read_source, MANIFEST_COLUMNS, check_params,
+from artsim.data import (load_image, ImageLoadError, build_manifest, save_manifest, collect, check_params,
                          input_fingerprint, split_stratified)
+from artsim.painter import demo_painting, DEMO_GENRES
+from artsim.sources import read_wikiart, read_huggan, read_folder, read_csv_source, read_source, MANIFEST_COLUMNS
 from artsim.runs import Run, stage_params, preset_params
 
 

@@ -91,14 +91,16 @@ def test_the_recorders_catch_nbdevs_installer(tmp_path):
     assert any(c.startswith('sudo ') for c in got) and any(c.startswith('pip install -e') for c in got), got
 
 
+PIPELINE_PAGES = ('painter', 'sources', 'backbone', 'modelfile', 'network', 'learning', 'metrics', 'baselines', 'report', 'runs',
+                  'stages', 'numerics', 'commands', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'docs', 'api',
+                  'version', 'claims')   # the sidebar's order
+
+
 def expected_docs_pages() -> list[str]:
     "The docs site's pages in thesis order: home, every chapter there is, the notebooks that run them"
     assert list((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))
     return (['index.html'] + [f.name.split('_', 1)[1].replace('.ipynb', '.html') for f in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))]
-            + [f'pipeline/{n}.html' for n in ('backbone', 'modelfile', 'network', 'learning', 'metrics', 'baselines',
-                                              'report',
-                                              'runs', 'numerics', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'docs', 'api',
-                                              'claims')])
+            + [f'pipeline/{n}.html' for n in PIPELINE_PAGES])
 
 
 def unavailable(why:str):

@@ -49,7 +49,7 @@ def test_resnet_cosine_is_the_cosine_of_plain_pooled_features():
     "The raw ResNet50 baseline through `Backbone` is the recipe 07 used before it: contiguous input, the mean over the grid."
     import torch
     from artsim.backbone import Backbone, IMAGENET_STATS, input_image, resnet50_body
-    from artsim.data import demo_painting
+    from artsim.painter import demo_painting
     from artsim.descriptors import l2_normalise
     images = [np.asarray(demo_painting(g, seed=i, size=48)) for i, g in enumerate(['landscape', 'cityscape', 'portrait'])]
     backbone = Backbone('random', seed=5, size=32, batch_size=2)
@@ -275,7 +275,7 @@ def test_missing_model_names_the_chapter_that_makes_it(eval_run):
 def test_the_error_per_genre_chart_gives_each_genre_a_label_of_its_own():
     "07's MAE per genre with the demo's eight genres (geometric_abstraction, color_field, ...): no two labels overlap."
     import matplotlib; matplotlib.use('Agg')
-    from artsim.data import DEMO_GENRES
+    from artsim.painter import DEMO_GENRES
     from artsim.report import plot_breakdown
     genres = list(DEMO_GENRES) + ['other painting']
     table = pd.DataFrame(dict(genre=genres, paintings=2, mae=np.linspace(.05, .2, len(genres)), mae_lo=.03, mae_hi=.25))

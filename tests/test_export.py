@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow.parquet as pq, pytest, yaml
 from PIL import Image
 
-from artsim.export import CONFIGS, STATE, STRADDLING, file_sha256
-from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
+from artsim.export import CONFIGS, STRADDLING
+from artsim.sources import STATE
+from artsim.runs import STAGES, Run, file_sha256, record_params, stage_params
+from artsim.stages import stage_module
 
 # Faster than the preset and the same for both runs: the comparison needs equal settings, not the preset's.
 QUICK = dict(lr_find_iters=0, probe_stale_bn=False, n_bootstrap=50)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from artsim.reproduce import chapters
-from artsim.runs import STAGES, content_files, file_digests, stage_reads, execution_only, _declared
+from artsim.runs import STAGES, file_digests
+from artsim.stages import content_files, stage_reads, execution_only, _declared
 from conftest import ROOT, EXE, copy_run, user_env
 from test_reproduce import _my_paintings
 

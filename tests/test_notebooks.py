@@ -5,7 +5,7 @@ import pytest
 from nbdev.config import get_config
 from nbdev.doclinks import nbglob
 from nbdev.test import test_nb as run_nb
-from artsim.runs import UPSTREAM_ENV
+from artsim.stages import UPSTREAM_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 cfg = get_config(path=ROOT)

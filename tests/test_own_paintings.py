@@ -4,7 +4,7 @@ generated folder of 4 genres x 8 images, runs all eight chapters on the first tr
 import json, shlex
 from pathlib import Path
 import pytest
-from artsim.data import demo_painting
+from artsim.painter import demo_painting
 from test_reproduce import ROOT, _cli
 
 pytestmark = pytest.mark.claims   # minutes of chapters: make check-claims runs it (CI), make test leaves it out

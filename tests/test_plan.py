@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artsim.plan import plan_run, print_plan, siamese_plan, training_plan, evaluation_plan, estimate_time, load_rates, KNOWN_SOURCES
-from artsim.reproduce import artsim_reproduce, resolve_config
+from artsim.plan import plan_run, siamese_plan, training_plan, evaluation_plan, estimate_time, load_rates, KNOWN_SOURCES
+from artsim.reproduce import artsim_reproduce, print_plan, resolve_config
 from fastcore.basics import AttrDict
 from artsim.runs import STAGES, Run, stage_params
 
@@ -201,7 +201,7 @@ def test_model_sizes_are_those_of_the_models():
 
 def own_paintings(root:Path, genres=('landscape', 'portrait', 'cityscape', 'still_life'), per_genre:int=8) -> Path:
     "A user's folder: `per_genre` images in each genre's sub-folder (procedural paintings saved as JPEG files)."
-    from artsim.data import demo_painting
+    from artsim.painter import demo_painting
     for g in genres:
         (root / g).mkdir(parents=True)
         for i in range(per_genre): demo_painting(g, 100 + i, 256).save(root / g / f'{g}-{i}.jpg', quality=92)
@@ -210,7 +210,7 @@ def own_paintings(root:Path, genres=('landscape', 'portrait', 'cityscape', 'stil
 
 def refused(argv:list, run_dir:Path):
     "The plan and the runner both refuse `argv` before anything runs: their one line each, which must be the same."
-    from artsim.reproduce import UsageError
+    from artsim.commands import UsageError
     with pytest.raises(UsageError) as plan: print_plan(run_dir=run_dir, out=io.StringIO(), **argv)
     with pytest.raises(UsageError) as run:
         artsim_reproduce(run_dir=str(run_dir), progress=False, out=io.StringIO(), **argv)

@@ -10,7 +10,7 @@ import yaml
 from nbformat.v4 import new_notebook, new_code_cell
 from PIL import Image
 
-from artsim.data import demo_painting
+from artsim.painter import demo_painting
 from artsim.reproduce import artsim_reproduce, chapters, main, ChapterFailed
 from artsim.runs import STAGES
 from artsim.numerics import AVX2_FEATURES, ISA_VARS, MARK, numpy_dispatch
@@ -294,7 +294,8 @@ def test_descriptor_worker_pool_is_shut_down_when_extraction_ends(tmp_path):
 TINY_RUN = """
 import sys, warnings
 warnings.simplefilter('ignore')
-from artsim.runs import STAGES, Run, record_params, stage_module, stage_params
+from artsim.runs import STAGES, Run, record_params, stage_params
+from artsim.stages import stage_module
 run, portable, last = Run(sys.argv[1]), sys.argv[2] == 'portable', sys.argv[3]
 for s in STAGES[:STAGES.index(last) + 1]:
     p = stage_params(s, dict(preset='tiny', run_dir=run.path, portable=portable))
