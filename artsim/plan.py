@@ -24,8 +24,8 @@ from .evaluation import evaluation_set_of
 
 # %% auto #0
 __all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'RATES', 'UNIT_RATES', 'CPU_UNITS', 'planned_manifest',
-           'siamese_plan', 'training_plan', 'evaluation_plan', 'plan_run', 'check_plan', 'check_counts', 'load_rates',
-           'gpu_name', 'device_key', 'refiner_rate', 'estimate_time', 'saved_bytes', 'model_bytes', 'estimate_disk',
+           'siamese_plan', 'training_plan', 'evaluation_plan', 'saved_bytes', 'model_bytes', 'plan_run', 'check_plan',
+           'check_counts', 'load_rates', 'gpu_name', 'device_key', 'refiner_rate', 'estimate_time', 'estimate_disk',
            'estimate_memory', 'chapter_lines', 'format_plan', 'print_plan']
 
 # %% ../nbs/pipeline/plan.ipynb #2c557b58
@@ -159,6 +159,23 @@ def evaluation_plan(table:pd.DataFrame, # chapter 03's pairs (`pairs_with_negati
                 variant_paintings=es.queries.painting.nunique(), test_paintings=len(es.gallery),
                 training_pairs=len(es.train), straddling_pairs=es.straddling)
 
+# %% ../nbs/pipeline/plan.ipynb #498a98e0
+def saved_bytes(state:dict, # name -> tensor: a `state_dict`, on any device (`meta` too)
+               ) -> int:
+    "The bytes of the tensors `save_model` stores of a state dict: floating point as float32, the rest as they are."
+    return sum(v.numel() * (4 if v.is_floating_point() else v.element_size()) for v in state.values())
+
+def model_bytes(n_classes:int, # the genres: the genre classifier's outputs
+                architecture:dict, # the Siamese network's: pooling, feature_dim, pca_dim, embed_dim, sketch_dim, knots
+               ) -> dict: # genre, siamese, seed_head: the bytes of the tensors each file stores (seed_head: per seed)
+    "The models chapters 04 and 06 save, built by the chapters' constructors on the meta device, and their sizes."
+    with torch.random.fork_rng(devices=[]), torch.device('meta'):
+        body = resnet50_body('random')
+        genre = genre_classifier(n_classes, body)
+        siamese = SiameseNet(body, architecture['pooling'], empty_head(architecture))
+    return dict(genre=saved_bytes(genre.state_dict()), siamese=saved_bytes(siamese.state_dict()),
+                seed_head=saved_bytes(seed_head_state(siamese.head)))
+
 # %% ../nbs/pipeline/plan.ipynb #d3b585e7
 def _mp(w, h) -> float: return w * h / 1e6
 
@@ -192,7 +209,8 @@ def _plan_run(cfg, run_dir):
         pairs = plan_pairs(originals, bank, g.strengths, None, g.resolution, g.variant_format)   # no per-pair seeds
     table = pairs_with_negatives(pairs, manifest, s.negatives_per_original, s.seed)
     images = images_of(manifest, pairs)   # chapter 02's images; each with its painting, as 03's `run_images` gives it
-    source = dict(zip(manifest.path.astype(str), manifest.id)) | dict(zip(pairs.generated_path.astype(str), pairs.original_id))
+    source = dict(zip(manifest.path.astype(str), manifest.id))
+    source |= dict(zip(pairs.generated_path.astype(str), pairs.original_id))
     cal = null_pairs(images.assign(source=images.path.map(source)), s.calibration_pairs, s.seed)
     tables = split_tables_of(manifest, pairs)
     sia, trp = siamese_plan(tables, sp), training_plan(tables, tr, sp)
@@ -353,22 +371,6 @@ def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|
             part += amount * rate
         out[ch] = (None if why else fixed + part, why, part)
     return dict(chapters=out, device=words, key=key, measured=dev.get('measured'), machine=dev.get('name'))
-
-# %% ../nbs/pipeline/plan.ipynb #498a98e0
-def saved_bytes(state:dict, # name -> tensor: a `state_dict`, on any device (`meta` too)
-               ) -> int:
-    "The bytes of the tensors `save_model` stores of a state dict: floating point as float32, the rest as they are."
-    return sum(v.numel() * (4 if v.is_floating_point() else v.element_size()) for v in state.values())
-
-def model_bytes(n_classes:int, # the genres: the genre classifier's outputs
-                architecture:dict, # the Siamese network's: pooling, feature_dim, pca_dim, embed_dim, sketch_dim, knots
-               ) -> dict: # genre, siamese, seed_head: the bytes of the tensors each file stores (seed_head: per seed)
-    "The models chapters 04 and 06 save, built by the chapters' constructors on the meta device, and their sizes."
-    with torch.random.fork_rng(devices=[]), torch.device('meta'):
-        body = resnet50_body('random')
-        genre, siamese = genre_classifier(n_classes, body), SiameseNet(body, architecture['pooling'], empty_head(architecture))
-    return dict(genre=saved_bytes(genre.state_dict()), siamese=saved_bytes(siamese.state_dict()),
-                seed_head=saved_bytes(seed_head_state(siamese.head)))
 
 # %% ../nbs/pipeline/plan.ipynb #846bcbb5
 def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes (None: not measured), and what each assumes

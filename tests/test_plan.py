@@ -1,5 +1,6 @@
-"""`artsim_reproduce --plan`: its counts are what a run then makes (the tiny preset, every chapter), they are the chapters'
-own functions' for other parameters too, a source not on disk is estimated and said to be, and nothing is written."""
+"""`artsim_reproduce --plan`: its counts are what a run then makes (the tiny preset, every chapter), they are the
+chapters' own functions' for other parameters too, a source not on disk is estimated and said to be, and nothing is
+written."""
 import io, json, math, os, subprocess, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
@@ -43,8 +44,9 @@ def compare_plan_with_run(plan, run:Path) -> dict:
     out['00_data: manifest'] = (plan.manifest[cols].astype(str).values.tolist(), m[cols].astype(str).values.tolist())
     d = c['00_data']
     out['00_data: paintings, genres'] = ((d['paintings'], d['genres']), (len(m), m.genre.nunique()))
-    out['00_data: paintings per genre and split'] = ({k: int(v) for k, v in d['per_genre_split'].stack().items() if v},
-                                                     {k: int(v) for k, v in m.groupby(['genre', 'split']).size().items()})
+    out['00_data: paintings per genre and split'] = (
+        {k: int(v) for k, v in d['per_genre_split'].stack().items() if v},
+        {k: int(v) for k, v in m.groupby(['genre', 'split']).size().items()})
     # 01: the pairs, and the sizes of the variants written
     pairs = r.read_parquet('generated/pairs.parquet')
     out['01_generation: pairs'] = (plan.pairs.pair_id.tolist(), pairs.pair_id.tolist())
@@ -73,7 +75,8 @@ def compare_plan_with_run(plan, run:Path) -> dict:
     out['03_similarity: calibration pairs'] = (s['calibration_pairs'], sum(cal['source']['n_pairs'].values()))
     # 04: the genre classifier's splits, epochs and file
     gm, f = r.read_json('metrics/genre.json'), c['04_finetune']
-    out['04_finetune: train, valid, test'] = ((f['train'], f['valid'], f['test']), (gm['n_train'], gm['n_valid'], gm['n_test']))
+    out['04_finetune: train, valid, test'] = ((f['train'], f['valid'], f['test']),
+                                              (gm['n_train'], gm['n_valid'], gm['n_test']))
     out['04_finetune: epochs'] = (f['epochs'], len(gm['training']['history']))
     out['04_finetune: model bytes'] = (f['model_bytes'], data_bytes(run / 'models/genre.safetensors'))
     # 05: the images encoded, the features and the teacher's values
@@ -94,19 +97,22 @@ def compare_plan_with_run(plan, run:Path) -> dict:
         (sum(v[0] for k, v in shapes.items() if k.endswith('.features')),
          sum(v[0] for k, v in shapes.items() if k.endswith('.augmented')),
          {v[1] for k, v in shapes.items() if k.endswith(('.features', '.augmented'))}.pop()))
-    out['05_siamese: teacher values'] = ({k: sp['splits'][k]['cells'] for k in sp['encoded_splits']},
-                                         {k.split('.')[0]: v[0] * v[1] for k, v in shapes.items() if k.endswith('.teacher')})
+    out['05_siamese: teacher values'] = (
+        {k: sp['splits'][k]['cells'] for k in sp['encoded_splits']},
+        {k.split('.')[0]: v[0] * v[1] for k, v in shapes.items() if k.endswith('.teacher')})
     # 06: seeds, epochs, batches, PCA, ablation, the model files
     t, training = c['06_training'], r.read_json('metrics/training.json')
     card, seeds_card = r.read_json('models/siamese.json'), r.read_json('models/siamese_seeds.json')
     recipe = card['training_params']
-    train_paintings = side('train', 'variant').painting.nunique()   # painting_batches: K paintings with variants a batch
+    # painting_batches: K training paintings with variants a batch
+    batches = math.ceil(side('train', 'variant').painting.nunique() / recipe['paintings_per_batch'])
     out['06_training: seeds, epochs, steps per seed'] = (
         (t['seeds'], t['epochs'], t['steps_per_seed']),
-        (len(training['seeds']), len(card['history']), len(card['history']) * math.ceil(train_paintings / recipe['paintings_per_batch'])))
+        (len(training['seeds']), len(card['history']), len(card['history']) * batches))
     out['06_training: ablation rows, head trainings'] = (
         (t['ablation_rows'], t['head_trainings']),
-        (len(training['ablation']), len(training['seeds']) + sum(len(a['seeds']) for a in training['ablation'].values())))
+        (len(training['ablation']),
+         len(training['seeds']) + sum(len(a['seeds']) for a in training['ablation'].values())))
     out['06_training: validated on'] = ((t['validate_on'], t['valid_variants'], t['valid_paintings']),
                                         (training['validate_on'], len(side(training['validate_on'], 'variant')),
                                          len(side(training['validate_on'], 'painting'))))
@@ -173,15 +179,16 @@ def test_the_plan_counts_with_the_chapters_functions(tiny_run):
         assert plan['seeds'] == len(training_seeds(tr.seed, tr.seeds))
         assert (plan['valid_variants'], plan['valid_paintings']) == (len(tables[validate_on].queries),
                                                                      len(tables[validate_on].gallery))
-        one_row = training_plan(tables, AttrDict(tr | dict(seeds=3, ablation=['without the MSE term'], ablation_seeds=2)), sp)
+        one_row = AttrDict(tr | dict(seeds=3, ablation=['without the MSE term'], ablation_seeds=2))
+        one_row = training_plan(tables, one_row, sp)
         assert (one_row['ablation_rows'], one_row['head_trainings']) == (1, 3 + 1 * 2)
         small_pca = training_plan(tables, AttrDict(tr | dict(pca_dim=100, pca_fit_images=5)), sp)
-        assert small_pca['pca_dim'] == 4 == small_pca['architecture']['pca_dim']   # at most one fewer than the rows fitted
+        assert small_pca['pca_dim'] == 4 == small_pca['architecture']['pca_dim']   # one fewer than the rows fitted
     for bound in (None, 1, 2, 3, 100):
         es = evaluation_set(run, bound, seed=7)
         mine = evaluation_plan(table, manifest, bound, seed=7)
-        assert (mine['test_pairs'], mine['variants'], mine['test_paintings'], mine['straddling_pairs'], mine['training_pairs']) == \
-               (len(es.pairs), len(es.queries), len(es.gallery), es.straddling, len(es.train)), bound
+        planned = [mine[k] for k in ('test_pairs', 'variants', 'test_paintings', 'straddling_pairs', 'training_pairs')]
+        assert planned == [len(es.pairs), len(es.queries), len(es.gallery), es.straddling, len(es.train)], bound
 
 
 def test_times_come_from_recorded_rates_and_are_never_invented(tiny_run, tmp_path):
