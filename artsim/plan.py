@@ -20,6 +20,7 @@ from .finetune import genre_classifier
 from .siamese import ENCODE_CHUNK, TEACHER_BLOCK_ROWS, encoded_splits, split_tables_of
 from .network import SiameseNet, empty_head, pca_size, seed_head_state
 from .training import ablation_runs, epoch_batches, training_recipe, training_seeds
+from .training import check_params as check_training_params
 from .evaluation import evaluation_set_of
 
 # %% auto #0
@@ -136,6 +137,8 @@ def training_plan(tables:dict, # `split_tables_of`
                   sp, # the siamese chapter's
                  ) -> dict: # seeds, epochs, steps per seed, the ablation's head trainings, the head's architecture, ...
     "What chapter 06 trains, from its own functions: seeds, batches per epoch, the PCA's size and the ablation."
+    try: check_training_params(tr)   # the chapter's own refusals, also where `--only` leaves it out of the runner's
+    except ValueError as e: raise ValueError(f'06_training: {e}') from None
     r, seeds = training_recipe(tr), training_seeds(tr.seed, tr.seeds)
     rows, ablation_seeds = ablation_runs(tr, seeds)
     train, held = tables['train'], tables[sp.validate_on]
