@@ -277,7 +277,7 @@ def check_plan(plan:AttrDict, # `plan_run`'s
     "What the chapters would stop on, found in the plan's counts by their own checks: `ValueError` naming a parameter."
     c, cfg, stages = plan.counts, plan.cfg, {s for _, s, _ in chapters}
     checks = []
-    # the chapters' modules load PyTorch and fastai: imported here, when a plan is checked, not when it is made
+    # each chosen chapter's own check, on the plan's counts
     if 'finetune' in stages:
         from artsim.finetune import check_genre_splits
         f = c['04_finetune']
