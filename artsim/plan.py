@@ -168,6 +168,7 @@ def saved_bytes(state:dict, # name -> tensor: a `state_dict`, on any device (`me
     "The bytes of the tensors `save_model` stores of a state dict: floating point as float32, the rest as they are."
     return sum(v.numel() * (4 if v.is_floating_point() else v.element_size()) for v in state.values())
 
+# %% ../nbs/pipeline/plan.ipynb #f6d2086a
 def model_bytes(n_classes:int, # the genres: the genre classifier's outputs
                 architecture:dict, # the Siamese network's: pooling, feature_dim, pca_dim, embed_dim, sketch_dim, knots
                ) -> dict: # genre, siamese, seed_head: the bytes of the tensors each file stores (seed_head: per seed)
