@@ -27,8 +27,8 @@ from .commands import resolve_device
 __all__ = ['FAMILIES', 'HANDMADE', 'EXECUTION_ONLY', 'REPORTS', 'working_image', 'Segment', 'Family', 'color_descriptor',
            'texture_descriptor', 'shape_descriptor', 'edge_descriptor', 'describe', 'SemanticEncoder',
            'semantic_encoder', 'l2_normalise', 'family_centre', 'content_hash', 'descriptor_version', 'FeatureStore',
-           'extract_features', 'image_table', 'descriptor_settings', 'save_centres', 'reads', 'stage', 'feature_rows',
-           'feature_matrix', 'feature_centre']
+           'extract_features', 'images_of', 'image_table', 'descriptor_settings', 'save_centres', 'reads', 'stage',
+           'feature_rows', 'feature_matrix', 'feature_centre']
 
 # %% ../nbs/02_descriptors.ipynb #ff6313dc
 def working_image(src, # path, bytes, PIL image or uint8 array
@@ -513,14 +513,20 @@ def extract_features(files:list, # image files
                  extracted=counts, versions=versions, workers=workers, seconds=round(time.perf_counter() - t0, 2))
     return index, stats
 
+# %% ../nbs/02_descriptors.ipynb #1445c806
+def images_of(manifest:pd.DataFrame, # the paintings: path
+              pairs:pd.DataFrame|None=None, # chapter 01's pairs: generated_path; None: no variants yet
+             ) -> pd.DataFrame: # path (relative to the run), role ('original' or 'generated'), each path once
+    "The images a manifest and its pairs give to describe: the paintings, then the variants (`--plan` counts them)."
+    parts = [pd.DataFrame(dict(path=manifest.path.astype(str), role='original'))]
+    if pairs is not None: parts.append(pd.DataFrame(dict(path=pairs.generated_path.astype(str), role='generated')))
+    return pd.concat(parts, ignore_index=True).drop_duplicates('path').reset_index(drop=True)
+
 # %% ../nbs/02_descriptors.ipynb #66d99c8a
 def image_table(run:Run) -> pd.DataFrame: # path (relative to the run), role
     "Every image the descriptors are needed for: the manifest's paintings and the generated variants."
     m = run.read_parquet('data/manifest.parquet')
-    parts = [pd.DataFrame(dict(path=m.path.astype(str), role='original'))]
-    if run.resolve('generated/pairs.parquet').exists():
-        parts.append(pd.DataFrame(dict(path=read_pairs(run).generated_path.astype(str), role='generated')))
-    return pd.concat(parts, ignore_index=True).drop_duplicates('path').reset_index(drop=True)
+    return images_of(m, read_pairs(run) if run.resolve('generated/pairs.parquet').exists() else None)
 
 # %% ../nbs/02_descriptors.ipynb #d523a711
 def descriptor_settings(p) -> dict: # size, semantic_weights, semantic_size, seed

@@ -21,10 +21,11 @@ from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, r
 from .report import write_figures, write_report
 
 # %% auto #0
-__all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set', 'descriptor_scores', 'baseline_scores', 'load_siamese',
-           'siamese_matrix', 'load_seed_nets', 'seed_matrices', 'check_descriptor_scores', 'score_measures',
-           'agreement', 'breakdown', 'family_agreement', 'fidelity', 'seed_point_values', 'seed_spread', 'hypothesis',
-           'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
+__all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set', 'descriptor_scores', 'baseline_scores',
+           'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices', 'check_descriptor_scores',
+           'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity', 'seed_point_values',
+           'seed_spread', 'hypothesis', 'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation',
+           'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -57,12 +58,13 @@ def check_test_pairs(own_pairs:int, # pairs of a test painting and one of its ow
         raise ValueError(f"no training pairs (both paintings in train): the training-mean baseline is undefined; "
                          f"{more}")
 
-# %% ../nbs/07_evaluation.ipynb #e7a00350
-def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many test paintings, a seeded sample; None: all
-                   seed:int=0, # draws the sample
-                  ) -> EvaluationSet:
-    "The run's test split: gallery, queries and pairs."
-    scores, manifest = run.read_parquet('similarity/pairs.parquet'), run.read_parquet('data/manifest.parquet')
+# %% ../nbs/07_evaluation.ipynb #92c85f5b
+def evaluation_set_of(scores:pd.DataFrame, # chapter 03's pairs: kind, split, variant_split, original_id, variant_of
+                      manifest:pd.DataFrame, # the paintings: id, path, genre, split
+                      max_paintings:int|None=None, # at most this many test paintings, a seeded sample; None: all
+                      seed:int=0, # draws the sample
+                     ) -> EvaluationSet:
+    "The test split of a pairs table, unchecked (`evaluation_set` checks it; `--plan` counts it before a run)."
     gallery = manifest[manifest.split == 'test']
     if max_paintings is not None and len(gallery) > int(max_paintings):
         # a seeded sample that keeps the share of transformed paintings, at least one of them
@@ -78,14 +80,23 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
     pairs = scores[inside].reset_index(drop=True)
     own = pairs[pairs.kind == 'positive']
     train = scores[(scores.split == 'train') & (scores.variant_split == 'train')].reset_index(drop=True)
-    check_test_pairs(len(own), len(train))
     queries = (own.drop_duplicates('generated_path').rename(columns=dict(generated_path='path', original_id='painting'))
                [['path', 'painting', 'prompt_id', 'strength', 'genre']].sort_values('path').reset_index(drop=True))
     pairs['q'] = pd.Index(queries.path).get_indexer(pairs.generated_path)
     pairs['g'] = pd.Index(gallery.id).get_indexer(pairs.original_id)
-    if (pairs.q < 0).any():
-        raise ValueError(f'{int((pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
     return EvaluationSet(gallery, queries, pairs, train, int((scores.split != scores.variant_split).sum()))
+
+# %% ../nbs/07_evaluation.ipynb #e7a00350
+def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many test paintings, a seeded sample; None: all
+                   seed:int=0, # draws the sample
+                  ) -> EvaluationSet:
+    "The run's test split: gallery, queries and pairs."
+    scores, manifest = run.read_parquet('similarity/pairs.parquet'), run.read_parquet('data/manifest.parquet')
+    test_set = evaluation_set_of(scores, manifest, max_paintings, seed)
+    check_test_pairs(int((test_set.pairs.kind == 'positive').sum()), len(test_set.train))
+    if (test_set.pairs.q < 0).any():
+        raise ValueError(f'{int((test_set.pairs.q < 0).sum())} test pairs name a variant that no own pair generated')
+    return test_set
 
 # %% ../nbs/07_evaluation.ipynb #e7a00430
 def descriptor_scores(run:Run, test_set:EvaluationSet,

@@ -19,8 +19,8 @@ from .commands import resolve_device
 from .siamese import standardiser
 
 # %% auto #0
-__all__ = ['pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture',
-           'empty_head', 'SiameseSimilarity', 'save_seed_heads', 'load_seed_models']
+__all__ = ['pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'pca_size', 'fit_inputs', 'build_head', 'SiameseNet',
+           'architecture', 'empty_head', 'SiameseSimilarity', 'seed_head_state', 'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0050
 def pca_basis(Z:torch.Tensor, # (n, D) standardised training features, n much smaller than D
@@ -94,6 +94,14 @@ class SiameseHead(nn.Module):
         "Row i of `ea` against row i of `eb`."
         return self.score_map((ea * eb).sum(1))
 
+# %% ../nbs/pipeline/network.ipynb #1bd0c308
+def pca_size(n:int, # training features (rows) there are
+             pca_dim:int=256, # directions asked for
+             max_images:int|None=None, # rows the PCA is fitted on at most (`fit_inputs`); None: all
+            ) -> int:
+    "The directions `fit_inputs` keeps: `pca_dim`, at most one fewer than the rows it is fitted on."
+    return min(pca_dim, (min(n, max_images) if max_images else n) - 1)
+
 # %% ../nbs/pipeline/network.ipynb #5a1e0058
 def fit_inputs(features:torch.Tensor, # (n, D) training features
                pca_dim:int=256, # directions kept (at most n - 1)
@@ -104,7 +112,7 @@ def fit_inputs(features:torch.Tensor, # (n, D) training features
         rows = np.random.default_rng(derive_seed(seed, 'pca-sample')).choice(len(features), max_images, replace=False)
         features = features[np.sort(rows)]
     mean, std = standardiser(features)
-    return mean, std, pca_basis((features - mean) / std, min(pca_dim, len(features) - 1))
+    return mean, std, pca_basis((features - mean) / std, pca_size(len(features), pca_dim))
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0059
 def build_head(fitted:tuple, # `fit_inputs`
@@ -246,9 +254,14 @@ def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siame
         raise ModelFileError(f"{path}: the weights do not fit the card's architecture: {why}") from None
     return cls(model, card, device, batch_size)
 
-# %% ../nbs/pipeline/network.ipynb #5a1e0072
+# %% ../nbs/pipeline/network.ipynb #4a635356
 _SHARED = ('mean', 'std', 'basis', 'score_map.knots') # the head's entries every seed shares with the main model
 
+def seed_head_state(head:SiameseHead) -> dict: # name -> tensor
+    "What `save_seed_heads` keeps of a further seed's head: its entries less those every seed shares."
+    return {k: v for k, v in head.state_dict().items() if k not in _SHARED}
+
+# %% ../nbs/pipeline/network.ipynb #5a1e0072
 def save_seed_heads(path, # the stem: writes path.safetensors and path.json
                     heads:dict, # seed -> `SiameseHead` (the main model's seed left out)
                     main:SiameseSimilarity, # the saved model whose encoder and fixed part the heads share
@@ -257,7 +270,7 @@ def save_seed_heads(path, # the stem: writes path.safetensors and path.json
     "Write the learned weights of further seeds' heads, naming the model they belong with."
     if not main.card.get('weights_sha256'):
         raise ValueError('save the main model first: the seed heads name its weights file')
-    sd = {f'{s}.{k}': v for s, h in heads.items() for k, v in h.state_dict().items() if k not in _SHARED}
+    sd = {f'{s}.{k}': v for s, h in heads.items() for k, v in seed_head_state(h).items()}
     card = dict(card or {}, seeds=[int(s) for s in heads], model_sha256=main.card['weights_sha256'],
                 architecture=main.card['architecture'])
     return save_model(path, sd, card, SEEDS_KIND)

@@ -15,16 +15,22 @@ from .painter import demo_size
 from .sources import export_paintings, export_variants, read_demo, read_source
 from .generation import load_prompts, plan_pairs, select_originals, select_prompts
 from .similarity import null_pairs, pairs_with_negatives
-from .descriptors import FAMILIES
+from .descriptors import FAMILIES, images_of
+import torch
+from .backbone import as_pooling, feature_dim, resnet50_body
+from .finetune import genre_classifier
+from .siamese import ENCODE_CHUNK, TEACHER_BLOCK_ROWS, encoded_splits, split_tables_of
+from .network import SiameseNet, empty_head, pca_size, seed_head_state
+from .training import ablation_runs, epoch_batches, training_recipe, training_seeds
+from .training import check_params as check_training_params
+from .evaluation import evaluation_set_of
 from .commands import UsageError
 
 # %% auto #0
-__all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'STAGE_CHANNELS', 'ABLATION_ROWS', 'RATES', 'UNIT_RATES',
-           'CPU_UNITS', 'RESNET50_BODY_FLOATS', 'SIAMESE_ENCODE_CHUNK', 'TEACHER_BLOCK_ROWS', 'planned_manifest',
-           'siamese_feature_dim', 'siamese_plan', 'training_plan', 'evaluation_plan', 'plan_run', 'check_plan',
-           'check_counts', 'load_rates', 'gpu_name', 'device_key', 'refiner_rate', 'estimate_time',
-           'genre_model_floats', 'siamese_head_floats', 'siamese_model_floats', 'estimate_disk', 'estimate_memory',
-           'chapter_lines', 'format_plan']
+__all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'RATES', 'UNIT_RATES', 'CPU_UNITS', 'planned_manifest',
+           'siamese_plan', 'training_plan', 'evaluation_plan', 'saved_bytes', 'model_bytes', 'plan_run', 'check_plan',
+           'check_counts', 'load_rates', 'gpu_name', 'device_key', 'refiner_rate', 'estimate_time', 'estimate_disk',
+           'estimate_memory', 'chapter_lines', 'format_plan']
 
 # %% ../nbs/pipeline/plan.ipynb #2c557b58
 # paintings per genre in the ArtGAN WikiArt lists (genre_train.csv + genre_val.csv), rounded to hundreds: 65,000 paintings
@@ -113,65 +119,68 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
     return m, how
 
 # %% ../nbs/pipeline/plan.ipynb #0d11ae9c
-STAGE_CHANNELS = {1: 256, 2: 512, 3: 1024, 4: 2048} # ResNet50's stages (mirrors `artsim.backbone.STAGE_CHANNELS`)
-ABLATION_ROWS = 8 # the rows of chapter 06's ablation (mirrors `len(artsim.training.ABLATIONS)`)
-
-def siamese_feature_dim(pooling:dict) -> int:
-    "The length of the pooled multi-scale features (mirrors `artsim.backbone.feature_dim`)."
-    return sum(STAGE_CHANNELS[int(k)] * int(g) ** 2 for k, g in pooling.items())
-
-def siamese_plan(manifest:pd.DataFrame, # the data chapter's manifest
-                 pairs:pd.DataFrame, # chapter 01's pairs (`plan_pairs`)
+def siamese_plan(tables:dict, # split -> `SplitTable`: chapter 05's `split_tables_of` of the manifest and the pairs
                  sp, # the siamese chapter's parameters
-                ) -> dict: # per split: paintings, variants, variant_paintings, cells; encoded_images, augmented, teacher_cells, ...
-    "What chapter 05 encodes and computes (mirrors `split_tables` and `siamese_data`)."
-    split_of = pd.Series(manifest.split.to_numpy(object), index=manifest.id.to_numpy(object))
-    origin = pairs.original_id.to_numpy(object)
-    vs = split_of.reindex(origin).to_numpy(object)
-    splits = {}
-    for k in ('train', 'valid', 'test'):
-        n_p, mine = int((manifest.split.to_numpy(object) == k).sum()), vs == k
-        splits[k] = dict(paintings=n_p, variants=int(mine.sum()), variant_paintings=len(pd.unique(origin[mine])), cells=n_p * int(mine.sum()))
-    used = list(dict.fromkeys(('train', sp.validate_on)))
-    return dict(splits=splits, validate_on=sp.validate_on, encoded_splits=used,
-                encoded_images=sum(splits[k]['paintings'] + splits[k]['variants'] for k in used),
-                largest_split_images=max(splits[k]['paintings'] + splits[k]['variants'] for k in used),
-                largest_gallery=max(splits[k]['paintings'] for k in used), largest_queries=max(splits[k]['variants'] for k in used),
-                augmented=int(sp.augmented_copies) * splits['train']['paintings'],
-                teacher_cells=sum(splits[k]['cells'] for k in used), feature_dim=siamese_feature_dim(sp.pooling))
+                ) -> dict: # per split: paintings, variants, variant_paintings, cells; encoded_images, augmented, ...
+    "What chapter 05 encodes and computes: its split tables, for the splits it encodes."
+    splits = {s: dict(paintings=len(t.gallery), variants=len(t.queries), variant_paintings=t.queries.painting.nunique(),
+                      cells=len(t.gallery) * len(t.queries)) for s, t in tables.items()}   # cells: the teacher's matrix
+    used = list(encoded_splits(sp.validate_on))
+    images = {s: splits[s]['paintings'] + splits[s]['variants'] for s in used}   # a `SplitData`'s features
+    return dict(splits=splits, validate_on=sp.validate_on, encoded_splits=used, encoded_images=sum(images.values()),
+                largest_split_images=max(images.values()), largest_gallery=max(splits[s]['paintings'] for s in used),
+                largest_queries=max(splits[s]['variants'] for s in used),
+                augmented=int(sp.augmented_copies) * splits['train']['paintings'],   # `augmented_copies`' rows
+                teacher_cells=sum(splits[s]['cells'] for s in used), feature_dim=feature_dim(as_pooling(sp.pooling)))
 
-def training_plan(sia:dict, # `siamese_plan`
+# %% ../nbs/pipeline/plan.ipynb #881fae19
+def training_plan(tables:dict, # `split_tables_of`
                   tr, # the training chapter's parameters
-                  sp) -> dict: # seeds, epochs, steps per seed, head trainings of the ablation, the PCA's size
-    "What chapter 06 trains (mirrors `training_seeds`, `fit_inputs`, `train_head`'s batches and `run_ablation`)."
-    n = sia['splits']['train']['paintings'] + sia['splits']['train']['variants']   # the training features
-    if tr.pca_fit_images and n > int(tr.pca_fit_images): n = int(tr.pca_fit_images)
-    seeds = int(tr.seeds)
-    steps = int(tr.frozen_epochs) * -(-sia['splits']['train']['variant_paintings'] // int(tr.paintings_per_batch))
-    rows = ABLATION_ROWS if tr.ablation is None else len(tr.ablation)
-    ab_seeds = min(seeds, int(tr.ablation_seeds)) if tr.ablation_seeds is not None else seeds
-    return dict(seeds=seeds, epochs=int(tr.frozen_epochs), steps_per_seed=steps, ablation_rows=rows,
-                pca_dim=min(int(tr.pca_dim), n - 1),
-                head_trainings=seeds + rows * ab_seeds, validate_on=sp.validate_on,
-                valid_variants=sia['splits'][sp.validate_on]['variants'], valid_paintings=sia['splits'][sp.validate_on]['paintings'])
+                  sp, # the siamese chapter's
+                 ) -> dict: # seeds, epochs, steps per seed, the ablation's head trainings, the head's architecture, ...
+    "What chapter 06 trains, from its own functions: seeds, batches per epoch, the PCA's size and the ablation."
+    try: check_training_params(tr)   # the chapter's own refusals, also where `--only` leaves it out of the runner's
+    except ValueError as e: raise ValueError(f'06_training: {e}') from None
+    r, seeds = training_recipe(tr), training_seeds(tr.seed, tr.seeds)
+    rows, ablation_seeds = ablation_runs(tr, seeds)
+    train, held = tables['train'], tables[sp.validate_on]
+    pooling = as_pooling(sp.pooling)
+    pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
+    return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
+                steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
+                head_trainings=len(seeds) + len(rows) * len(ablation_seeds), validate_on=sp.validate_on,
+                valid_variants=len(held.queries), valid_paintings=len(held.gallery),
+                architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
+                                  sketch_dim=r.sketch_dim, knots=r.knots))
 
-def evaluation_plan(table:pd.DataFrame, manifest:pd.DataFrame, max_paintings:int|None=None, seed:int=0) -> dict:
-    "The test split chapter 07 scores: gallery, queries, pairs (mirrors `artsim.evaluation.evaluation_set`)."
-    gallery = manifest[manifest.split == 'test']
-    col = lambda c: table[c].to_numpy(object)
-    pos = col('kind') == 'positive'
-    if max_paintings is not None and len(gallery) > int(max_paintings):
-        has = gallery.id.isin(pd.unique(col('original_id')[pos]))
-        k = min(int(has.sum()), max(1, round(int(max_paintings) * has.mean())))
-        rs = derive_seed(seed, 'evaluation-paintings') % 2**32
-        gallery = pd.concat([gallery[has].sample(n=k, random_state=rs), gallery[~has].sample(n=min(int(max_paintings) - k, int((~has).sum())), random_state=rs)])
-    g = pd.Index(gallery.id.to_numpy(object))
-    s, v = col('split'), col('variant_split')
-    inside = (s == 'test') & (v == 'test') & (g.get_indexer(col('original_id')) >= 0) & (g.get_indexer(col('variant_of')) >= 0)
-    own = inside & pos
-    return dict(test_pairs=int(inside.sum()), own_pairs=int(own.sum()), other_pairs=int((inside & ~pos).sum()),
-                variants=len(pd.unique(col('generated_path')[own])), variant_paintings=len(pd.unique(col('original_id')[own])),
-                test_paintings=len(gallery), training_pairs=int(((s == 'train') & (v == 'train')).sum()), straddling_pairs=int((s != v).sum()))
+# %% ../nbs/pipeline/plan.ipynb #5ce9bc85
+def evaluation_plan(table:pd.DataFrame, # chapter 03's pairs (`pairs_with_negatives`)
+                    manifest:pd.DataFrame, max_paintings:int|None=None, seed:int=0, # as chapter 07 takes them
+                   ) -> dict: # test_pairs, own_pairs, other_pairs, variants, test_paintings, training_pairs, ...
+    "The test split chapter 07 scores: its `evaluation_set_of`, counted."
+    es = evaluation_set_of(table, manifest, max_paintings, seed)
+    own = int((es.pairs.kind == 'positive').sum())
+    return dict(test_pairs=len(es.pairs), own_pairs=own, other_pairs=len(es.pairs) - own, variants=len(es.queries),
+                variant_paintings=es.queries.painting.nunique(), test_paintings=len(es.gallery),
+                training_pairs=len(es.train), straddling_pairs=es.straddling)
+
+# %% ../nbs/pipeline/plan.ipynb #498a98e0
+def saved_bytes(state:dict, # name -> tensor: a `state_dict`, on any device (`meta` too)
+               ) -> int:
+    "The bytes of the tensors `save_model` stores of a state dict: floating point as float32, the rest as they are."
+    return sum(v.numel() * (4 if v.is_floating_point() else v.element_size()) for v in state.values())
+
+# %% ../nbs/pipeline/plan.ipynb #f6d2086a
+def model_bytes(n_classes:int, # the genres: the genre classifier's outputs
+                architecture:dict, # the Siamese network's: pooling, feature_dim, pca_dim, embed_dim, sketch_dim, knots
+               ) -> dict: # genre, siamese, seed_head: the bytes of the tensors each file stores (seed_head: per seed)
+    "The models chapters 04 and 06 save, built by the chapters' constructors on the meta device, and their sizes."
+    with torch.random.fork_rng(devices=[]), torch.device('meta'):
+        body = resnet50_body('random')
+        genre = genre_classifier(n_classes, body)
+        siamese = SiameseNet(body, architecture['pooling'], empty_head(architecture))
+    return dict(genre=saved_bytes(genre.state_dict()), siamese=saved_bytes(siamese.state_dict()),
+                seed_head=saved_bytes(seed_head_state(siamese.head)))
 
 # %% ../nbs/pipeline/plan.ipynb #d3b585e7
 def _mp(w, h) -> float: return w * h / 1e6
@@ -204,12 +213,12 @@ def _plan_run(cfg, run_dir):
         originals = select_originals(manifest, g.originals_per_genre, g.seed)
         pairs = plan_pairs(originals, bank, g.strengths, None, g.resolution, g.variant_format)   # no per-pair seeds
     table = pairs_with_negatives(pairs, manifest, s.negatives_per_original, s.seed)
-    images = pd.DataFrame(dict(path=np.concatenate([manifest.path.to_numpy(object), pairs.generated_path.to_numpy(object)]),
-                               role=['original'] * len(manifest) + ['generated'] * len(pairs),
-                               source=np.concatenate([manifest.id.to_numpy(object), pairs.original_id.to_numpy(object)])))
-    images = images[~images.path.duplicated()]   # chapter 02's image_table
-    cal = null_pairs(images, s.calibration_pairs, s.seed)
-    sia = siamese_plan(manifest, pairs, sp)
+    images = images_of(manifest, pairs)   # chapter 02's images; each with its painting, as 03's `run_images` gives it
+    source = dict(zip(manifest.path.astype(str), manifest.id))
+    source |= dict(zip(pairs.generated_path.astype(str), pairs.original_id))
+    cal = null_pairs(images.assign(source=images.path.map(source)), s.calibration_pairs, s.seed)
+    tables = split_tables_of(manifest, pairs)
+    sia, trp = siamese_plan(tables, sp), training_plan(tables, tr, sp)
     evp = evaluation_plan(table, manifest, ev.max_paintings, ev.seed)
     of = manifest.set_index('id')
     vg, vs = of.genre.reindex(pairs.original_id).to_numpy(object), of.split.reindex(pairs.original_id).to_numpy(object)
@@ -217,6 +226,7 @@ def _plan_run(cfg, run_dir):
     bare = {s: sorted(set(manifest.genre[manifest.split == s]) - set(vg[vs == s])) for s in ('valid', 'test')}
     split = manifest.groupby(['genre', 'split']).size().unstack(fill_value=0).reindex(columns=['train', 'valid', 'test'], fill_value=0)
     n = dict(split.sum())
+    sizes = model_bytes(len(split), trp['architecture'])
     counts = {
         '00_data': dict(paintings=len(manifest), genres=len(split), per_genre_split=split, copied=int(manifest.copied.sum())),
         '01_generation': dict(originals=len(originals), prompts=len(bank), variants=len(pairs),
@@ -228,9 +238,10 @@ def _plan_run(cfg, run_dir):
         '03_similarity': dict(positive=int((table.kind == 'positive').sum()), negative=int((table.kind == 'negative').sum()),
                               pairs=len(table), calibration_pairs=len(cal)),
         '04_finetune': dict(train=int(n.get('train', 0)), valid=int(n.get('valid', 0)), test=int(n.get('test', 0)),
-                            epochs=int(f.epochs) + int(f.freeze_epochs), input_size=int(f.input_size)),
+                            epochs=int(f.epochs) + int(f.freeze_epochs), input_size=int(f.input_size),
+                            model_bytes=sizes['genre']),
         '05_siamese': sia,
-        '06_training': training_plan(sia, tr, sp),
+        '06_training': trp | dict(model_bytes=sizes['siamese'], seed_head_bytes=sizes['seed_head']),
         '07_evaluation': evp | dict(cells=evp['variants'] * evp['test_paintings'], resnet_weights=list(ev.resnet_weights or [])),
     }
     # the work in the units of the time model: megapixels through a network, images described, pairs scored, ...
@@ -268,7 +279,7 @@ def check_plan(plan:AttrDict, # `plan_run`'s
     "What the chapters would stop on, found in the plan's counts by their own checks: `ValueError` naming a parameter."
     c, cfg, stages = plan.counts, plan.cfg, {s for _, s, _ in chapters}
     checks = []
-    # the chapters' modules load PyTorch and fastai: imported here, when a plan is checked, not when it is made
+    # each chosen chapter's own check, on the plan's counts
     if 'finetune' in stages:
         from artsim.finetune import check_genre_splits
         f = c['04_finetune']
@@ -366,16 +377,6 @@ def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|
     return dict(chapters=out, device=words, key=key, measured=dev.get('measured'), machine=dev.get('name'))
 
 # %% ../nbs/pipeline/plan.ipynb #846bcbb5
-RESNET50_BODY_FLOATS = 23_561_152 # parameters and BatchNorm statistics of fastai's ResNet50 body, as saved
-def genre_model_floats(n_classes:int) -> int: return RESNET50_BODY_FLOATS + 2_115_584 + 512 * n_classes
-def siamese_head_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8, shared:bool=True) -> int:
-    "Floats of the Siamese head as saved: standardisation, PCA basis, sketch signs, projection, sketch scale, monotone map."
-    fixed = 2 * feature_dim + feature_dim * pca_dim + knots   # mean, std, basis, the map's knots: every seed's alike
-    return (fixed if shared else 0) + (feature_dim if sketch_dim else 0) + pca_dim * embed_dim + embed_dim + (1 if sketch_dim else 0) + knots
-def siamese_model_floats(feature_dim:int, pca_dim:int, embed_dim:int, sketch_dim:int, knots:int=8) -> int:
-    "Floats of the saved Siamese network: the encoder and the head."
-    return RESNET50_BODY_FLOATS + siamese_head_floats(feature_dim, pca_dim, embed_dim, sketch_dim, knots)
-
 def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes (None: not measured), and what each assumes
     "The bytes each kind of artifact of the run will take."
     rates = load_rates() if rates is None else rates
@@ -396,22 +397,18 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes 
     out['descriptors (features/)'] = (plan.images * dims * b if b else None, f'{plan.images:,} images x {dims} values')
     b = disk.get('pair_row_bytes')
     out['scored pairs (similarity/)'] = (plan.table * b if b else None, f'{plan.table:,} rows')
-    k = plan.counts['00_data']['genres']
-    tr, c5, c6 = plan.cfg['training'], plan.counts['05_siamese'], plan.counts['06_training']
+    c4, c5, c6 = plan.counts['04_finetune'], plan.counts['05_siamese'], plan.counts['06_training']
     seeds = c6['seeds']
-    head = (c5['feature_dim'], c6['pca_dim'], int(tr['embed_dim']), int(tr['sketch_dim']), int(tr['score_knots']))
     out['Siamese features (siamese/)'] = (4.0 * (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] + 8.0 * c5['teacher_cells'],
                                           f"{c5['encoded_images'] + c5['augmented']:,} images x {c5['feature_dim']:,} features, "
                                           f"{c5['teacher_cells']:,} teacher values")
-    out['models (models/)'] = (4.0 * (genre_model_floats(k) + siamese_model_floats(*head) + (seeds - 1) * siamese_head_floats(*head, shared=False)),
+    out['models (models/)'] = (float(c4['model_bytes'] + c6['model_bytes'] + (seeds - 1) * c6['seed_head_bytes']),
                                f'genre classifier, Siamese network and {seeds - 1} more seeds\' heads, float32')
     b = disk.get('run_other_bytes')
     out['notebooks, figures, logs'] = (b, 'as in the tiny run') if b else (None, 'not measured')
     return out
 
 # %% ../nbs/pipeline/plan.ipynb #e079bf96
-SIAMESE_ENCODE_CHUNK, TEACHER_BLOCK_ROWS = 32, 4096 # mirror artsim.siamese.ENCODE_CHUNK and teacher_matrix's block_rows
-
 def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> dict: # step -> bytes (None: not measured)
     "Peak resident memory of the steps whose arrays grow with the run."
     rates = load_rates() if rates is None else rates
@@ -423,7 +420,7 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> di
     ssize = int(cfg['siamese']['siamese_size'])
     c5 = c['05_siamese']
     features, teacher = (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] * 4, c5['teacher_cells'] * 8
-    chunk = min(SIAMESE_ENCODE_CHUNK * int(cfg['siamese']['encode_batch_size']), c5['largest_split_images'])
+    chunk = min(ENCODE_CHUNK * int(cfg['siamese']['encode_batch_size']), c5['largest_split_images'])
     train_paintings = c5['splits']['train']['paintings']
     held = max(features + (chunk + train_paintings + c5['augmented']) * 3 * ssize * ssize,   # encoding: one chunk's pixels
                features + teacher + (2 * len(dims) + 3) * min(TEACHER_BLOCK_ROWS, c5['largest_queries']) * c5['largest_gallery'] * 8,

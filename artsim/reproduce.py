@@ -13,7 +13,6 @@ from .runs import (STAGES, PRESETS, ParameterError, resolve_params, save_json, s
                          Run, interrupted_writes, file_digests)
 from .numerics import pinned_env
 from .commands import CommandParser, UsageError, fail, parse_overrides
-from .plan import KNOWN_SOURCES, check_counts, format_plan
 
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config', 'prepare_run',
@@ -300,6 +299,8 @@ def artsim_reproduce(
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
     from artsim.stages import content_files
+    # the plan imports the chapters' modules (PyTorch, fastai): loaded here, so that --help and a bad option answer at once
+    from artsim.plan import check_counts
     out = out or sys.stdout
     def say(*a, end='\n'): print(*a, end=end, file=out, flush=True)
     # everything that can be checked, before anything is written or started
@@ -354,6 +355,7 @@ def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|N
                nbs=None, only:str|None=None, start:str|None=None, # as `artsim_reproduce` takes them
                out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
     "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
+    from artsim.plan import KNOWN_SOURCES, check_counts, format_plan
     r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
     cfg, run_dir = r.cfg, r.run_dir
     try: check_config(cfg, r.chapters)

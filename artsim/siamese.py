@@ -20,11 +20,12 @@ from .similarity import combine, compare_described, load_calibration, run_descri
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
 # %% auto #0
-__all__ = ['SPLITS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'stage_sides', 'coarsen', 'SplitTable', 'split_tables',
-           'descriptor_matrices', 'teacher_matrix', 'single_thread', 'augmented_copies', 'SplitData', 'encode_images',
-           'read_images', 'encode_paths', 'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params',
-           'check_split_variants', 'reads', 'stage', 'teacher_summary', 'plot_teacher', 'split_criteria',
-           'standardiser', 'cosine_matrix', 'layout_comparison']
+__all__ = ['SPLITS', 'TEACHER_BLOCK_ROWS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'stage_sides', 'coarsen', 'SplitTable',
+           'split_tables_of', 'split_tables', 'encoded_splits', 'descriptor_matrices', 'teacher_matrix',
+           'single_thread', 'augmented_copies', 'SplitData', 'encode_images', 'read_images', 'encode_paths',
+           'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params', 'check_split_variants', 'reads',
+           'stage', 'teacher_summary', 'plot_teacher', 'split_criteria', 'standardiser', 'cosine_matrix',
+           'layout_comparison']
 
 # %% ../nbs/05_siamese.ipynb #5a1e0001
 def stage_sides(size:int, # the input's side, in pixels
@@ -70,10 +71,11 @@ class SplitTable:
     def __repr__(self):
         return f'SplitTable({len(self.gallery)} paintings, {len(self.queries)} variants of {self.queries.painting.nunique()})'
 
-# %% ../nbs/05_siamese.ipynb #5a1e0012
-def split_tables(run:Run) -> dict: # split -> `SplitTable`
-    "Every split's paintings (from the manifest) and their variants (from chapter 01's pairs)."
-    manifest, generated = run.read_parquet('data/manifest.parquet'), run.read_parquet('generated/pairs.parquet')
+# %% ../nbs/05_siamese.ipynb #b6bd09fc
+def split_tables_of(manifest:pd.DataFrame, # the paintings: id, path, genre, split
+                    generated:pd.DataFrame, # chapter 01's pairs: original_id, generated_path, prompt_id, strength
+                   ) -> dict: # split -> `SplitTable`
+    "Every split's paintings and the variants made from them, from the manifest and the pairs (`--plan` counts them)."
     of = manifest.set_index('id')
     generated = generated.assign(split=generated.original_id.map(of.split), genre=generated.original_id.map(of.genre))
     out = {}
@@ -83,6 +85,18 @@ def split_tables(run:Run) -> dict: # split -> `SplitTable`
                    [['path', 'painting', 'prompt_id', 'strength', 'genre']].sort_values('path').reset_index(drop=True))
         out[s] = SplitTable(gallery, queries.assign(truth=pd.Index(gallery.id).get_indexer(queries.painting)))
     return out
+
+# %% ../nbs/05_siamese.ipynb #5a1e0012
+def split_tables(run:Run) -> dict: # split -> `SplitTable`
+    "Every split's paintings (from the manifest) and their variants (from chapter 01's pairs)."
+    manifest, generated = run.read_parquet('data/manifest.parquet'), run.read_parquet('generated/pairs.parquet')
+    return split_tables_of(manifest, generated)
+
+# %% ../nbs/05_siamese.ipynb #fb8f05d8
+def encoded_splits(validate_on:str='valid', # the split the chapter validates on
+                  ) -> tuple: # the splits whose images are encoded: train first
+    "The splits chapter 05 encodes and computes the teacher's matrices of: train and the one validated on."
+    return tuple(dict.fromkeys(('train', validate_on)))
 
 # %% ../nbs/05_siamese.ipynb #5a1e0015
 def descriptor_matrices(run:Run, A:list, B:list, # image paths relative to the run: the rows and the columns
@@ -96,8 +110,10 @@ def descriptor_matrices(run:Run, A:list, B:list, # image paths relative to the r
     return out | dict(combined=combine({f: out[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined'])
 
 # %% ../nbs/05_siamese.ipynb #5a1e0016
+TEACHER_BLOCK_ROWS = 4096 # variants at a time by default in `teacher_matrix`
+
 def teacher_matrix(run:Run, table:SplitTable, target:str='combined', # a key of `descriptor_matrices`
-                   block_rows:int=4096, # variants at a time: what is held beside the result is one block's matrices
+                   block_rows:int=TEACHER_BLOCK_ROWS, # variants at a time: one block's matrices held beside the result
                   ) -> np.ndarray: # (queries, gallery) float64
     "The teacher's value of every (variant, painting) pair of a split, computed `block_rows` variants at a time."
     A, B, out = list(table.queries.path), list(table.gallery.path), None
@@ -258,7 +274,7 @@ def check_split_variants(variants:dict, # split -> how many variants chapter 01 
                          validate_on:str='valid', # the split the chapter validates on
                         ):
     "`ValueError` naming the parameters to change when the training or validation split has no variants."
-    for s in dict.fromkeys(('train', validate_on)):
+    for s in encoded_splits(validate_on):
         if not variants.get(s):
             other, use = 'test' if validate_on == 'valid' else 'valid', 'train on' if s == 'train' else 'validate on'
             raise ValueError(f"no {s} variants: chapter 01 drew no {s} painting to make variants of, and the Siamese "
@@ -278,7 +294,7 @@ def stage(run:Run, p) -> dict: # split -> `SplitData`
     check_params(p)
     p, tables = AttrDict(p, pooling=as_pooling(p.pooling)), split_tables(run)
     check_split_variants({s: len(t.queries) for s, t in tables.items()}, p.validate_on)
-    data = siamese_data(run, p, ('train', p.validate_on))
+    data = siamese_data(run, p, encoded_splits(p.validate_on))
     save_siamese_data(run, data, p)
     return data
 

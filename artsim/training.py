@@ -16,10 +16,10 @@ from .siamese import SplitData, cosine_matrix, load_siamese_data, single_thread,
 from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'strength_pairs',
-           'batch_loss', 'train_head', 'head_scores', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary',
-           'run_ablation', 'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'card_siamese_params',
-           'stage', 'plot_history', 'main']
+__all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'epoch_batches',
+           'strength_pairs', 'batch_loss', 'train_head', 'head_scores', 'weights_equal', 'training_seeds',
+           'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs', 'ablation_table', 'one_pair',
+           'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -80,6 +80,13 @@ def painting_batches(truth:np.ndarray, # each variant's painting (a gallery row)
         gallery = np.concatenate([ps, np.sort(rng.choice(others, min(extra, len(others)), replace=False))])
         yield np.flatnonzero(np.isin(truth, ps)), gallery
 
+# %% ../nbs/06_training.ipynb #081d9e34
+def epoch_batches(truth:np.ndarray, # each variant's painting (a gallery row), as `painting_batches` takes it
+                  K:int=8, # paintings with variants per batch
+                 ) -> int:
+    "The batches `painting_batches` yields in one epoch: one per K paintings with variants."
+    return math.ceil(len(np.unique(truth)) / K)
+
 # %% ../nbs/06_training.ipynb #5b2e0002
 def strength_pairs(queries:pd.DataFrame, # variants: painting, prompt_id, strength
                   ) -> np.ndarray: # (n, 2) variant rows (weaker edit, stronger edit)
@@ -132,7 +139,7 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
     "Train a head on the stored features of the training split, from one seed."
     head = build_head(fitted, r.embed_dim, r.sketch_dim, r.knots, seed)
     rng = np.random.default_rng(derive_seed(seed, 'painting-batches'))
-    steps = r.epochs * math.ceil(len(np.unique(d.truth)) / r.paintings_per_batch)
+    steps = r.epochs * epoch_batches(d.truth, r.paintings_per_batch)
     opt = torch.optim.AdamW(head.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, r.lr, total_steps=max(1, steps), pct_start=r.warmup)
     order_pairs = strength_pairs(d.table.queries) if r.order else None
@@ -224,6 +231,14 @@ def run_ablation(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list,
         _, _, criteria, seconds = train_seeds(rr, train, held, seeds, cache[key])
         out[name] = dict(changes=change, seeds=seeds, criteria=criteria, summary=seed_summary(criteria), seconds=seconds)
     return out
+
+# %% ../nbs/06_training.ipynb #030c070a
+def ablation_runs(p, # this chapter's parameters: ablation (row names; None: every row), ablation_seeds
+                  seeds:list, # `training_seeds`
+                 ) -> tuple: # (row name -> the fields of the recipe it changes, the seeds each row is trained from)
+    "The ablation's rows and seeds that `stage` hands to `run_ablation`."
+    rows = dict(ABLATIONS) if p.ablation is None else {k: ABLATIONS[k] for k in p.ablation}
+    return rows, seeds[:p.ablation_seeds or len(seeds)]
 
 # %% ../nbs/06_training.ipynb #5b2e0017
 def ablation_table(results:dict, # the stage's results: teacher, untrained, recipe, ablation
@@ -323,8 +338,8 @@ def stage(run:Run, p) -> AttrDict:
     fitted = fit_inputs(train.features, r.pca_dim, r.pca_fit_images, p.seed)
     heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted)
     untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
-    rows = None if p.ablation is None else {k: ABLATIONS[k] for k in p.ablation}
-    ablation = run_ablation(r, train, held, seeds[:p.ablation_seeds or len(seeds)], rows, fitted)
+    rows, ablation_seeds = ablation_runs(p, seeds)
+    ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r), criteria=criteria,
                    summary=seed_summary(criteria), teacher=split_criteria(held.teacher, held), untrained=untrained,
                    ablation=ablation, seconds_per_seed=round(seconds, 2))

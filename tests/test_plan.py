@@ -1,11 +1,14 @@
-"""`artsim_reproduce --plan`: its counts are what a run then makes (the tiny preset, every chapter), its mirrors of chapters
-05-07 agree with their own functions, a source not on disk is estimated and said to be, and nothing is written."""
-import io, json, os, subprocess, sys, warnings
+"""`artsim_reproduce --plan`: its counts are what a run then makes (the tiny preset, every chapter), they are the
+chapters' own functions' for other parameters too, a source not on disk is estimated and said to be, and nothing is
+written."""
+import io, json, math, os, subprocess, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artsim.plan import plan_run, siamese_plan, training_plan, evaluation_plan, estimate_time, load_rates, KNOWN_SOURCES
+from artsim.plan import (plan_run, siamese_plan, training_plan, evaluation_plan, estimate_time, load_rates,
+                         model_bytes, saved_bytes, KNOWN_SOURCES)
+from artsim.backbone import as_pooling
 from artsim.reproduce import artsim_reproduce, print_plan, resolve_config
 from fastcore.basics import AttrDict
 from artsim.runs import STAGES, Run, stage_params
@@ -24,42 +27,105 @@ def tiny_run(tiny_run):
     return tiny_run.path
 
 
+def data_bytes(f:Path) -> int:
+    "The bytes of the tensors a safetensors file holds, from its header's offsets."
+    with open(f, 'rb') as fh:
+        header = json.loads(fh.read(int.from_bytes(fh.read(8), 'little')))
+    return sum(v['data_offsets'][1] - v['data_offsets'][0] for k, v in header.items() if k != '__metadata__')
+
+
 def compare_plan_with_run(plan, run:Path) -> dict:
-    "Every count of `plan` next to what the run at `run` made: name -> (planned, made)."
+    "Every count of `plan` next to what the run at `run` made: 'chapter: what' -> (planned, made)."
     r = Run(run)
     c, out = plan.counts, {}
+    # 00: the manifest, row by row; genres and splits
     m = r.read_parquet('data/manifest.parquet')
     cols = ['id', 'path', 'genre', 'split', 'width', 'height']
-    out['manifest'] = (plan.manifest[cols].astype(str).values.tolist(), m[cols].astype(str).values.tolist())
+    out['00_data: manifest'] = (plan.manifest[cols].astype(str).values.tolist(), m[cols].astype(str).values.tolist())
+    d = c['00_data']
+    out['00_data: paintings, genres'] = ((d['paintings'], d['genres']), (len(m), m.genre.nunique()))
+    out['00_data: paintings per genre and split'] = (
+        {k: int(v) for k, v in d['per_genre_split'].stack().items() if v},
+        {k: int(v) for k, v in m.groupby(['genre', 'split']).size().items()})
+    # 01: the pairs, and the sizes of the variants written
     pairs = r.read_parquet('generated/pairs.parquet')
-    out['pairs'] = (plan.pairs.pair_id.tolist(), pairs.pair_id.tolist())
-    out['generated_paths'] = (plan.pairs.generated_path.tolist(), pairs.generated_path.tolist())
-    out['images described'] = (c['02_descriptors']['images'], len(r.read_parquet('features/images.parquet')))
+    out['01_generation: pairs'] = (plan.pairs.pair_id.tolist(), pairs.pair_id.tolist())
+    out['01_generation: generated paths'] = (plan.pairs.generated_path.tolist(), pairs.generated_path.tolist())
+    g = c['01_generation']
+    out['01_generation: originals, prompts, strengths, variants'] = (
+        (g['originals'], g['prompts'], g['strengths'], g['variants']),
+        (pairs.original_id.nunique(), pairs.prompt_id.nunique(), pairs.strength.nunique(), len(pairs)))
+    made = pd.Series([Image.open(run / x).size for x in pairs.generated_path]).value_counts()
+    out['01_generation: variant sizes'] = ({tuple(map(int, k)): int(v) for k, v in g['sizes'].items()},
+                                           {tuple(map(int, k)): int(v) for k, v in made.items()})
+    # 02: the images described
+    images = r.read_parquet('features/images.parquet')
+    de = c['02_descriptors']
+    out['02_descriptors: images, paintings, variants'] = (
+        (de['images'], de['paintings'], de['variants']),
+        (len(images), int((images.role == 'original').sum()), int((images.role == 'generated').sum())))
+    out['02_descriptors: families'] = (sorted(de['families']), sorted(r.read_json('features/versions.json')))
+    # 03: the pairs scored and the unrelated pairs calibrated on
     scores = r.read_parquet('similarity/pairs.parquet')
-    out['similarity pairs'] = ((c['03_similarity']['positive'], c['03_similarity']['negative']),
-                               (int((scores.kind == 'positive').sum()), int((scores.kind == 'negative').sum())))
+    s = c['03_similarity']
+    out['03_similarity: pairs, positive, negative'] = (
+        (s['pairs'], s['positive'], s['negative']),
+        (len(scores), int((scores.kind == 'positive').sum()), int((scores.kind == 'negative').sum())))
     cal = r.read_json('similarity/calibration.json')
-    out['calibration pairs'] = (c['03_similarity']['calibration_pairs'], sum(cal['source']['n_pairs'].values()))
-    g = r.read_json('metrics/genre.json')
-    out['genre training'] = ((c['04_finetune']['train'], c['04_finetune']['valid'], c['04_finetune']['test']), (g['n_train'], g['n_valid'], g['n_test']))
-    sp, t = c['05_siamese'], c['06_training']
-    images = r.read_parquet('siamese/images.parquet')
-    out['siamese splits'] = ({s: (sp['splits'][s]['paintings'], sp['splits'][s]['variants']) for s in sp['encoded_splits']},
-                             {s: (int(((images.split == s) & (images.role == 'painting')).sum()), int(((images.split == s) & (images.role == 'variant')).sum()))
-                              for s in pd.unique(images.split)})
-    from safetensors import safe_open
-    with safe_open(str(run / 'siamese/data.safetensors'), 'pt') as st:
-        shapes = {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
-    out['siamese features'] = ((sp['encoded_images'] + sp['augmented'], sp['feature_dim'], sp['teacher_cells']),
-                               (sum(v[0] for k, v in shapes.items() if k.endswith(('.features', '.augmented'))),
-                                {v[1] for k, v in shapes.items() if k.endswith('.features')}.pop(),
-                                sum(v[0] * v[1] for k, v in shapes.items() if k.endswith('.teacher'))))
-    card = json.loads((run / 'models/siamese.json').read_text())
-    training = r.read_json('metrics/training.json')
-    out['training'] = ((t['seeds'], t['epochs'], t['pca_dim'], t['ablation_rows']),
-                       (len(training['seeds']), len(card['history']), card['architecture']['pca_dim'], len(training['ablation'])))
+    out['03_similarity: calibration pairs'] = (s['calibration_pairs'], sum(cal['source']['n_pairs'].values()))
+    # 04: the genre classifier's splits, epochs and file
+    gm, f = r.read_json('metrics/genre.json'), c['04_finetune']
+    out['04_finetune: train, valid, test'] = ((f['train'], f['valid'], f['test']),
+                                              (gm['n_train'], gm['n_valid'], gm['n_test']))
+    out['04_finetune: epochs'] = (f['epochs'], len(gm['training']['history']))
+    out['04_finetune: model bytes'] = (f['model_bytes'], data_bytes(run / 'models/genre.safetensors'))
+    # 05: the images encoded, the features and the teacher's values
+    sp = c['05_siamese']
+    encoded = r.read_parquet('siamese/images.parquet')
+    side = lambda k, role: encoded[(encoded.split == k) & (encoded.role == role)]
+    out['05_siamese: encoded splits'] = (sp['encoded_splits'], list(pd.unique(encoded.split)))
+    out['05_siamese: paintings, variants, variant paintings'] = (
+        {k: (sp['splits'][k]['paintings'], sp['splits'][k]['variants'], sp['splits'][k]['variant_paintings'])
+         for k in sp['encoded_splits']},
+        {k: (len(side(k, 'painting')), len(side(k, 'variant')), side(k, 'variant').painting.nunique())
+         for k in pd.unique(encoded.split)})
+    with open(run / 'siamese/data.safetensors', 'rb') as fh:
+        shapes = {k: v['shape'] for k, v in json.loads(fh.read(int.from_bytes(fh.read(8), 'little'))).items()
+                  if k != '__metadata__'}
+    out['05_siamese: images encoded, feature length'] = (
+        (sp['encoded_images'], sp['augmented'], sp['feature_dim']),
+        (sum(v[0] for k, v in shapes.items() if k.endswith('.features')),
+         sum(v[0] for k, v in shapes.items() if k.endswith('.augmented')),
+         {v[1] for k, v in shapes.items() if k.endswith(('.features', '.augmented'))}.pop()))
+    out['05_siamese: teacher values'] = (
+        {k: sp['splits'][k]['cells'] for k in sp['encoded_splits']},
+        {k.split('.')[0]: v[0] * v[1] for k, v in shapes.items() if k.endswith('.teacher')})
+    # 06: seeds, epochs, batches, PCA, ablation, the model files
+    t, training = c['06_training'], r.read_json('metrics/training.json')
+    card, seeds_card = r.read_json('models/siamese.json'), r.read_json('models/siamese_seeds.json')
+    recipe = card['training_params']
+    # painting_batches: K training paintings with variants a batch
+    batches = math.ceil(side('train', 'variant').painting.nunique() / recipe['paintings_per_batch'])
+    out['06_training: seeds, epochs, steps per seed'] = (
+        (t['seeds'], t['epochs'], t['steps_per_seed']),
+        (len(training['seeds']), len(card['history']), len(card['history']) * batches))
+    out['06_training: ablation rows, head trainings'] = (
+        (t['ablation_rows'], t['head_trainings']),
+        (len(training['ablation']),
+         len(training['seeds']) + sum(len(a['seeds']) for a in training['ablation'].values())))
+    out['06_training: validated on'] = ((t['validate_on'], t['valid_variants'], t['valid_paintings']),
+                                        (training['validate_on'], len(side(training['validate_on'], 'variant')),
+                                         len(side(training['validate_on'], 'painting'))))
+    arch = {k: card['architecture'][k] for k in t['architecture']}
+    out['06_training: architecture'] = (t['architecture'], arch | dict(pooling=as_pooling(arch['pooling'])))
+    out['06_training: model bytes, other seeds\' heads'] = (
+        (t['model_bytes'], (t['seeds'] - 1) * t['seed_head_bytes'], t['seeds'] - 1),
+        (data_bytes(run / 'models/siamese.safetensors'), data_bytes(run / 'models/siamese_seeds.safetensors'),
+         len(seeds_card['seeds'])))
+    # 07: the test pairs, variants and paintings
     ev = r.read_json('metrics/eval.json')['counts']
-    out['evaluation'] = ({k: c['07_evaluation'][k] for k in ev}, ev)
+    out['07_evaluation: counts'] = ({k: c['07_evaluation'][k] for k in ev}, ev)
+    out['07_evaluation: score matrix cells'] = (c['07_evaluation']['cells'], ev['variants'] * ev['test_paintings'])
     return out
 
 
@@ -67,47 +133,62 @@ def test_the_plan_of_tiny_is_what_the_tiny_run_made(tiny_run, tmp_path):
     cfg = resolve_config('tiny', tmp_path / 'elsewhere', list(STAGES), {})
     plan = plan_run(cfg, tmp_path / 'elsewhere')   # nothing there: the manifest is planned, not read back
     assert plan.how['kind'] == 'demo' and plan.how['exact']
-    for name, (planned, made) in compare_plan_with_run(plan, tiny_run).items():
-        assert planned == made, name
+    compared = compare_plan_with_run(plan, tiny_run)
+    assert {name.split(':')[0] for name in compared} == set(plan.counts)   # every chapter is compared
+    for name, (planned, made) in compared.items():
+        assert planned == made, f'{name}: planned {planned}, the run made {made}'
     # the run's own directory gives the same plan, its manifest read back
     again = plan_run(resolve_config('tiny', tiny_run, list(STAGES), {}), tiny_run)
     assert again.how['kind'] == 'run' and again.counts['07_evaluation'] == plan.counts['07_evaluation']
+    # and a plan of other parameters differs from the run where, and only where, those parameters act
+    other = plan_run(resolve_config('tiny', tmp_path / 'other', list(STAGES), dict(seeds=2, max_paintings=3)))
+    differ = {name for name, (planned, made) in compare_plan_with_run(other, tiny_run).items() if planned != made}
+    assert differ == {'06_training: seeds, epochs, steps per seed', '06_training: ablation rows, head trainings',
+                      "06_training: model bytes, other seeds' heads", '07_evaluation: counts',
+                      '07_evaluation: score matrix cells'}, differ
 
 
-def test_the_mirrors_of_chapters_05_to_07_agree_with_their_functions(tiny_run):
+def test_the_plan_counts_with_the_chapters_functions(tiny_run):
+    "The plan's counts of chapters 05-07 are those of the chapters' functions on the run, for other parameters too."
     warnings.simplefilter('ignore')
     from artsim.siamese import split_tables
-    from artsim.training import ABLATIONS, training_seeds
-    from artsim.backbone import feature_dim
-    from artsim.plan import ABLATION_ROWS, siamese_feature_dim
+    from artsim.training import painting_batches, training_seeds
     from artsim.evaluation import evaluation_set
     run = Run(tiny_run)
     table = run.read_parquet('similarity/pairs.parquet')
     manifest = run.read_parquet('data/manifest.parquet')
-    tables, pairs = split_tables(run), run.read_parquet('generated/pairs.parquet')
+    tables = split_tables(run)
     for validate_on in ('valid', 'test'):
         sp = AttrDict(stage_params('siamese', dict(preset='tiny', run_dir=run.path)) | dict(validate_on=validate_on))
-        mine = siamese_plan(manifest, pairs, sp)
+        mine = siamese_plan(tables, sp)
         for s in ('train', 'valid', 'test'):
             t = tables[s]
-            assert mine['splits'][s] == dict(paintings=len(t.gallery), variants=len(t.queries), variant_paintings=t.queries.painting.nunique(),
+            assert mine['splits'][s] == dict(paintings=len(t.gallery), variants=len(t.queries),
+                                             variant_paintings=t.queries.painting.nunique(),
                                              cells=len(t.gallery) * len(t.queries)), (validate_on, s)
         used = [tables[s] for s in dict.fromkeys(('train', validate_on))]
         assert mine['encoded_images'] == sum(len(t.gallery) + len(t.queries) for t in used)
         assert mine['augmented'] == sp.augmented_copies * len(tables['train'].gallery)
         tr = AttrDict(stage_params('training', dict(preset='tiny', run_dir=run.path)))
+        train = tables['train']
         for K in (1, 2, 5):
-            plan = training_plan(mine, AttrDict(tr | dict(paintings_per_batch=K)), sp)
-            assert plan['steps_per_seed'] == tr.frozen_epochs * len(range(0, tables['train'].queries.painting.nunique(), K))
-        assert training_plan(mine, tr, sp)['seeds'] == len(training_seeds(tr.seed, tr.seeds))
-    for pooling in ({4: 1}, {1: 4, 2: 4, 3: 1, 4: 1}, {'2': 2, '3': 2}):
-        assert siamese_feature_dim(pooling) == feature_dim({int(k): v for k, v in pooling.items()})
-    assert ABLATION_ROWS == len(ABLATIONS)
+            plan = training_plan(tables, AttrDict(tr | dict(paintings_per_batch=K)), sp)
+            batches = list(painting_batches(train.queries.truth.to_numpy(), len(train.gallery), K))
+            assert plan['steps_per_seed'] == tr.frozen_epochs * len(batches), K
+        plan = training_plan(tables, tr, sp)
+        assert plan['seeds'] == len(training_seeds(tr.seed, tr.seeds))
+        assert (plan['valid_variants'], plan['valid_paintings']) == (len(tables[validate_on].queries),
+                                                                     len(tables[validate_on].gallery))
+        one_row = AttrDict(tr | dict(seeds=3, ablation=['without the MSE term'], ablation_seeds=2))
+        one_row = training_plan(tables, one_row, sp)
+        assert (one_row['ablation_rows'], one_row['head_trainings']) == (1, 3 + 1 * 2)
+        small_pca = training_plan(tables, AttrDict(tr | dict(pca_dim=100, pca_fit_images=5)), sp)
+        assert small_pca['pca_dim'] == 4 == small_pca['architecture']['pca_dim']   # one fewer than the rows fitted
     for bound in (None, 1, 2, 3, 100):
         es = evaluation_set(run, bound, seed=7)
         mine = evaluation_plan(table, manifest, bound, seed=7)
-        assert (mine['test_pairs'], mine['variants'], mine['test_paintings'], mine['straddling_pairs'], mine['training_pairs']) == \
-               (len(es.pairs), len(es.queries), len(es.gallery), es.straddling, len(es.train)), bound
+        planned = [mine[k] for k in ('test_pairs', 'variants', 'test_paintings', 'straddling_pairs', 'training_pairs')]
+        assert planned == [len(es.pairs), len(es.queries), len(es.gallery), es.straddling, len(es.train)], bound
 
 
 def test_times_come_from_recorded_rates_and_are_never_invented(tiny_run, tmp_path):
@@ -176,25 +257,22 @@ def test_the_plan_command_prints_and_writes_nothing(tmp_path):
 
 
 def test_model_sizes_are_those_of_the_models():
+    "Counted on the meta device, the models' sizes are those of the same models built in memory."
     warnings.simplefilter('ignore')
-    from artsim.backbone import resnet50_body
+    from artsim.backbone import feature_dim, resnet50_body
     from artsim.finetune import genre_classifier
+    from artsim.network import SiameseNet, build_head, fit_inputs, seed_head_state
     import torch
-    from artsim.network import SiameseNet, build_head, fit_inputs
-    from artsim.backbone import feature_dim
-    from artsim.plan import RESNET50_BODY_FLOATS, genre_model_floats, siamese_model_floats, siamese_head_floats
-    floats = lambda m: sum(v.numel() for v in m.state_dict().values() if v.is_floating_point())
     body = resnet50_body('random')
-    assert floats(body) == RESNET50_BODY_FLOATS
-    assert floats(genre_classifier(10, body)) == genre_model_floats(10)
     pooling = {1: 4, 2: 4, 3: 1, 4: 1}
     fitted = fit_inputs(torch.randn(20, feature_dim(pooling)), 8)
     for sketch in (0, 16):
         head = build_head(fitted, 4, sketch, 8)
-        assert floats(SiameseNet(body, pooling, head)) == siamese_model_floats(feature_dim(pooling), 8, 4, sketch, 8)
-        shared = ('mean', 'std', 'basis', 'score_map.knots')   # artsim.network._SHARED: saved once, not per seed
-        assert sum(v.numel() for k, v in head.state_dict().items() if v.is_floating_point() and k not in shared) == \
-               siamese_head_floats(feature_dim(pooling), 8, 4, sketch, 8, shared=False)
+        sizes = model_bytes(10, dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=8, embed_dim=4,
+                                     sketch_dim=sketch, knots=8))
+        assert sizes['genre'] == saved_bytes(genre_classifier(10, body).state_dict())
+        assert sizes['siamese'] == saved_bytes(SiameseNet(body, pooling, head).state_dict()), sketch
+        assert sizes['seed_head'] == saved_bytes(seed_head_state(head)), sketch
 
 
 # -- what the chapters would stop on, found before anything runs ----------------------------------------------------
