@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys, argparse, warnings, contextlib
 from pathlib import Path
 import yaml
-from .numerics import restart_pinned
 
 # %% auto #0
 __all__ = ['UsageError', 'CommandFailed', 'existing', 'CommandParser', 'shown', 'fail', 'command_errors', 'resolve_device',
@@ -115,5 +114,7 @@ def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
         p.update(typed)   # an override of null too: the chapter's own default
     except (KeyError, ValueError) as e: ap.error(e.args[0] if e.args else str(e))
     # the switches are read when numpy and PyTorch load: a portable stage started from a shell starts again with them set
-    if p.get('portable') and argv is None: restart_pinned()
+    if p.get('portable') and argv is None:
+        from artsim.numerics import restart_pinned   # here: `python -m artsim.numerics` must find it unloaded
+        restart_pinned()
     return run, p
