@@ -19,7 +19,7 @@ from .sources import (BAD_COLUMNS, MANIFEST_COLUMNS, SOURCES, check_export, expo
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'READS', 'LOCATIONS', 'REPORTS', 'ImageLoadError', 'load_image', 'image_list', 'source_path',
            'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
-           'check_collected', 'split_stratified', 'build_manifest', 'save_report', 'save_manifest', 'stage',
+           'check_collected', 'split_stratified', 'save_report', 'build_manifest', 'save_manifest', 'stage',
            'show_samples']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
@@ -92,7 +92,8 @@ def load_image(src, # a path, encoded bytes, a PIL image or a uint8 array (H,W),
     name = _describe(src)
     if isinstance(src, np.ndarray):
         if src.dtype != np.uint8 or src.ndim not in (2, 3) or (src.ndim == 3 and src.shape[2] not in (1, 3, 4)):
-            raise ImageLoadError(name, f"expected a uint8 array of shape (H,W), (H,W,3) or (H,W,4), got {src.dtype} {src.shape}")
+            raise ImageLoadError(name, "expected a uint8 array of shape (H,W), (H,W,3) or (H,W,4), "
+                                       f"got {src.dtype} {src.shape}")
         if src.size == 0: raise ImageLoadError(name, "empty array")
         return _to_rgb(Image.fromarray(src[..., 0] if src.ndim == 3 and src.shape[2] == 1 else src))
     if isinstance(src, Image.Image): return _decode(src, name, max_pixels)
@@ -106,7 +107,8 @@ def load_image(src, # a path, encoded bytes, a PIL image or a uint8 array (H,W),
 def image_list(images, # a list (or any iterable) of what `load_image` takes
               ) -> list:
     "`images` as a list: a single image or a non-iterable is a `TypeError`, an empty list a `ValueError`."
-    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+    one = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
+    if isinstance(images, one) or (isinstance(images, np.ndarray) and images.ndim < 4):
         raise TypeError(f'expected a list of images, got a single {type(images).__name__}: put it in a list')
     try: images = list(images)
     except TypeError: raise TypeError(f'expected a list of images, got {type(images).__name__}') from None
@@ -118,29 +120,38 @@ def source_path(p) -> Path|None:
     "The source's location, absolute (a relative `source_path` resolves against the project root); None when not set."
     return None if p.get('source_path') in (None, '') else project_path(p.source_path)
 
+# %% ../nbs/00_data.ipynb #c5e89135
 def check_params(p):
     "`ValueError` / `FileNotFoundError`, in one line, for data parameters that cannot work."
     if p.source not in SOURCES: raise ValueError(f"unknown source {p.source!r}; the sources are {', '.join(SOURCES)}")
     path = source_path(p)
     if p.source != 'demo':
-        if path is None: raise ValueError(f"source={p.source} needs source_path: {SOURCES[p.source]} (-p source_path=...)")
-        if not path.exists(): raise FileNotFoundError(f"source_path {path} does not exist (source={p.source} reads {SOURCES[p.source]})")
-        if p.source in ('folder', 'wikiart') and not path.is_dir(): raise ValueError(f"source_path {path} is a file; source={p.source} reads {SOURCES[p.source]}")
-        if p.source == 'csv' and not path.is_file(): raise ValueError(f"source_path {path} is a folder; source=csv reads {SOURCES['csv']}")
+        if path is None:
+            raise ValueError(f"source={p.source} needs source_path: {SOURCES[p.source]} (-p source_path=...)")
+        if not path.exists():
+            raise FileNotFoundError(f"source_path {path} does not exist (source={p.source} reads {SOURCES[p.source]})")
+        if p.source in ('folder', 'wikiart') and not path.is_dir():
+            raise ValueError(f"source_path {path} is a file; source={p.source} reads {SOURCES[p.source]}")
+        if p.source == 'csv' and not path.is_file():
+            raise ValueError(f"source_path {path} is a folder; source=csv reads {SOURCES['csv']}")
         if p.source == 'export':
             check_export(path)
-            if p.genres: raise ValueError(f"source=export keeps every painting of the export and its split: genres={list(p.genres)} does not apply")
+            if p.genres:
+                raise ValueError("source=export keeps every painting of the export and its split: "
+                                 f"genres={list(p.genres)} does not apply")
     if p.genres is not None and (isinstance(p.genres, str) or not isinstance(p.genres, (list, tuple)) or not p.genres
                                  or not all(isinstance(g, str) and g for g in p.genres)):
         raise ValueError(f"genres must be a list of genre names, e.g. -p genres=[portrait,landscape], or null for "
                          f"every genre; got {p.genres!r}")
-    if not isinstance(p.n_per_genre, int) or p.n_per_genre < 1: raise ValueError(f"n_per_genre must be a whole number of at least 1, got {p.n_per_genre!r}")
+    if not isinstance(p.n_per_genre, int) or p.n_per_genre < 1:
+        raise ValueError(f"n_per_genre must be a whole number of at least 1, got {p.n_per_genre!r}")
     if not (0 <= p.valid_pct and 0 <= p.test_pct and p.valid_pct + p.test_pct < 1):
         raise ValueError(f"valid_pct + test_pct must be below 1 (each at least 0), got {p.valid_pct} + {p.test_pct}")
     if p.source == 'demo' and (p.min_size or 0) > (p.image_size or 128):
         raise ValueError(f"source=demo paints at image_size={p.image_size or 128} px, below min_size={p.min_size}: "
                          f"every painting would be left out; lower min_size or raise image_size")
 
+# %% ../nbs/00_data.ipynb #8bb7ce57
 def input_fingerprint(p) -> str:
     """A cheap fingerprint of the source's content: every file's place in the source, size and modification time (''
     for the demo, made in code). Where the source lies is not part of it: a folder moved with its files (`mv`, `cp -a`)
@@ -158,6 +169,12 @@ def input_fingerprint(p) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/00_data.ipynb #af024e4f
+def candidate_order(cands:pd.DataFrame, seed:int=0) -> dict:
+    "genre -> its candidates in the seeded order `collect` looks at them (the genres sorted)."
+    return {g: df.sample(frac=1., random_state=derive_seed(seed, 'order', g) % 2**31)
+            for g, df in cands.groupby('genre', sort=True)}
+
+# %% ../nbs/00_data.ipynb #50960ced
 def _fetch_many(srcs) -> dict:
     "src -> something `load_image` takes (a path, bytes or an image)."
     hf = [s for s in srcs if '::' in s and not s.startswith('demo://')]
@@ -178,13 +195,9 @@ def _fit(img:Image.Image, size:int|None) -> Image.Image:
     s = size / max(img.size)
     return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
 
-def candidate_order(cands:pd.DataFrame, seed:int=0) -> dict:
-    "genre -> its candidates in the seeded order `collect` looks at them (the genres sorted)."
-    return {g: df.sample(frac=1., random_state=derive_seed(seed, 'order', g) % 2**31) for g, df in cands.groupby('genre', sort=True)}
-
 def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_size:int|None=None,
             seed:int=0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Keep up to `n_per_genre` good paintings per genre: (rows for the manifest, every file looked at and left out, with the reason)."
+    "Keep up to `n_per_genre` good paintings per genre: (manifest rows, every file looked at and left out, and why)."
     queues = {g: list(df.itertuples(index=False)) for g, df in candidate_order(cands, seed).items()}
     kept, bad, shrunk = {g: [] for g in queues}, [], []
     total = sum(min(n_per_genre, len(q)) for q in queues.values())
@@ -197,12 +210,14 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
         for g, c in batch:
             try:
                 img = _load(fetched[c.src], image_size)
-                if min(img.size) < min_size: raise ImageLoadError(c.src, f"smaller than min_size={min_size}: {img.width}x{img.height}")
+                if min(img.size) < min_size:
+                    raise ImageLoadError(c.src, f"smaller than min_size={min_size}: {img.width}x{img.height}")
             except ImageLoadError as e:
                 bad.append(dict(src=c.src, id=c.id, genre=g, reason=e.reason)); continue
             made = isinstance(fetched[c.src], (tuple, bytes)) or (image_size and max(img.size) > image_size)
             if made:
-                if image_size and max(img.size) > image_size and not isinstance(fetched[c.src], tuple): shrunk.append(img.size)
+                if image_size and max(img.size) > image_size and not isinstance(fetched[c.src], tuple):
+                    shrunk.append(img.size)
                 img = _fit(img, image_size)
                 f = run.path/'data'/'images'/g/f'{c.id}.png'
                 if not f.exists(): save_image(img, f)
@@ -215,8 +230,9 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
     rows = pd.DataFrame([r for g in kept for r in kept[g]], columns=[c for c in MANIFEST_COLUMNS if c != 'split'])
     if shrunk:
         w, h = shrunk[0]; f = image_size / max(w, h)
-        warnings.warn(f"{counted(len(shrunk), 'painting')} larger than image_size={image_size} px shrunk to it on the long side "
-                      f"(e.g. {w} x {h} -> {max(1, round(w * f))} x {max(1, round(h * f))}); -p image_size=None keeps them as they are")
+        warnings.warn(f"{counted(len(shrunk), 'painting')} larger than image_size={image_size} px shrunk to it on the "
+                      f"long side (e.g. {w} x {h} -> {max(1, round(w * f))} x {max(1, round(h * f))}); "
+                      "-p image_size=None keeps them as they are")
     return rows, pd.DataFrame(bad, columns=BAD_COLUMNS)
 
 # %% ../nbs/00_data.ipynb #4bcdf213
@@ -229,46 +245,53 @@ def counted(k:int, word:str) -> str:
     "`k` and `word`, plural unless `k` is 1: '3 paintings', '1 painting'."
     return f"{k} {word}{'s' * (k != 1)}"
 
+# %% ../nbs/00_data.ipynb #c31978d0
 def data_report(cands:pd.DataFrame, rows:pd.DataFrame, bad:pd.DataFrame, skipped:pd.DataFrame, n_per_genre:int) -> dict:
-    "Counts per genre and overall of candidates looked at, kept, left out and not needed, and the reasons files were left out."
+    "Counts per genre and overall of candidates looked at, kept, left out and not needed, and why files were left out."
     genres = {}
     for g, n in cands.groupby('genre').size().items():
         k, b = int((rows.genre == g).sum()) if len(rows) else 0, int((bad.genre == g).sum())
         genres[g] = dict(candidates=int(n), looked_at=k + b, kept=k, left_out=b)
     looked, kept = sum(v['looked_at'] for v in genres.values()), sum(v['kept'] for v in genres.values())
     reasons = pd.concat([bad.reason, skipped.reason]).map(_kind).value_counts()
+    not_seen = (f"{counted(len(cands) - looked, 'more candidate')} were not looked at: n_per_genre={n_per_genre} "
+                "good ones were found without them" if len(cands) > looked else "every candidate was looked at")
+    bad_files = (f"data/bad_files.csv lists the {counted(len(bad), 'file')} left out of the {looked} looked at, "
+                 f"and the {counted(len(skipped), 'file')} of the source skipped as not candidates; " + not_seen)
     return dict(n_per_genre=n_per_genre, candidates=len(cands), looked_at=looked, kept=kept, left_out=len(bad),
                 not_looked_at=len(cands) - looked, skipped=len(skipped), genres=genres,
-                reasons={k: int(v) for k, v in reasons.items()},
-                bad_files=(f"data/bad_files.csv lists the {counted(len(bad), 'file')} left out of the {looked} looked at, and the "
-                           f"{counted(len(skipped), 'file')} of the source skipped as not candidates; " +
-                           (f"{counted(len(cands) - looked, 'more candidate')} were not looked at: n_per_genre={n_per_genre} good ones were found without them"
-                            if len(cands) > looked else "every candidate was looked at")))
+                reasons={k: int(v) for k, v in reasons.items()}, bad_files=bad_files)
 
+# %% ../nbs/00_data.ipynb #9ac06b5a
 def min_per_genre(valid_pct:float, test_pct:float) -> int:
-    "The fewest paintings a genre needs for the split: one in train, and one in each of valid and test that has a share."
+    "The fewest paintings a genre needs for the split: one in train, one in each of valid and test that has a share."
     return 1 + (valid_pct > 0) + (test_pct > 0)
 
+# %% ../nbs/00_data.ipynb #46e573e9
 def check_collected(report:dict, bad:pd.DataFrame, p):
     "`ValueError` saying what to change when nothing could be used, or a genre is too small to split."
     if report['candidates'] == 0:
-        raise ValueError(f"no candidate paintings{' for genres ' + str(list(p.genres)) if p.genres else ''} in source={p.source}"
-                         f"{' at ' + str(source_path(p)) if source_path(p) else ''}" +
-                         (f" ({report['skipped']} files skipped: {', '.join(f'{v} {k}' for k, v in report['reasons'].items())})" if report['skipped'] else ''))
+        genres = f" for genres {list(p.genres)}" if p.genres else ''
+        where = f" at {source_path(p)}" if source_path(p) else ''
+        why = ', '.join(f'{v} {k}' for k, v in report['reasons'].items())
+        skipped = f" ({report['skipped']} files skipped: {why})" if report['skipped'] else ''
+        raise ValueError(f"no candidate paintings{genres} in source={p.source}{where}{skipped}")
     if report['kept'] == 0:
         why = ', '.join(f'{v} {k}' for k, v in report['reasons'].items())
         msg = f"no painting could be used: all {report['looked_at']} candidates looked at were left out ({why})"
         small = bad.reason[bad.reason.str.startswith('smaller than min_size')]
         if len(small):
             best = max(min(int(x) for x in r.rsplit(' ', 1)[-1].split('x')) for r in small)
-            msg += f"; the largest shorter side seen is {best} px: lower min_size (-p min_size={best}) or use larger images"
+            msg += (f"; the largest shorter side seen is {best} px: lower min_size (-p min_size={best}) "
+                    "or use larger images")
         else: msg += f"; check source_path and source={p.source}"
         raise ValueError(msg + "; see data/bad_files.csv")
     need = min_per_genre(p.valid_pct, p.test_pct)
     small = {g: v['kept'] for g, v in report['genres'].items() if v['kept'] < need}
     if small:
-        raise ValueError(f"too few usable paintings to split {', '.join(f'{g!r} ({k})' for g, k in small.items())}: each genre needs at least "
-                         f"{need} (valid_pct={p.valid_pct}, test_pct={p.test_pct}); add images, or leave the genre out with -p genres=[...]")
+        raise ValueError(f"too few usable paintings to split {', '.join(f'{g!r} ({k})' for g, k in small.items())}: "
+                         f"each genre needs at least {need} (valid_pct={p.valid_pct}, test_pct={p.test_pct}); "
+                         "add images, or leave the genre out with -p genres=[...]")
 
 # %% ../nbs/00_data.ipynb #e87ec8bb
 def split_stratified(df:pd.DataFrame, valid_pct:float=.2, test_pct:float=.2, seed:int=0, by:str='genre') -> pd.Series:
@@ -289,17 +312,25 @@ LOCATIONS = ('source_path',)  # where the source lies: a moved source with the s
 # for the reader (what was left out, and where it lay): no later chapter reads them
 REPORTS = ('data/bad_files.csv', 'data/report.json')
 
+# %% ../nbs/00_data.ipynb #dc2f1f68
+def save_report(run:Run, bad:pd.DataFrame, report:dict):
+    "Write `data/bad_files.csv` and `data/report.json`, atomically."
+    with atomic_write(run.path/'data'/'bad_files.csv', 'w') as f: bad.to_csv(f, index=False)
+    save_json(report, run.path/'data'/'report.json')
+
 # %% ../nbs/00_data.ipynb #0735b9cf
 def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     "Read `p.source`, keep and check the paintings, split them: (manifest, bad files, report)."
     check_params(p)
-    if p.source == 'export':  # a published dataset: its paintings and split as they are (n_per_genre, min_size, image_size and the shares do not apply)
+    # a published dataset: its paintings and split as they are (n_per_genre, min_size, image_size, shares do not apply)
+    if p.source == 'export':
         return export_manifest(run, source_path(p))
     cands = read_source(p.source, source_path(p), p.n_per_genre, p.seed)
     skipped = cands.attrs.get('skipped', pd.DataFrame(columns=BAD_COLUMNS))
     if p.genres:
         if unknown := sorted(set(p.genres) - set(cands.genre)):
-            raise ValueError(f"genres {unknown} are not in source={p.source}; its genres are {sorted(set(cands.genre))}")
+            raise ValueError(f"genres {unknown} are not in source={p.source}; "
+                             f"its genres are {sorted(set(cands.genre))}")
         cands = cands[cands.genre.isin(list(p.genres))]
     rows, bad = collect(run, cands, p.n_per_genre, p.min_size or 0, p.image_size, p.seed)
     report = data_report(cands, rows, bad, skipped, p.n_per_genre)
@@ -309,21 +340,20 @@ def build_manifest(run:Run, p) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         save_report(run, bad, report)  # what was looked at, and why each file was left out, stays readable
         raise
     short = {g: v['kept'] for g, v in report['genres'].items() if v['kept'] < p.n_per_genre}
-    if short: warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {counted(len(short), 'genre')}, all kept: {short}")
+    if short:
+        warnings.warn(f"fewer than n_per_genre={p.n_per_genre} good paintings in {counted(len(short), 'genre')}, "
+                      f"all kept: {short}")
     rows['split'] = split_stratified(rows, p.valid_pct, p.test_pct, p.seed)
     rows[['width', 'height']] = rows[['width', 'height']].astype('int64')
     return rows[MANIFEST_COLUMNS].reset_index(drop=True), bad, report
 
-def save_report(run:Run, bad:pd.DataFrame, report:dict):
-    "Write `data/bad_files.csv` and `data/report.json`, atomically."
-    with atomic_write(run.path/'data'/'bad_files.csv', 'w') as f: bad.to_csv(f, index=False)
-    save_json(report, run.path/'data'/'report.json')
-
+# %% ../nbs/00_data.ipynb #d625ef46
 def save_manifest(run:Run, manifest:pd.DataFrame, bad:pd.DataFrame, report:dict):
     "Write `data/manifest.parquet`, `data/bad_files.csv` and `data/report.json`, atomically."
     save_parquet(manifest, run.path/'data'/'manifest.parquet')
     save_report(run, bad, report)
 
+# %% ../nbs/00_data.ipynb #5e1d747d
 def stage(run:Run, p):
     "The data stage, headless: build and save the manifest."
     save_manifest(run, *build_manifest(run, p))

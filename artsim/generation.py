@@ -28,7 +28,8 @@ def load_prompts(path=None, # a YAML prompt bank; None: the one shipped with art
     "The prompt bank as a table indexed by prompt id, with columns `text`, `kind` and `standin`"
     src = Path(path) if path else files('artsim').joinpath('prompts.yaml')
     bank = pd.DataFrame(yaml.safe_load(src.read_text(encoding='utf-8')))
-    if bank['id'].duplicated().any(): raise ValueError(f"{src}: duplicate prompt ids {sorted(set(bank['id'][bank['id'].duplicated()]))}")
+    if bank['id'].duplicated().any():
+        raise ValueError(f"{src}: duplicate prompt ids {sorted(set(bank['id'][bank['id'].duplicated()]))}")
     return bank.set_index('id')
 
 # %% ../nbs/01_generation.ipynb #d4478ccc
@@ -37,7 +38,8 @@ def select_prompts(bank:pd.DataFrame, ids=None, # prompt ids in the order wanted
     "The rows of `bank` for `ids`"
     if ids is None: return bank
     ids = [ids] if isinstance(ids, str) else list(ids)
-    if missing := [i for i in ids if i not in bank.index]: raise KeyError(f"unknown prompt ids {missing}; the bank has {list(bank.index)}")
+    if missing := [i for i in ids if i not in bank.index]:
+        raise KeyError(f"unknown prompt ids {missing}; the bank has {list(bank.index)}")
     return bank.loc[ids]
 
 # %% ../nbs/01_generation.ipynb #2e9cbe69
@@ -59,24 +61,27 @@ def select_originals(manifest:pd.DataFrame, per_genre:int|None=None, # paintings
                      seed:int=0) -> pd.DataFrame:
     "Up to `per_genre` paintings of each genre, drawn with `seed`, sorted by id"
     if per_genre is not None:
-        manifest = pd.concat([g.sample(n=min(int(per_genre), len(g)), random_state=derive_seed(seed, 'originals', genre) % 2**32)
+        manifest = pd.concat([g.sample(n=min(int(per_genre), len(g)),
+                                       random_state=derive_seed(seed, 'originals', genre) % 2**32)
                               for genre, g in manifest.groupby('genre', sort=True)])
     return manifest.sort_values('id').reset_index(drop=True)
 
 # %% ../nbs/01_generation.ipynb #4ca832b7
-VARIANT_FORMATS = dict(png='.png', webp='.webp', webp_q90='.q90.webp', jpeg_q95='.q95.jpg') # storage format -> file suffix
+VARIANT_FORMATS = dict(png='.png', webp='.webp', webp_q90='.q90.webp', jpeg_q95='.q95.jpg')  # format -> file suffix
 
 def variant_suffix(variant_format:str='png', # a key of `VARIANT_FORMATS`
                   ) -> str:
     "The file suffix of a storage format; `ValueError` naming the formats for any other"
-    if variant_format not in VARIANT_FORMATS: raise ValueError(f"variant_format must be one of {', '.join(VARIANT_FORMATS)}, got {variant_format!r}")
+    if variant_format not in VARIANT_FORMATS:
+        raise ValueError(f"variant_format must be one of {', '.join(VARIANT_FORMATS)}, got {variant_format!r}")
     return VARIANT_FORMATS[variant_format]
 
 # %% ../nbs/01_generation.ipynb #c95644fa
 def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width, height
                bank:pd.DataFrame, # the prompts to use (see `select_prompts`)
                strengths, # img2img strengths, each in [0, 1]
-               seed:int|None, # the run seed every pair's seed derives from; None: the seeds left empty (`--plan` only counts)
+               # the run seed every pair's seed derives from; None: the seeds left empty (`--plan` only counts)
+               seed:int|None,
                resolution:int|None=None, # long side of the generated images; None: the original's size
                variant_format:str='png', # how the variants are stored (see `VARIANT_FORMATS`)
               ) -> pd.DataFrame:
@@ -86,16 +91,17 @@ def plan_pairs(manifest:pd.DataFrame, # originals: id, path, genre, split, width
     suffix = variant_suffix(variant_format)
     o, prompts = manifest.reset_index(drop=True), list(bank.index)
     n, k, m = len(o), len(prompts), len(strengths)
-    # built column by column (the originals outermost, then prompts, then strengths): a full run plans 10^5 pairs or more
+    # built column by column (the originals outermost, then prompts, then strengths): a full run plans 10^5 pairs
     oi, pi, si = np.repeat(np.arange(n), k * m), np.tile(np.repeat(np.arange(k), m), n), np.tile(np.arange(m), n * k)
     ids = o.id.tolist()
     keys = [(ids[a], prompts[b], strengths[c]) for a, b, c in zip(oi, pi, si)]
     pids = [pair_id(*key) for key in keys]
-    size = np.array([fit_size(int(w), int(h), resolution) for w, h in zip(o.width, o.height)], np.int64).reshape(-1, 2)[oi]
+    sizes = np.array([fit_size(int(w), int(h), resolution) for w, h in zip(o.width, o.height)], np.int64)
+    size = sizes.reshape(-1, 2)[oi]
     col = lambda c: o[c].to_numpy(object)[oi]
-    return pd.DataFrame(dict(pair_id=pids, original_id=col('id'), original_path=col('path'), genre=col('genre'), split=col('split'),
-                             prompt_id=np.asarray(prompts, object)[pi], prompt=bank['text'].to_numpy(object)[pi],
-                             strength=np.asarray(strengths, np.float64)[si],
+    return pd.DataFrame(dict(pair_id=pids, original_id=col('id'), original_path=col('path'), genre=col('genre'),
+                             split=col('split'), prompt_id=np.asarray(prompts, object)[pi],
+                             prompt=bank['text'].to_numpy(object)[pi], strength=np.asarray(strengths, np.float64)[si],
                              seed=None if seed is None else [derive_seed(seed, *key) for key in keys],
                              generated_path=[f'generated/{x}{suffix}' for x in pids], variant_format=variant_format,
                              width=size[:, 0], height=size[:, 1]))
@@ -105,7 +111,8 @@ def _arr(im:Image.Image) -> np.ndarray: return np.asarray(im, dtype=np.float32) 
 def _img(a:np.ndarray) -> Image.Image: return Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8))
 def _luma(a:np.ndarray) -> np.ndarray: return (a @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
 def _rgb(*c) -> np.ndarray: return np.array(c, np.float32)
-def _colour(rng, lo=40, alpha=None) -> tuple: return tuple(int(c) for c in rng.integers(lo, 256, 3)) + (() if alpha is None else (alpha,))
+def _colour(rng, lo=40, alpha=None) -> tuple:
+    return tuple(int(c) for c in rng.integers(lo, 256, 3)) + (() if alpha is None else (alpha,))
 
 # %% ../nbs/01_generation.ipynb #f6d41ad8
 def _recolour(a, rng):
@@ -119,7 +126,8 @@ def _creatures(a, rng):
     "Mythical: winged silhouettes (dragons) and small glowing ones (fairies) scattered over the sky and scene"
     H, W = a.shape[:2]; s = min(H, W); im = _img(a); d = ImageDraw.Draw(im, 'RGBA')
     for _ in range(int(rng.integers(3, 7))):
-        x, y, r, col, fairy = rng.uniform(.1, .9) * W, rng.uniform(.1, .7) * H, rng.uniform(.05, .12) * s, _colour(rng), rng.random() < .5
+        x, y, r = rng.uniform(.1, .9) * W, rng.uniform(.1, .7) * H, rng.uniform(.05, .12) * s
+        col, fairy = _colour(rng), rng.random() < .5
         if fairy: d.ellipse([x - 2*r, y - 2*r, x + 2*r, y + 2*r], fill=(255, 250, 200, 90))
         for sx in (-1, 1): d.polygon([(x, y), (x + sx*2*r, y - 1.5*r), (x + sx*1.6*r, y + .4*r)], fill=col + (230,))
         body = [x - .5*r, y - .3*r, x + .5*r, y + .3*r] if fairy else [x - 1.2*r, y - .4*r, x + 1.2*r, y + .4*r]
@@ -156,7 +164,8 @@ def _night(a, rng):
     g.ellipse([mx - 3*mr, my - 3*mr, mx + 3*mr, my + 3*mr], fill=(60, 70, 110))
     for _ in range(int(rng.integers(2, 6))):
         x, y, r = rng.uniform(.05, .95) * W, rng.uniform(.45, .95) * H, rng.uniform(.012, .025) * s + .5
-        g.ellipse([x - 5*r, y - 5*r, x + 5*r, y + 5*r], fill=(140, 90, 30)); d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 210, 120))
+        g.ellipse([x - 5*r, y - 5*r, x + 5*r, y + 5*r], fill=(140, 90, 30))
+        d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 210, 120))
     d.ellipse([mx - mr, my - mr, mx + mr, my + mr], fill=(245, 245, 225))
     return np.clip(_arr(im) + _arr(glow.filter(ImageFilter.GaussianBlur(max(1, s / 25)))), 0, 1)
 
@@ -194,11 +203,14 @@ def _underwater(a, rng):
     yy, xx = np.mgrid[0:H, 0:W]; ph = rng.uniform(0, 2 * np.pi, 2)
     sx = np.clip(np.round(xx + amp * np.sin(2 * np.pi * yy / (s / 4) + ph[0])).astype(int), 0, W - 1)
     sy = np.clip(np.round(yy + amp * np.sin(2 * np.pi * xx / (s / 5) + ph[1])).astype(int), 0, H - 1)
-    water = (a[sy, sx] * _rgb(.35, .75, .85) + _rgb(0, .12, .2)) * np.linspace(1.1, .6, H, dtype=np.float32)[:, None, None]
+    depth = np.linspace(1.1, .6, H, dtype=np.float32)[:, None, None]
+    water = (a[sy, sx] * _rgb(.35, .75, .85) + _rgb(0, .12, .2)) * depth
     im = _img(water); d = ImageDraw.Draw(im, 'RGBA')
     for _ in range(int(rng.integers(2, 5))):
-        x, y, r, col = rng.uniform(.15, .85) * W, rng.uniform(.2, .85) * H, rng.uniform(.03, .07) * s + 1, _colour(rng, 150, 230)
-        d.ellipse([x - 2*r, y - r, x + 2*r, y + r], fill=col); d.polygon([(x + 1.6*r, y), (x + 3*r, y - r), (x + 3*r, y + r)], fill=col)
+        x, y, r = rng.uniform(.15, .85) * W, rng.uniform(.2, .85) * H, rng.uniform(.03, .07) * s + 1
+        col = _colour(rng, 150, 230)
+        d.ellipse([x - 2*r, y - r, x + 2*r, y + r], fill=col)
+        d.polygon([(x + 1.6*r, y), (x + 3*r, y - r), (x + 3*r, y + r)], fill=col)
     for _ in range(int(rng.integers(8, 20))):
         x, y, r = rng.uniform(0, W), rng.uniform(0, H), rng.uniform(.006, .02) * s + .5
         d.ellipse([x - r, y - r, x + r, y + r], outline=(220, 245, 255, 220))
@@ -243,31 +255,37 @@ class StandinGenerator:
     "The classical stand-in behind the generator interface"
     def __init__(self, bank:pd.DataFrame):
         self.bank = bank
-        self.info = dict(generator='standin', model_id='artsim/classical-standin', revision=STANDIN_VERSION, dtype='float32',
-                         steps=0, guidance=None, negative_prompt=None, aesthetic_score=None, negative_aesthetic_score=None)
+        self.info = dict(generator='standin', model_id='artsim/classical-standin', revision=STANDIN_VERSION,
+                         dtype='float32', steps=0, guidance=None, negative_prompt=None, aesthetic_score=None,
+                         negative_aesthetic_score=None)
     def __call__(self, images, prompt_ids, strength, seeds):
         return [standin_img2img(im, pid, strength, sd, self.bank) for im, pid, sd in zip(images, prompt_ids, seeds)]
 
 # %% ../nbs/01_generation.ipynb #25fd024c
-REFINER_ID = 'stabilityai/stable-diffusion-xl-refiner-1.0'
-
 class WeightsMissing(FileNotFoundError):
     "A generator's weights are neither on disk nor downloadable"
 
 # %% ../nbs/01_generation.ipynb #70818ef6
 def _missing_message(model_id, model_dir, revision, cache_dir, reason) -> str:
     from huggingface_hub.constants import HF_HUB_CACHE
-    where = (f"the local directory {model_dir} " + ("could not be loaded" if reason else "has no model_index.json") if model_dir else
-             f"'{model_id}'" + (f" (revision {revision})" if revision else '') +
-             f" is not in the Hugging Face cache at {cache_dir or HF_HUB_CACHE} and could not be downloaded")
-    home = os.environ.get('HF_HOME')
-    return (f"SDXL refiner weights not found: {where}" + (f" ({reason})" if reason else '') + ".\nProvide them in one of three ways:\n"
-            f"  1. run once with network access, and they download into the cache (HF_HOME={home or 'unset, so ~/.cache/huggingface'}; about 6 GB in fp16);\n"
-            f"  2. set HF_HOME to a cache that already holds them (e.g. copied from another machine);\n"
-            f"  3. pass model_dir=<directory> (papermill `-p model_dir DIR`) holding the diffusers files saved with `save_pretrained` or cloned from https://huggingface.co/{model_id}.\n"
+    if model_dir:
+        where = f"the local directory {model_dir} " + ("could not be loaded" if reason else "has no model_index.json")
+    else:
+        where = (f"'{model_id}'" + (f" (revision {revision})" if revision else '') +
+                 f" is not in the Hugging Face cache at {cache_dir or HF_HUB_CACHE} and could not be downloaded")
+    home = os.environ.get('HF_HOME') or 'unset, so ~/.cache/huggingface'
+    return (f"SDXL refiner weights not found: {where}" + (f" ({reason})" if reason else '') +
+            ".\nProvide them in one of three ways:\n"
+            "  1. run once with network access, and they download into the cache "
+            f"(HF_HOME={home}; about 6 GB in fp16);\n"
+            "  2. set HF_HOME to a cache that already holds them (e.g. copied from another machine);\n"
+            "  3. pass model_dir=<directory> (papermill `-p model_dir DIR`) holding the diffusers files saved with "
+            f"`save_pretrained` or cloned from https://huggingface.co/{model_id}.\n"
             "The demo preset needs no weights: generator='standin'.")
 
 # %% ../nbs/01_generation.ipynb #345c5240
+REFINER_ID = 'stabilityai/stable-diffusion-xl-refiner-1.0'
+
 def refiner_files(model_id:str=REFINER_ID, # a Hugging Face Hub id
                   model_dir=None, # a local directory with the diffusers files; used instead of the Hub when given
                   revision:str|None=None, # a Hub branch, tag or commit
@@ -275,16 +293,21 @@ def refiner_files(model_id:str=REFINER_ID, # a Hugging Face Hub id
                   local_files_only:bool=False, # never touch the network
                   cache_dir=None, # the Hub cache; None: HF_HOME's
                  ) -> tuple[Path, str]:
-    "The local directory holding the pipeline's files and its revision, downloading what is missing; else `WeightsMissing`"
+    "The local directory of the pipeline's files and its revision, downloading what is missing; else `WeightsMissing`"
     if model_dir is not None:
         d = Path(model_dir).expanduser()
-        if not (d / 'model_index.json').is_file(): raise WeightsMissing(_missing_message(model_id, d, revision, cache_dir, None))
+        if not (d / 'model_index.json').is_file():
+            raise WeightsMissing(_missing_message(model_id, d, revision, cache_dir, None))
         return d, ''
     from huggingface_hub import snapshot_download
     v = f'.{variant}' if variant else ''
-    allow = ['model_index.json', '*/config.json', 'scheduler/*', 'tokenizer*/*', f'*/diffusion_pytorch_model{v}.safetensors', f'*/model{v}.safetensors']
-    try: d = Path(snapshot_download(model_id, revision=revision, allow_patterns=allow, local_files_only=local_files_only, cache_dir=cache_dir))
-    except Exception as e: raise WeightsMissing(_missing_message(model_id, None, revision, cache_dir, f'{type(e).__name__}: {str(e).splitlines()[0]}')) from e
+    allow = ['model_index.json', '*/config.json', 'scheduler/*', 'tokenizer*/*',
+             f'*/diffusion_pytorch_model{v}.safetensors', f'*/model{v}.safetensors']
+    try: d = Path(snapshot_download(model_id, revision=revision, allow_patterns=allow,
+                                    local_files_only=local_files_only, cache_dir=cache_dir))
+    except Exception as e:
+        why = f'{type(e).__name__}: {str(e).splitlines()[0]}'
+        raise WeightsMissing(_missing_message(model_id, None, revision, cache_dir, why)) from e
     return d, d.name
 
 # %% ../nbs/01_generation.ipynb #75cfe3b4
@@ -299,11 +322,11 @@ def load_refiner(model_id:str=REFINER_ID, model_dir=None, revision:str|None=None
                  device='cuda', # where it runs (with cpu_offload: the GPU it offloads to)
                  dtype:str='auto', # see `resolve_dtype`
                  vae:str|None=None, # a fixed fp16 VAE (Hub id or directory); None: the pipeline's VAE, kept in fp32
-                 cpu_offload:bool=False, # diffusers' enable_model_cpu_offload, for GPUs too small for the whole pipeline
+                 cpu_offload:bool=False, # diffusers' enable_model_cpu_offload, for GPUs too small for the pipeline
                  vae_slicing:bool=False, # decode a batch one image at a time
                  attention:str='sdpa', # 'sdpa': PyTorch scaled-dot-product attention; 'default': diffusers' choice
                  local_files_only:bool=False):
-    "The img2img pipeline ready on `device`, and the revision it came from; `WeightsMissing` before any work if unavailable"
+    "The img2img pipeline ready on `device`, and the revision it came from; `WeightsMissing` before any work if absent"
     import torch
     from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline
     path, rev = refiner_files(model_id, model_dir, revision, variant, local_files_only)
@@ -313,9 +336,13 @@ def load_refiner(model_id:str=REFINER_ID, model_dir=None, revision:str|None=None
     kw = {dkw: dt}
     try:
         if vae: kw['vae'] = AutoencoderKL.from_pretrained(vae, local_files_only=local_files_only, **{dkw: dt})
-        pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(path, variant=variant, use_safetensors=True, add_watermarker=False, **kw)
-    except (OSError, ValueError) as e: raise WeightsMissing(_missing_message(model_id, model_dir, revision, None, f'{type(e).__name__}: {str(e).splitlines()[0]}')) from e
-    # SDXL's VAE overflows in fp16: the pipeline then runs it in fp32, unless a fixed VAE was given (in fp32 or bf16 there is nothing to fix)
+        pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(path, variant=variant, use_safetensors=True,
+                                                                add_watermarker=False, **kw)
+    except (OSError, ValueError) as e:
+        why = f'{type(e).__name__}: {str(e).splitlines()[0]}'
+        raise WeightsMissing(_missing_message(model_id, model_dir, revision, None, why)) from e
+    # SDXL's VAE overflows in fp16: the pipeline then runs it in fp32, unless a fixed VAE was given (in fp32 or bf16
+    # there is nothing to fix)
     pipe.vae.register_to_config(force_upcast=dt == torch.float16 and not vae)
     if attention == 'sdpa':
         from diffusers.models.attention_processor import AttnProcessor2_0
@@ -330,18 +357,21 @@ def load_refiner(model_id:str=REFINER_ID, model_dir=None, revision:str|None=None
 class RefinerGenerator:
     "An SDXL img2img pipeline behind the generator interface"
     def __init__(self, pipe, bank:pd.DataFrame, negative_prompt:str|None=None, steps:int=30, guidance:float=7.5,
-                 aesthetic_score:float=6.0, negative_aesthetic_score:float=2.5, model_id:str=REFINER_ID, revision:str=''):
+                 aesthetic_score:float=6.0, negative_aesthetic_score:float=2.5, model_id:str=REFINER_ID,
+                 revision:str=''):
         self.pipe, self.bank, self.negative_prompt = pipe, bank, negative_prompt or None
-        self.kw = dict(num_inference_steps=int(steps), guidance_scale=float(guidance), aesthetic_score=float(aesthetic_score),
-                       negative_aesthetic_score=float(negative_aesthetic_score))
-        self.info = dict(generator='sdxl', model_id=str(model_id), revision=revision, dtype=str(pipe.unet.dtype).removeprefix('torch.'),
-                         steps=int(steps), guidance=float(guidance), negative_prompt=self.negative_prompt,
-                         aesthetic_score=float(aesthetic_score), negative_aesthetic_score=float(negative_aesthetic_score))
+        self.kw = dict(num_inference_steps=int(steps), guidance_scale=float(guidance),
+                       aesthetic_score=float(aesthetic_score), negative_aesthetic_score=float(negative_aesthetic_score))
+        self.info = dict(generator='sdxl', model_id=str(model_id), revision=revision,
+                         dtype=str(pipe.unet.dtype).removeprefix('torch.'), steps=int(steps), guidance=float(guidance),
+                         negative_prompt=self.negative_prompt, aesthetic_score=float(aesthetic_score),
+                         negative_aesthetic_score=float(negative_aesthetic_score))
     def __call__(self, images, prompt_ids, strength, seeds):
         import torch
         if strength == 0: return [im.copy() for im in images]
         if int(self.kw['num_inference_steps'] * strength) < 1:
-            raise ValueError(f"strength {strength} with {self.kw['num_inference_steps']} steps denoises no step: raise steps or strength")
+            raise ValueError(f"strength {strength} with {self.kw['num_inference_steps']} steps denoises no step: "
+                             "raise steps or strength")
         # one CPU generator per image: its noise depends on its own seed only, whatever the batch or device
         gens = [torch.Generator('cpu').manual_seed(int(s)) for s in seeds]
         neg = None if self.negative_prompt is None else [self.negative_prompt] * len(images)
@@ -356,9 +386,10 @@ def make_generator(p, # the stage parameters
     if p.generator != 'sdxl': raise ValueError(f"generator must be 'standin' or 'sdxl', got {p.generator!r}")
     if low := [s for s in p.strengths if 0 < float(s) and int(p.steps * float(s)) < 1]:
         raise ValueError(f"strengths {low} with steps={p.steps} denoise no step: steps * strength must be >= 1")
-    pipe, rev = load_refiner(p.model_id, p.model_dir, p.revision, p.variant, device, p.dtype, p.vae, p.cpu_offload, p.vae_slicing)
-    return RefinerGenerator(pipe, bank, p.negative_prompt, p.steps, p.guidance, p.aesthetic_score, p.negative_aesthetic_score,
-                            model_id=p.model_dir or p.model_id, revision=rev)
+    pipe, rev = load_refiner(p.model_id, p.model_dir, p.revision, p.variant, device, p.dtype, p.vae, p.cpu_offload,
+                             p.vae_slicing)
+    return RefinerGenerator(pipe, bank, p.negative_prompt, p.steps, p.guidance, p.aesthetic_score,
+                            p.negative_aesthetic_score, model_id=p.model_dir or p.model_id, revision=rev)
 
 # %% ../nbs/01_generation.ipynb #ab972ec0
 PAIRS = 'generated/pairs.parquet'
@@ -389,7 +420,7 @@ def read_journal(path) -> list[dict]:
 
 # %% ../nbs/01_generation.ipynb #8eca9a85
 def finished_pairs(run:Run) -> dict[str, dict]:
-    "Records of the pairs already made, by pair id: the merged manifest, then every journal; only those whose image exists"
+    "Records of the pairs already made, by pair id: the merged manifest, then every journal; those whose image exists"
     recs = {}
     if run.resolve(PAIRS).exists(): recs.update((r['pair_id'], r) for r in run.read_parquet(PAIRS).to_dict('records'))
     for j in sorted(run.resolve(JOURNALS).glob('rank-*.jsonl')): recs.update((r['pair_id'], r) for r in read_journal(j))
@@ -410,14 +441,16 @@ def pending_pairs(run:Run, plan:pd.DataFrame, state=None) -> pd.DataFrame:
     done = finished_pairs(run)
     state.wait_for_everyone()  # every process has read what is finished before any writes: they all see the same list
     # made means made as planned: a pair stored in another format (variant_format changed) is made again
-    todo = [r for r in plan.to_dict('records') if done.get(r['pair_id'], {}).get('generated_path') != r['generated_path']]
+    todo = [r for r in plan.to_dict('records')
+            if done.get(r['pair_id'], {}).get('generated_path') != r['generated_path']]
     with state.split_between_processes(todo) as mine: return pd.DataFrame(list(mine), columns=plan.columns)
 
 # %% ../nbs/01_generation.ipynb #e586f4ee
 def generate_pairs(run:Run, todo:pd.DataFrame, generator, batch_size:int=1, rank:int=0, progress:bool=False) -> int:
-    "Make the pairs in `todo`, batched by (strength, size): write each image atomically, then journal it. Returns how many"
+    "Make the pairs in `todo`, batched by (strength, size): each image written atomically, then journalled; how many"
     todo = todo.sort_values(['strength', 'width', 'height', 'pair_id'], kind='stable')
-    batches = [g.iloc[i:i + batch_size] for _, g in todo.groupby(['strength', 'width', 'height'], sort=False) for i in range(0, len(g), batch_size)]
+    batches = [g.iloc[i:i + batch_size] for _, g in todo.groupby(['strength', 'width', 'height'], sort=False)
+               for i in range(0, len(g), batch_size)]
     if progress:
         from tqdm import tqdm
         batches = tqdm(batches, desc=f'generation (rank {rank})', unit='batch')
@@ -435,15 +468,17 @@ def generate_pairs(run:Run, todo:pd.DataFrame, generator, batch_size:int=1, rank
 
 # %% ../nbs/01_generation.ipynb #06e9b96d
 def merge_pairs(run:Run, plan:pd.DataFrame) -> pd.DataFrame:
-    "Fold the journals into `generated/pairs.parquet` (atomically): the finished pairs of `plan`, in its order; then drop the journals"
+    "Fold the journals into `generated/pairs.parquet` (atomically): `plan`'s finished pairs, in order; drop journals"
     done = finished_pairs(run)
     pairs = pd.DataFrame([done[k] for k in plan.pair_id if k in done])
-    for c in ('guidance', 'aesthetic_score', 'negative_aesthetic_score'):  # the stand-in has none: NaN, one schema for both
+    for c in ('guidance', 'aesthetic_score', 'negative_aesthetic_score'):  # the stand-in has none: NaN, one schema
         if c in pairs: pairs[c] = pairs[c].astype(float)
     if 'seconds' in pairs: # made now: their timings join those of pairs merged before
         secs = pairs.pop('seconds')
-        old = run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).exists() else pd.Series(dtype=float)
-        save_parquet(pd.DataFrame(dict(pair_id=pairs.pair_id, seconds=secs.fillna(pairs.pair_id.map(old)))), run.resolve(TIMINGS))
+        old = (run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).exists()
+               else pd.Series(dtype=float))
+        timings = pd.DataFrame(dict(pair_id=pairs.pair_id, seconds=secs.fillna(pairs.pair_id.map(old))))
+        save_parquet(timings, run.resolve(TIMINGS))
     save_parquet(pairs, run.resolve(PAIRS))
     for j in run.resolve(JOURNALS).glob('rank-*.jsonl'): j.unlink()
     if run.resolve(JOURNALS).is_dir() and not any(run.resolve(JOURNALS).iterdir()): run.resolve(JOURNALS).rmdir()
@@ -471,18 +506,21 @@ def stage(run:Run, p):
     if len(todo):
         generator = make_generator(p, bank, state.device)
         # a progress bar where someone watches a terminal, not in papermill's notebooks
-        generate_pairs(run, todo, generator, int(p.batch_size or 1), state.process_index, progress=state.is_main_process and sys.stderr.isatty())
+        generate_pairs(run, todo, generator, int(p.batch_size or 1), state.process_index,
+                       progress=state.is_main_process and sys.stderr.isatty())
     state.wait_for_everyone()
     if state.is_main_process:
         pairs = merge_pairs(run, plan)
-        if len(pairs) != len(plan): raise RuntimeError(f"{len(plan) - len(pairs)} of {len(plan)} planned pairs are missing from {PAIRS}")
+        if len(pairs) != len(plan):
+            raise RuntimeError(f"{len(plan) - len(pairs)} of {len(plan)} planned pairs are missing from {PAIRS}")
     state.wait_for_everyone()
 
 # %% ../nbs/01_generation.ipynb #4498f590
 def check_params(p):
     "`ValueError`, in one line, for generation parameters that cannot work"
     variant_suffix(p.variant_format)
-    if bad := [s for s in p.strengths or [] if not 0 <= float(s) <= 1]: raise ValueError(f"strengths must lie in [0, 1], got {bad}")
+    if bad := [s for s in p.strengths or [] if not 0 <= float(s) <= 1]:
+        raise ValueError(f"strengths must lie in [0, 1], got {bad}")
 
 # %% ../nbs/01_generation.ipynb #7a7088bb
 def show_variants(run:Run, pairs:pd.DataFrame, originals=None, # original ids; None: the first two
@@ -499,8 +537,9 @@ def show_variants(run:Run, pairs:pd.DataFrame, originals=None, # original ids; N
     for i, oid in enumerate(originals):
         src = idx.loc[oid].iloc[0].original_path
         for j, pid in enumerate(prompts):
-            cells = [(load_image(run.resolve(src)), 'original')] + [
-                (load_image(run.resolve(idx.loc[(oid, pid, s), 'generated_path'])), f'strength {s:g}') for s in strengths]
+            variants = [load_image(run.resolve(idx.loc[(oid, pid, s), 'generated_path'])) for s in strengths]
+            cells = [(load_image(run.resolve(src)), 'original')] + [(im, f'strength {s:g}')
+                                                                     for im, s in zip(variants, strengths)]
             for k, (im, title) in enumerate(cells):
                 ax = axs[j, i * (1 + len(strengths)) + k]; ax.imshow(im); ax.set_xticks([]); ax.set_yticks([])
                 if j == 0: ax.set_title(f'{oid}\n{title}' if k == 0 else title, fontsize=8)

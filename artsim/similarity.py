@@ -54,7 +54,8 @@ def cosine_similarity(A:np.ndarray, B:np.ndarray, # paired rows of non-negative 
 
 # %% ../nbs/03_similarity.ipynb #10bcb1ea
 def centred_cosine(A:np.ndarray, B:np.ndarray, # paired rows of embeddings
-                   centre:np.ndarray|None=None, # the collection's centre of the L2-normalised embeddings; None: no centring
+                   # the collection's centre of the L2-normalised embeddings; None: no centring
+                   centre:np.ndarray|None=None,
                   ) -> np.ndarray: # one value in [0, 1] per row
     "(1 + cosine) / 2 of the L2-normalised embeddings after the centre is subtracted; two vectors at the centre give 1."
     A, B = l2_normalise(A), l2_normalise(B)
@@ -86,7 +87,8 @@ def map_similarity(A:np.ndarray, B:np.ndarray, # paired rows of flattened square
     return np.clip(ssim.mean((1, 2)), 0, 1)
 
 # %% ../nbs/03_similarity.ipynb #ce59ac89
-SEGMENT_SIMILARITY = dict(hist=histogram_intersection, cosine=cosine_similarity, centred=centred_cosine, vector=rms_similarity, map=map_similarity)
+SEGMENT_SIMILARITY = dict(hist=histogram_intersection, cosine=cosine_similarity, centred=centred_cosine,
+                          vector=rms_similarity, map=map_similarity)
 
 # %% ../nbs/03_similarity.ipynb #ddaa29c3
 def _segment_args(s, centre_parts):
@@ -116,7 +118,8 @@ def rows_similarity(family:str, # a key of `FAMILIES`
     "`family_similarity` of the paired rows `X[ia]` and `X[ib]`, a chunk of pairs at a time."
     ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
     out = np.empty(len(ia))
-    for i in range(0, len(ia), chunk): out[i:i + chunk] = family_similarity(family, X[ia[i:i + chunk]], X[ib[i:i + chunk]], centre)
+    for i in range(0, len(ia), chunk):
+        out[i:i + chunk] = family_similarity(family, X[ia[i:i + chunk]], X[ib[i:i + chunk]], centre)
     return out
 
 # %% ../nbs/03_similarity.ipynb #1823b226
@@ -129,7 +132,8 @@ def _all_pairs(fn, A, B, args=(), block=1 << 22):
     for i in range(0, len(A), ca):
         for j in range(0, len(B), cb):
             a, b = A[i:i + ca], B[j:j + cb]
-            out[i:i + ca, j:j + cb] = fn(np.repeat(a, len(b), 0), np.tile(b, (len(a), 1)), *args).reshape(len(a), len(b))
+            pairs = fn(np.repeat(a, len(b), 0), np.tile(b, (len(a), 1)), *args)
+            out[i:i + ca, j:j + cb] = pairs.reshape(len(a), len(b))
     return out
 
 def _cosine_matrix(A, B):
@@ -167,7 +171,8 @@ def combine(sims:dict, # family -> similarities (arrays of one length, or floats
            ) -> np.ndarray:
     "Weighted mean of the family similarities that are present."
     fams = [f for f in sims if f in FAMILIES]
-    if unknown := set(weights or {}) - set(FAMILIES): raise ValueError(f'unknown families in weights: {sorted(unknown)}; the families are {list(FAMILIES)}')
+    if unknown := set(weights or {}) - set(FAMILIES):
+        raise ValueError(f'unknown families in weights: {sorted(unknown)}; the families are {list(FAMILIES)}')
     w = {f: 1.0 for f in fams} if not weights else {f: float(weights.get(f, 0)) for f in fams}
     if any(v < 0 for v in w.values()): raise ValueError(f'weights must be non-negative: {weights}')
     total = sum(w.values())
@@ -178,10 +183,10 @@ def combine(sims:dict, # family -> similarities (arrays of one length, or floats
 PAIR_COLUMNS = ['pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed']
 
 # %% ../nbs/03_similarity.ipynb #6fa7ac56
-def negative_pairs(pairs:pd.DataFrame, # positive pairs: pair_id, original_id, generated_path, prompt_id, prompt, strength, seed
+def negative_pairs(pairs:pd.DataFrame, # positive pairs: pair_id, original_id, generated_path, prompt_id, strength, ...
                    n:int=1, # negatives per original
                    seed:int=0, # draws which variants
-                  ) -> pd.DataFrame: # `PAIR_COLUMNS`; pair_id 'neg-<original>-<k>', `variant_of` the variant's own original
+                  ) -> pd.DataFrame: # `PAIR_COLUMNS`; pair_id 'neg-<original>-<k>'; `variant_of`: whose variant
     "Pair each original with `n` variants of other paintings."
     rng = np.random.default_rng(derive_seed(seed, 'negative_pairs'))
     pairs = pairs.reset_index(drop=True)
@@ -204,10 +209,10 @@ def negative_pairs(pairs:pd.DataFrame, # positive pairs: pair_id, original_id, g
                       variant_of=neg.original_id, original_id=pd.Series(o, dtype=pairs.original_id.dtype))[PAIR_COLUMNS]
 
 # %% ../nbs/03_similarity.ipynb #c8b495ed
-def null_pairs(images:pd.DataFrame, # path, role ('original' or 'generated'), source (the painting it shows or comes from)
+def null_pairs(images:pd.DataFrame, # path, role ('original' or 'generated'), source (the painting shown or varied)
                n:int=5000, # pairs wanted: half painting-painting, half painting against a variant of another painting
                seed:int=0, # draws the pairs
-              ) -> pd.DataFrame: # a (a painting's path), b (the other image's path), kind ('painting' or 'variant'); no pair twice
+              ) -> pd.DataFrame: # a (a painting), b (the other image), kind ('painting' or 'variant'); no pair twice
     "A random sample of unrelated pairs: distinct paintings, and paintings against variants of other paintings."
     rng = np.random.default_rng(derive_seed(seed, 'null_pairs'))
     orig = images[images.role == 'original'].reset_index(drop=True)
@@ -237,7 +242,8 @@ def calibrated(raw, # raw similarities in [0, 1]
 # %% ../nbs/03_similarity.ipynb #e9025306
 @dataclass
 class Calibration:
-    "What calibrated similarities are relative to: unrelated pairs' statistics per family, centres, and the descriptor settings they hold for."
+    """What calibrated similarities are relative to: unrelated pairs' statistics per family, centres, and the descriptor
+    settings they hold for."""
     settings:dict # size, semantic_weights, semantic_size, seed: how images are described for this calibration to apply
     families:dict # family -> version, anchor, mean, std, q05, q25, q75, q95, n of the unrelated pairs' raw similarities
     centres:dict=field(default_factory=dict) # family -> float32 centre of its 'centred' segments
@@ -260,9 +266,10 @@ def check(self:Calibration, versions:dict, # family -> descriptor version of the
     for f, v in versions.items():
         have = self.families.get(f, {}).get('version')
         if have != v:
-            raise ValueError(f"the calibration ({self.origin or 'in memory'}) holds for {have or f'no {f!r} family'}, but the images were "
-                             f"described as {v}: describe them with the calibration's settings ({self.settings}), use a calibration "
-                             f"made with these settings, or pass calibration=None for raw values")
+            raise ValueError(f"the calibration ({self.origin or 'in memory'}) holds for {have or f'no {f!r} family'}, "
+                             f"but the images were described as {v}: describe them with the calibration's settings "
+                             f"({self.settings}), use a calibration made with these settings, or pass calibration=None "
+                             "for raw values")
 
 @patch
 def to_dict(self:Calibration) -> dict:
@@ -301,7 +308,8 @@ def run_images(run:Run) -> pd.DataFrame: # path, role, source (the id of the pai
     if run.resolve('generated/pairs.parquet').exists():
         p = read_pairs(run)
         src |= dict(zip(p.generated_path.astype(str), p.original_id))
-    return images.assign(source=images.path.astype(str).map(src))[['path', 'role', 'source']].dropna().reset_index(drop=True)
+    return images.assign(source=images.path.astype(str).map(src))[['path', 'role', 'source']].dropna().reset_index(
+        drop=True)
 
 # %% ../nbs/03_similarity.ipynb #9110d17d
 def unrelated_statistics(pairs:pd.DataFrame, # unrelated pairs: a, b, the names of two images (`null_pairs`)
@@ -330,7 +338,9 @@ def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pa
     from artsim.version import __version__
     versions = run.read_json('features/versions.json')
     pairs = null_pairs(run_images(run), n_pairs, seed)
-    if not len(pairs): raise ValueError(f'{run.path}: no unrelated pairs to calibrate on (the run needs at least two readable paintings)')
+    if not len(pairs):
+        raise ValueError(f'{run.path}: no unrelated pairs to calibrate on (the run needs at least two readable '
+                         'paintings)')
     versions = {f: versions[f] for f in FAMILIES if f in versions}
     centres = {f: c for f in versions if (c := feature_centre(run, f)) is not None}
     families, combined = unrelated_statistics(pairs, {f: feature_rows(run, f) for f in versions}, centres, versions)
@@ -343,18 +353,23 @@ def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pa
 
 # %% ../nbs/03_similarity.ipynb #84993175
 @functools.lru_cache(maxsize=1)
-def _shipped_calibration(): return json.loads(resources.files('artsim').joinpath('calibration.json').read_text(encoding='utf-8'))
+def _shipped_calibration():
+    return json.loads(resources.files('artsim').joinpath('calibration.json').read_text(encoding='utf-8'))
 
-def load_calibration(src='default', # 'default' (shipped), a run directory or `Run`, a calibration .json file, a `Calibration`, or None
+def load_calibration(src='default', # 'default' (shipped), a run directory or `Run`, a .json file, a `Calibration`, None
                     ) -> Calibration|None:
     "The calibration `src` names (None stays None: raw values)."
     if src is None or isinstance(src, Calibration): return src
-    if isinstance(src, str) and src == 'default': return Calibration.from_dict(_shipped_calibration(), 'the calibration shipped with artsim')
+    if isinstance(src, str) and src == 'default':
+        return Calibration.from_dict(_shipped_calibration(), 'the calibration shipped with artsim')
     p = src.path if isinstance(src, Run) else Path(src)
     f = Run(p).require('similarity/calibration.json') if p.is_dir() else p
-    if not f.exists(): raise FileNotFoundError(f"calibration: {f} does not exist (give a run directory, a calibration .json file or 'default')")
+    if not f.exists():
+        raise FileNotFoundError(f"calibration: {f} does not exist (give a run directory, a calibration .json file "
+                                "or 'default')")
     try: d = json.loads(f.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f'calibration: {f} is not an artsim calibration (not JSON: {e})') from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'calibration: {f} is not an artsim calibration (not JSON: {e})') from None
     if not isinstance(d, dict) or not {'settings', 'families'} <= set(d):
         raise ValueError(f'calibration: {f} is not an artsim calibration (it has no settings and families)')
     return Calibration.from_dict(d, str(f))
@@ -362,9 +377,11 @@ def load_calibration(src='default', # 'default' (shipped), a run directory or `R
 # %% ../nbs/03_similarity.ipynb #bb4e0365
 def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and generated_path (relative to the run)
                 weights:dict|None=None, # family -> weight of the combined values; None: equal
-                calibration=None, # a `Calibration` or what `load_calibration` takes; None: the run's similarity/calibration.json
+                # a `Calibration` or what `load_calibration` takes; None: the run's similarity/calibration.json
+                calibration=None,
                ) -> pd.DataFrame: # `table` plus <family> (raw), combined_raw, <family>_calibrated and combined
-    "Every family's raw and calibrated similarity, and both combined values, for each pair, from the run's cached descriptors."
+    """Every family's raw and calibrated similarity, and both combined values, for each pair, from the run's cached
+    descriptors."""
     cal = load_calibration(run if calibration is None else calibration)
     versions = run.read_json('features/versions.json')
     families = [f for f in FAMILIES if f in versions]
@@ -386,21 +403,24 @@ def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and gene
 
 # %% ../nbs/03_similarity.ipynb #93426139
 def pair_table(run:Run, negatives_per_original:int=1, seed:int=0,
-              ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of the original and of the variant's original
+              ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of both originals
     "The generated pairs (kind 'positive') and the negative pairs, with both images' paths."
-    return pairs_with_negatives(read_pairs(run), run.read_parquet('data/manifest.parquet'), negatives_per_original, seed)
+    manifest = run.read_parquet('data/manifest.parquet')
+    return pairs_with_negatives(read_pairs(run), manifest, negatives_per_original, seed)
 
 def pairs_with_negatives(pairs:pd.DataFrame, # generated pairs (`generated/pairs.parquet`)
                          manifest:pd.DataFrame, # the paintings (`data/manifest.parquet`)
                          negatives_per_original:int=1, seed:int=0) -> pd.DataFrame: # what `pair_table` returns
     "`pair_table` of given pairs and manifest (also of planned ones, before anything is made)."
     pos = pairs.assign(variant_of=pairs.original_id)[PAIR_COLUMNS].assign(kind='positive')
-    neg = negative_pairs(pairs, negatives_per_original, seed).assign(kind='negative') if negatives_per_original else pos.iloc[:0]
+    neg = (negative_pairs(pairs, negatives_per_original, seed).assign(kind='negative') if negatives_per_original
+           else pos.iloc[:0])
     t = pd.concat([pos, neg], ignore_index=True)
     m = manifest.set_index('id')
     return t.assign(original_path=m.path.reindex(t.original_id).astype(str).to_numpy(),
                     genre=m.genre.reindex(t.original_id).to_numpy(), split=m.split.reindex(t.original_id).to_numpy(),
-                    variant_genre=m.genre.reindex(t.variant_of).to_numpy(), variant_split=m.split.reindex(t.variant_of).to_numpy())
+                    variant_genre=m.genre.reindex(t.variant_of).to_numpy(),
+                    variant_split=m.split.reindex(t.variant_of).to_numpy())
 
 # %% ../nbs/03_similarity.ipynb #8879910a
 def strength_correlations(scores:pd.DataFrame, # `score_pairs` output
@@ -433,7 +453,8 @@ def _settings(cal, **given):
 # %% ../nbs/03_similarity.ipynb #23a194f6
 @dataclass
 class DescribedImages:
-    "The descriptor vectors of a list of images, each image described once, and the descriptor versions they were made with."
+    """The descriptor vectors of a list of images, each image described once, and the descriptor versions they were made
+    with."""
     names:list # one name per image: its path, or '#<position>'
     vectors:dict # family -> float32 (n, dim)
     versions:dict # family -> descriptor version
@@ -441,7 +462,8 @@ class DescribedImages:
     def __len__(self): return len(self.names)
     def __getitem__(self, idx): # a position, slice, or array of positions or booleans
         rows = np.atleast_1d(np.arange(len(self))[idx])
-        return DescribedImages([self.names[i] for i in rows], {f: v[rows] for f, v in self.vectors.items()}, self.versions)
+        return DescribedImages([self.names[i] for i in rows], {f: v[rows] for f, v in self.vectors.items()},
+                               self.versions)
 
 # %% ../nbs/03_similarity.ipynb #783fe142
 def descriptor_versions(settings:dict, # size, semantic_weights, semantic_size, seed
@@ -449,12 +471,15 @@ def descriptor_versions(settings:dict, # size, semantic_weights, semantic_size, 
                         device:str='cpu', run_dir=None) -> dict: # family -> descriptor version
     "The descriptor versions of images described with `settings`."
     out = {f: descriptor_version(f, settings['size']) for f in HANDMADE if f in families}
-    if 'semantic' in families: out['semantic'] = semantic_encoder(settings['semantic_weights'], settings['semantic_size'], device, settings['seed'],
-                                                               run_dir).version
+    if 'semantic' in families:
+        out['semantic'] = semantic_encoder(settings['semantic_weights'], settings['semantic_size'], device,
+                                           settings['seed'], run_dir).version
     return out
 
 def describe_images(images, # a list of images: paths, bytes, PIL images or uint8 arrays
-                    calibration='default', # whose descriptor settings and families to use (see `load_calibration`); None: the shipped calibration's settings, every family
+                    # whose descriptor settings and families to use (see `load_calibration`); None: the shipped
+                    # calibration's settings, every family
+                    calibration='default',
                     *, size:int|None=None, # working-image side for the hand-made families; None: the calibration's
                     semantic_weights:str|None=None, # 'imagenet', 'random' or a state-dict file; None: the calibration's
                     semantic_size:int|None=None, # ResNet50 input side; None: the calibration's
@@ -463,7 +488,8 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
                     batch_size:int=32, # images loaded and encoded at a time
                     progress:bool=False, # show a progress bar
                    ) -> DescribedImages:
-    "Describe each image once with every family of the calibration, the way its images were described (other settings are refused)."
+    """Describe each image once with every family of the calibration, the way its images were described (other settings
+    are refused)."""
     images = image_list(images)
     cal = load_calibration(calibration)
     s = _settings(cal, size=size, semantic_weights=semantic_weights, semantic_size=semantic_size, seed=seed)
@@ -480,17 +506,22 @@ def describe_images(images, # a list of images: paths, bytes, PIL images or uint
             enc = semantic_encoder(s['semantic_weights'], s['semantic_size'], device, s['seed'], run_dir)
             sem.append(enc.encode(batch))
     names = [str(x) if isinstance(x, (str, Path)) else f'#{i}' for i, x in enumerate(images)]
-    return DescribedImages(names, {f: np.stack(v) for f, v in hand.items()} | ({'semantic': np.concatenate(sem)} if sem else {}), versions)
+    vectors = {f: np.stack(v) for f, v in hand.items()} | ({'semantic': np.concatenate(sem)} if sem else {})
+    return DescribedImages(names, vectors, versions)
 
 # %% ../nbs/03_similarity.ipynb #4ba2ddcd
 def compare_described(A:DescribedImages, B:DescribedImages, # N and M described images
                       weights:dict|None=None, # family -> weight of the combined value; None: equal
-                      calibration='default', # the calibration the images were described for (see `load_calibration`); None: raw values
-                      raw:bool=False, # True: raw family values (semantic still centred on the calibration's centre) and their mean
+                      # the calibration the images were described for (see `load_calibration`); None: raw values
+                      calibration='default',
+                      # True: raw family values (semantic still centred on the calibration's centre) and their mean
+                      raw:bool=False,
                      ) -> dict: # color, texture, shape, edges, semantic, combined: (N, M) arrays
     "Every family's similarity and the combined value of every image of A with every image of B."
     cal = load_calibration(calibration)
-    if A.versions != B.versions: raise ValueError(f'the two sets were described differently ({A.versions} vs {B.versions}): describe both with the same settings')
+    if A.versions != B.versions:
+        raise ValueError(f'the two sets were described differently ({A.versions} vs {B.versions}): '
+                         'describe both with the same settings')
     if cal is not None: cal.check(A.versions)
     out = {}
     for f in [f for f in FAMILIES if f in A.vectors]:
@@ -507,32 +538,42 @@ def run_descriptions(run:Run, paths:list|None=None, # image paths relative to th
     mats = {f: feature_matrix(run, f) for f in FAMILIES if f in versions}
     have = functools.reduce(lambda a, b: a.intersection(b, sort=False), [p for p, _ in mats.values()])
     names = list(have) if paths is None else [str(x) for x in paths]
-    if missing := [x for x in names if x not in have]: raise KeyError(f'{len(missing)} images have no descriptors in {run.path}, e.g. {missing[:3]}')
-    return DescribedImages(names, {f: X[p.get_indexer(names)] for f, (p, X) in mats.items()}, {f: versions[f] for f in mats})
+    if missing := [x for x in names if x not in have]:
+        raise KeyError(f'{len(missing)} images have no descriptors in {run.path}, e.g. {missing[:3]}')
+    return DescribedImages(names, {f: X[p.get_indexer(names)] for f, (p, X) in mats.items()},
+                           {f: versions[f] for f in mats})
 
 # %% ../nbs/03_similarity.ipynb #7f99d900
-def descriptor_similarity_matrix(A, B, # two lists of images (paths, bytes, PIL images or uint8 arrays), or `DescribedImages`
+def descriptor_similarity_matrix(A, B, # two lists of images (paths, bytes, PIL images, arrays) or `DescribedImages`
                                  weights:dict|None=None, # family -> weight of the combined value; None: equal
                                  calibration='default', # see `descriptor_similarity`
-                                 *, size:int|None=None, semantic_weights:str|None=None, semantic_size:int|None=None, seed:int|None=None, # see `describe_images`
+                                 # see `describe_images`
+                                 *, size:int|None=None, semantic_weights:str|None=None, semantic_size:int|None=None,
+                                 seed:int|None=None,
                                  device:str='cpu', # torch device for ResNet50
                                  progress:bool=False, # show progress bars while describing
                                 ) -> dict: # color, texture, shape, edges, semantic, combined: (len(A), len(B)) arrays
     "`descriptor_similarity` of every image of A with every image of B, each image described once."
     cal = load_calibration(calibration)
-    kw = dict(size=size, semantic_weights=semantic_weights, semantic_size=semantic_size, seed=seed, device=device, progress=progress)
+    kw = dict(size=size, semantic_weights=semantic_weights, semantic_size=semantic_size, seed=seed, device=device,
+              progress=progress)
     DA, DB = [X if isinstance(X, DescribedImages) else describe_images(X, cal, **kw) for X in (A, B)]
     return compare_described(DA, DB, weights, cal)
 
 # %% ../nbs/03_similarity.ipynb #81ce368e
 def descriptor_similarity(a, b, # two images: path, bytes, PIL image or uint8 array
                           weights:dict|None=None, # family -> weight of the combined value; None: equal
-                          calibration='default', # 'default': the shipped calibration (the demo preset's paintings and variants); a run directory, a calibration .json file, or None for raw values
-                          *, size:int|None=None, semantic_weights:str|None=None, semantic_size:int|None=None, seed:int|None=None, # see `describe_images`
+                          # 'default': the shipped calibration (the demo preset's paintings and variants); a run
+                          # directory, a calibration .json file, or None for raw values
+                          calibration='default',
+                          # see `describe_images`
+                          *, size:int|None=None, semantic_weights:str|None=None, semantic_size:int|None=None,
+                          seed:int|None=None,
                           device:str='cpu', # torch device for ResNet50
                          ) -> dict: # color, texture, shape, edges, semantic, combined: floats in [0, 1]
-    """How similar two images are, per family and combined: 1 = identical, about 0 = as similar as two unrelated paintings typically are; symmetric.
-    The default scale is the calibration shipped with artsim, computed on the demo preset's 320 procedural paintings and their 768 stand-in variants."""
+    """How similar two images are, per family and combined: 1 = identical, about 0 = as similar as two unrelated
+    paintings typically are; symmetric. The default scale is the calibration shipped with artsim, computed on the demo
+    preset's 320 procedural paintings and their 768 stand-in variants."""
     m = descriptor_similarity_matrix([a], [b], weights, calibration, size=size, semantic_weights=semantic_weights,
                                      semantic_size=semantic_size, seed=seed, device=device)
     return {k: float(v[0, 0]) for k, v in m.items()}
@@ -581,7 +622,8 @@ def demo_calibration(run:Run) -> Calibration:
     return cal
 
 def build_default_calibration(out=None, # where to write it; None: the package's own calibration.json
-                              run_dir=None, # where to build the demo run; None: a temporary directory, removed afterwards
+                              # where to build the demo run; None: a temporary directory, removed afterwards
+                              run_dir=None,
                              ) -> Calibration:
     "Compute the calibration shipped with artsim: the demo preset's chapters 00-02, headless, then `demo_calibration`."
     from artsim import data, generation, descriptors   # the stages' modules (here: `data` is a common local name above)
