@@ -30,7 +30,7 @@ GENRE_MODEL = GENRE_KIND.stem + '.safetensors' # a run's genre classifier; its c
 
 # %% ../nbs/pipeline/backbone.ipynb #cc680964
 class WeightsUnavailable(RuntimeError):
-    "ImageNet weights that cannot be had here; the message names the file torchvision wants, where it looks, and what to do."
+    "ImageNet weights not to be had here; the message names the file torchvision wants, where it looks, what to do."
 
 def imagenet_weights_file() -> Path:
     "Where torchvision looks for ResNet50's `IMAGENET1K_V2` weights: `$TORCH_HOME/hub/checkpoints/<file>`."
@@ -39,7 +39,7 @@ def imagenet_weights_file() -> Path:
 
 # %% ../nbs/pipeline/backbone.ipynb #4f622d23
 def imagenet_state_dict() -> dict:
-    "torchvision's ImageNet ResNet50 weights, from torch's cache or downloaded into it; `WeightsUnavailable` where neither works."
+    "torchvision's ImageNet ResNet50 weights, from torch's cache or downloaded into it; else `WeightsUnavailable`."
     w, f = torchvision.models.ResNet50_Weights.IMAGENET1K_V2, imagenet_weights_file()
     try: return w.get_state_dict(progress=False)
     except Exception as e:
@@ -153,11 +153,12 @@ def _genre_card(f:Path) -> dict|None:
 
 def weights_info(weights:str|Path|None='random', run:Run|None=None, seed:int=0, # see `resnet50`
                 ) -> dict: # requested, id, weights, label, normalisation
-    "Which weights `resnet50(weights, run, seed)` loads: an identity, a description, a label and their input statistics."
+    "Which weights `resnet50(weights, run, seed)` loads: an identity, a description, a label, their input statistics."
     w = 'random' if weights is None else str(weights)
     out = dict(requested=w, normalisation=IMAGENET_STATS)
     if w == 'random': return out | dict(id=f'random{seed}', weights=f'random init (seed {seed})', label='random init')
-    if w == 'imagenet': return out | dict(id='imagenet1k_v2', weights='torchvision IMAGENET1K_V2', label='ImageNet weights')
+    if w == 'imagenet':
+        return out | dict(id='imagenet1k_v2', weights='torchvision IMAGENET1K_V2', label='ImageNet weights')
     f = weights_file(w, run)
     sha, card = file_sha256(f), _genre_card(f)
     if card: out['normalisation'] = dict(mean=[float(v) for v in card['normalisation']['mean']],

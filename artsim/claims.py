@@ -117,6 +117,7 @@ def stated_seconds(readme:str) -> float:
     if m is None: raise ValueError(f"the README states no time for the demo ('{TIME_SAYS} ... **N s**')")
     return float(m.group(1).replace(',', ''))
 
+# %% ../nbs/pipeline/claims.ipynb #302b8261
 def run_seconds(run:Run) -> float:
     "The seconds the run's chapters took, as the runner recorded them (`.done/`); every chapter must have run."
     done = {f.stem: json.loads(f.read_text(encoding='utf-8')) for f in (run.path/'.done').glob('*.json')}
@@ -159,6 +160,7 @@ def calibration_problems(new, # the calibration of the demo run (`artsim.similar
         if off > (0 if exact else UNPINNED_TOLERANCE['centre']): bad.append(f'centre of {f}: off by {off:.3g}')
     return bad
 
+# %% ../nbs/pipeline/claims.ipynb #258ee7c3
 def demo_calibration_check(run:Run) -> tuple: # (ok, lines)
     "The shipped calibration against the demo run's chapters 00-02 (`calibration_problems`)."
     from artsim.similarity import demo_calibration, load_calibration

@@ -97,8 +97,8 @@ def model_card(vocab:list, input_size:int, starting_weights:str, seed:int, prese
                 head=dict(kind='fastai create_head', n_features=2048, **GENRE_HEAD), n_classes=len(vocab),
                 vocab=list(vocab),
                 input_size=int(input_size), resize='squish (bilinear) to input_size x input_size, RGB, 0-1',
-                normalisation=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed), preset=str(preset),
-                **extra)
+                normalisation=IMAGENET_STATS, starting_weights=str(starting_weights), seed=int(seed),
+                preset=str(preset), **extra)
 
 # %% ../nbs/04_finetune.ipynb #06002655
 def save_genre_model(model:nn.Module, # the classifier (it may be wrapped, on any device, in any memory format)
@@ -304,7 +304,7 @@ def plot_lr_find(lr_find:dict, lr:float):
 # %% ../nbs/04_finetune.ipynb #7d311d5c
 def plot_training(training:dict, # iterations, history (per epoch) and best_epoch, as `train_genre_model` returns them
                   chance:float|None=None): # the accuracy of guessing, drawn for reference
-    "Training loss per iteration; validation loss and accuracy per epoch, with precise and running BatchNorm statistics."
+    "Training loss per iteration; validation loss and accuracy per epoch, with precise and running BatchNorm stats."
     import matplotlib.pyplot as plt, seaborn as sns
     it, ep = pd.DataFrame(training['iterations']), pd.DataFrame(training['history'])
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -418,7 +418,7 @@ def stage(run:Run, p) -> dict|None:
 
 # %% ../nbs/04_finetune.ipynb #8989f561
 def main(argv:list|None=None):
-    "`python -m artsim.finetune --run-dir DIR [--preset NAME] [-p name=value ...]`: the stage alone (`accelerate launch`)."
+    "`python -m artsim.finetune --run-dir DIR [--preset NAME] [-p name=value ...]`: the stage alone ."
     from artsim.commands import stage_arguments
     run, p = stage_arguments('python -m artsim.finetune', 'finetune',
                              "Fine-tune ResNet50 on a run's genres (chapter 04's stage).",
@@ -429,8 +429,8 @@ def main(argv:list|None=None):
         m = stage(run, p)
     except (WeightsUnavailable, FileNotFoundError, ValueError) as e:
         print(f'python -m artsim.finetune: {e}', file=sys.stderr); sys.exit(1)
-    if m: print(f"test accuracy {m['accuracy']:.3f} (chance {m['chance']['accuracy']:.3f}), macro-F1 {m['macro_f1']:.3f}; "
-                f"wrote {run.path/GENRE_MODEL}")
+    if m: print(f"test accuracy {m['accuracy']:.3f} (chance {m['chance']['accuracy']:.3f}), "
+                f"macro-F1 {m['macro_f1']:.3f}; wrote {run.path/GENRE_MODEL}")
 
 # python -m artsim.finetune, accelerate launch -m artsim.finetune
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.finetune': main()

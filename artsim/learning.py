@@ -23,8 +23,9 @@ def training_device(device:str|None) -> torch.device:
     device = str(resolve_device(device))   # a device this machine lacks: a usage error naming it
     if num_distrib() > 1:
         if not device.startswith('cuda'):
-            raise ValueError(f"{num_distrib()} processes but no CUDA device: fastai's distributed training needs one GPU "
-                             "per process (its DistributedDL exchanges batch indices on CUDA); on the CPU run a single process")
+            raise ValueError(f"{num_distrib()} processes but no CUDA device: fastai's distributed training needs one "
+                             "GPU per process (its DistributedDL exchanges batch indices on CUDA); "
+                             "on the CPU run a single process")
         return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
     return torch.device(device)
 
@@ -49,7 +50,7 @@ def recompute_bn_stats(module:nn.Module, # its BatchNorm layers get new running 
                        batches:Iterable, # input tensors for `module` (a tuple or list is passed as several arguments)
                        n_batches:int|None=None, # use at most this many; None: all
                       ) -> int: # the number of forward passes made
-    "Reset `module`'s BatchNorm running statistics and recompute them as a plain average over `batches`, without gradients."
+    "Recompute `module`'s BatchNorm running statistics as a plain average over `batches`, without gradients."
     bns = _bn_layers(module)
     if not bns: return 0
     saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bns]
@@ -59,7 +60,8 @@ def recompute_bn_stats(module:nn.Module, # its BatchNorm layers get new running 
             m.running_mean.copy_(mean); m.running_var.copy_(var); m.num_batches_tracked.copy_(n)
     n = 0
     try:
-        for m in bns: m.reset_running_stats(); m.momentum = None # None: a cumulative average, every batch weighs the same
+        # None: a cumulative average, every batch weighs the same
+        for m in bns: m.reset_running_stats(); m.momentum = None
         module.eval()
         for m in bns: m.train()
         with torch.no_grad():
@@ -89,12 +91,16 @@ class RealFitCallback(Callback):
 
 # %% ../nbs/pipeline/learning.ipynb #a9f9da99
 class PreciseBN(RealFitCallback):
-    "Recompute BatchNorm running statistics over training batches before each validation (and so before the model is kept)."
+    "Recompute BatchNorm running statistics over training batches before each validation (so before the model is kept)."
     order, _only_train_loop = 20, True
-    def __init__(self, module:nn.Module|Callable|None=None, # the module to recompute, a function learner -> module, or None: `learn.model`
-                 inputs:Callable|None=None, # a training batch's inputs (a tuple) -> the tensor, or tensors, fed to `module`; None: the first input
+    def __init__(self,
+                 # the module to recompute, a function learner -> module, or None: `learn.model`
+                 module:nn.Module|Callable|None=None,
+                 # a training batch's inputs (a tuple) -> the tensor, or tensors, fed to `module`; None: the first input
+                 inputs:Callable|None=None,
                  n_batches:int|None=None, # training batches per recomputation; None: the whole training set once
-                 probe:Callable|None=None, # learner -> a number measured just before each recomputation, kept in `stale`
+                 # learner -> a number measured just before each recomputation, kept in `stale`
+                 probe:Callable|None=None,
                 ):
         self.module, self.inputs, self.n_batches, self.probe = module, inputs, n_batches, probe
         self.stale, self.passes = [], []
@@ -110,7 +116,8 @@ class PreciseBN(RealFitCallback):
 
     def _tensors(self):
         for b in itertools.islice(self.learn.dls.train, self.n_batches):
-            xb = tuple(b[:getattr(self.learn.dls, 'n_inp', 1 if len(b) == 1 else len(b) - 1)]) # fastai's own split of a batch
+            # fastai's own split of a batch
+            xb = tuple(b[:getattr(self.learn.dls, 'n_inp', 1 if len(b) == 1 else len(b) - 1)])
             x = self.inputs(xb) if self.inputs is not None else xb[0]
             yield from ([x] if isinstance(x, torch.Tensor) else x)
 
@@ -123,7 +130,7 @@ class PreciseBN(RealFitCallback):
 
 # %% ../nbs/pipeline/learning.ipynb #2f7d9b58
 class KeepBestModel(RealFitCallback, SaveModelCallback):
-    "fastai's `SaveModelCallback` keeping the best epoch's weights in memory (no pickle on disk) across fits, restored at the end."
+    "fastai's `SaveModelCallback` keeping the best epoch's weights in memory (no pickle on disk), across fits."
     def __init__(self, monitor:str='accuracy', **kwargs):
         super().__init__(monitor=monitor, reset_on_fit=False, **kwargs)
         self.best_state, self.best_epoch, self.epochs_seen = None, None, 0
@@ -144,7 +151,8 @@ class TrainingLog(RealFitCallback):
     def __init__(self): self.iterations, self.epochs, self.phase = [], [], None
     def after_batch(self):
         if self.training:
-            self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=float(self.learn.loss.detach())))
+            loss = float(self.learn.loss.detach())
+            self.iterations.append(dict(iteration=len(self.iterations), phase=self.phase, loss=loss))
     def after_epoch(self):
         if not self.trained: return
         rec = self.learn.recorder

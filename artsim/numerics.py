@@ -65,6 +65,7 @@ def pinned_env(env:dict|None=None, # the environment to start from (default: thi
     else: env.pop('NPY_DISABLE_CPU_FEATURES', None)
     return env | ISA_VARS | {MARK: ISA}
 
+# %% ../nbs/pipeline/numerics.ipynb #8afe8c13
 def pin_active(env:dict|None=None, # an environment (default: this process's)
                python:str|None=None,
               ) -> bool:
@@ -135,6 +136,7 @@ def pin_torch(threads:int=THREADS):
     "oneDNN and NNPACK off and `threads` threads in PyTorch, now if it is loaded, else as soon as it is."
     _after_import('torch', functools.partial(_torch_settings, threads=threads))
 
+# %% ../nbs/pipeline/numerics.ipynb #2d667af5
 _warned = []
 def apply_portable(portable:bool, # the stage's `portable` parameter
                    what:str='this stage', # for the warning

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 import artsim
 from fastcore.basics import AttrDict
-from .runs import (STAGES, PRESETS, ParameterError, resolve_params, save_json, save_yaml, project_root, resolve_run_dir, temporary_dir,
-                         Run, interrupted_writes, file_digests)
+from .runs import (STAGES, PRESETS, ParameterError, resolve_params, save_json, save_yaml, project_root,
+                         resolve_run_dir, temporary_dir, Run, interrupted_writes, file_digests)
 from .numerics import pinned_env
 from .commands import CommandParser, UsageError, fail, parse_overrides
 
@@ -21,7 +21,7 @@ __all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolv
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 def find_nbs(nbs=None) -> Path:
-    "The chapters' folder: `nbs`, else the clone's `nbs/`, else the editable clone's, else the chapters shipped in the package."
+    "The chapters' folder: `nbs`, else the clone's `nbs/`, else the editable clone's, else the package's chapters."
     if nbs is not None:
         if not Path(nbs).is_dir(): raise UsageError(f"--nbs {nbs}: no such folder")
         return Path(nbs).absolute()
@@ -30,10 +30,13 @@ def find_nbs(nbs=None) -> Path:
     cands = [r/'nbs' for r in roots] + [pkg/'chapters']
     for c in cands:
         if c.is_dir() and any(c.glob('[0-9][0-9]_*.ipynb')): return c
-    raise UsageError(f"no chapters found (looked in {', '.join(map(str, cands))}); run inside an artsim clone or pass --nbs")
+    raise UsageError(f"no chapters found (looked in {', '.join(map(str, cands))}); "
+                     "run inside an artsim clone or pass --nbs")
 
+# %% ../nbs/pipeline/reproduce.ipynb #23d6321b
 def _cells(path) -> list[dict]:
-    return [dict(c, source=''.join(c.get('source', ''))) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells']]
+    cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
+    return [dict(c, source=''.join(c.get('source', ''))) for c in cells]
 
 def _stage_of(cells) -> str|None:
     for c in cells:
@@ -58,7 +61,8 @@ def select_chapters(chs, only=None, start=None) -> list:
     if only:
         wanted = [n.strip() for n in str(only).split(',') if n.strip()]
         unknown = [n for n in wanted if not any(key(c, n) for c in chs)]
-        if unknown: raise UsageError(f"--only {only}: no chapter {', '.join(map(repr, unknown))}; the chapters are {names}")
+        if unknown:
+            raise UsageError(f"--only {only}: no chapter {', '.join(map(repr, unknown))}; the chapters are {names}")
         return [c for c in chs if any(key(c, n) for n in wanted)]
     if start:
         i = next((i for i, c in enumerate(chs) if key(c, str(start))), None)
@@ -68,13 +72,14 @@ def select_chapters(chs, only=None, start=None) -> list:
 
 # %% ../nbs/pipeline/reproduce.ipynb #32f92e1e
 def resolve_config(preset:str, run_dir, stages, overrides:dict) -> dict:
-    "Every stage's resolved parameters (`resolve_params`) with the run's directory and preset; `UsageError` for bad ones."
+    "Every stage's resolved parameters (`resolve_params`) with the run's directory and preset; else `UsageError`."
     try: params = resolve_params(preset, overrides, stages)
     except ParameterError as e: raise UsageError(str(e)) from None
     return {s: dict(run_dir=str(run_dir), preset=preset, **p) for s, p in params.items()}
 
+# %% ../nbs/pipeline/reproduce.ipynb #1cdb9d95
 def check_config(cfg:dict, chs) -> None:
-    "Each chosen chapter's stage checks its parameters (`check_params`) before anything runs: `UsageError` naming the chapter."
+    "Each chosen chapter's stage checks its parameters (`check_params`) before anything runs; `UsageError` names it."
     from artsim.stages import check_stage_params   # the stages' modules load PyTorch: not for `--help`
     for name, stage, _ in chs:
         try: check_stage_params(stage, cfg[stage])
@@ -91,7 +96,8 @@ def prepare_run(preset:str='demo', run_dir=None, seed:int|None=None, device:str|
     chs = select_chapters(all_chs, only, start)
     overrides = parse_overrides(param)
     overrides.update({k: v for k, v in dict(seed=seed, device=device).items() if v is not None})
-    if overrides.get('source_path'): overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
+    if overrides.get('source_path'):
+        overrides['source_path'] = str(Path(overrides['source_path']).expanduser().absolute())
     run_dir = resolve_run_dir(run_dir, preset)
     cfg = resolve_config(preset, run_dir, [s for _, s, _ in all_chs], overrides)
     return AttrDict(nbs=nbs, all_chapters=all_chs, chapters=chs, overrides=overrides, run_dir=run_dir, cfg=cfg)
@@ -107,6 +113,7 @@ def _done(run_dir:Path, chapter:str) -> dict|None:
     f = run_dir/'.done'/f'{chapter}.json'
     return json.loads(f.read_text()) if f.exists() else None
 
+# %% ../nbs/pipeline/reproduce.ipynb #49072d4a
 def chapter_identity(run_dir:Path, # the run directory
                      stage:str, params:dict, # the chapter's stage and resolved parameters
                      code:str, # its code (`chapter_code`)
@@ -125,6 +132,7 @@ def chapter_identity(run_dir:Path, # the run directory
                  upstream={s: identity_params(s, cfg[s]) for s in ups if cfg and s in cfg})
     return json.loads(json.dumps(ident, sort_keys=True, default=str))   # as .done/ records it: JSON keys and values
 
+# %% ../nbs/pipeline/reproduce.ipynb #f11e0a8d
 def _listed(names, n:int=3) -> str:
     names = list(names)
     return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
@@ -156,7 +164,8 @@ _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 class ChapterFailed(Exception):
     "A chapter raised: the chapter, the failing cell, the error, and where the traceback and executed notebook are."
     def __init__(self, chapter, cell, error, traceback='', log=None, notebook=None, source=''):
-        self.chapter, self.cell, self.error, self.traceback, self.log, self.notebook = chapter, cell, error, traceback, log, notebook
+        self.chapter, self.cell, self.error = chapter, cell, error
+        self.traceback, self.log, self.notebook = traceback, log, notebook
         # the cell's own frame comes first in IPython's traceback: its arrow marks the line of the cell that raised
         m = re.search(r'^-+>\s*(\d+)\s+(.*)$', traceback, re.M)
         first = next((l for l in source.splitlines() if l.strip() and not l.startswith('#|')), '')
@@ -164,13 +173,19 @@ class ChapterFailed(Exception):
                       f"cell [{cell}]" + (f" ({first.strip()[:70]})" if first else ''))
         super().__init__(f"chapter {chapter} failed in {self.where}: {error}")
 
-# ipykernel_launcher, with the kernel process's own stdout and stderr (its log messages, not the cells' outputs) into a file
-_LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); os.dup2(fd, 1); os.dup2(fd, 2)\n"
+# %% ../nbs/pipeline/reproduce.ipynb #dae38ea9
+# ipykernel_launcher, with the kernel process's own stdout and stderr (its log messages, not the cells' outputs)
+# into a file
+_LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); "
+           "os.dup2(fd, 1); os.dup2(fd, 2)\n"
            "if sys.path[0] == '': del sys.path[0]\n"
-           # executed chapters are read as pages, where text bars stand in for widgets: no hint to install ipywidgets in every one
+           # executed chapters are read as pages, where text bars stand in for widgets: no hint to install
+           # ipywidgets in every one
            "import warnings; warnings.filterwarnings('ignore', message='IProgress not found')\n"
-           # fastai's layers use torch.jit.script at import: torch's deprecation is nothing a reader of a chapter can act on
-           "warnings.filterwarnings('ignore', message=r'`torch\\.jit\\.script` is deprecated', category=FutureWarning)\n"
+           # fastai's layers use torch.jit.script at import: torch's deprecation is nothing a reader of a chapter
+           # can act on
+           "warnings.filterwarnings('ignore', message=r'`torch\\.jit\\.script` is deprecated', "
+           "category=FutureWarning)\n"
            # a runner killed outright (SIGKILL, OOM) takes its kernel along, and every worker the kernel started: the
            # kernel leads a process group of its own (jupyter_client starts it in a new session), so it ends the group.
            # ipykernel's own parent poller (JPY_PARENT_PID) would end the kernel alone, leaving its workers behind, when
@@ -185,12 +200,13 @@ _LAUNCH = ("import os, sys; fd = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_APP
 
 @contextlib.contextmanager
 def _kernel_env(log:Path, pin:bool=False):
-    "This Python as the chapters' `python3` kernel, its own messages into `log`; no `IN_TEST` for the chapters, and no `MPLBACKEND` (figures stay in the executed notebooks); with `pin`, portable numerics."
+    "This Python as the chapters' kernel, messages into `log`, no `IN_TEST` nor `MPLBACKEND`; `pin`: portable numerics."
     d = temporary_dir('artsim-kernel-')
     spec = d/'kernels'/'python3'; spec.mkdir(parents=True)
-    (spec/'kernel.json').write_text(json.dumps(dict(argv=[sys.executable, '-c', _LAUNCH, str(log), '-f', '{connection_file}'],
-                                                    display_name='Python 3 (ipykernel)', language='python')))
-    full = pinned_env() if pin else dict(os.environ)  # the kernel loads numpy and PyTorch: the switches must be set before it starts
+    argv = [sys.executable, '-c', _LAUNCH, str(log), '-f', '{connection_file}']
+    (spec/'kernel.json').write_text(json.dumps(dict(argv=argv, display_name='Python 3 (ipykernel)', language='python')))
+    # the kernel loads numpy and PyTorch: the switches must be set before it starts
+    full = pinned_env() if pin else dict(os.environ)
     changed = {k for k in set(full) | set(os.environ) if full.get(k) != os.environ.get(k)}
     old = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'IN_TEST', 'MPLBACKEND', 'TQDM_DISABLE', *changed)}
     for k in changed:
@@ -205,9 +221,10 @@ def _kernel_env(log:Path, pin:bool=False):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/pipeline/reproduce.ipynb #54cdd7d2
 @contextlib.contextmanager
 def _log_to(log:Path):
-    "papermill's messages, the cells' outputs and Python warnings of this process into the file `log`, not the terminal."
+    "papermill's messages, the cells' outputs and this process's Python warnings into the file `log`, not the terminal."
     h = logging.FileHandler(log, mode='a', encoding='utf-8')  # appending, as the kernel process does to the same file
     h.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s', '%H:%M:%S'))
     loggers = [logging.getLogger(n) for n in ('papermill', 'py.warnings', 'traitlets')]
@@ -220,11 +237,13 @@ def _log_to(log:Path):
         for lg, (lvl, prop) in zip(loggers, saved): lg.removeHandler(h); lg.setLevel(lvl); lg.propagate = prop
         h.close()
 
+# %% ../nbs/pipeline/reproduce.ipynb #49c42f26
 def is_export_hook(source:str) -> bool:
     "Whether a cell only runs `nbdev_export` (the last cell of every chapter): the runner leaves it out."
     body = '\n'.join(l for l in source.splitlines() if l.strip() and not l.lstrip().startswith('#'))
     return bool(re.fullmatch(r'\s*(import nbdev\s*[;\n]\s*)?nbdev\.nbdev_export\(\)\s*;?\s*', body))
 
+# %% ../nbs/pipeline/reproduce.ipynb #1b575615
 def _runnable(path:Path) -> Path:
     "A copy of the chapter without its export hook: a run must not rewrite the package, and outside a clone it cannot."
     nb = json.loads(path.read_text(encoding='utf-8'))
@@ -233,8 +252,9 @@ def _runnable(path:Path) -> Path:
     f.write_text(json.dumps(nb), encoding='utf-8')
     return f
 
+# %% ../nbs/pipeline/reproduce.ipynb #13f1965c
 def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:bool=False):
-    "Execute the notebook `path` with papermill into `out`, with `params`, details into `log`; `ChapterFailed` if a cell raises."
+    "Run the notebook `path` with papermill into `out` with `params`, details into `log`; `ChapterFailed` if it raises."
     import papermill as pm
     from traitlets.config import Config
     config = Config()
@@ -249,12 +269,14 @@ def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:b
     with _kernel_env(log, pin=bool(params.get('portable'))), _log_to(log) as logger:
         logger.info("Chapter: %s", path)
         try:
-            pm.execute_notebook(str(_runnable(path)), str(out), parameters=params, kernel_name='python3', progress_bar=bar, config=config,
-                                cwd=str(cwd or Path.cwd()), log_output=True, report_mode=False)
+            pm.execute_notebook(str(_runnable(path)), str(out), parameters=params, kernel_name='python3',
+                                progress_bar=bar, config=config, cwd=str(cwd or Path.cwd()), log_output=True,
+                                report_mode=False)
         except pm.PapermillExecutionError as e:
             tb = _ANSI.sub('', '\n'.join(e.traceback or [])) or f"{e.ename}: {e.evalue}"
             logger.error("chapter %s failed in cell [%s]:\n%s", path.stem, e.exec_count, tb)
-            raise ChapterFailed(path.stem, e.exec_count or e.cell_index, f"{e.ename}: {e.evalue}", tb, log, out, e.source or '') from None
+            raise ChapterFailed(path.stem, e.exec_count or e.cell_index, f"{e.ename}: {e.evalue}", tb, log, out,
+                                e.source or '') from None
 
 # %% ../nbs/pipeline/reproduce.ipynb #b2d4cb18
 _TEST_CALL = re.compile(r'\btest_(eq|ne|fail|close|is|warns|stdout|eq_type|shuffled)\(')
@@ -284,6 +306,7 @@ def check_extra():
     if missing: raise MissingExtra(f"running the chapters needs {', '.join(missing)}, which are not installed: "
                                    f"pip install \"artsim[reproduce]\"")
 
+# %% ../nbs/pipeline/reproduce.ipynb #84992d17
 def artsim_reproduce(
     preset:str='demo',    # the preset: demo, full or tiny
     run_dir:str=None,     # the run directory (default: runs/<preset> in the project root, or $ARTSIM_RUNS/<preset>)
@@ -310,10 +333,11 @@ def artsim_reproduce(
     check_counts(cfg, run_dir, chs)
     check_extra()
     (run_dir/'notebooks').mkdir(parents=True, exist_ok=True)
-    # what each chapter computed with stays recorded for the chapters this run skips (a chapter that runs records its own)
+    # what each chapter computed with stays recorded for the chapters this run skips (a chapter that runs records
+    # its own)
     numerics = {k: v for k, v in (Run(run_dir).config.get('numerics') or {}).items() if k in cfg}
-    save_yaml(dict(preset=preset, run_dir=str(run_dir), overrides=overrides, stages=cfg, **({'numerics': numerics} if numerics else {})),
-              run_dir/'config.yaml')
+    save_yaml(dict(preset=preset, run_dir=str(run_dir), overrides=overrides, stages=cfg,
+                   **({'numerics': numerics} if numerics else {})), run_dir/'config.yaml')
     w = max(len(c[0]) for c in chs) if chs else 0
     bar = progress and sys.stderr.isatty()
     say(f"artsim_reproduce: preset {preset}, {len(chs)} chapter{'s' * (len(chs) != 1)} -> {run_dir}")
@@ -374,21 +398,31 @@ def parser() -> argparse.ArgumentParser:
                             "Chapters already done with the same parameters, code and input are skipped.",
                 epilog="A relative --run-dir resolves against the project root (the clone's folder with settings.ini), "
                        "or against $ARTSIM_RUNS when that is set; outside a clone, against the working directory. "
-                       "Each chapter's output goes to logs/<chapter>.log in the run directory, and the executed chapter to notebooks/.")
+                       "Each chapter's output goes to logs/<chapter>.log in the run directory, "
+                       "and the executed chapter to notebooks/.")
     p.add_argument('--preset', default='demo', help=f"the preset: {', '.join(PRESETS)} (default: demo)")
-    p.add_argument('--run-dir', dest='run_dir', metavar='DIR', help="the run directory (default: runs/<preset>, or $ARTSIM_RUNS/<preset>)")
+    p.add_argument('--run-dir', dest='run_dir', metavar='DIR',
+                   help="the run directory (default: runs/<preset>, or $ARTSIM_RUNS/<preset>)")
     p.add_argument('-p', '--param', action='append', metavar='NAME=VALUE',
-                   help="set a chapter parameter, the value read as YAML; repeatable: -p n_per_genre=10 -p genres=[portrait,landscape]")
+                   help="set a chapter parameter, the value read as YAML; "
+                        "repeatable: -p n_per_genre=10 -p genres=[portrait,landscape]")
     p.add_argument('--seed', type=int, help="the run's seed (default: the preset's)")
     p.add_argument('--device', help="cpu, cuda, cuda:1, ... (default: the preset's)")
-    p.add_argument('--only', metavar='CHAPTERS', help="run only these chapters: numbers, names or stages, comma separated (00,01 or data,generation)")
+    p.add_argument('--only', metavar='CHAPTERS',
+                   help="run only these chapters: numbers, names or stages, comma separated (00,01 or data,generation)")
     p.add_argument('--from', dest='start', metavar='CHAPTER', help="run from this chapter on")
-    p.add_argument('--force', action='store_true', help="redo the chosen chapters even when done before with the same parameters, code and input")
-    p.add_argument('--nbs', metavar='DIR', help="the chapters' folder (default: the clone's nbs/, else the chapters shipped in the package)")
-    p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bar (one is shown only on a terminal)")
-    p.add_argument('--plan', action='store_true', help="print what the run will make, its time, disk and peak memory, and stop (nothing is run or written)")
+    p.add_argument('--force', action='store_true',
+                   help="redo the chosen chapters even when done before with the same parameters, code and input")
+    p.add_argument('--nbs', metavar='DIR',
+                   help="the chapters' folder (default: the clone's nbs/, else the chapters shipped in the package)")
+    p.add_argument('--no-progress', dest='progress', action='store_false',
+                   help="no progress bar (one is shown only on a terminal)")
+    p.add_argument('--plan', action='store_true',
+                   help="print what the run will make, its time, disk and peak memory, and stop "
+                        "(nothing is run or written)")
     return p
 
+# %% ../nbs/pipeline/reproduce.ipynb #f43b6729
 def main(argv=None):
     "Entry point of the `artsim_reproduce` console script."
     args = parser().parse_args(argv)

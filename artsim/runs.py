@@ -34,6 +34,7 @@ def merge_preset(base:dict, # every section (`common` and one per stage) with ev
             raise ValueError(f"presets.yaml: {name}.{s} sets {', '.join(unknown)}, which base does not name")
     return {s: {**(base[s] or {}), **(changes.get(s) or {})} for s in base}
 
+# %% ../nbs/pipeline/runs.ipynb #f4a48bf1
 def load_presets() -> dict:
     "The presets shipped with the package, from `artsim/presets.yaml`: name -> every section, `base` merged in."
     raw = yaml.safe_load(resources.files('artsim').joinpath('presets.yaml').read_text(encoding='utf-8'))
@@ -95,12 +96,13 @@ def resolve_params(preset:str, # a preset name
 
 # %% ../nbs/pipeline/runs.ipynb #307d0fdb
 def temporary_dir(prefix:str='artsim-') -> Path:
-    "A fresh temporary directory, removed when this process ends (also when it is a worker of nbdev_test's process pool)."
+    "A fresh temporary directory, removed when this process ends (also as a worker of nbdev_test's process pool)."
     d = tempfile.mkdtemp(prefix=prefix)
     # multiprocessing's finalizers run at interpreter exit and when a pool worker exits; atexit runs only at the former
     multiprocessing.util.Finalize(None, shutil.rmtree, args=(d,), kwargs=dict(ignore_errors=True), exitpriority=10)
     return Path(d)
 
+# %% ../nbs/pipeline/runs.ipynb #e5f4a246
 RUNS_ENV = 'ARTSIM_RUNS'  # the environment variable naming the folder runs live in
 
 def _is_artsim_settings(f:Path) -> bool:
@@ -109,19 +111,22 @@ def _is_artsim_settings(f:Path) -> bool:
     except (configparser.Error, UnicodeDecodeError, OSError): return False
 
 def project_root(start=None) -> Path|None:
-    "The artsim clone around `start` (default: the working directory): the nearest folder with artsim's `settings.ini`, else None."
+    "The artsim clone around `start` (default: the working directory): the nearest folder with artsim's settings."
     here = Path(start or Path.cwd()).absolute()
-    return next((d for d in (here, *here.parents) if (d/'settings.ini').is_file() and _is_artsim_settings(d/'settings.ini')), None)
+    found = (d for d in (here, *here.parents) if (d/'settings.ini').is_file() and _is_artsim_settings(d/'settings.ini'))
+    return next(found, None)
 
+# %% ../nbs/pipeline/runs.ipynb #f2b1980a
 def project_path(p) -> Path:
     "`p` made absolute: a relative path resolves against the project root (the working directory outside a clone)."
     p = Path(p).expanduser()
     return p if p.is_absolute() else (project_root() or Path.cwd()).absolute()/p
 
+# %% ../nbs/pipeline/runs.ipynb #aab0bbc5
 def resolve_run_dir(run_dir=None, # the run directory as given: absolute, relative, or None for the preset's default
                     preset:str='demo', # the preset, which names the default run directory
                    ) -> Path:
-    "Where a run lives: `$ARTSIM_RUNS/<run_dir>` when that is set, else `<project root>/<run_dir>`; default `runs/<preset>`."
+    "Where a run lives: `$ARTSIM_RUNS/<run_dir>` if set, else `<project root>/<run_dir>`; default `runs/<preset>`."
     env = os.environ.get(RUNS_ENV)
     if run_dir is None or str(run_dir) == '': run_dir = preset if env else Path('runs')/preset
     p = Path(run_dir).expanduser()
@@ -140,7 +145,8 @@ def stage_params(stage:str, # a stage name from `STAGES`
     "The resolved parameters of `stage` (`resolve_params`): values set in `ns` win, the preset gives the rest."
     preset, run_dir = ns.get('preset') or 'demo', ns.get('run_dir')
     if run_dir is None and in_test(): preset, run_dir = 'tiny', temporary_dir(f'artsim-{stage}-')
-    p = resolve_params(preset, {k: ns[k] for k in preset_params(preset, stage) if ns.get(k) is not None}, [stage])[stage]
+    given = {k: ns[k] for k in preset_params(preset, stage) if ns.get(k) is not None}
+    p = resolve_params(preset, given, [stage])[stage]
     # here, not at the top: `python -m artsim.numerics` runs before `import artsim` has it
     from artsim.numerics import apply_portable
     apply_portable(p.get('portable', False), f'the {stage} stage') # oneDNN, NNPACK, threads: in-process
@@ -180,11 +186,12 @@ class Run:
         "Read the JSON artifact `name`, saying which stage makes it when it is missing."
         return json.loads(self.require(name).read_text(encoding='utf-8'))
 
+# %% ../nbs/pipeline/runs.ipynb #f153de87
 # The stage that writes each artifact, by path prefix (the artifacts table of the chapters); the longest prefix wins.
 ARTIFACT_STAGES = {'data': 'data', 'generated': 'generation', 'features': 'descriptors', 'similarity': 'similarity',
-                   'models/genre': 'finetune', 'metrics/genre': 'finetune', 'siamese': 'siamese', 'models/siamese': 'training',
-                   'models/siamese_seeds': 'training', 'metrics/training': 'training', 'metrics/eval': 'evaluation',
-                   'report.md': 'evaluation'}
+                   'models/genre': 'finetune', 'metrics/genre': 'finetune', 'siamese': 'siamese',
+                   'models/siamese': 'training', 'models/siamese_seeds': 'training', 'metrics/training': 'training',
+                   'metrics/eval': 'evaluation', 'report.md': 'evaluation'}
 
 def artifact_stage(name) -> str|None:
     "The stage whose chapter writes the artifact `name` (a path relative to the run), or None."
@@ -199,6 +206,7 @@ def config(self:Run) -> dict:
     f = self.path/'config.yaml'
     return (yaml.safe_load(f.read_text(encoding='utf-8')) or {}) if f.is_file() else {}
 
+# %% ../nbs/pipeline/runs.ipynb #5bbdeb6c
 @patch
 def params(self:Run, stage:str, # a stage name from `STAGES`
            preset:str|None=None, # the preset to fall back on; None: the one the run records, else demo
@@ -247,7 +255,7 @@ def interrupted_writes(folder, # a run directory, or any folder artsim writes in
 
 # %% ../nbs/pipeline/runs.ipynb #b8f34b90
 def image_options(path) -> dict:
-    "PIL's save options for `path`: WebP lossless unless a `.q<NN>` before the suffix names a quality; JPEG at 4:4:4, quality 95 or NN."
+    "PIL's save options for `path`: WebP lossless unless `.q<NN>` names a quality; JPEG at 4:4:4, quality 95 or NN."
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     q = Path(path.stem).suffix[1:]
@@ -261,14 +269,18 @@ def save_parquet(df:pd.DataFrame, path):
     "Write `df` to `path` as parquet, atomically."
     with atomic_write(path) as f: df.to_parquet(f, index=False)
 
+# %% ../nbs/pipeline/runs.ipynb #666b2b6c
 def save_json(obj, path):
     "Write `obj` to `path` as indented JSON, atomically."
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=2, default=str)
 
+# %% ../nbs/pipeline/runs.ipynb #ba9c0912
 def save_image(img, path):
     "Write the PIL image `img` to `path`, atomically: the format from the suffix, its options from `image_options`."
-    with atomic_write(path) as f: img.save(f, format=Image.registered_extensions()[Path(path).suffix.lower()], **image_options(path))
+    fmt = Image.registered_extensions()[Path(path).suffix.lower()]
+    with atomic_write(path) as f: img.save(f, format=fmt, **image_options(path))
 
+# %% ../nbs/pipeline/runs.ipynb #508c77d4
 def save_yaml(obj, path):
     "Write `obj` to `path` as YAML, atomically."
     with atomic_write(path, 'w') as f: yaml.safe_dump(obj, f, sort_keys=False)
@@ -281,8 +293,9 @@ def save_figure(fig, # a matplotlib figure
 
 # %% ../nbs/pipeline/runs.ipynb #9b8b8eab
 def stable_safetensors(blob:bytes) -> bytes:
-    "`blob` (safetensors bytes) with its `__metadata__` keys in sorted order, so equal weights and metadata give equal bytes."
-    # safetensors keeps the metadata in a Rust HashMap, whose order changes from call to call; the tensors' order is fixed
+    "`blob` (safetensors bytes) with its `__metadata__` keys sorted, so equal weights and metadata give equal bytes."
+    # safetensors keeps the metadata in a Rust HashMap, whose order changes from call to call; the tensors' order
+    # is fixed
     n = int.from_bytes(blob[:8], 'little')
     head, start = blob[8:8 + n].decode('utf-8'), '{"__metadata__":'
     if not head.startswith(start): return blob
@@ -340,6 +353,7 @@ def content_digest(path) -> str:
             return h.hexdigest()[:16]
     return file_sha256(path)[:16]
 
+# %% ../nbs/pipeline/runs.ipynb #9a1d8f5a
 def file_digests(run_dir, # the run directory
                  files, # paths relative to it
                  known:dict|None=None, # rel -> [bytes, mtime_ns, digest] recorded before: unchanged files are not read

@@ -23,6 +23,7 @@ def stage_modules(heavy:bool=True, # also chapters 04-07's modules, which load P
     from artsim import finetune, siamese, training, evaluation   # imported when asked for: PyTorch and fastai
     return light | dict(finetune=finetune, siamese=siamese, training=training, evaluation=evaluation)
 
+# %% ../nbs/pipeline/stages.ipynb #1bb02b67
 def stage_module(stage:str):
     "The module of `stage`, or None when no chapter makes it; chapters 00-03's without loading PyTorch."
     if stage not in STAGES: return None
@@ -34,11 +35,13 @@ def check_stage_params(stage:str, p:dict):
     check = getattr(stage_module(stage), 'check_params', None)
     if check: check(AttrDict(p))
 
+# %% ../nbs/pipeline/stages.ipynb #2b9f8de5
 def stage_fingerprint(stage:str, p:dict) -> str:
     "A fingerprint of what `stage` reads from outside the run (its module's `input_fingerprint`); '' for nothing."
     f = getattr(stage_module(stage), 'input_fingerprint', None)
     return f(AttrDict(p)) if f else ''
 
+# %% ../nbs/pipeline/stages.ipynb #d525adf1
 def _declared(stage:str, name:str) -> tuple:
     return tuple(getattr(stage_module(stage), name, None) or ())
 
@@ -48,11 +51,13 @@ def execution_only(stage:str) -> tuple:
     `input_fingerprint` stands for)."""
     return _declared(stage, 'EXECUTION_ONLY') + _declared(stage, 'LOCATIONS')
 
+# %% ../nbs/pipeline/stages.ipynb #ffb3f45f
 def identity_params(stage:str, p:dict) -> dict:
     "The parameters of `stage` that decide what it writes: `p` without `run_dir` and its `execution_only` ones."
     skip = {'run_dir', 'stage', *execution_only(stage)}
     return {k: v for k, v in sorted(p.items()) if k not in skip}
 
+# %% ../nbs/pipeline/stages.ipynb #c8cbdca2
 def same_params(stage:str, a:dict, b:dict) -> bool:
     "Whether `stage` with parameters `a` writes what it writes with `b` (`identity_params` equal)."
     def norm(d): return json.dumps(identity_params(stage, d), sort_keys=True, default=str)
@@ -72,6 +77,7 @@ def copy_upstream(src:Run, run:Run, params:dict) -> bool:
             shutil.copy2(f, run.path/rel)
     return True
 
+# %% ../nbs/pipeline/stages.ipynb #dbaa9cf2
 def prepare(stage:str, p:dict) -> Run:
     "Open `p.run_dir` for `stage` and record its parameters; under `nbdev_test`, make its inputs first."
     check_stage_params(stage, p)
@@ -98,6 +104,7 @@ def stage_reads(stage:str, p:dict) -> tuple:
     if callable(getattr(mod, 'reads', None)): return tuple(mod.reads(AttrDict(p)))
     return tuple(mod.READS) if hasattr(mod, 'READS') else STAGES[:STAGES.index(stage)]
 
+# %% ../nbs/pipeline/stages.ipynb #5b18bcc8
 def content_files(run_dir, # the run directory
                   stages, # the stages whose artifacts to list
                  ) -> list:
