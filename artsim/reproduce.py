@@ -322,7 +322,7 @@ def artsim_reproduce(
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
     from artsim.stages import content_files
-    # the plan imports the chapters' modules (PyTorch, fastai): loaded here, so that --help and a bad option answer at once
+    # the plan imports the chapters' modules (PyTorch, fastai): loaded here, so that --help answers at once
     from artsim.plan import check_counts
     out = out or sys.stdout
     def say(*a, end='\n'): print(*a, end=end, file=out, flush=True)
