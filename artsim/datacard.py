@@ -23,18 +23,20 @@ STRADDLING = 'straddling'  # the split of negative pairs whose two paintings lie
 # %% ../nbs/pipeline/datacard.ipynb #f7812ac8
 IMAGE_TYPE = pa.struct([('bytes', pa.binary()), ('path', pa.string())])
 _INT = {'width', 'height', 'seed', 'steps', 'run_index'}
-_STR = {'id', 'genre', 'artist', 'style', 'split', 'source', 'pair_id', 'kind', 'original_id', 'variant_of', 'variant_genre',
-        'prompt_id', 'prompt', 'variant_format', 'generator', 'model_id', 'revision', 'dtype', 'negative_prompt'}
+_STR = {'id', 'genre', 'artist', 'style', 'split', 'source', 'pair_id', 'kind', 'original_id', 'variant_of',
+        'variant_genre', 'prompt_id', 'prompt', 'variant_format', 'generator', 'model_id', 'revision', 'dtype',
+        'negative_prompt'}
 
 def column_type(name:str) -> pa.DataType:
     "The Arrow type of an export column: the image struct, whole numbers, text, else a float."
-    return IMAGE_TYPE if name == 'image' else pa.int64() if name in _INT else pa.string() if name in _STR else pa.float64()
-
+    if name == 'image': return IMAGE_TYPE
+    return pa.int64() if name in _INT else pa.string() if name in _STR else pa.float64()
 
 # %% ../nbs/pipeline/datacard.ipynb #555cb804
 def hf_feature(t:pa.DataType) -> dict:
     "The `datasets` feature of an Arrow type, as its JSON form."
-    return {'_type': 'Image'} if t == IMAGE_TYPE else {'dtype': {pa.int64(): 'int64', pa.string(): 'string'}.get(t, 'float64'), '_type': 'Value'}
+    if t == IMAGE_TYPE: return {'_type': 'Image'}
+    return {'dtype': {pa.int64(): 'int64', pa.string(): 'string'}.get(t, 'float64'), '_type': 'Value'}
 
 # %% ../nbs/pipeline/datacard.ipynb #3a302390
 COLUMN_DOCS = dict(
@@ -43,27 +45,33 @@ COLUMN_DOCS = dict(
     genre="the painting's genre (pairs: the genre of the painting `original_id`)",
     artist="the painting's artist as its source names it ('unknown' where the source has none)",
     style="the painting's style or movement as its source names it ('unknown' where the source has none)",
-    split="train, valid or test: the painting's split; for pairs, the split both paintings share ('straddling' when they differ)",
+    split=("train, valid or test: the painting's split; for pairs, the split both paintings share ('straddling' "
+           "when they differ)"),
     width="the image's width in pixels", height="the image's height in pixels",
     source="where the painting came from: demo (procedural, drawn in code), wikiart, huggan, folder or csv",
     run_index=("the row's position in the exporting run's manifest (paintings) or generated/pairs.parquet (variants); "
                "-1 for negative pairs, which chapter 03 drew"),
-    pair_id="the pair's id: `<original>__<prompt>__s<strength in thousandths>` for a variant, `neg-<original>-<k>` for a negative pair",
+    pair_id=("the pair's id: `<original>__<prompt>__s<strength in thousandths>` for a variant, `neg-<original>-<k>` "
+             "for a negative pair"),
     kind="positive: the painting and one of its own variants; negative: the painting and a variant of another painting",
     original_id="the painting the pair compares (an `id` of the paintings configuration)",
     variant_of="the painting the variant `image` was made from (equal to `original_id` for positive pairs)",
     variant_genre="the genre of the painting `variant_of`",
     prompt_id="the prompt's id in the prompt bank", prompt="the prompt's text, as given to the generator",
     strength="img2img strength in [0, 1]: how far the variant may move from its painting",
-    seed="the seed the variant was generated with (derived from the run's seed, the painting, the prompt and the strength)",
+    seed=("the seed the variant was generated with (derived from the run's seed, the painting, the prompt and the "
+          "strength)"),
     generator="sdxl (Stable Diffusion XL Refiner 1.0 img2img) or standin (artsim's classical img2img stand-in)",
     model_id="the generator's model: a Hugging Face id, a local folder, or artsim/classical-standin",
-    revision="the model's revision (a Hub commit) or the stand-in's version", dtype="the generator's floating-point type",
+    revision="the model's revision (a Hub commit) or the stand-in's version",
+    dtype="the generator's floating-point type",
     steps="denoising steps (img2img runs int(steps x strength) of them; 0 for the stand-in)",
-    guidance="classifier-free guidance scale (empty for the stand-in)", negative_prompt="the negative prompt (empty where none)",
+    guidance="classifier-free guidance scale (empty for the stand-in)",
+    negative_prompt="the negative prompt (empty where none)",
     aesthetic_score="SDXL Refiner's aesthetic conditioning (empty for the stand-in)",
     negative_aesthetic_score="SDXL Refiner's negative aesthetic conditioning (empty for the stand-in)",
-    variant_format="how the variant's file is stored: png (lossless, the default), webp (lossless), webp_q90 or jpeg_q95 (chapter 01's variant_format)",
+    variant_format=("how the variant's file is stored: png (lossless, the default), webp (lossless), webp_q90 or "
+                    "jpeg_q95 (chapter 01's variant_format)"),
     generation_seconds="seconds the generator took for this image (its batch's time over its size)",
     combined_raw="the equal-weight (or the run's weights) mean of the raw family values",
     combined="the mean of the calibrated family values: the preliminary similarity, the Siamese network's target",
@@ -73,7 +81,8 @@ def column_doc(name:str) -> str:
     "What an export column means."
     if name in COLUMN_DOCS: return COLUMN_DOCS[name]
     if name.endswith('_calibrated'):
-        return (f"the {name.removesuffix('_calibrated')} value on the calibrated scale: 0 at the median of unrelated pairs, 1 identical")
+        return (f"the {name.removesuffix('_calibrated')} value on the calibrated scale: 0 at the median of unrelated "
+                "pairs, 1 identical")
     return f"raw similarity of the {name} descriptors in [0, 1] (1 identical)"
 
 # %% ../nbs/pipeline/datacard.ipynb #d8d43e27
@@ -81,7 +90,8 @@ def _table_md(df:pd.DataFrame) -> str:
     "A DataFrame as a markdown table (the index as the first column)."
     head = [df.index.name or ''] + [str(c) for c in df.columns]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    return '\n'.join(lines + ['| ' + ' | '.join([str(i)] + [str(v) for v in r]) + ' |' for i, r in zip(df.index, df.to_numpy())])
+    rows = ['| ' + ' | '.join([str(i)] + [str(v) for v in r]) + ' |' for i, r in zip(df.index, df.to_numpy())]
+    return '\n'.join(lines + rows)
 
 # %% ../nbs/pipeline/datacard.ipynb #0a4bcfc1
 def _counts(df:pd.DataFrame, by:str) -> pd.DataFrame:
@@ -91,8 +101,11 @@ def _counts(df:pd.DataFrame, by:str) -> pd.DataFrame:
     return t.assign(all=t.sum(axis=1)).rename_axis(by).rename_axis(None, axis=1)
 
 # %% ../nbs/pipeline/datacard.ipynb #41a599f1
+_SIZE_CATEGORIES = [(10**3, 'n<1K'), (10**4, '1K<n<10K'), (10**5, '10K<n<100K'), (10**6, '100K<n<1M'),
+                    (10**7, '1M<n<10M')]
+
 def _size_category(n:int) -> str:
-    for hi, name in [(10**3, 'n<1K'), (10**4, '1K<n<10K'), (10**5, '10K<n<100K'), (10**6, '100K<n<1M'), (10**7, '1M<n<10M')]:
+    for hi, name in _SIZE_CATEGORIES:
         if n < hi: return name
     return 'n>10M' if n < 10**9 else 'n>1T'
 
@@ -106,8 +119,10 @@ def reproduce_command(run:Run, export_dir:str='<this folder>') -> str:
     stages = cfg.get('stages') or {}
     seed = (stages.get('descriptors') or {}).get('seed')
     if seed is not None and seed != preset_params(preset, 'descriptors').get('seed'): over['seed'] = seed
-    opts = ''.join(f" --seed {v}" if k == 'seed' else f" -p {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in over.items())
-    return f"artsim_reproduce --preset {preset}{opts} -p source=export -p source_path={export_dir} --run-dir runs/from-export"
+    opts = ''.join(f" --seed {v}" if k == 'seed' else f" -p {k}={json.dumps(v) if not isinstance(v, str) else v}"
+                   for k, v in over.items())
+    return (f"artsim_reproduce --preset {preset}{opts} -p source=export -p source_path={export_dir} "
+            "--run-dir runs/from-export")
 
 # %% ../nbs/pipeline/datacard.ipynb #d42005a0
 def _unique(df, c) -> list: return sorted(df[c].dropna().astype(str).unique()) if c in df else []
@@ -116,11 +131,12 @@ def _synthetic(paintings, pairs) -> str:
     "A plain sentence when the data is synthetic, else ''."
     demo, standin = 'demo' in _unique(paintings, 'source'), 'standin' in _unique(pairs, 'generator')
     if not (demo or standin): return ''
-    what = ([("its paintings are procedural images drawn by artsim's code (the `demo` source of chapter 00), not WikiArt paintings")] if demo else []) + \
-           ([("its variants come from artsim's classical img2img stand-in (a hand-made edit per prompt whose reach grows with the "
-              "strength), not Stable Diffusion XL")] if standin else [])
-    return ("**This dataset is synthetic**: " + '; '.join(what) + ". It shows the pipeline at work and lets the thesis' chapters "
-            "be rerun anywhere; its similarity values are not the thesis' result.")
+    what = ["its paintings are procedural images drawn by artsim's code (the `demo` source of chapter 00), "
+            "not WikiArt paintings"] if demo else []
+    if standin: what.append("its variants come from artsim's classical img2img stand-in (a hand-made edit per prompt "
+                            "whose reach grows with the strength), not Stable Diffusion XL")
+    return ("**This dataset is synthetic**: " + '; '.join(what) + ". It shows the pipeline at work and lets the "
+            "thesis' chapters be rerun anywhere; its similarity values are not the thesis' result.")
 
 # %% ../nbs/pipeline/datacard.ipynb #fef0cdbe
 def card_licence(paintings:pd.DataFrame, # the export's paintings (their `source`)
@@ -158,17 +174,20 @@ def card_licence(paintings:pd.DataFrame, # the export's paintings (their `source
 def generator_line(g:dict) -> str:
     "One line of the card on a generator and its settings (a row's `GENERATOR_COLUMNS`)."
     if g.get('generator') == 'standin':
-        return (f"- `standin`: artsim's classical img2img stand-in (`{g.get('model_id')}`, version `{g.get('revision')}`): no diffusion model; "
-                "a hand-made edit per prompt (creatures, neon, snow, night, ...), blended with the painting as far as the strength says")
+        return (f"- `standin`: artsim's classical img2img stand-in (`{g.get('model_id')}`, version "
+                f"`{g.get('revision')}`): no diffusion model; a hand-made edit per prompt (creatures, neon, snow, "
+                "night, ...), blended with the painting as far as the strength says")
     have = lambda k: g.get(k) is not None and not (isinstance(g.get(k), float) and np.isnan(g.get(k)))
+    settings = ('dtype', 'steps', 'guidance', 'aesthetic_score', 'negative_aesthetic_score')
     parts = [f"revision `{g['revision']}`" if g.get('revision') else 'revision not recorded'] + \
-            [f"{k.replace('_', ' ')} {g[k]}" for k in ('dtype', 'steps', 'guidance', 'aesthetic_score', 'negative_aesthetic_score') if have(k)] + \
+            [f"{k.replace('_', ' ')} {g[k]}" for k in settings if have(k)] + \
             [f"negative prompt {g['negative_prompt']!r}" if have('negative_prompt') else 'no negative prompt']
     return f"- `{g.get('generator')}`: model `{g.get('model_id')}`, " + ', '.join(parts)
 
 # %% ../nbs/pipeline/datacard.ipynb #723faf79
 def _features_yaml(columns:list) -> list:
-    return [dict(name=c, dtype='image' if column_type(c) == IMAGE_TYPE else hf_feature(column_type(c))['dtype']) for c in columns]
+    dtype = lambda t: 'image' if t == IMAGE_TYPE else hf_feature(t)['dtype']
+    return [dict(name=c, dtype=dtype(column_type(c))) for c in columns]
 
 def card_header(state:dict, columns:dict, pretty_name:str, synthetic:bool,
                 licence:dict|None=None, # `card_licence`; None: research-only
@@ -178,11 +197,14 @@ def card_header(state:dict, columns:dict, pretty_name:str, synthetic:bool,
     for c in CONFIGS:
         shards = {k: v for k, v in state['shards'].items() if k.startswith(f'{c}/')}
         splits = [s for s in [*SPLITS, STRADDLING] if any(k.startswith(f'{c}/data/{s}-') for k in shards)]
-        configs.append(dict(config_name=c, data_files=[dict(split=s, path=f'{c}/data/{s}-*') for s in splits], **({'default': True} if c == 'pairs' else {})))
+        configs.append(dict(config_name=c, data_files=[dict(split=s, path=f'{c}/data/{s}-*') for s in splits],
+                            **({'default': True} if c == 'pairs' else {})))
         per = {s: [v for k, v in shards.items() if k.startswith(f'{c}/data/{s}-')] for s in splits}
+        size = sum(v['bytes'] for v in shards.values())
         infos.append(dict(config_name=c, features=_features_yaml(columns[c]),
-                          splits=[dict(name=s, num_bytes=sum(v['bytes'] for v in per[s]), num_examples=sum(v['rows'] for v in per[s])) for s in splits],
-                          download_size=sum(v['bytes'] for v in shards.values()), dataset_size=sum(v['bytes'] for v in shards.values())))
+                          splits=[dict(name=s, num_bytes=sum(v['bytes'] for v in per[s]),
+                                       num_examples=sum(v['rows'] for v in per[s])) for s in splits],
+                          download_size=size, dataset_size=size))
     n = max(sum(v['rows'] for k, v in state['shards'].items() if k.startswith(f'{c}/')) for c in CONFIGS)
     licence = licence or dict(license='other', license_name='research-only')
     named = {k: licence[k] for k in ('license', 'license_name') if licence.get(k)}
@@ -203,9 +225,11 @@ def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame
     "The export's README.md: YAML header, then what is in it, how it was made, counts, shards and licensing."
     cfg, versions, settings = run.config, _json(run, 'features/versions.json'), _json(run, 'features/settings.json')
     cal, model = _json(run, 'similarity/calibration.json'), _json(run, 'models/siamese.json')
-    gp = (cfg.get('stages') or {}).get('generation') or {}
+    stages = cfg.get('stages') or {}
+    gp = stages.get('generation') or {}
     synthetic = _synthetic(paintings, pairs)
-    name = (f"artsim {run.path.name} (synthetic): procedural paintings and stand-in variants with their similarity values" if synthetic else
+    name = (f"artsim {run.path.name} (synthetic): procedural paintings and stand-in variants with their similarity "
+            "values" if synthetic else
             f"artsim {run.path.name}: paintings and their image-to-image variants with their similarity values")
     licence = card_licence(paintings, pairs)
     head = yaml.safe_dump(card_header(state, columns, name, bool(synthetic), licence), sort_keys=False,
@@ -213,21 +237,27 @@ def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame
     pos = pairs[pairs.kind == 'positive']
     L = ['---', head.rstrip(), '---', '', f'# {name}', '']
     if synthetic: L += [synthetic, '']
-    L += [f"Original paintings and the image-to-image variants made from them, with how similar each variant is to its painting: the "
-          f"dataset of artsim's run `{run.path.name}` ({len(paintings)} paintings in {paintings.genre.nunique()} genres, {len(pos)} variants of "
-          f"{pos.original_id.nunique()} of them, and {int((pairs.kind == 'negative').sum())} negative pairs). Made with "
-          f"`artsim_export` (format `{FORMAT}`).", '',
+    L += [f"Original paintings and the image-to-image variants made from them, with how similar each variant is to its "
+          f"painting: the dataset of artsim's run `{run.path.name}` ({len(paintings)} paintings in "
+          f"{paintings.genre.nunique()} genres, {len(pos)} variants of {pos.original_id.nunique()} of them, and "
+          f"{int((pairs.kind == 'negative').sum())} negative pairs). Made with `artsim_export` "
+          f"(format `{FORMAT}`).", '',
           '## Loading', '', '```python', 'from datasets import load_dataset',
           'pairs = load_dataset("parquet", data_dir="pairs")          # or load_dataset("<this folder>", "pairs")',
-          'paintings = load_dataset("parquet", data_dir="paintings")', 'pairs["train"][0]["image"]                                 # a PIL image',
-          'import pandas as pd; pd.read_parquet("pairs/data")         # the same shards, images as {bytes, path}', '```', '',
-          "A pair's painting is the row of `paintings` whose `id` is its `original_id`. To rerun the thesis' chapters 02-07 (descriptors, "
-          "similarity, genre model, Siamese network, evaluation) on this dataset, with artsim installed:", '',
-          '```sh', reproduce_command(run), '```', '',
-          "Chapter 00 then takes this folder's paintings and split as they are, and chapter 01 its variants, byte for byte.", '']
-    L += ['## Splits', '', "Paintings were split per genre into train, valid and test (chapter 00, stratified and seeded); no painting lies in "
-          "two splits. A variant lies in its painting's split. A negative pair lies in the split its two paintings share; one whose "
-          "paintings lie in different splits is in the split `straddling`, which chapter 05 leaves out of training and validation.", '']
+          'paintings = load_dataset("parquet", data_dir="paintings")',
+          'pairs["train"][0]["image"]                                 # a PIL image',
+          'import pandas as pd; pd.read_parquet("pairs/data")         # the same shards, images as {bytes, path}',
+          '```', '',
+          "A pair's painting is the row of `paintings` whose `id` is its `original_id`. To rerun the thesis' chapters "
+          "02-07 (descriptors, similarity, genre model, Siamese network, evaluation) on this dataset, with artsim "
+          "installed:", '', '```sh', reproduce_command(run), '```', '',
+          "Chapter 00 then takes this folder's paintings and split as they are, and chapter 01 its variants, byte for "
+          "byte.", '']
+    L += ['## Splits', '',
+          "Paintings were split per genre into train, valid and test (chapter 00, stratified and seeded); no painting "
+          "lies in two splits. A variant lies in its painting's split. A negative pair lies in the split its two "
+          "paintings share; one whose paintings lie in different splits is in the split `straddling`, which chapter 05 "
+          "leaves out of training and validation.", '']
     L += ['## Columns', '']
     for c in CONFIGS:
         L += [f'`{c}`:', ''] + [f"- `{k}`: {column_doc(k)}" for k in columns[c]] + ['']
@@ -236,24 +266,25 @@ def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame
     size = f"{gp['resolution']} px on the long side" if gp.get('resolution') else "the painting's own"
     prompts = pos.groupby('prompt_id', sort=False).agg(prompt=('prompt', 'first'), variants=('pair_id', 'size'))
     L += ['', f"Strengths: {', '.join(f'{s:g}' for s in sorted(pos.strength.unique()))}. Paintings given variants: "
-          f"{gp.get('originals_per_genre') or 'every painting'} per genre, drawn with the run's seed ({gp.get('seed')}); each variant's "
-          f"own seed is in its row. Generated size: {size}. "
+          f"{gp.get('originals_per_genre') or 'every painting'} per genre, drawn with the run's seed "
+          f"({gp.get('seed')}); each variant's own seed is in its row. Generated size: {size}. "
           "Prompts:", '', _table_md(prompts), '']
     L += ['## How the similarity values were computed', '',
-          "Chapter 02 describes every painting and variant with five families of descriptors, chapter 03 compares each pair family by "
-          "family (1 = identical) and puts each family on a calibrated scale anchored on unrelated pairs, then averages the calibrated "
-          "values into `combined`, the Siamese network's target.", '',
+          "Chapter 02 describes every painting and variant with five families of descriptors, chapter 03 compares "
+          "each pair family by family (1 = identical) and puts each family on a calibrated scale anchored on unrelated "
+          "pairs, then averages the calibrated values into `combined`, the Siamese network's target.", '',
           f"- descriptor versions: {', '.join(f'{k} `{v}`' for k, v in versions.items())}",
           f"- description settings: {', '.join(f'{k}={v}' for k, v in settings.items())}",
           f"- calibration: `{cal.get('mapping', '')}`; anchors (median raw value of unrelated pairs): "
           + ', '.join(f"{k} {v.get('anchor')}" for k, v in (cal.get('families') or {}).items())
           + f"; from {sum((cal.get('source') or {}).get('n_pairs', {}).values())} unrelated pairs",
-          f"- family weights of `combined`: {((cfg.get('stages') or {}).get('similarity') or {}).get('weights') or 'equal'}"]
+          f"- family weights of `combined`: {(stages.get('similarity') or {}).get('weights') or 'equal'}"]
     if model:
         a = model.get('architecture') or {}
-        L += [f"- `siamese`: chapter 06's network ({a.get('name')}, {model.get('input_size')} px, target `{model.get('target')}`, encoder "
-              f"from {model.get('encoder_weights')} weights; weights sha256 {state['identity']['artifacts'].get('models/siamese.safetensors', '')[:16]}), "
-              "scored with `artsim.SiameseSimilarity`"]
+        sha = state['identity']['artifacts'].get('models/siamese.safetensors', '')
+        L += [f"- `siamese`: chapter 06's network ({a.get('name')}, {model.get('input_size')} px, target "
+              f"`{model.get('target')}`, encoder from {model.get('encoder_weights')} weights; weights sha256 "
+              f"{sha[:16]}), scored with `artsim.SiameseSimilarity`"]
     else: L += [f"- `siamese`: {NO_SIAMESE}"]
     L += ['', '## Counts', '', 'Paintings per genre and split:', '', _table_md(_counts(paintings, 'genre')), '',
           'Pairs per kind and split:', '', _table_md(_counts(pairs, 'kind')), '',
