@@ -28,7 +28,7 @@ def shard_name(config:str, # 'paintings' or 'pairs'
                split:str, # 'train', 'valid', 'test' or 'straddling'
                k:int, n:int, # the shard's number, and how many the split has
               ) -> str: # the shard's path inside the export
-    "Where shard `k` of `n` of a configuration's split lies: the `{split}-NNNNN-of-NNNNN` names `datasets` reads splits from."
+    "Where shard `k` of `n` of a split lies: the `{split}-NNNNN-of-NNNNN` names `datasets` reads splits from."
     return f'{config}/data/{split}-{k:05d}-of-{n:05d}.parquet'
 
 # %% ../nbs/pipeline/export.ipynb #35ba7f7c
@@ -50,15 +50,17 @@ def parse_size(s) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 # %% ../nbs/pipeline/export.ipynb #f69d1285
-def painting_rows(run:Run) -> pd.DataFrame: # `PAINTING_COLUMNS` but the image, with `_file` (the image file) and `_path` (its path in the export)
+def painting_rows(run:Run,
+                 ) -> pd.DataFrame: # `PAINTING_COLUMNS` but the image; `_file` (the image), `_path` (its export path)
     "The run's paintings as the export's rows, without their bytes."
     m = run.read_parquet('data/manifest.parquet').reset_index(drop=True)
-    path = [Path(p).as_posix() if inside_run(p) else f'data/images/{g}/{i}{Path(p).suffix}' for p, g, i in zip(m.path, m.genre, m.id)]
+    path = [Path(p).as_posix() if inside_run(p) else f'data/images/{g}/{i}{Path(p).suffix}'
+            for p, g, i in zip(m.path, m.genre, m.id)]
     return m.assign(run_index=np.arange(len(m)), _file=[str(run.resolve(p)) for p in m.path], _path=path)
 
 # %% ../nbs/pipeline/export.ipynb #4084f00a
-_TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed', 'kind',
-                  'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
+_TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed',
+                  'kind', 'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
 
 def similarity_columns(scores:pd.DataFrame) -> list: # chapter 03's value columns, in its order
     "The similarity columns of `similarity/pairs.parquet`: every family raw and calibrated, `combined_raw`, `combined`."
@@ -67,13 +69,15 @@ def similarity_columns(scores:pd.DataFrame) -> list: # chapter 03's value column
 # %% ../nbs/pipeline/export.ipynb #03348b16
 NO_RUN_INDEX = -1 # the run_index of a negative pair: chapter 03 drew it, no row of generated/pairs.parquet holds it
 
-def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the similarity columns, `run_index`, `_file`, `_path`, `_original`
+def pair_rows(run:Run,
+             ) -> pd.DataFrame: # `PAIR_COLUMNS` but the image; similarities, `run_index`, `_file`, `_path`, `_original`
     "The run's pairs as the export's rows, without their bytes: every variant, then every negative pair."
     gen = read_pairs(run).reset_index(drop=True)
     scores = run.read_parquet('similarity/pairs.parquet')
     sims = similarity_columns(scores)
     manifest = run.read_parquet('data/manifest.parquet').set_index('id')
-    timings = run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).is_file() else pd.Series(dtype=float)
+    timings = (run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).is_file() else
+               pd.Series(dtype=float))
     gen = gen.assign(run_index=np.arange(len(gen)), generation_seconds=gen.pair_id.map(timings).astype(float),
                      variant_format=gen.get('variant_format', 'png'))
     for c in GENERATOR_COLUMNS:
@@ -83,15 +87,16 @@ def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the simi
     neg = scores[scores.kind == 'negative'].reset_index(drop=True)
     made = gen.set_index('generated_path')
     keep = ['width', 'height', 'variant_format'] + GENERATOR_COLUMNS + ['generation_seconds']
-    negatives = pd.concat([neg[['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'prompt_id', 'prompt',
-                                'strength', 'seed', 'generated_path'] + sims],
-                           made[keep].reindex(neg.generated_path).reset_index(drop=True)], axis=1)
+    drawn = ['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'prompt_id', 'prompt',
+             'strength', 'seed', 'generated_path']
+    negatives = pd.concat([neg[drawn + sims], made[keep].reindex(neg.generated_path).reset_index(drop=True)], axis=1)
     negatives['split'] = [pair_split(a, b) for a, b in zip(neg.split, neg.variant_split)]
     negatives['run_index'] = NO_RUN_INDEX   # a whole number, as the card says: pandas reads gaps as floats
     out = pd.concat([positives.assign(run_index=positives.run_index.astype('int64')), negatives], ignore_index=True)
-    return out.assign(_file=[str(run.resolve(p)) for p in out.generated_path], _path=out.generated_path.map(lambda p: Path(p).as_posix()),
-                      _original=[str(run.resolve(p)) for p in manifest.path.reindex(out.original_id)])[
-        [c for c in PAIR_COLUMNS if c != 'image'] + sims + ['run_index', '_file', '_path', '_original']]
+    out = out.assign(_file=[str(run.resolve(p)) for p in out.generated_path],
+                     _path=out.generated_path.map(lambda p: Path(p).as_posix()),
+                     _original=[str(run.resolve(p)) for p in manifest.path.reindex(out.original_id)])
+    return out[[c for c in PAIR_COLUMNS if c != 'image'] + sims + ['run_index', '_file', '_path', '_original']]
 
 # %% ../nbs/pipeline/export.ipynb #86c16d92
 def export_schema(columns:list) -> pa.Schema:
@@ -135,8 +140,8 @@ class SiameseScores:
                  variants:list, # the variants: files or encoded bytes
                 ) -> np.ndarray: # one score per pair
         new = [f for f in dict.fromkeys(originals) if f not in self.cache]
-        # each painting alone: its embedding must not depend on which shards were written before (where MKL cannot be held
-        # to its AVX2 branch, on CPUs other than Intel's, a convolution's rounding follows the batch it is in)
+        # each painting alone: its embedding must not depend on which shards were written before (where MKL cannot be
+        # held to its AVX2 branch, on CPUs other than Intel's, a convolution's rounding follows the batch it is in)
         for f in new: self.cache[f] = self.model.embed([f], progress=False)[0]
         ev = self.model.embed(list(variants), progress=False)
         return np.asarray(self.model.pair_scores(np.stack([self.cache[f] for f in originals]), ev), np.float64)
@@ -145,7 +150,8 @@ class SiameseScores:
 def _table(rows:pd.DataFrame, blobs:list, schema:pa.Schema, scores=None) -> pa.Table:
     cols = {}
     for f in schema:
-        if f.name == 'image': cols[f.name] = pa.array([dict(bytes=b, path=p) for b, p in zip(blobs, rows._path)], IMAGE_TYPE)
+        if f.name == 'image':
+            cols[f.name] = pa.array([dict(bytes=b, path=p) for b, p in zip(blobs, rows._path)], IMAGE_TYPE)
         elif f.name == 'siamese': cols[f.name] = pa.array(scores, pa.float64())
         else: cols[f.name] = pa.array(rows[f.name], f.type, from_pandas=True)
     return pa.table(cols, schema=schema)
@@ -161,7 +167,9 @@ def write_shard(path, # the shard file (written atomically)
     opts = dict(compression={c: 'none' if c == 'image.bytes' else 'snappy' for c in leaves + ['image.path']},
                 write_statistics=[c for c in leaves if c != 'image.bytes'])
     with atomic_write(path) as f, pq.ParquetWriter(f, schema, **opts) as w:
-        for a, b in cut([min(s, ROW_GROUP_BYTES) + ROW_GROUP_BYTES // ROW_GROUP_ROWS for s in rows._bytes], ROW_GROUP_BYTES):
+        # each row counts 640 kB beside its image, so that a row group closes at ROW_GROUP_ROWS rows at the latest
+        counted = [min(s, ROW_GROUP_BYTES) + ROW_GROUP_BYTES // ROW_GROUP_ROWS for s in rows._bytes]
+        for a, b in cut(counted, ROW_GROUP_BYTES):
             part = rows.iloc[a:b]
             blobs = [Path(x).read_bytes() for x in part._file]
             scores = scorer(list(part._original), blobs) if scorer else None
@@ -176,11 +184,13 @@ def readable(path):
     os.chmod(path, 0o666 & ~mask)
 
 # %% ../nbs/pipeline/export.ipynb #ad8198af
-IDENTITY_FILES = ['data/manifest.parquet', 'generated/pairs.parquet', 'similarity/pairs.parquet', 'similarity/calibration.json',
-                  'features/versions.json', 'features/settings.json', 'models/siamese.safetensors', 'models/siamese.json']
+IDENTITY_FILES = ['data/manifest.parquet', 'generated/pairs.parquet', 'similarity/pairs.parquet',
+                  'similarity/calibration.json', 'features/versions.json', 'features/settings.json',
+                  'models/siamese.safetensors', 'models/siamese.json']
 
-def run_identity(run:Run, shard_bytes:int) -> dict: # format, shard_bytes, and artifact -> sha256 for those the run has
-    "What makes two exports the same: the format, the shard size and the hashes of the run artifacts the rows come from."
+def run_identity(run:Run, shard_bytes:int,
+                ) -> dict: # format, shard_bytes, and artifact -> sha256 for those the run has
+    "What makes two exports the same: the format, the shard size, the hashes of the artifacts the rows come from."
     return dict(format=FORMAT, shard_bytes=int(shard_bytes),
                 artifacts={f: file_sha256(run.resolve(f)) for f in IDENTITY_FILES if run.resolve(f).is_file()})
 
@@ -193,7 +203,7 @@ def open_export(out:Path, # the export folder
                 identity:dict, # `run_identity` of the run to export
                 name:str, # the run's name, for messages
                ) -> dict: # the state to go on from: identity, run name, shards written so far
-    "The state of an earlier export of the same run in `out` to resume, or a fresh one; `UsageError` for a folder holding anything else."
+    "The state of an earlier export of this run in `out` to resume, or a fresh one; `UsageError` for anything else."
     if out.exists() and not out.is_dir(): raise UsageError(f"--out {out}: a file; an export is a folder")
     entries = [p for p in out.iterdir() if p.name != '.DS_Store'] if out.is_dir() else []
     if not entries: return dict(format=FORMAT, run=name, identity=identity, shards={}, complete=False)
@@ -202,8 +212,10 @@ def open_export(out:Path, # the export folder
     if not isinstance(state, dict) or state.get('format') is None:
         raise UsageError(f"--out {out}: not empty, and not an artsim export: choose an empty or new folder")
     if state.get('identity') != identity:
-        what = (f"of another run ({state.get('run')})" if state.get('run') != name else
-                f"of {name} from other artifacts or settings (changed: {', '.join(_changed(state.get('identity') or {}, identity))})")
+        if state.get('run') != name: what = f"of another run ({state.get('run')})"
+        else:
+            changed = ', '.join(_changed(state.get('identity') or {}, identity))
+            what = f"of {name} from other artifacts or settings (changed: {changed})"
         raise UsageError(f"--out {out}: holds an export {what}; choose another folder, or remove it to export again")
     for f in _stray(out): f.unlink()
     return state
@@ -223,10 +235,11 @@ class ExportFailed(Exception):
 
 def _need(run:Run, name:str, chapters:str):
     if not run.resolve(name).is_file():
-        raise ExportFailed(f"{run.path} has no {name}: run chapters {chapters} first (artsim_reproduce --run-dir {run.path} --only {chapters})")
+        raise ExportFailed(f"{run.path} has no {name}: run chapters {chapters} first "
+                           f"(artsim_reproduce --run-dir {run.path} --only {chapters})")
 
 def open_run(path) -> Run:
-    "The run to export: `path` as given, else as `artsim_reproduce --run-dir` resolves it; `UsageError` / `ExportFailed` when it cannot be."
+    "The run to export: `path`, else as `artsim_reproduce --run-dir` resolves it; `UsageError` / `ExportFailed` if not."
     p = Path(path).expanduser()
     p = p if p.exists() else resolve_run_dir(str(path))
     if not p.is_dir(): raise UsageError(f"{path}: no such run directory")
@@ -245,7 +258,7 @@ def export_run(run, # a run directory (or `Run`) whose chapters 00-03 have run
                device:str='cpu', # where the Siamese network scores the pairs
                progress:bool|None=None, # a progress bar; None: on a terminal
               ) -> dict: # out, rows per configuration, shards written and kept, bytes, seconds
-    "Export a run as a dataset folder: paintings and pairs as parquet shards with embedded images, `export.json` and the card."
+    "Export a run as a dataset folder: parquet shards of paintings and pairs with their images, export.json, a card."
     t0 = time.time()
     run = open_run(run.path if isinstance(run, Run) else run)
     out, shard_bytes = Path(out).expanduser().absolute(), parse_size(shard_size)
@@ -256,28 +269,37 @@ def export_run(run, # a run directory (or `Run`) whose chapters 00-03 have run
     paintings, pairs = painting_rows(run), pair_rows(run)
     scorer = None
     sims = [c for c in pairs.columns if c not in PAIR_COLUMNS and c not in ('run_index', '_file', '_path', '_original')]
-    columns = dict(paintings=PAINTING_COLUMNS, pairs=PAIR_COLUMNS + sims + (['siamese'] if has_model else []) + ['run_index'])
+    columns = dict(paintings=PAINTING_COLUMNS,
+                   pairs=PAIR_COLUMNS + sims + (['siamese'] if has_model else []) + ['run_index'])
     plans = {}
     for c, rows in (('paintings', paintings), ('pairs', pairs)):
-        plans.update((k, (c, v)) for k, v in plan_shards(rows.assign(_bytes=[os.stat(f).st_size for f in rows._file]), c, shard_bytes).items())
-    todo = {k: v for k, v in plans.items() if not (k in state['shards'] and (out/k).is_file() and (out/k).stat().st_size == state['shards'][k]['bytes'])}
+        sized = rows.assign(_bytes=[os.stat(f).st_size for f in rows._file])
+        plans.update((k, (c, v)) for k, v in plan_shards(sized, c, shard_bytes).items())
+    done = lambda k: (k in state['shards'] and (out/k).is_file() and
+                      (out/k).stat().st_size == state['shards'][k]['bytes'])
+    todo = {k: v for k, v in plans.items() if not done(k)}
     state['shards'] = {k: v for k, v in state['shards'].items() if k in plans and k not in todo}
-    state.update(complete=False, columns=columns, generation_columns=list(read_pairs(run).columns), manifest_columns=MANIFEST_COLUMNS)
+    state.update(complete=False, columns=columns, generation_columns=list(read_pairs(run).columns),
+                 manifest_columns=MANIFEST_COLUMNS)
     save_state(state, out)
     if progress is None: progress = sys.stderr.isatty()
     from tqdm.auto import tqdm
-    with tqdm(total=sum(len(v) for _, v in todo.values()), unit='row', desc='artsim_export', disable=not progress, file=sys.stderr) as bar:
+    with tqdm(total=sum(len(v) for _, v in todo.values()), unit='row', desc='artsim_export', disable=not progress,
+              file=sys.stderr) as bar:
         for k, (c, rows) in todo.items():
-            if c == 'pairs' and has_model and scorer is None: scorer = SiameseScores(run.resolve('models/siamese'), device)
-            state['shards'][k] = dict(config=c, split=rows.split.iloc[0], **write_shard(out/k, rows, export_schema(columns[c]), scorer if c == 'pairs' else None, bar))
+            if c == 'pairs' and has_model and scorer is None:
+                scorer = SiameseScores(run.resolve('models/siamese'), device)
+            written = write_shard(out/k, rows, export_schema(columns[c]), scorer if c == 'pairs' else None, bar)
+            state['shards'][k] = dict(config=c, split=rows.split.iloc[0], **written)
             save_state(state, out)
     state['shards'] = {k: state['shards'][k] for k in plans}
     with atomic_write(out/'README.md', 'w') as f: f.write(dataset_card(run, state, paintings, pairs, columns))
     readable(out/'README.md')
     state['complete'] = True
     save_state(state, out)
-    return dict(out=str(out), paintings=len(paintings), pairs=len(pairs), shards=len(plans), written=len(todo), kept=len(plans) - len(todo),
-                bytes=sum(v['bytes'] for v in state['shards'].values()), siamese=has_model, seconds=round(time.time() - t0, 1))
+    return dict(out=str(out), paintings=len(paintings), pairs=len(pairs), shards=len(plans), written=len(todo),
+                kept=len(plans) - len(todo), bytes=sum(v['bytes'] for v in state['shards'].values()), siamese=has_model,
+                seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/pipeline/export.ipynb #718780b5
 def _size(s:str) -> str:
@@ -288,16 +310,22 @@ def _size(s:str) -> str:
 def parser() -> argparse.ArgumentParser:
     "The options of `artsim_export`."
     p = CommandParser(prog='artsim_export', allow_abbrev=False,
-                description="Export a run as a dataset: its paintings and its pairs (variant images, prompts, generator settings, "
-                            "similarity values, Siamese scores) as parquet shards with the images embedded, loadable with Hugging Face "
-                            "datasets or pandas, with a dataset card (README.md). A rerun finishes an unfinished export.",
+                description="Export a run as a dataset: its paintings and its pairs (variant images, prompts, "
+                            "generator settings, similarity values, Siamese scores) as parquet shards with the images "
+                            "embedded, loadable with Hugging Face datasets or pandas, with a dataset card (README.md). "
+                            "A rerun finishes an unfinished export.",
                 epilog="RUN is a run directory as artsim_reproduce --run-dir takes it. The export seeds a new run: "
                        "artsim_reproduce --preset PRESET -p source=export -p source_path=DIR")
-    p.add_argument('run', metavar='RUN', help="the run directory (chapters 00-03 done; with chapter 06's model the pairs get Siamese scores)")
-    p.add_argument('--out', required=True, metavar='DIR', help="the export folder: new, empty, or an unfinished export of the same run")
-    p.add_argument('--shard-size', dest='shard_size', default='500MB', type=_size, metavar='SIZE', help="target size of a shard (default: 500MB)")
-    p.add_argument('--device', default='cpu', help="torch device for the Siamese scores: cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bar (one is shown only on a terminal)")
+    p.add_argument('run', metavar='RUN',
+                   help="the run directory (chapters 00-03 done; with chapter 06's model the pairs get Siamese scores)")
+    p.add_argument('--out', required=True, metavar='DIR',
+                   help="the export folder: new, empty, or an unfinished export of the same run")
+    p.add_argument('--shard-size', dest='shard_size', default='500MB', type=_size, metavar='SIZE',
+                   help="target size of a shard (default: 500MB)")
+    p.add_argument('--device', default='cpu',
+                   help="torch device for the Siamese scores: cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument('--no-progress', dest='progress', action='store_false',
+                   help="no progress bar (one is shown only on a terminal)")
     return p
 
 def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', progress:bool=True, say=None) -> dict:
@@ -306,9 +334,10 @@ def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', pr
     if r.resolve('models/siamese.safetensors').is_file(): resolve_device(device)
     res = export_run(r, out, shard_size, device, progress and sys.stderr.isatty())
     kept = f", {res['kept']} kept from before" if res['kept'] else ''
-    (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {shown(r.path)} -> {shown(res['out'])}: "
-                   f"{res['shards']} shards ({res['written']} written{kept}), {res['bytes'] / 1e6:.1f} MB"
-                   f"{', Siamese scores' if res['siamese'] else ''}, README.md ({res['seconds']:.1f} s)")
+    (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {shown(r.path)} -> "
+                   f"{shown(res['out'])}: {res['shards']} shards ({res['written']} written{kept}), "
+                   f"{res['bytes'] / 1e6:.1f} MB{', Siamese scores' if res['siamese'] else ''}, "
+                   f"README.md ({res['seconds']:.1f} s)")
     if not res['siamese']: print(f"artsim_export: note: no `siamese` column: {NO_SIAMESE}", file=sys.stderr)
     return res
 
@@ -317,4 +346,5 @@ def main(argv=None):
     args = parser().parse_args(argv)
     with command_errors('artsim_export', (ExportFailed, ValueError)): artsim_export(**vars(args))
 
-if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.export': main() # python -m artsim.export
+# python -m artsim.export
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.export': main()
