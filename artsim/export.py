@@ -20,7 +20,7 @@ from .commands import CommandParser, UsageError, command_errors, resolve_device,
 # %% auto #0
 __all__ = ['NO_RUN_INDEX', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES', 'shard_name', 'pair_split', 'parse_size',
            'painting_rows', 'similarity_columns', 'pair_rows', 'export_schema', 'cut', 'plan_shards', 'SiameseScores',
-           'write_shard', 'readable', 'run_identity', 'open_export', 'save_state', 'ExportFailed', 'open_run',
+           'readable', 'write_shard', 'run_identity', 'open_export', 'save_state', 'ExportFailed', 'open_run',
            'export_run', 'parser', 'artsim_export', 'main']
 
 # %% ../nbs/pipeline/export.ipynb #58048f69
@@ -119,6 +119,7 @@ def cut(sizes, # the size of each row, in order
     if start < len(sizes): out.append((start, len(sizes)))
     return out
 
+# %% ../nbs/pipeline/export.ipynb #1b0a0121
 def plan_shards(rows:pd.DataFrame, # one configuration's rows with `split` and `_bytes`
                 config:str, shard_bytes:int) -> dict: # shard path -> its rows
     "Every shard of a configuration: its path and its rows, split by split."
@@ -145,6 +146,12 @@ class SiameseScores:
         for f in new: self.cache[f] = self.model.embed([f], progress=False)[0]
         ev = self.model.embed(list(variants), progress=False)
         return np.asarray(self.model.pair_scores(np.stack([self.cache[f] for f in originals]), ev), np.float64)
+
+# %% ../nbs/pipeline/export.ipynb #9008ddf9
+def readable(path):
+    "Give a file the permissions the user's umask gives new files: an export is for others to read."
+    mask = os.umask(0); os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 # %% ../nbs/pipeline/export.ipynb #7d74b938
 def _table(rows:pd.DataFrame, blobs:list, schema:pa.Schema, scores=None) -> pa.Table:
@@ -177,11 +184,6 @@ def write_shard(path, # the shard file (written atomically)
             if bar is not None: bar.update(len(part))
     readable(path)
     return dict(rows=len(rows), bytes=Path(path).stat().st_size, sha256=file_sha256(path))
-
-def readable(path):
-    "Give a file the permissions the user's umask gives new files: an export is for others to read."
-    mask = os.umask(0); os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 # %% ../nbs/pipeline/export.ipynb #ad8198af
 IDENTITY_FILES = ['data/manifest.parquet', 'generated/pairs.parquet', 'similarity/pairs.parquet',
@@ -230,9 +232,11 @@ def save_state(state:dict, out:Path):
     "Write `export.json` (atomically, readable)."
     save_json(state, out/STATE); readable(out/STATE)
 
+# %% ../nbs/pipeline/export.ipynb #ca237569
 class ExportFailed(Exception):
     "The run exists but cannot be exported as it is (a chapter it needs has not run): exit code 1."
 
+# %% ../nbs/pipeline/export.ipynb #d51bcc50
 def _need(run:Run, name:str, chapters:str):
     if not run.resolve(name).is_file():
         raise ExportFailed(f"{run.path} has no {name}: run chapters {chapters} first "
@@ -328,6 +332,7 @@ def parser() -> argparse.ArgumentParser:
                    help="no progress bar (one is shown only on a terminal)")
     return p
 
+# %% ../nbs/pipeline/export.ipynb #9f2d5b88
 def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', progress:bool=True, say=None) -> dict:
     "What `artsim_export` does: export, then one line saying what was written."
     r = open_run(run)
@@ -341,6 +346,7 @@ def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', pr
     if not res['siamese']: print(f"artsim_export: note: no `siamese` column: {NO_SIAMESE}", file=sys.stderr)
     return res
 
+# %% ../nbs/pipeline/export.ipynb #aede5c82
 def main(argv=None):
     "Entry point of the `artsim_export` console script."
     args = parser().parse_args(argv)
