@@ -19,7 +19,7 @@ _all_ = ["load_image", "ImageLoadError", "descriptor_similarity", "descriptor_si
 _all_ = ["SiameseSimilarity"]
 
 def __getattr__(name):
-    "`artsim.SiameseSimilarity` is imported on first use, so `import artsim` stays light for those who score with descriptors only."
+    "`artsim.SiameseSimilarity`, imported on first use: `import artsim` stays light for scoring with descriptors only."
     if name == 'SiameseSimilarity':
         from artsim.network import SiameseSimilarity
         return SiameseSimilarity

@@ -30,11 +30,12 @@ def _has_alpha(path) -> bool:
     with Image.open(path) as im: return im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info
 
 def read_image(path) -> Image.Image:
-    "The image file at `path` in RGB: `UsageError` when there is no such file, `ImageLoadError` when it is not a readable image."
+    "The image file at `path` in RGB: `UsageError` when there is no such file, `ImageLoadError` when it is no image."
     p = existing(path, 'image')
     im = load_image(p)
     if min(im.size) < MIN_SIDE:
-        warnings.warn(f"{path} is {im.width} x {im.height} pixels, below {MIN_SIDE} on a side: its similarities say little about it")
+        warnings.warn(f"{path} is {im.width} x {im.height} pixels, below {MIN_SIDE} on a side: "
+                      "its similarities say little about it")
     if _has_alpha(p): warnings.warn(f"{path} has transparency: it is blended over white before it is described")
     return im
 
@@ -43,7 +44,8 @@ def open_model(path, # models/siamese.safetensors, its .json card, their stem, o
                device:str='cpu'):
     "The Siamese model at `path` (a `SiameseSimilarity`); a file that is not an artsim model is `CommandFailed`."
     p = Path(path).expanduser()
-    if not (p.exists() or p.with_name(p.name + '.safetensors').exists()): raise UsageError(f"--model {path}: no such file or folder")
+    if not (p.exists() or p.with_name(p.name + '.safetensors').exists()):
+        raise UsageError(f"--model {path}: no such file or folder")
     from artsim.modelfile import ModelFileError
     from artsim.network import SiameseSimilarity
     try: return SiameseSimilarity.load(p, device)
@@ -94,8 +96,8 @@ def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
                    model=None, # a `SiameseSimilarity`; None: descriptors only
                    calibration='default', # see `open_calibration`; None: raw values
                    device:str='cpu', # torch device for the semantic family
-                  ) -> dict: # color, texture, shape, edges, semantic, combined (floats in [0, 1]), and siamese with a model
-    "Every descriptor family's similarity of two images, the combined value, and the Siamese score when a model is given."
+                  ) -> dict: # color, texture, shape, edges, semantic, combined (in [0, 1]), and siamese with a model
+    "Every descriptor family's similarity of two images, their combined value, and the Siamese score with a model."
     cal = open_calibration(calibration)
     ims = [load_image(x) for x in (a, b)]
     D = describe_images(ims, cal, device=device)
@@ -108,12 +110,12 @@ ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', 
 KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
 
 def semantic_weights_of(calibration) -> str:
-    "The ResNet50 weights images are described with for `calibration` (a `Calibration`; None: raw values, the shipped settings)."
+    "The ResNet50 weights images are described with for `calibration` (None: raw values, the shipped settings)."
     return str((calibration or load_calibration('default')).settings['semantic_weights'])
 
 def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
                   ) -> dict: # family -> what its value speaks of
-    "What each family measures: the semantic family is content only with trained weights, low-level statistics with random ones."
+    "What each family measures: the semantic family is content only with trained weights, low-level stats with random."
     return ASPECTS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
 
 def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
@@ -131,12 +133,14 @@ def change_summary(scores:dict, # family -> similarity (other keys, such as comb
     lo, hi = min(fam, key=fam.get), max(fam, key=fam.get)
     say = lambda f, what: f"{aspects[f]} {what} ({fam[f]:.2f})"
     if calibrated and fam[lo] >= KEPT: return f"nearly the same image: every aspect kept, {say(lo, 'least')}"
-    if calibrated and fam[hi] <= UNRELATED: return f"as different as unrelated paintings in every aspect, {say(hi, 'closest')}"
+    if calibrated and fam[hi] <= UNRELATED:
+        return f"as different as unrelated paintings in every aspect, {say(hi, 'closest')}"
     if lo == hi: return say(lo, 'compared')
     return f"{say(lo, 'changed most')}; {say(hi, 'kept best')}"
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00021
-WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not content', imagenet='ImageNet ResNet50: content',
+WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not content',
+                    imagenet='ImageNet ResNet50: content',
                     genre="chapter 04's genre ResNet50: content, as genres see it")
 
 def _what(key:str, model_name:str|None=None, weights:str|None=None, on_scale:bool=False) -> str:
@@ -152,7 +156,7 @@ def format_comparison(a:str, b:str, # how to name the two images
                       scores:dict, # `compare_images` output
                       calibrated:bool=True, # the scale of the values
                       model_name:str|None=None, # the model file, for the siamese row
-                      semantic_weights:str|None=None, # the weights the semantic family used (see `family_aspects`); None: not said
+                      semantic_weights:str|None=None, # the semantic family's weights (`family_aspects`); None: not said
                       sources:list=(), # lines saying what the calibration and the model were made from
                       unrelated:dict|None=None, # what unrelated pairs reach (see `change_summary`)
                       siamese_on_scale:bool=False, # the siamese score is on the calibration's scale (`siamese_scale`)
@@ -189,13 +193,13 @@ def _positive(s:str) -> int:
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00049
 def artsim_compare(a:str, b:str, # the two image files
-                   model:str|None=None, # a Siamese model (.safetensors + .json, or a run directory); None: descriptors only
+                   model:str|None=None, # a Siamese model (.safetensors + .json, or a run directory); None: descriptors
                    calibration:str='default', # see `open_calibration`
                    as_json:bool=False, # print JSON instead of the table
                    device:str='cpu', # torch device
                    out=None, # where the result goes (default: stdout)
                   ) -> dict: # the scores, and the verdict
-    "Score two images with every descriptor family, their combination and the Siamese network, and say what changed most."
+    "Score two images with every descriptor family, their combination and the Siamese network; say what changed most."
     ims = [read_image(x) for x in (a, b)]
     resolve_device(device)
     cal = open_calibration(calibration)
@@ -232,7 +236,8 @@ def compare_parser():
                             "made from, and, for a pair closer than unrelated images are, which aspect changed most.")
     p.add_argument('a', metavar='A', help="an image file (the original, say)")
     p.add_argument('b', metavar='B', help="another image file (a variant of it, say)")
-    p.add_argument('--model', metavar='PATH', help="a Siamese model: models/siamese.safetensors (with its .json) or a run directory")
+    p.add_argument('--model', metavar='PATH',
+                   help="a Siamese model: models/siamese.safetensors (with its .json) or a run directory")
     p.add_argument('--calibration', default='default', metavar='CAL',
                    help="default (shipped with artsim), none (raw values), a run directory or a calibration .json file "
                         "(artsim_calibrate makes one from a folder of your own images)")
@@ -254,17 +259,22 @@ def artsim_index(folder:str, # the folder of originals
                  progress:bool=True, # progress bars, on a terminal
                  log=None, # where the summary goes (default: stdout)
                 ) -> dict: # `build_index`'s summary
-    "Index a folder of originals once: descriptor vectors always, Siamese embeddings with a model; a rerun does only new images."
+    "Index a folder of originals once: descriptor vectors, Siamese embeddings with a model; a rerun adds new images."
     resolve_device(device)
     sim = open_model(model, device) if model else None
     r = build_index(folder, out, sim, calibration, device, jobs, progress and sys.stderr.isatty(), model)
-    for p, e in zip(r['skipped'].path, r['skipped'].error): print(f"artsim_index: skipped {p}: {_reason(e, p)}", file=sys.stderr)
+    for p, e in zip(r['skipped'].path, r['skipped'].error):
+        print(f"artsim_index: skipped {p}: {_reason(e, p)}", file=sys.stderr)
     say = lambda *a: print(*a, file=log or sys.stdout)
     n_ign = len(r['ignored'])
-    say(f"artsim_index: {r['indexed']} of {r['images']} images in {shown(r['folder'])} -> {shown(r['out'])} ({r['seconds']:.1f} s)")
+    say(f"artsim_index: {r['indexed']} of {r['images']} images in {shown(r['folder'])} -> {shown(r['out'])} "
+        f"({r['seconds']:.1f} s)")
+    embedded = f", embedded {r['embedded']} with the Siamese model ({r['unique'] - r['embedded']} from the cache)"
     say(f"  described {counted(r['described'], 'new image')} ({r['unique'] - r['described']} from the cache)" +
-        (f", embedded {r['embedded']} with the Siamese model ({r['unique'] - r['embedded']} from the cache)" if sim else ''))
-    if len(r['skipped']): say(f"  skipped {counted(len(r['skipped']), 'unreadable file')} (listed on stderr and in {shown(Path(r['out'])/'images.parquet')})")
+        (embedded if sim else ''))
+    if len(r['skipped']):
+        say(f"  skipped {counted(len(r['skipped']), 'unreadable file')} (listed on stderr and in "
+            f"{shown(Path(r['out'])/'images.parquet')})")
     if n_ign: say(f"  ignored {counted(n_ign, 'file')} not named as images, e.g. {r['ignored'][0]}")
     say(f"  calibration: {calibration_source(open_calibration(calibration))}")
     if sim: say(f"  model: {model_source(sim, Path(model).name)}")
@@ -273,17 +283,21 @@ def artsim_index(folder:str, # the folder of originals
 def index_parser():
     "The options of `artsim_index`."
     p = CommandParser(prog='artsim_index', allow_abbrev=False,
-                description="Describe every image below FOLDER once (descriptor vectors, and Siamese embeddings with --model) into the "
-                            "index folder --out, for artsim_search. Cached by content: run it again after adding images and only "
-                            "the new ones are described.")
-    p.add_argument('folder', metavar='FOLDER', help="the originals: image files anywhere below it (hidden ones left out)")
+                description="Describe every image below FOLDER once (descriptor vectors, and Siamese embeddings with "
+                            "--model) into the index folder --out, for artsim_search. Cached by content: run it again "
+                            "after adding images and only the new ones are described.")
+    p.add_argument('folder', metavar='FOLDER',
+                   help="the originals: image files anywhere below it (hidden ones left out)")
     p.add_argument('--out', required=True, metavar='INDEX', help="the index folder (made if missing)")
-    p.add_argument('--model', metavar='PATH', help="a Siamese model: models/siamese.safetensors (with its .json) or a run directory")
+    p.add_argument('--model', metavar='PATH',
+                   help="a Siamese model: models/siamese.safetensors (with its .json) or a run directory")
     p.add_argument('--calibration', default='default', metavar='CAL',
                    help="default (shipped with artsim), a run directory or a .json file (see artsim_calibrate)")
     p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument('--jobs', type=int, default=-1, metavar='N', help="worker processes for the hand-made families (default: all cores)")
-    p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bars (shown only on a terminal)")
+    p.add_argument('--jobs', type=int, default=-1, metavar='N',
+                   help="worker processes for the hand-made families (default: all cores)")
+    p.add_argument('--no-progress', dest='progress', action='store_false',
+                   help="no progress bars (shown only on a terminal)")
     return p
 
 def index_main(argv=None):
@@ -293,7 +307,7 @@ def index_main(argv=None):
 # %% ../nbs/pipeline/cli.ipynb #c1a00055
 def query_files(paths:list, # what the user typed: image files and folders of them
                ) -> list: # (name, Path), in the order given, a folder's images sorted
-    "The images to search for: each path an image file, or a folder whose images (anywhere below it, hidden ones left out) are all taken."
+    "The images to search for: each path an image file, or a folder whose images all count (hidden ones aside)."
     out = []
     for q in paths:
         p = existing(q, 'image')
@@ -306,8 +320,10 @@ def query_files(paths:list, # what the user typed: image files and folders of th
 def _ranked_text(name, found, ix, by) -> str:
     cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
     head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
-    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}" for r in found.to_dict('records')]
-    return '\n'.join([f"{name}: the {len(found)} most similar of {len(ix)} originals in {shown(ix.root)}, ranked by {by}", head] + rows)
+    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}"
+            for r in found.to_dict('records')]
+    title = f"{name}: the {len(found)} most similar of {len(ix)} originals in {shown(ix.root)}, ranked by {by}"
+    return '\n'.join([title, head] + rows)
 
 def _search_sources(ix, sim, where, sia) -> list:
     "The lines under the tables: what the calibration and the model were made from, what unrelated images reach."
@@ -323,23 +339,28 @@ def _search_sources(ix, sim, where, sia) -> list:
 def artsim_search(images:list, # the images to find the originals of: image files, or folders of them
                   index:str, # an index folder made by artsim_index
                   k:int=5, # how many originals per image
-                  model:str|None=None, # the index's Siamese model, if it was moved; None: where it was when the index was made
+                  model:str|None=None, # the index's Siamese model, if it was moved; None: where the index says it is
                   by:str|None=None, # 'combined' or 'siamese'; None: combined
                   as_json:bool=False, # print JSON instead of the tables
                   device:str='cpu', # torch device
                   out=None, # where the result goes (default: stdout)
                  ) -> pd.DataFrame: # `search_index`'s tables, one after the other, with the column `image` first
-    "The k originals of an index most similar to each image, with their scores; the index and the model are read once for all images."
+    "The k originals of an index most similar to each image, with their scores; the index and the model are read once."
     queries = query_files([images] if isinstance(images, (str, Path)) else list(images))
     resolve_device(device)
     meta = read_index_meta(existing(index, '--index'))
     sim = None
     if meta.get('model'):
         where = model or meta.get('model_path')
-        if not where or not Path(where).exists(): raise CommandFailed(f"the index's Siamese model {where} is not there: give it with --model")
+        if not where or not Path(where).exists():
+            raise CommandFailed(f"the index's Siamese model {where} is not there: give it with --model")
         sim = open_model(where, device)
-    elif model: raise UsageError(f"--model {model}: the index {index} holds no Siamese embeddings (index with --model to have them)")
-    if by == 'siamese' and not meta.get('model'): raise UsageError(f"--by siamese: the index {index} holds no Siamese embeddings (index with --model to have them)")
+    elif model:
+        raise UsageError(f"--model {model}: the index {index} holds no Siamese embeddings "
+                         "(index with --model to have them)")
+    if by == 'siamese' and not meta.get('model'):
+        raise UsageError(f"--by siamese: the index {index} holds no Siamese embeddings "
+                         "(index with --model to have them)")
     ix = load_index(index, sim, device)
     sia = siamese_scale(ix.calibration, sim)
     rank_by, texts, results, tables = by or 'combined', [], [], []
@@ -353,7 +374,8 @@ def artsim_search(images:list, # the images to find the originals of: image file
         except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
         if sia: found['siamese'] = calibrated(found.siamese, sia['anchor'])   # a monotone map: the ranking stays
         tables.append(found.assign(image=name)[['image'] + list(found.columns)])
-        rows = [{c: int(r[c]) if c == 'rank' else str(ix.root/r[c]) if c == 'original' else float(r[c]) for c in found} for _, r in found.iterrows()]
+        value = lambda c, v: int(v) if c == 'rank' else str(ix.root/v) if c == 'original' else float(v)
+        rows = [{c: value(c, r[c]) for c in found} for _, r in found.iterrows()]
         results.append(dict(image=name, index=str(index), originals=len(ix), ranked_by=rank_by, results=rows))
         texts.append(_ranked_text(name, found, ix, rank_by))
     if not tables: raise CommandFailed(f"none of the {len(queries)} images could be read")
@@ -365,10 +387,12 @@ def artsim_search(images:list, # the images to find the originals of: image file
 def search_parser():
     "The options of `artsim_search`."
     p = CommandParser(prog='artsim_search', allow_abbrev=False,
-                description="Which originals of an index (made by artsim_index) is each IMAGE most similar to? The k best, with the "
-                            "combined descriptor value and, when the index holds Siamese embeddings, the Siamese score. Give several "
-                            "images, or folders of them, to search for all of them in one call.")
-    p.add_argument('images', metavar='IMAGE', nargs='+', help="an image file to find the original of, or a folder of them (several may be given)")
+                description="Which originals of an index (made by artsim_index) is each IMAGE most similar to? The "
+                            "k best, with the combined descriptor value and, when the index holds Siamese embeddings, "
+                            "the Siamese score. Give several images, or folders of them, to search for all of them in "
+                            "one call.")
+    p.add_argument('images', metavar='IMAGE', nargs='+',
+                   help="an image file to find the original of, or a folder of them (several may be given)")
     p.add_argument('--index', required=True, metavar='INDEX', help="an index folder made by artsim_index")
     p.add_argument('-k', type=_positive, default=5, help="how many originals to list (default: 5)")
     p.add_argument('--by', choices=('combined', 'siamese'), help="what to rank by (default: combined)")

@@ -92,7 +92,7 @@ def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
                     stage:str, # the stage whose parameters the command takes
                     description:str, run_help:str, # for --help
                     argv:list|None=None, # the arguments (default: sys.argv[1:])
-                    recorded=None, # (Run, preset) -> parameters to start from (e.g. those the run's config.yaml records)
+                    recorded=None, # (Run, preset) -> parameters to start from (e.g. those in the run's config.yaml)
                    ) -> tuple: # (Run, parameters)
     """Parse `PROG --run-dir DIR [--preset NAME] [-p name=value ...]` for one stage run alone (e.g. under
     `accelerate launch`): the parameters by `artsim.runs.resolve_params`; a usage error exits 2 with one line."""
@@ -113,7 +113,7 @@ def stage_arguments(prog:str, # e.g. 'python -m artsim.finetune'
             p = stage_params(stage, {**base, **typed, 'run_dir': run.path, 'preset': a.preset})
         p.update(typed)   # an override of null too: the chapter's own default
     except (KeyError, ValueError) as e: ap.error(e.args[0] if e.args else str(e))
-    # the switches are read when numpy and PyTorch load: a portable stage started from a shell starts again with them set
+    # the switches are read when numpy and PyTorch load: a portable stage started from a shell restarts with them set
     if p.get('portable') and argv is None:
         from artsim.numerics import restart_pinned   # here: `python -m artsim.numerics` must find it unloaded
         restart_pinned()

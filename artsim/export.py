@@ -8,33 +8,27 @@ import io, os, re, sys, json, time, argparse, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.parquet as pq
-import yaml
-from .runs import STAGES, Run, atomic_write, file_sha256, preset_params, resolve_run_dir, save_json, save_parquet
+from .runs import Run, atomic_write, file_sha256, resolve_run_dir, save_json, save_parquet
 from .data import load_image
 from .sources import (FORMAT, GENERATOR_COLUMNS, MANIFEST_COLUMNS, PAINTING_COLUMNS, PAIR_COLUMNS, STATE,
                             inside_run)
 from .generation import TIMINGS, read_pairs
+from .datacard import (CONFIGS, IMAGE_TYPE, NO_SIAMESE, SPLITS, STRADDLING, column_type, dataset_card,
+                             hf_feature)
 from .commands import CommandParser, UsageError, command_errors, resolve_device, shown
 
 # %% auto #0
-__all__ = ['CONFIGS', 'SPLITS', 'STRADDLING', 'NO_RUN_INDEX', 'IMAGE_TYPE', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES',
-           'COLUMN_DOCS', 'NO_SIAMESE', 'shard_name', 'pair_split', 'parse_size', 'painting_rows', 'similarity_columns',
-           'pair_rows', 'column_type', 'hf_feature', 'export_schema', 'cut', 'plan_shards', 'SiameseScores',
-           'write_shard', 'readable', 'run_identity', 'open_export', 'column_doc', 'reproduce_command', 'card_licence',
-           'generator_line', 'card_header', 'dataset_card', 'save_state', 'ExportFailed', 'open_run', 'export_run',
-           'parser', 'artsim_export', 'main']
-
-# %% ../nbs/pipeline/export.ipynb #3c4a44b4
-CONFIGS = ('paintings', 'pairs')
-SPLITS = ('train', 'valid', 'test')
-STRADDLING = 'straddling'  # the split of negative pairs whose two paintings lie in different splits
+__all__ = ['NO_RUN_INDEX', 'ROW_GROUP_ROWS', 'ROW_GROUP_BYTES', 'IDENTITY_FILES', 'shard_name', 'pair_split', 'parse_size',
+           'painting_rows', 'similarity_columns', 'pair_rows', 'export_schema', 'cut', 'plan_shards', 'SiameseScores',
+           'readable', 'write_shard', 'run_identity', 'open_export', 'save_state', 'ExportFailed', 'open_run',
+           'export_run', 'parser', 'artsim_export', 'main']
 
 # %% ../nbs/pipeline/export.ipynb #58048f69
 def shard_name(config:str, # 'paintings' or 'pairs'
                split:str, # 'train', 'valid', 'test' or 'straddling'
                k:int, n:int, # the shard's number, and how many the split has
               ) -> str: # the shard's path inside the export
-    "Where shard `k` of `n` of a configuration's split lies: the `{split}-NNNNN-of-NNNNN` names `datasets` reads splits from."
+    "Where shard `k` of `n` of a split lies: the `{split}-NNNNN-of-NNNNN` names `datasets` reads splits from."
     return f'{config}/data/{split}-{k:05d}-of-{n:05d}.parquet'
 
 # %% ../nbs/pipeline/export.ipynb #35ba7f7c
@@ -56,15 +50,17 @@ def parse_size(s) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 # %% ../nbs/pipeline/export.ipynb #f69d1285
-def painting_rows(run:Run) -> pd.DataFrame: # `PAINTING_COLUMNS` but the image, with `_file` (the image file) and `_path` (its path in the export)
+def painting_rows(run:Run,
+                 ) -> pd.DataFrame: # `PAINTING_COLUMNS` but the image; `_file` (the image), `_path` (its export path)
     "The run's paintings as the export's rows, without their bytes."
     m = run.read_parquet('data/manifest.parquet').reset_index(drop=True)
-    path = [Path(p).as_posix() if inside_run(p) else f'data/images/{g}/{i}{Path(p).suffix}' for p, g, i in zip(m.path, m.genre, m.id)]
+    path = [Path(p).as_posix() if inside_run(p) else f'data/images/{g}/{i}{Path(p).suffix}'
+            for p, g, i in zip(m.path, m.genre, m.id)]
     return m.assign(run_index=np.arange(len(m)), _file=[str(run.resolve(p)) for p in m.path], _path=path)
 
 # %% ../nbs/pipeline/export.ipynb #4084f00a
-_TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed', 'kind',
-                  'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
+_TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed',
+                  'kind', 'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
 
 def similarity_columns(scores:pd.DataFrame) -> list: # chapter 03's value columns, in its order
     "The similarity columns of `similarity/pairs.parquet`: every family raw and calibrated, `combined_raw`, `combined`."
@@ -73,13 +69,15 @@ def similarity_columns(scores:pd.DataFrame) -> list: # chapter 03's value column
 # %% ../nbs/pipeline/export.ipynb #03348b16
 NO_RUN_INDEX = -1 # the run_index of a negative pair: chapter 03 drew it, no row of generated/pairs.parquet holds it
 
-def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the similarity columns, `run_index`, `_file`, `_path`, `_original`
+def pair_rows(run:Run,
+             ) -> pd.DataFrame: # `PAIR_COLUMNS` but the image; similarities, `run_index`, `_file`, `_path`, `_original`
     "The run's pairs as the export's rows, without their bytes: every variant, then every negative pair."
     gen = read_pairs(run).reset_index(drop=True)
     scores = run.read_parquet('similarity/pairs.parquet')
     sims = similarity_columns(scores)
     manifest = run.read_parquet('data/manifest.parquet').set_index('id')
-    timings = run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).is_file() else pd.Series(dtype=float)
+    timings = (run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).is_file() else
+               pd.Series(dtype=float))
     gen = gen.assign(run_index=np.arange(len(gen)), generation_seconds=gen.pair_id.map(timings).astype(float),
                      variant_format=gen.get('variant_format', 'png'))
     for c in GENERATOR_COLUMNS:
@@ -89,30 +87,18 @@ def pair_rows(run:Run) -> pd.DataFrame: # `PAIR_COLUMNS` but the image, the simi
     neg = scores[scores.kind == 'negative'].reset_index(drop=True)
     made = gen.set_index('generated_path')
     keep = ['width', 'height', 'variant_format'] + GENERATOR_COLUMNS + ['generation_seconds']
-    negatives = pd.concat([neg[['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'prompt_id', 'prompt',
-                                'strength', 'seed', 'generated_path'] + sims],
-                           made[keep].reindex(neg.generated_path).reset_index(drop=True)], axis=1)
+    drawn = ['pair_id', 'kind', 'original_id', 'variant_of', 'genre', 'variant_genre', 'prompt_id', 'prompt',
+             'strength', 'seed', 'generated_path']
+    negatives = pd.concat([neg[drawn + sims], made[keep].reindex(neg.generated_path).reset_index(drop=True)], axis=1)
     negatives['split'] = [pair_split(a, b) for a, b in zip(neg.split, neg.variant_split)]
     negatives['run_index'] = NO_RUN_INDEX   # a whole number, as the card says: pandas reads gaps as floats
     out = pd.concat([positives.assign(run_index=positives.run_index.astype('int64')), negatives], ignore_index=True)
-    return out.assign(_file=[str(run.resolve(p)) for p in out.generated_path], _path=out.generated_path.map(lambda p: Path(p).as_posix()),
-                      _original=[str(run.resolve(p)) for p in manifest.path.reindex(out.original_id)])[
-        [c for c in PAIR_COLUMNS if c != 'image'] + sims + ['run_index', '_file', '_path', '_original']]
+    out = out.assign(_file=[str(run.resolve(p)) for p in out.generated_path],
+                     _path=out.generated_path.map(lambda p: Path(p).as_posix()),
+                     _original=[str(run.resolve(p)) for p in manifest.path.reindex(out.original_id)])
+    return out[[c for c in PAIR_COLUMNS if c != 'image'] + sims + ['run_index', '_file', '_path', '_original']]
 
 # %% ../nbs/pipeline/export.ipynb #86c16d92
-IMAGE_TYPE = pa.struct([('bytes', pa.binary()), ('path', pa.string())])
-_INT = {'width', 'height', 'seed', 'steps', 'run_index'}
-_STR = {'id', 'genre', 'artist', 'style', 'split', 'source', 'pair_id', 'kind', 'original_id', 'variant_of', 'variant_genre',
-        'prompt_id', 'prompt', 'variant_format', 'generator', 'model_id', 'revision', 'dtype', 'negative_prompt'}
-
-def column_type(name:str) -> pa.DataType:
-    "The Arrow type of an export column: the image struct, whole numbers, text, else a float."
-    return IMAGE_TYPE if name == 'image' else pa.int64() if name in _INT else pa.string() if name in _STR else pa.float64()
-
-def hf_feature(t:pa.DataType) -> dict:
-    "The `datasets` feature of an Arrow type, as its JSON form."
-    return {'_type': 'Image'} if t == IMAGE_TYPE else {'dtype': {pa.int64(): 'int64', pa.string(): 'string'}.get(t, 'float64'), '_type': 'Value'}
-
 def export_schema(columns:list) -> pa.Schema:
     "The Arrow schema of a shard with `columns`, with the `huggingface` metadata that names its features."
     schema = pa.schema([(c, column_type(c)) for c in columns])
@@ -133,6 +119,7 @@ def cut(sizes, # the size of each row, in order
     if start < len(sizes): out.append((start, len(sizes)))
     return out
 
+# %% ../nbs/pipeline/export.ipynb #1b0a0121
 def plan_shards(rows:pd.DataFrame, # one configuration's rows with `split` and `_bytes`
                 config:str, shard_bytes:int) -> dict: # shard path -> its rows
     "Every shard of a configuration: its path and its rows, split by split."
@@ -154,17 +141,24 @@ class SiameseScores:
                  variants:list, # the variants: files or encoded bytes
                 ) -> np.ndarray: # one score per pair
         new = [f for f in dict.fromkeys(originals) if f not in self.cache]
-        # each painting alone: its embedding must not depend on which shards were written before (where MKL cannot be held
-        # to its AVX2 branch, on CPUs other than Intel's, a convolution's rounding follows the batch it is in)
+        # each painting alone: its embedding must not depend on which shards were written before (where MKL cannot be
+        # held to its AVX2 branch, on CPUs other than Intel's, a convolution's rounding follows the batch it is in)
         for f in new: self.cache[f] = self.model.embed([f], progress=False)[0]
         ev = self.model.embed(list(variants), progress=False)
         return np.asarray(self.model.pair_scores(np.stack([self.cache[f] for f in originals]), ev), np.float64)
+
+# %% ../nbs/pipeline/export.ipynb #9008ddf9
+def readable(path):
+    "Give a file the permissions the user's umask gives new files: an export is for others to read."
+    mask = os.umask(0); os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 # %% ../nbs/pipeline/export.ipynb #7d74b938
 def _table(rows:pd.DataFrame, blobs:list, schema:pa.Schema, scores=None) -> pa.Table:
     cols = {}
     for f in schema:
-        if f.name == 'image': cols[f.name] = pa.array([dict(bytes=b, path=p) for b, p in zip(blobs, rows._path)], IMAGE_TYPE)
+        if f.name == 'image':
+            cols[f.name] = pa.array([dict(bytes=b, path=p) for b, p in zip(blobs, rows._path)], IMAGE_TYPE)
         elif f.name == 'siamese': cols[f.name] = pa.array(scores, pa.float64())
         else: cols[f.name] = pa.array(rows[f.name], f.type, from_pandas=True)
     return pa.table(cols, schema=schema)
@@ -180,7 +174,9 @@ def write_shard(path, # the shard file (written atomically)
     opts = dict(compression={c: 'none' if c == 'image.bytes' else 'snappy' for c in leaves + ['image.path']},
                 write_statistics=[c for c in leaves if c != 'image.bytes'])
     with atomic_write(path) as f, pq.ParquetWriter(f, schema, **opts) as w:
-        for a, b in cut([min(s, ROW_GROUP_BYTES) + ROW_GROUP_BYTES // ROW_GROUP_ROWS for s in rows._bytes], ROW_GROUP_BYTES):
+        # each row counts 640 kB beside its image, so that a row group closes at ROW_GROUP_ROWS rows at the latest
+        counted = [min(s, ROW_GROUP_BYTES) + ROW_GROUP_BYTES // ROW_GROUP_ROWS for s in rows._bytes]
+        for a, b in cut(counted, ROW_GROUP_BYTES):
             part = rows.iloc[a:b]
             blobs = [Path(x).read_bytes() for x in part._file]
             scores = scorer(list(part._original), blobs) if scorer else None
@@ -189,17 +185,14 @@ def write_shard(path, # the shard file (written atomically)
     readable(path)
     return dict(rows=len(rows), bytes=Path(path).stat().st_size, sha256=file_sha256(path))
 
-def readable(path):
-    "Give a file the permissions the user's umask gives new files: an export is for others to read."
-    mask = os.umask(0); os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
 # %% ../nbs/pipeline/export.ipynb #ad8198af
-IDENTITY_FILES = ['data/manifest.parquet', 'generated/pairs.parquet', 'similarity/pairs.parquet', 'similarity/calibration.json',
-                  'features/versions.json', 'features/settings.json', 'models/siamese.safetensors', 'models/siamese.json']
+IDENTITY_FILES = ['data/manifest.parquet', 'generated/pairs.parquet', 'similarity/pairs.parquet',
+                  'similarity/calibration.json', 'features/versions.json', 'features/settings.json',
+                  'models/siamese.safetensors', 'models/siamese.json']
 
-def run_identity(run:Run, shard_bytes:int) -> dict: # format, shard_bytes, and artifact -> sha256 for those the run has
-    "What makes two exports the same: the format, the shard size and the hashes of the run artifacts the rows come from."
+def run_identity(run:Run, shard_bytes:int,
+                ) -> dict: # format, shard_bytes, and artifact -> sha256 for those the run has
+    "What makes two exports the same: the format, the shard size, the hashes of the artifacts the rows come from."
     return dict(format=FORMAT, shard_bytes=int(shard_bytes),
                 artifacts={f: file_sha256(run.resolve(f)) for f in IDENTITY_FILES if run.resolve(f).is_file()})
 
@@ -212,7 +205,7 @@ def open_export(out:Path, # the export folder
                 identity:dict, # `run_identity` of the run to export
                 name:str, # the run's name, for messages
                ) -> dict: # the state to go on from: identity, run name, shards written so far
-    "The state of an earlier export of the same run in `out` to resume, or a fresh one; `UsageError` for a folder holding anything else."
+    "The state of an earlier export of this run in `out` to resume, or a fresh one; `UsageError` for anything else."
     if out.exists() and not out.is_dir(): raise UsageError(f"--out {out}: a file; an export is a folder")
     entries = [p for p in out.iterdir() if p.name != '.DS_Store'] if out.is_dir() else []
     if not entries: return dict(format=FORMAT, run=name, identity=identity, shards={}, complete=False)
@@ -221,8 +214,10 @@ def open_export(out:Path, # the export folder
     if not isinstance(state, dict) or state.get('format') is None:
         raise UsageError(f"--out {out}: not empty, and not an artsim export: choose an empty or new folder")
     if state.get('identity') != identity:
-        what = (f"of another run ({state.get('run')})" if state.get('run') != name else
-                f"of {name} from other artifacts or settings (changed: {', '.join(_changed(state.get('identity') or {}, identity))})")
+        if state.get('run') != name: what = f"of another run ({state.get('run')})"
+        else:
+            changed = ', '.join(_changed(state.get('identity') or {}, identity))
+            what = f"of {name} from other artifacts or settings (changed: {changed})"
         raise UsageError(f"--out {out}: holds an export {what}; choose another folder, or remove it to export again")
     for f in _stray(out): f.unlink()
     return state
@@ -232,245 +227,23 @@ def _changed(a:dict, b:dict) -> list:
     arts_a, arts_b = a.get('artifacts') or {}, b.get('artifacts') or {}
     return keys + sorted(k for k in set(arts_a) | set(arts_b) if arts_a.get(k) != arts_b.get(k))
 
-# %% ../nbs/pipeline/export.ipynb #3a302390
-COLUMN_DOCS = dict(
-    id="the painting's id in the run (paintings: the key that `original_id` and `variant_of` refer to)",
-    image="the image, as the bytes of its file (PNG or JPEG) and the path a seeded run keeps it under",
-    genre="the painting's genre (pairs: the genre of the painting `original_id`)",
-    artist="the painting's artist as its source names it ('unknown' where the source has none)",
-    style="the painting's style or movement as its source names it ('unknown' where the source has none)",
-    split="train, valid or test: the painting's split; for pairs, the split both paintings share ('straddling' when they differ)",
-    width="the image's width in pixels", height="the image's height in pixels",
-    source="where the painting came from: demo (procedural, drawn in code), wikiart, huggan, folder or csv",
-    run_index=("the row's position in the exporting run's manifest (paintings) or generated/pairs.parquet (variants); "
-               "-1 for negative pairs, which chapter 03 drew"),
-    pair_id="the pair's id: `<original>__<prompt>__s<strength in thousandths>` for a variant, `neg-<original>-<k>` for a negative pair",
-    kind="positive: the painting and one of its own variants; negative: the painting and a variant of another painting",
-    original_id="the painting the pair compares (an `id` of the paintings configuration)",
-    variant_of="the painting the variant `image` was made from (equal to `original_id` for positive pairs)",
-    variant_genre="the genre of the painting `variant_of`",
-    prompt_id="the prompt's id in the prompt bank", prompt="the prompt's text, as given to the generator",
-    strength="img2img strength in [0, 1]: how far the variant may move from its painting",
-    seed="the seed the variant was generated with (derived from the run's seed, the painting, the prompt and the strength)",
-    generator="sdxl (Stable Diffusion XL Refiner 1.0 img2img) or standin (artsim's classical img2img stand-in)",
-    model_id="the generator's model: a Hugging Face id, a local folder, or artsim/classical-standin",
-    revision="the model's revision (a Hub commit) or the stand-in's version", dtype="the generator's floating-point type",
-    steps="denoising steps (img2img runs int(steps x strength) of them; 0 for the stand-in)",
-    guidance="classifier-free guidance scale (empty for the stand-in)", negative_prompt="the negative prompt (empty where none)",
-    aesthetic_score="SDXL Refiner's aesthetic conditioning (empty for the stand-in)",
-    negative_aesthetic_score="SDXL Refiner's negative aesthetic conditioning (empty for the stand-in)",
-    variant_format="how the variant's file is stored: png (lossless, the default), webp (lossless), webp_q90 or jpeg_q95 (chapter 01's variant_format)",
-    generation_seconds="seconds the generator took for this image (its batch's time over its size)",
-    combined_raw="the equal-weight (or the run's weights) mean of the raw family values",
-    combined="the mean of the calibrated family values: the preliminary similarity, the Siamese network's target",
-    siamese="the run's Siamese network's score for the pair (chapter 06's model, through artsim.SiameseSimilarity)")
-
-def column_doc(name:str) -> str:
-    "What an export column means."
-    if name in COLUMN_DOCS: return COLUMN_DOCS[name]
-    if name.endswith('_calibrated'):
-        return (f"the {name.removesuffix('_calibrated')} value on the calibrated scale: 0 at the median of unrelated pairs, 1 identical")
-    return f"raw similarity of the {name} descriptors in [0, 1] (1 identical)"
-
-# %% ../nbs/pipeline/export.ipynb #d8d43e27
-def _table_md(df:pd.DataFrame) -> str:
-    "A DataFrame as a markdown table (the index as the first column)."
-    head = [df.index.name or ''] + [str(c) for c in df.columns]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    return '\n'.join(lines + ['| ' + ' | '.join([str(i)] + [str(v) for v in r]) + ' |' for i, r in zip(df.index, df.to_numpy())])
-
-def _counts(df:pd.DataFrame, by:str) -> pd.DataFrame:
-    splits = [s for s in [*SPLITS, STRADDLING] if (df.split == s).any()]
-    t = pd.crosstab(df[by], df.split).reindex(columns=splits, fill_value=0)
-    t.loc['all'] = t.sum()
-    return t.assign(all=t.sum(axis=1)).rename_axis(by).rename_axis(None, axis=1)
-
-def _size_category(n:int) -> str:
-    for hi, name in [(10**3, 'n<1K'), (10**4, '1K<n<10K'), (10**5, '10K<n<100K'), (10**6, '100K<n<1M'), (10**7, '1M<n<10M')]:
-        if n < hi: return name
-    return 'n>10M' if n < 10**9 else 'n>1T'
-
-# %% ../nbs/pipeline/export.ipynb #b0417942
-def _json(run:Run, name:str) -> dict:
-    f = run.resolve(name)
-    return json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
-
-def reproduce_command(run:Run, export_dir:str='<this folder>') -> str:
-    "The `artsim_reproduce` line that reruns chapters 02-07 of the exporting run from the export."
-    cfg = run.config
-    preset = cfg.get('preset') or ((cfg.get('stages') or {}).get('descriptors') or {}).get('preset') or 'demo'
-    later = {k for s in STAGES[2:] for k in preset_params(preset, s)} - {'device'}
-    over = {k: v for k, v in (cfg.get('overrides') or {}).items() if k in later}
-    stages = cfg.get('stages') or {}
-    seed = (stages.get('descriptors') or {}).get('seed')
-    if seed is not None and seed != preset_params(preset, 'descriptors').get('seed'): over['seed'] = seed
-    opts = ''.join(f" --seed {v}" if k == 'seed' else f" -p {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in over.items())
-    return f"artsim_reproduce --preset {preset}{opts} -p source=export -p source_path={export_dir} --run-dir runs/from-export"
-
-# %% ../nbs/pipeline/export.ipynb #d42005a0
-def _unique(df, c) -> list: return sorted(df[c].dropna().astype(str).unique()) if c in df else []
-
-def _synthetic(paintings, pairs) -> str:
-    "A plain sentence when the data is synthetic, else ''."
-    demo, standin = 'demo' in _unique(paintings, 'source'), 'standin' in _unique(pairs, 'generator')
-    if not (demo or standin): return ''
-    what = ([("its paintings are procedural images drawn by artsim's code (the `demo` source of chapter 00), not WikiArt paintings")] if demo else []) + \
-           ([("its variants come from artsim's classical img2img stand-in (a hand-made edit per prompt whose reach grows with the "
-              "strength), not Stable Diffusion XL")] if standin else [])
-    return ("**This dataset is synthetic**: " + '; '.join(what) + ". It shows the pipeline at work and lets the thesis' chapters "
-            "be rerun anywhere; its similarity values are not the thesis' result.")
-
-# %% ../nbs/pipeline/export.ipynb #fef0cdbe
-def card_licence(paintings:pd.DataFrame, # the export's paintings (their `source`)
-                 pairs:pd.DataFrame, # its pairs (their `generator`)
-                ) -> dict: # license and license_name for the card's header, text for its Licensing section
-    "The licence the card names, from where the paintings and the variants came from."
-    sources, generators = set(_unique(paintings, 'source')), set(_unique(pairs, 'generator'))
-    ours = ("The similarity values, the split and this card are artsim's output, with no condition of their own "
-            "(CC0 1.0). artsim's code is under the Apache License 2.0 (the LICENSE file of its repository).")
-    if sources <= {'demo'} and generators <= {'standin'}:
-        return dict(license='cc0-1.0', license_name=None, text=(
-            "CC0 1.0 Universal: the images hold no one's work but artsim's code. The paintings are drawn by it from "
-            "seeds and the variants are its stand-in's edits of them, and anyone can make them again with "
-            "`artsim_reproduce --preset demo`, so no condition is put on them. " + ours))
-    said = []
-    if sources & {'wikiart', 'huggan'}:
-        said.append("The paintings from WikiArt (`source` wikiart or huggan) keep their own rights, which stay with "
-                    "their holders; WikiArt's terms allow their use for non-commercial research only.")
-    if sources & {'folder', 'csv'}:
-        said.append("The paintings read from a folder or a list (`source` folder or csv) keep the rights of whoever "
-                    "holds them: the export passes on none, and whoever publishes it needs those holders' leave.")
-    if 'demo' in sources:
-        said.append("The procedural paintings (`source` demo) are artsim's code's own, under CC0 1.0.")
-    if 'sdxl' in generators:
-        said.append("The variants made by Stable Diffusion XL Refiner 1.0 (`generator` sdxl) fall under its licence, "
-                    "CreativeML Open RAIL++-M: Stability AI claims no rights in the model's outputs (its section 6), "
-                    "but no use of them may break the licence's use-based restrictions (its Attachment A).")
-    said.append("Each variant is derived from its painting and carries that painting's rights as well. This export is "
-                "for research: to study how similar generated images are to the paintings they come from. It grants "
-                "no right to the paintings; anyone who wants to use a painting beyond research must ask its holder. "
-                + ours)
-    return dict(license='other', license_name='research-only', text=' '.join(said))
-
-# %% ../nbs/pipeline/export.ipynb #c01bd301
-def generator_line(g:dict) -> str:
-    "One line of the card on a generator and its settings (a row's `GENERATOR_COLUMNS`)."
-    if g.get('generator') == 'standin':
-        return (f"- `standin`: artsim's classical img2img stand-in (`{g.get('model_id')}`, version `{g.get('revision')}`): no diffusion model; "
-                "a hand-made edit per prompt (creatures, neon, snow, night, ...), blended with the painting as far as the strength says")
-    have = lambda k: g.get(k) is not None and not (isinstance(g.get(k), float) and np.isnan(g.get(k)))
-    parts = [f"revision `{g['revision']}`" if g.get('revision') else 'revision not recorded'] + \
-            [f"{k.replace('_', ' ')} {g[k]}" for k in ('dtype', 'steps', 'guidance', 'aesthetic_score', 'negative_aesthetic_score') if have(k)] + \
-            [f"negative prompt {g['negative_prompt']!r}" if have('negative_prompt') else 'no negative prompt']
-    return f"- `{g.get('generator')}`: model `{g.get('model_id')}`, " + ', '.join(parts)
-
-# %% ../nbs/pipeline/export.ipynb #723faf79
-def _features_yaml(columns:list) -> list:
-    return [dict(name=c, dtype='image' if column_type(c) == IMAGE_TYPE else hf_feature(column_type(c))['dtype']) for c in columns]
-
-def card_header(state:dict, columns:dict, pretty_name:str, synthetic:bool,
-                licence:dict|None=None, # `card_licence`; None: research-only
-               ) -> dict:
-    "The card's YAML header: configurations with their files per split, features, counts, licence, tasks, size."
-    configs, infos = [], []
-    for c in CONFIGS:
-        shards = {k: v for k, v in state['shards'].items() if k.startswith(f'{c}/')}
-        splits = [s for s in [*SPLITS, STRADDLING] if any(k.startswith(f'{c}/data/{s}-') for k in shards)]
-        configs.append(dict(config_name=c, data_files=[dict(split=s, path=f'{c}/data/{s}-*') for s in splits], **({'default': True} if c == 'pairs' else {})))
-        per = {s: [v for k, v in shards.items() if k.startswith(f'{c}/data/{s}-')] for s in splits}
-        infos.append(dict(config_name=c, features=_features_yaml(columns[c]),
-                          splits=[dict(name=s, num_bytes=sum(v['bytes'] for v in per[s]), num_examples=sum(v['rows'] for v in per[s])) for s in splits],
-                          download_size=sum(v['bytes'] for v in shards.values()), dataset_size=sum(v['bytes'] for v in shards.values())))
-    n = max(sum(v['rows'] for k, v in state['shards'].items() if k.startswith(f'{c}/')) for c in CONFIGS)
-    licence = licence or dict(license='other', license_name='research-only')
-    named = {k: licence[k] for k in ('license', 'license_name') if licence.get(k)}
-    return dict(pretty_name=pretty_name, **named,
-                task_categories=['image-to-image', 'image-feature-extraction', 'image-classification'],
-                tags=['art', 'paintings', 'image-similarity', 'img2img'] + (['synthetic'] if synthetic else []),
-                size_categories=[_size_category(n)], configs=configs, dataset_info=infos)
-
-# %% ../nbs/pipeline/export.ipynb #3ada9d1c
-NO_SIAMESE = ("not in this export: the run had no Siamese network (chapter 06's models/siamese.safetensors) when "
-              "it was exported; run chapters 04-06, then export it again to add the column")
-
-def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame, columns:dict) -> str:
-    "The export's README.md: YAML header, then what is in it, how it was made, counts, shards and licensing."
-    cfg, versions, settings = run.config, _json(run, 'features/versions.json'), _json(run, 'features/settings.json')
-    cal, model = _json(run, 'similarity/calibration.json'), _json(run, 'models/siamese.json')
-    gp = (cfg.get('stages') or {}).get('generation') or {}
-    synthetic = _synthetic(paintings, pairs)
-    name = (f"artsim {run.path.name} (synthetic): procedural paintings and stand-in variants with their similarity values" if synthetic else
-            f"artsim {run.path.name}: paintings and their image-to-image variants with their similarity values")
-    licence = card_licence(paintings, pairs)
-    head = yaml.safe_dump(card_header(state, columns, name, bool(synthetic), licence), sort_keys=False,
-                          allow_unicode=True, width=1000)
-    pos = pairs[pairs.kind == 'positive']
-    L = ['---', head.rstrip(), '---', '', f'# {name}', '']
-    if synthetic: L += [synthetic, '']
-    L += [f"Original paintings and the image-to-image variants made from them, with how similar each variant is to its painting: the "
-          f"dataset of artsim's run `{run.path.name}` ({len(paintings)} paintings in {paintings.genre.nunique()} genres, {len(pos)} variants of "
-          f"{pos.original_id.nunique()} of them, and {int((pairs.kind == 'negative').sum())} negative pairs). Made with "
-          f"`artsim_export` (format `{FORMAT}`).", '',
-          '## Loading', '', '```python', 'from datasets import load_dataset',
-          'pairs = load_dataset("parquet", data_dir="pairs")          # or load_dataset("<this folder>", "pairs")',
-          'paintings = load_dataset("parquet", data_dir="paintings")', 'pairs["train"][0]["image"]                                 # a PIL image',
-          'import pandas as pd; pd.read_parquet("pairs/data")         # the same shards, images as {bytes, path}', '```', '',
-          "A pair's painting is the row of `paintings` whose `id` is its `original_id`. To rerun the thesis' chapters 02-07 (descriptors, "
-          "similarity, genre model, Siamese network, evaluation) on this dataset, with artsim installed:", '',
-          '```sh', reproduce_command(run), '```', '',
-          "Chapter 00 then takes this folder's paintings and split as they are, and chapter 01 its variants, byte for byte.", '']
-    L += ['## Splits', '', "Paintings were split per genre into train, valid and test (chapter 00, stratified and seeded); no painting lies in "
-          "two splits. A variant lies in its painting's split. A negative pair lies in the split its two paintings share; one whose "
-          "paintings lie in different splits is in the split `straddling`, which chapter 05 leaves out of training and validation.", '']
-    L += ['## Columns', '']
-    for c in CONFIGS:
-        L += [f'`{c}`:', ''] + [f"- `{k}`: {column_doc(k)}" for k in columns[c]] + ['']
-    L += ['## How the variants were made', '']
-    L += [generator_line(g) for g in pos.drop_duplicates(GENERATOR_COLUMNS)[GENERATOR_COLUMNS].to_dict('records')]
-    size = f"{gp['resolution']} px on the long side" if gp.get('resolution') else "the painting's own"
-    prompts = pos.groupby('prompt_id', sort=False).agg(prompt=('prompt', 'first'), variants=('pair_id', 'size'))
-    L += ['', f"Strengths: {', '.join(f'{s:g}' for s in sorted(pos.strength.unique()))}. Paintings given variants: "
-          f"{gp.get('originals_per_genre') or 'every painting'} per genre, drawn with the run's seed ({gp.get('seed')}); each variant's "
-          f"own seed is in its row. Generated size: {size}. "
-          "Prompts:", '', _table_md(prompts), '']
-    L += ['## How the similarity values were computed', '',
-          "Chapter 02 describes every painting and variant with five families of descriptors, chapter 03 compares each pair family by "
-          "family (1 = identical) and puts each family on a calibrated scale anchored on unrelated pairs, then averages the calibrated "
-          "values into `combined`, the Siamese network's target.", '',
-          f"- descriptor versions: {', '.join(f'{k} `{v}`' for k, v in versions.items())}",
-          f"- description settings: {', '.join(f'{k}={v}' for k, v in settings.items())}",
-          f"- calibration: `{cal.get('mapping', '')}`; anchors (median raw value of unrelated pairs): "
-          + ', '.join(f"{k} {v.get('anchor')}" for k, v in (cal.get('families') or {}).items())
-          + f"; from {sum((cal.get('source') or {}).get('n_pairs', {}).values())} unrelated pairs",
-          f"- family weights of `combined`: {((cfg.get('stages') or {}).get('similarity') or {}).get('weights') or 'equal'}"]
-    if model:
-        a = model.get('architecture') or {}
-        L += [f"- `siamese`: chapter 06's network ({a.get('name')}, {model.get('input_size')} px, target `{model.get('target')}`, encoder "
-              f"from {model.get('encoder_weights')} weights; weights sha256 {state['identity']['artifacts'].get('models/siamese.safetensors', '')[:16]}), "
-              "scored with `artsim.SiameseSimilarity`"]
-    else: L += [f"- `siamese`: {NO_SIAMESE}"]
-    L += ['', '## Counts', '', 'Paintings per genre and split:', '', _table_md(_counts(paintings, 'genre')), '',
-          'Pairs per kind and split:', '', _table_md(_counts(pairs, 'kind')), '',
-          'Variants per genre and split:', '', _table_md(_counts(pos, 'genre')), '']
-    L += ['## Shards', '', '| file | rows | bytes | sha256 |', '|---|---|---|---|']
-    L += [f"| `{k}` | {v['rows']} | {v['bytes']} | `{v['sha256']}` |" for k, v in sorted(state['shards'].items())]
-    L += ['', '## Licensing', '', licence['text'], '']
-    return '\n'.join(L)
-
 # %% ../nbs/pipeline/export.ipynb #6c3b50f3
 def save_state(state:dict, out:Path):
     "Write `export.json` (atomically, readable)."
     save_json(state, out/STATE); readable(out/STATE)
 
+# %% ../nbs/pipeline/export.ipynb #ca237569
 class ExportFailed(Exception):
     "The run exists but cannot be exported as it is (a chapter it needs has not run): exit code 1."
 
+# %% ../nbs/pipeline/export.ipynb #d51bcc50
 def _need(run:Run, name:str, chapters:str):
     if not run.resolve(name).is_file():
-        raise ExportFailed(f"{run.path} has no {name}: run chapters {chapters} first (artsim_reproduce --run-dir {run.path} --only {chapters})")
+        raise ExportFailed(f"{run.path} has no {name}: run chapters {chapters} first "
+                           f"(artsim_reproduce --run-dir {run.path} --only {chapters})")
 
 def open_run(path) -> Run:
-    "The run to export: `path` as given, else as `artsim_reproduce --run-dir` resolves it; `UsageError` / `ExportFailed` when it cannot be."
+    "The run to export: `path`, else as `artsim_reproduce --run-dir` resolves it; `UsageError` / `ExportFailed` if not."
     p = Path(path).expanduser()
     p = p if p.exists() else resolve_run_dir(str(path))
     if not p.is_dir(): raise UsageError(f"{path}: no such run directory")
@@ -489,7 +262,7 @@ def export_run(run, # a run directory (or `Run`) whose chapters 00-03 have run
                device:str='cpu', # where the Siamese network scores the pairs
                progress:bool|None=None, # a progress bar; None: on a terminal
               ) -> dict: # out, rows per configuration, shards written and kept, bytes, seconds
-    "Export a run as a dataset folder: paintings and pairs as parquet shards with embedded images, `export.json` and the card."
+    "Export a run as a dataset folder: parquet shards of paintings and pairs with their images, export.json, a card."
     t0 = time.time()
     run = open_run(run.path if isinstance(run, Run) else run)
     out, shard_bytes = Path(out).expanduser().absolute(), parse_size(shard_size)
@@ -500,28 +273,37 @@ def export_run(run, # a run directory (or `Run`) whose chapters 00-03 have run
     paintings, pairs = painting_rows(run), pair_rows(run)
     scorer = None
     sims = [c for c in pairs.columns if c not in PAIR_COLUMNS and c not in ('run_index', '_file', '_path', '_original')]
-    columns = dict(paintings=PAINTING_COLUMNS, pairs=PAIR_COLUMNS + sims + (['siamese'] if has_model else []) + ['run_index'])
+    columns = dict(paintings=PAINTING_COLUMNS,
+                   pairs=PAIR_COLUMNS + sims + (['siamese'] if has_model else []) + ['run_index'])
     plans = {}
     for c, rows in (('paintings', paintings), ('pairs', pairs)):
-        plans.update((k, (c, v)) for k, v in plan_shards(rows.assign(_bytes=[os.stat(f).st_size for f in rows._file]), c, shard_bytes).items())
-    todo = {k: v for k, v in plans.items() if not (k in state['shards'] and (out/k).is_file() and (out/k).stat().st_size == state['shards'][k]['bytes'])}
+        sized = rows.assign(_bytes=[os.stat(f).st_size for f in rows._file])
+        plans.update((k, (c, v)) for k, v in plan_shards(sized, c, shard_bytes).items())
+    done = lambda k: (k in state['shards'] and (out/k).is_file() and
+                      (out/k).stat().st_size == state['shards'][k]['bytes'])
+    todo = {k: v for k, v in plans.items() if not done(k)}
     state['shards'] = {k: v for k, v in state['shards'].items() if k in plans and k not in todo}
-    state.update(complete=False, columns=columns, generation_columns=list(read_pairs(run).columns), manifest_columns=MANIFEST_COLUMNS)
+    state.update(complete=False, columns=columns, generation_columns=list(read_pairs(run).columns),
+                 manifest_columns=MANIFEST_COLUMNS)
     save_state(state, out)
     if progress is None: progress = sys.stderr.isatty()
     from tqdm.auto import tqdm
-    with tqdm(total=sum(len(v) for _, v in todo.values()), unit='row', desc='artsim_export', disable=not progress, file=sys.stderr) as bar:
+    with tqdm(total=sum(len(v) for _, v in todo.values()), unit='row', desc='artsim_export', disable=not progress,
+              file=sys.stderr) as bar:
         for k, (c, rows) in todo.items():
-            if c == 'pairs' and has_model and scorer is None: scorer = SiameseScores(run.resolve('models/siamese'), device)
-            state['shards'][k] = dict(config=c, split=rows.split.iloc[0], **write_shard(out/k, rows, export_schema(columns[c]), scorer if c == 'pairs' else None, bar))
+            if c == 'pairs' and has_model and scorer is None:
+                scorer = SiameseScores(run.resolve('models/siamese'), device)
+            written = write_shard(out/k, rows, export_schema(columns[c]), scorer if c == 'pairs' else None, bar)
+            state['shards'][k] = dict(config=c, split=rows.split.iloc[0], **written)
             save_state(state, out)
     state['shards'] = {k: state['shards'][k] for k in plans}
     with atomic_write(out/'README.md', 'w') as f: f.write(dataset_card(run, state, paintings, pairs, columns))
     readable(out/'README.md')
     state['complete'] = True
     save_state(state, out)
-    return dict(out=str(out), paintings=len(paintings), pairs=len(pairs), shards=len(plans), written=len(todo), kept=len(plans) - len(todo),
-                bytes=sum(v['bytes'] for v in state['shards'].values()), siamese=has_model, seconds=round(time.time() - t0, 1))
+    return dict(out=str(out), paintings=len(paintings), pairs=len(pairs), shards=len(plans), written=len(todo),
+                kept=len(plans) - len(todo), bytes=sum(v['bytes'] for v in state['shards'].values()), siamese=has_model,
+                seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/pipeline/export.ipynb #718780b5
 def _size(s:str) -> str:
@@ -532,33 +314,43 @@ def _size(s:str) -> str:
 def parser() -> argparse.ArgumentParser:
     "The options of `artsim_export`."
     p = CommandParser(prog='artsim_export', allow_abbrev=False,
-                description="Export a run as a dataset: its paintings and its pairs (variant images, prompts, generator settings, "
-                            "similarity values, Siamese scores) as parquet shards with the images embedded, loadable with Hugging Face "
-                            "datasets or pandas, with a dataset card (README.md). A rerun finishes an unfinished export.",
+                description="Export a run as a dataset: its paintings and its pairs (variant images, prompts, "
+                            "generator settings, similarity values, Siamese scores) as parquet shards with the images "
+                            "embedded, loadable with Hugging Face datasets or pandas, with a dataset card (README.md). "
+                            "A rerun finishes an unfinished export.",
                 epilog="RUN is a run directory as artsim_reproduce --run-dir takes it. The export seeds a new run: "
                        "artsim_reproduce --preset PRESET -p source=export -p source_path=DIR")
-    p.add_argument('run', metavar='RUN', help="the run directory (chapters 00-03 done; with chapter 06's model the pairs get Siamese scores)")
-    p.add_argument('--out', required=True, metavar='DIR', help="the export folder: new, empty, or an unfinished export of the same run")
-    p.add_argument('--shard-size', dest='shard_size', default='500MB', type=_size, metavar='SIZE', help="target size of a shard (default: 500MB)")
-    p.add_argument('--device', default='cpu', help="torch device for the Siamese scores: cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument('--no-progress', dest='progress', action='store_false', help="no progress bar (one is shown only on a terminal)")
+    p.add_argument('run', metavar='RUN',
+                   help="the run directory (chapters 00-03 done; with chapter 06's model the pairs get Siamese scores)")
+    p.add_argument('--out', required=True, metavar='DIR',
+                   help="the export folder: new, empty, or an unfinished export of the same run")
+    p.add_argument('--shard-size', dest='shard_size', default='500MB', type=_size, metavar='SIZE',
+                   help="target size of a shard (default: 500MB)")
+    p.add_argument('--device', default='cpu',
+                   help="torch device for the Siamese scores: cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument('--no-progress', dest='progress', action='store_false',
+                   help="no progress bar (one is shown only on a terminal)")
     return p
 
+# %% ../nbs/pipeline/export.ipynb #9f2d5b88
 def artsim_export(run:str, out:str, shard_size:str='500MB', device:str='cpu', progress:bool=True, say=None) -> dict:
     "What `artsim_export` does: export, then one line saying what was written."
     r = open_run(run)
     if r.resolve('models/siamese.safetensors').is_file(): resolve_device(device)
     res = export_run(r, out, shard_size, device, progress and sys.stderr.isatty())
     kept = f", {res['kept']} kept from before" if res['kept'] else ''
-    (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {shown(r.path)} -> {shown(res['out'])}: "
-                   f"{res['shards']} shards ({res['written']} written{kept}), {res['bytes'] / 1e6:.1f} MB"
-                   f"{', Siamese scores' if res['siamese'] else ''}, README.md ({res['seconds']:.1f} s)")
+    (say or print)(f"artsim_export: {res['paintings']} paintings and {res['pairs']} pairs of {shown(r.path)} -> "
+                   f"{shown(res['out'])}: {res['shards']} shards ({res['written']} written{kept}), "
+                   f"{res['bytes'] / 1e6:.1f} MB{', Siamese scores' if res['siamese'] else ''}, "
+                   f"README.md ({res['seconds']:.1f} s)")
     if not res['siamese']: print(f"artsim_export: note: no `siamese` column: {NO_SIAMESE}", file=sys.stderr)
     return res
 
+# %% ../nbs/pipeline/export.ipynb #aede5c82
 def main(argv=None):
     "Entry point of the `artsim_export` console script."
     args = parser().parse_args(argv)
     with command_errors('artsim_export', (ExportFailed, ValueError)): artsim_export(**vars(args))
 
-if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.export': main() # python -m artsim.export
+# python -m artsim.export
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.export': main()

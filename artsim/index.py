@@ -23,7 +23,7 @@ __all__ = ['INDEX_FORMAT', 'open_calibration', 'find_images', 'calibration_diges
            'build_index', 'Index', 'load_index', 'embedding_scores', 'search_index']
 
 # %% ../nbs/pipeline/indexing.ipynb #9edb506c
-def open_calibration(src='default', # 'default' (shipped with artsim), 'none' (raw values), a run directory or a calibration .json file
+def open_calibration(src='default', # 'default' (artsim's own), 'none' (raw values), a run directory or a .json file
                     ) -> Calibration|None:
     "The calibration `src` names; one that is not artsim's is `CommandFailed`."
     if src is None or isinstance(src, Calibration): return src
@@ -41,8 +41,10 @@ def find_images(folder, # the folder to look in, recursively
                ) -> tuple[list, list]: # (image files, other files), each sorted
     "The files below `folder` named as images (by suffix) and the others; hidden files and folders are left out."
     root = Path(folder)
-    files = sorted(p for p in root.rglob('*') if p.is_file() and not any(x.startswith('.') for x in p.relative_to(root).parts))
-    return [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES], [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+    hidden = lambda p: any(x.startswith('.') for x in p.relative_to(root).parts)
+    files = sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
+    image = lambda f: f.suffix.lower() in IMAGE_SUFFIXES
+    return [f for f in files if image(f)], [f for f in files if not image(f)]
 
 # %% ../nbs/pipeline/indexing.ipynb #c1a00027
 def calibration_digest(cal:Calibration) -> str:
@@ -53,7 +55,9 @@ def calibration_digest(cal:Calibration) -> str:
 def model_identity(model) -> str:
     "The SHA-256 of a `SiameseSimilarity`'s weights file, as its card records it; a model never saved has none."
     sha = model.card.get('weights_sha256')
-    if not sha: raise ValueError('the Siamese model has no weights file yet: save it (SiameseSimilarity.save) and load it from there')
+    if not sha:
+        raise ValueError('the Siamese model has no weights file yet: '
+                         'save it (SiameseSimilarity.save) and load it from there')
     return sha
 
 # %% ../nbs/pipeline/indexing.ipynb #07a5a1c2
@@ -70,14 +74,18 @@ def index_versions(cal:Calibration, # the calibration the descriptors are scored
 def version_differences(have:dict, want:dict) -> list: # one phrase per difference
     "What differs between an index's versions (`have`) and this artsim's (`want`), in words."
     out = []
-    if have.get('artsim') != want['artsim']: out.append(f"artsim {have.get('artsim')} (this is artsim {want['artsim']})")
+    if have.get('artsim') != want['artsim']:
+        out.append(f"artsim {have.get('artsim')} (this is artsim {want['artsim']})")
     d0, d1 = have.get('descriptors') or {}, want['descriptors']
     if d0 != d1:
         changed = [f for f in d1 if d0.get(f) != d1[f]]
-        out.append(f"descriptors {', '.join(str(d0.get(f)) for f in changed)} (now {', '.join(d1[f] for f in changed)})")
+        was, now = ', '.join(str(d0.get(f)) for f in changed), ', '.join(d1[f] for f in changed)
+        out.append(f"descriptors {was} (now {now})")
     if have.get('calibration') != want['calibration']: out.append('another calibration')
     m0, m1 = have.get('model'), want['model']
-    if m0 != m1: out.append('no Siamese model' if m0 is None else f"the Siamese model {m0[:12]}" + (f" (not {m1[:12]})" if m1 else ''))
+    if m0 != m1:
+        if m0 is None: out.append('no Siamese model')
+        else: out.append(f"the Siamese model {m0[:12]}" + (f" (not {m1[:12]})" if m1 else ''))
     return out
 
 # %% ../nbs/pipeline/indexing.ipynb #c1a00030
@@ -85,7 +93,8 @@ def read_index_meta(path) -> dict:
     "The `index.json` of the index folder `path`; `CommandFailed` when it is not an artsim index."
     f = Path(path)/'index.json'
     if not f.is_file():
-        raise CommandFailed(f"{path} is not an artsim index (it has no index.json): make one with artsim_index FOLDER --out {path}")
+        raise CommandFailed(f"{path} is not an artsim index (it has no index.json): "
+                            f"make one with artsim_index FOLDER --out {path}")
     try: meta = json.loads(f.read_text(encoding='utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError): meta = None
     if not isinstance(meta, dict) or meta.get('format') != INDEX_FORMAT:
@@ -96,7 +105,8 @@ def read_index_meta(path) -> dict:
 def _remedy(have:dict, want:dict) -> str:
     "What to do about an index made otherwise: only the model differs, then the option that matches it."
     if version_differences(have, want | dict(model=have.get('model'))): return "delete it or give another --out"
-    if have.get('model') is None: return "run without --model to add to it, or give another --out to index with the model"
+    if have.get('model') is None:
+        return "run without --model to add to it, or give another --out to index with the model"
     was = have.get('model_path') or "the model it was made with"
     return f"give --model {was} to add to it, or another --out"
 
@@ -113,7 +123,8 @@ def check_index_folder(out:Path, # the index folder asked for
         if diff := version_differences(have, want):
             raise CommandFailed(f"{out} was made with {'; '.join(diff)}: {_remedy(have, want)}")
     elif out.exists() and any(out.iterdir()):
-        raise CommandFailed(f"--out {out}: a folder that holds other things, not an artsim index: give a new or empty folder")
+        raise CommandFailed(f"--out {out}: a folder that holds other things, not an artsim index: "
+                            "give a new or empty folder")
 
 # %% ../nbs/pipeline/indexing.ipynb #c1a00032
 def model_version(model) -> str:
@@ -149,15 +160,17 @@ def build_index(folder, # the originals: image files anywhere below it
                 progress:bool=False, # progress bars
                 model_path=None, # where `model` was read from: artsim_search reads it from there
                ) -> dict: # images, indexed, skipped (path, error), ignored, unique, described, embedded, seconds
-    "Describe (and embed) every image below `folder` into the index `out`, each content once; a rerun does only new images."
+    "Describe (and embed) every image below `folder` into the index `out`, each content once; a rerun does new ones."
     t0 = time.perf_counter()
     folder, out = existing(folder, 'folder').absolute(), Path(out).expanduser().absolute()
     if not folder.is_dir(): raise UsageError(f"{folder}: a file; artsim_index takes a folder of images")
     files, others = find_images(folder)
-    if not files: raise CommandFailed(f"{folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}): nothing to index")
+    if not files:
+        raise CommandFailed(f"{folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}): nothing to index")
     cal = open_calibration(calibration)
     if cal is None:
-        raise UsageError("--calibration none: an index needs a calibrated scale (default, a run directory or a calibration file)")
+        raise UsageError("--calibration none: an index needs a calibrated scale "
+                         "(default, a run directory or a calibration file)")
     s = cal.settings
     run_dir = cal.source.get('run') if s['semantic_weights'] == 'genre' else None
     versions = descriptor_versions(s, list(cal.families), device, run_dir)
@@ -167,7 +180,8 @@ def build_index(folder, # the originals: image files anywhere below it
     except ValueError as e: raise CommandFailed(str(e)) from None
     want = index_versions(cal, versions, model) | dict(root=str(folder))
     check_index_folder(out, want)
-    meta = dict(format=INDEX_FORMAT, **want, model_version=f"siamese-{want['model'][:16]}" if model is not None else None,
+    meta = dict(format=INDEX_FORMAT, **want,
+                model_version=f"siamese-{want['model'][:16]}" if model is not None else None,
                 model_path=str(Path(model_path).absolute()) if model_path else None, settings=s, complete=False,
                 calibration_origin=cal.origin)   # the scale's own name: the index keeps a copy of it
     save_json(meta, out/'index.json')
@@ -177,26 +191,29 @@ def build_index(folder, # the originals: image files anywhere below it
     if old.exists():
         o = pd.read_parquet(old).dropna(subset=['hash'])
         known = {(str(folder/p), b, m): h for p, b, m, h in zip(o.path, o.bytes, o.mtime_ns, o.hash)}
-    table, stats = extract_features([str(f) for f in files], store, list(versions), s['size'], encoder, n_jobs, known=known,
-                                    progress=progress)
+    table, stats = extract_features([str(f) for f in files], store, list(versions), s['size'], encoder, n_jobs,
+                                    known=known, progress=progress)
     ok = table.error.isna() & table.hash.notna()
-    if not ok.any(): raise CommandFailed(f"none of the {len(files)} image files in {folder} can be read, e.g. {table.error[0]}")
-    embedded = (embed_missing(model, store, list(table.file[ok]), list(table.hash[ok]), meta['model_version'], progress=progress)
-                if model else 0)
+    if not ok.any():
+        raise CommandFailed(f"none of the {len(files)} image files in {folder} can be read, e.g. {table.error[0]}")
+    embedded = (embed_missing(model, store, list(table.file[ok]), list(table.hash[ok]), meta['model_version'],
+                              progress=progress) if model else 0)
     for f in list(versions) + (['siamese'] if model else []): store.consolidate(f)
-    images = table.assign(path=[Path(f).relative_to(folder).as_posix() for f in table.file])[['path', 'bytes', 'mtime_ns', 'hash', 'error']]
+    images = table.assign(path=[Path(f).relative_to(folder).as_posix() for f in table.file])
+    images = images[['path', 'bytes', 'mtime_ns', 'hash', 'error']]
     save_parquet(images, out/'images.parquet')
     save_json(meta | dict(complete=True, images=int(ok.sum()), skipped=int((~ok).sum()),
                           updated=time.strftime('%Y-%m-%dT%H:%M:%S')), out/'index.json')
     return dict(folder=folder, out=out, images=len(files), indexed=int(ok.sum()), unique=int(table.hash[ok].nunique()),
                 skipped=images[~ok][['path', 'error']].reset_index(drop=True),
                 ignored=[f.relative_to(folder).as_posix() for f in others],
-                described=max(stats['extracted'].values(), default=0), embedded=embedded, seconds=round(time.perf_counter() - t0, 1))
+                described=max(stats['extracted'].values(), default=0), embedded=embedded,
+                seconds=round(time.perf_counter() - t0, 1))
 
 # %% ../nbs/pipeline/indexing.ipynb #c1a00039
 @dataclass
 class Index:
-    "An index made by `build_index`: its originals, their descriptor vectors and Siamese embeddings, and what they were made with."
+    "An index made by `build_index`: its originals, their descriptor vectors, Siamese embeddings, and their versions."
     path:Path # the index folder
     meta:dict # its index.json
     calibration:Calibration # its copy of the calibration
@@ -225,13 +242,15 @@ def load_index(path, # the index folder
     path = existing(path, '--index')
     meta = read_index_meta(path)
     if not meta.get('complete'):
-        raise CommandFailed(f"{path} is incomplete (artsim_index stopped before the end): run artsim_index {meta['root']} --out {path} again")
+        raise CommandFailed(f"{path} is incomplete (artsim_index stopped before the end): "
+                            f"run artsim_index {meta['root']} --out {path} again")
     try: cal = load_calibration(path/'calibration.json')
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
     cal.origin = meta.get('calibration_origin') or cal.origin
     run_dir = cal.source.get('run') if cal.settings['semantic_weights'] == 'genre' else None
     now = index_versions(cal, descriptor_versions(cal.settings, list(meta['descriptors']), device, run_dir), model)
-    if model is None: now['model'] = meta.get('model')   # read without a model: the embeddings are there but not compared
+    # read without a model: the embeddings are there but not compared
+    if model is None: now['model'] = meta.get('model')
     if diff := version_differences(meta, now):
         raise CommandFailed(f"{path} was made with {'; '.join(diff)}: index {meta['root']} again into a new folder")
     images = pd.read_parquet(path/'images.parquet')
@@ -259,7 +278,7 @@ def search_index(index:Index, # from `load_index`
                  model=None, # the index's `SiameseSimilarity`: adds the siamese column
                  by:str|None=None, # 'combined' or 'siamese'; None: combined
                  device:str='cpu',
-                ) -> pd.DataFrame: # rank, original (relative to the index's folder), combined, siamese (with a model), families
+                ) -> pd.DataFrame: # rank, original (in the index's folder), combined, siamese (with a model), families
     "The `k` originals of the index most similar to `image`, best first."
     im = load_image(image)
     Q = describe_images([im], index.calibration, device=device)
@@ -270,7 +289,8 @@ def search_index(index:Index, # from `load_index`
     cols |= {f: s[f][0] for f in FAMILIES if f in s}
     by = by or 'combined'
     if by not in ('combined', 'siamese'): raise UsageError(f"--by {by}: rank by combined or siamese")
-    if by not in cols: raise UsageError(f"--by {by}: the index has no Siamese embeddings (index with --model to have them)")
+    if by not in cols:
+        raise UsageError(f"--by {by}: the index has no Siamese embeddings (index with --model to have them)")
     order = np.argsort(-cols[by], kind='stable')[:k]
     return pd.DataFrame({'rank': np.arange(1, len(order) + 1), 'original': [index.paths[i] for i in order]} |
                         {c: v[order] for c, v in cols.items()})

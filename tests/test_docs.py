@@ -92,8 +92,8 @@ def test_the_recorders_catch_nbdevs_installer(tmp_path):
 
 
 PIPELINE_PAGES = ('painter', 'sources', 'backbone', 'modelfile', 'network', 'learning', 'metrics', 'baselines', 'report', 'runs',
-                  'stages', 'numerics', 'commands', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'docs', 'api',
-                  'version', 'claims')   # the sidebar's order
+                  'stages', 'numerics', 'commands', 'reproduce', 'plan', 'cli', 'indexing', 'export', 'datacard', 'docs',
+                  'api', 'version', 'claims')   # the sidebar's order
 
 
 def expected_docs_pages() -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow.parquet as pq, pytest, yaml
 from PIL import Image
 
-from artsim.export import CONFIGS, STRADDLING
+from artsim.datacard import CONFIGS, STRADDLING
 from artsim.sources import STATE
 from artsim.runs import STAGES, Run, file_sha256, record_params, stage_params
 from artsim.stages import stage_module
@@ -149,7 +149,7 @@ def test_a_run_without_a_siamese_model_is_exported_and_says_so(exported, tmp_pat
 
 
 def test_the_card_names_a_licence_and_the_repository_has_its_own(exported):
-    from artsim.export import card_licence
+    from artsim.datacard import card_licence
     _, out, _ = exported
     card = (out/'README.md').read_text()
     head = yaml.safe_load(card.split('---\n')[1])
