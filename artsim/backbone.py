@@ -32,6 +32,7 @@ GENRE_MODEL = GENRE_KIND.stem + '.safetensors' # a run's genre classifier; its c
 class WeightsUnavailable(RuntimeError):
     "ImageNet weights not to be had here; the message names the file torchvision wants, where it looks, what to do."
 
+# %% ../nbs/pipeline/backbone.ipynb #70f83425
 def imagenet_weights_file() -> Path:
     "Where torchvision looks for ResNet50's `IMAGENET1K_V2` weights: `$TORCH_HOME/hub/checkpoints/<file>`."
     url = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url
@@ -54,10 +55,9 @@ def imagenet_state_dict() -> dict:
             "state-dict file: features of a random network are a different experiment, so there is no silent "
             "fallback.") from None
 
-# %% ../nbs/pipeline/backbone.ipynb #280b9218
+# %% ../nbs/pipeline/backbone.ipynb #8303a13a
 _FASTAI_BODY = {0: 'conv1', 1: 'bn1', 4: 'layer1', 5: 'layer2', 6: 'layer3', 7: 'layer4'}
 
-# %% ../nbs/pipeline/backbone.ipynb #8303a13a
 def resnet50_state_dict(sd:dict) -> dict:
     "Rename a torchvision, DataParallel or fastai-body state dict to torchvision ResNet50 names, dropping any head."
     out = {}
@@ -115,6 +115,7 @@ def weights_file(weights, # 'genre' or the path of a state-dict file
         raise FileNotFoundError(f"weights {str(weights)!r}: not 'imagenet', 'random' or 'genre', and no such file")
     return path
 
+# %% ../nbs/pipeline/backbone.ipynb #3c7d1ae0
 def resnet50(weights:str|Path|None='random', # 'imagenet', 'random', 'genre' or a state-dict file
              run:Run|None=None, # the run whose genre model 'genre' means
              seed:int=0, # seeds random initialisation (and the unused classifier layer)
@@ -138,6 +139,7 @@ def resnet50(weights:str|Path|None='random', # 'imagenet', 'random', 'genre' or 
         load_resnet50_weights(model, load_model(f, GENRE_KIND)[0] if kind else read_state_dict(f), f)
     return model
 
+# %% ../nbs/pipeline/backbone.ipynb #4f7fa170
 def resnet50_body(weights:str|Path|None='random', run:Run|None=None, seed:int=0, # see `resnet50`
                  ) -> nn.Sequential: # fastai `create_body` layout: output (N, 2048, h, w)
     "ResNet50's convolutional body with the named starting weights."
@@ -178,6 +180,7 @@ def input_image(src, # anything `artsim.load_image` reads
     if im.size != (size, size): im = im.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
 
+# %% ../nbs/pipeline/backbone.ipynb #2ceb4485
 def normalise(x:torch.Tensor, # (N, 3, H, W) uint8, or float in [0, 1]
               stats:dict=IMAGENET_STATS, # mean and std per channel
              ) -> torch.Tensor: # float32, normalised
@@ -201,11 +204,13 @@ def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or st
                          f'got {pooling!r}')
     return dict(sorted(out.items()))
 
+# %% ../nbs/pipeline/backbone.ipynb #563a1d7c
 def feature_dim(pooling:dict|None=None, # stage -> grid side; None: {4: 1}
                ) -> int:
     "The length of the pooled feature vector."
     return sum(STAGE_CHANNELS[s] * g * g for s, g in as_pooling(pooling or {4: 1}).items())
 
+# %% ../nbs/pipeline/backbone.ipynb #1ed545d5
 def pooled_features(body:nn.Sequential, # a `resnet50_body`
                     x:torch.Tensor, # (N, 3, H, W) normalised input
                     pooling:dict|None=None, # stage (1-4) -> grid side; None: {4: 1}, the global average of layer4

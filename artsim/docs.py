@@ -13,7 +13,7 @@ from .runs import Run, project_root as _clone_root
 # %% auto #0
 __all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'checkout_root', 'run_preset', 'find_runs', 'front_matter', 'cell_options',
            'quarto_attrs', 'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'doc_url',
-           'source_url', 'site_links', 'repo_links', 'settle_anchors', 'write_site', 'md_notebook', 'docs_pages',
+           'source_url', 'site_links', 'repo_links', 'settle_anchors', 'md_notebook', 'write_site', 'docs_pages',
            'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown',
            'write_readme', 'build_preview', 'main']
 
@@ -30,10 +30,6 @@ def checkout_root(path=None) -> Path:
         f"{Path(path or Path.cwd()).absolute()}"
     )
 
-# %% ../nbs/pipeline/docs.ipynb #6f335d9e
-def _mtime(run:Path) -> float:
-    return max((f.stat().st_mtime for f in (run/'notebooks').glob('*.ipynb')), default=0.)
-
 # %% ../nbs/pipeline/docs.ipynb #bcf25ab5
 def run_preset(run) -> str|None:
     "The preset a run was made with, from its `config.yaml` (`Run.config`); None for a run without a readable one"
@@ -41,6 +37,9 @@ def run_preset(run) -> str|None:
     except yaml.YAMLError: return None
 
 # %% ../nbs/pipeline/docs.ipynb #c174785f
+def _mtime(run:Path) -> float:
+    return max((f.stat().st_mtime for f in (run/'notebooks').glob('*.ipynb')), default=0.)
+
 def find_runs(root=None, preset:str|None=None, need:str|None=None) -> list[Path]:
     """Run directories under `<root>/runs` that hold executed chapters, the latest first; only `preset`'s, only those
     with the file `need`"""
@@ -322,7 +321,7 @@ table.run-chapters td, table.run-chapters th { padding: .2rem .8rem; }
 .jp-InputArea-editor { overflow-x: auto; }
 """
 
-# %% ../nbs/pipeline/docs.ipynb #fe0a77e8
+# %% ../nbs/pipeline/docs.ipynb #84989a80
 def _lab_css() -> str:
     "JupyterLab's own stylesheet for cells and outputs, as nbconvert's `lab` template ships it"
     from jupyter_core.paths import jupyter_path
@@ -331,7 +330,6 @@ def _lab_css() -> str:
         if (st/'index.css').is_file(): return (st/'index.css').read_text() + (st/'theme-light.css').read_text()
     raise FileNotFoundError("nbconvert's lab template is not installed (pip install nbconvert)")
 
-# %% ../nbs/pipeline/docs.ipynb #84989a80
 def page_exporter():
     "nbconvert's HTML exporter with the `lab` template, no prompts, and our page around it"
     from jinja2 import DictLoader
@@ -348,11 +346,13 @@ def doc_url(root=None) -> str|None:
     host = (cfg.get('doc_host') or '').strip().rstrip('/')
     return (f"{host}/{(cfg.get('doc_baseurl') or '').strip('/')}".rstrip('/') + '/') if host else None
 
+# %% ../nbs/pipeline/docs.ipynb #ef5c84d3
 def source_url(root=None) -> str|None:
     "The repository's address, `git_url` of settings.ini; None while it is empty."
     from nbdev.config import get_config
     return (get_config(path=Path(root or checkout_root())).get('git_url') or '').strip() or None
 
+# %% ../nbs/pipeline/docs.ipynb #7550b1e0
 def _link_bases() -> tuple[str, str]:
     "What nbdev puts before a page (a name's documentation) and before a file (its source) when it links a name."
     from nbdev.doclinks import _qual_sym
@@ -420,6 +420,19 @@ def settle_anchors(files:list, # the pages of a site, all written
         f.write_text(html, encoding='utf-8')
     return changed
 
+# %% ../nbs/pipeline/docs.ipynb #ffbea8ef
+def _page(nb, href:str, section=None) -> dict:
+    nb, fm = plain_notebook(nb)
+    return dict(nb=nb, fm=fm, href=href, section=section)
+
+def md_notebook(md:str):
+    "A markdown text (with optional front matter) as a one-cell notebook whose first cell is the front matter"
+    cells = []
+    m = re.match(r'^---[ \t]*\n.*?\n---[ \t]*\n', md, re.S)
+    if m: cells.append(nbformat.v4.new_raw_cell(m.group(0).strip())); md = md[m.end():]
+    cells.append(nbformat.v4.new_markdown_cell(md))
+    return nbformat.v4.new_notebook(cells=cells)
+
 # %% ../nbs/pipeline/docs.ipynb #3c96b98f
 def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static',
                keep_source:bool=False, # keep the "source" links of API entries (see `site_links`)
@@ -458,19 +471,6 @@ def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str=
     (out/static/'lab.css').write_text(_lab_css(), encoding='utf-8')
     (out/static/'site.css').write_text(SITE_CSS, encoding='utf-8')
     return written
-
-# %% ../nbs/pipeline/docs.ipynb #ffbea8ef
-def _page(nb, href:str, section=None) -> dict:
-    nb, fm = plain_notebook(nb)
-    return dict(nb=nb, fm=fm, href=href, section=section)
-
-def md_notebook(md:str):
-    "A markdown text (with optional front matter) as a one-cell notebook whose first cell is the front matter"
-    cells = []
-    m = re.match(r'^---[ \t]*\n.*?\n---[ \t]*\n', md, re.S)
-    if m: cells.append(nbformat.v4.new_raw_cell(m.group(0).strip())); md = md[m.end():]
-    cells.append(nbformat.v4.new_markdown_cell(md))
-    return nbformat.v4.new_notebook(cells=cells)
 
 # %% ../nbs/pipeline/docs.ipynb #026d133d
 def docs_pages(proc, nbs) -> list[dict]:
@@ -616,6 +616,7 @@ def first_table(md:str) -> str|None:
             return '\n'.join(l.strip() for l in lines[i:j])
     return None
 
+# %% ../nbs/pipeline/docs.ipynb #ec0d6ba3
 def headline_table(root=None) -> str:
     """The headline table of the latest demo run's `report.md`, saying where it came from; or a line saying there is
     none yet"""

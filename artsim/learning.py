@@ -38,6 +38,7 @@ def one_process():
     finally:
         if world is not None: os.environ['WORLD_SIZE'] = world
 
+# %% ../nbs/pipeline/learning.ipynb #518e049d
 def unwrap_model(m:nn.Module) -> nn.Module:
     "The model inside a `DistributedDataParallel` wrapper, or `m` itself."
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m

@@ -47,10 +47,9 @@ def spearman(x, y, # paired values
     "Spearman correlation (Pearson of average ranks) of `x` and `y`, rows weighted by `w`."
     return pearson(weighted_ranks(x, w), weighted_ranks(y, w), w)
 
-# %% ../nbs/pipeline/metrics.ipynb #7288802b
+# %% ../nbs/pipeline/metrics.ipynb #76e66717
 REGRESSION_METRICS = ('mse', 'mae', 'rmse', 'r2', 'pearson', 'spearman') # what `regression_metrics` returns, in order
 
-# %% ../nbs/pipeline/metrics.ipynb #76e66717
 def regression_metrics(y, # targets
                        pred, # predictions, one per target
                        w=None, # row weights; None: 1 each

@@ -63,6 +63,7 @@ def _header(blob:bytes) -> dict:
     n = int.from_bytes(blob[:8], 'little')
     return json.loads(blob[8:8 + n])
 
+# %% ../nbs/pipeline/modelfile.ipynb #a63432ce
 def card_digest(card:dict) -> str:
     "SHA-256 of a card's content, without the two entries that name its weights file."
     body = {k: v for k, v in card.items() if k not in ('weights_file', 'weights_sha256')}
@@ -70,6 +71,7 @@ def card_digest(card:dict) -> str:
         json.dumps(body, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
     ).hexdigest()
 
+# %% ../nbs/pipeline/modelfile.ipynb #f7760433
 def save_model(path, # the stem or the .safetensors file: writes <stem>.safetensors and <stem>.json
                state_dict:dict, # name -> tensor
                card:dict, # what rebuilds and describes the model
@@ -95,6 +97,7 @@ def current_spelling(card:dict) -> dict:
     "`card` with every key in its one spelling (`CARD_SPELLINGS`): a card written by an earlier artsim reads the same."
     return {CARD_SPELLINGS.get(k, k): v for k, v in card.items()}
 
+# %% ../nbs/pipeline/modelfile.ipynb #1734c36b
 def _card(path, kind:ModelKind) -> dict:
     "The card as the file holds it (what the weights' digest was computed on), checked to be one of `kind`."
     wf, cf = model_files(path, kind)
@@ -126,6 +129,7 @@ def read_card(path, # see `model_files`
     "The JSON card of the `kind` model at `path`, checked to be one, its keys in their current spelling."
     return current_spelling(_card(path, kind))
 
+# %% ../nbs/pipeline/modelfile.ipynb #f8f10c9c
 def card_kind(path, # a weights file (.safetensors) or its .json card
              ) -> ModelKind|None:
     "The kind of artsim model whose card lies beside `path`, or None (no card, not JSON, not one of artsim's formats)."

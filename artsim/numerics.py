@@ -155,7 +155,21 @@ def apply_portable(portable:bool, # the stage's `portable` parameter
             'computes with its own kernels, and its numbers differ from those of an x86-64 machine'
         )
 
-# %% ../nbs/pipeline/numerics.ipynb #f7e4dd8b
+# %% ../nbs/pipeline/numerics.ipynb #c67f376e
+def cpu_vendor() -> str|None:
+    "The CPU vendor as the kernel names it (`GenuineIntel`, `AuthenticAMD`, ...), or None when /proc/cpuinfo lacks it."
+    try:lines = open('/proc/cpuinfo').read().splitlines()
+    except OSError: return None
+    return next((l.split(':', 1)[1].strip() for l in lines if l.startswith('vendor_id')), None)
+
+# %% ../nbs/pipeline/numerics.ipynb #b69fb30f
+def unpinnable(vendor:str|None=None, # a CPU vendor (default: this machine's)
+              ) -> set:
+    "The switches that this CPU's libraries do not let the pin set: MKL keeps its AVX2 branch for Intel's CPUs."
+    vendor = cpu_vendor() if vendor is None else vendor
+    return {'mkl'} if X86 and vendor and vendor != 'GenuineIntel' else set()
+
+# %% ../nbs/pipeline/numerics.ipynb #7137f372
 _MKL_BRANCHES = {
     1: 'OFF',
     2: 'AUTO',
@@ -191,18 +205,6 @@ def _openblas_cores() -> list|None:
 def _version(dist:str) -> str|None:
     try: return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError: return None
-
-def cpu_vendor() -> str|None:
-    "The CPU vendor as the kernel names it (`GenuineIntel`, `AuthenticAMD`, ...), or None when /proc/cpuinfo lacks it."
-    try:lines = open('/proc/cpuinfo').read().splitlines()
-    except OSError: return None
-    return next((l.split(':', 1)[1].strip() for l in lines if l.startswith('vendor_id')), None)
-
-def unpinnable(vendor:str|None=None, # a CPU vendor (default: this machine's)
-              ) -> set:
-    "The switches that this CPU's libraries do not let the pin set: MKL keeps its AVX2 branch for Intel's CPUs."
-    vendor = cpu_vendor() if vendor is None else vendor
-    return {'mkl'} if X86 and vendor and vendor != 'GenuineIntel' else set()
 
 def numerics_info() -> dict:
     "What this process computes with: portable or not, the switches, what each loaded library does, threads, versions."

@@ -52,10 +52,9 @@ def percent(level:float, # a coverage in (0, 1), e.g. 0.95
     "The coverage `level` as a percentage."
     return f'{100 * level:g}%'
 
-# %% ../nbs/pipeline/report.ipynb #d4415b70
+# %% ../nbs/pipeline/report.ipynb #66c5ab6f
 CRITERIA_LABELS = dict(strength='strength trend ρ', auc='own vs other AUC', map='mAP') # others are named as they are
 
-# %% ../nbs/pipeline/report.ipynb #66c5ab6f
 def _against(verdicts:dict, # criterion -> {verdict: ...}
             ) -> str:
     "A measure's column 'against the Siamese network': the criteria where it beats the network and where it is worse."
@@ -178,7 +177,7 @@ def claim_sentences(results:dict, # the contents of metrics/eval.json
         )
     return out
 
-# %% ../nbs/pipeline/report.ipynb #cc8c4245
+# %% ../nbs/pipeline/report.ipynb #3112b0aa
 # what `write_figures` writes, relative to the run
 FIGURES = (
     'figures/eval_measures.png',
@@ -189,7 +188,6 @@ FIGURES = (
 )
 REPORT_FIGURES = FIGURES[:3] # the figures report.md shows
 
-# %% ../nbs/pipeline/report.ipynb #3112b0aa
 def figure_captions(level:float=0.95, # the coverage of the intervals drawn
                    ) -> dict: # a path of `FIGURES` -> its caption
     "One-line captions of the figures, naming the intervals' coverage."
