@@ -45,7 +45,9 @@ class Segment:
     "A named part of a family's vector and how it is compared."
     name:str # what the part measures
     dim:int # its length
-    kind:str # 'hist' (sums to 1), 'vector' (by RMS difference), 'cosine' (non-negative, by angle), 'centred' (by angle around the collection's centre) or 'map' (a square map, structurally)
+    # 'hist' (sums to 1), 'vector' (by RMS difference), 'cosine' (non-negative, by angle), 'centred' (by angle around
+    # the collection's centre) or 'map' (a square map, structurally)
+    kind:str
     scale:float=1.0 # for 'vector': the RMS difference at which two images count as clearly different
 
 # %% ../nbs/02_descriptors.ipynb #dc87fe91
@@ -61,7 +63,8 @@ class Family:
     def dim(self): return sum(s.dim for s in self.segments)
 
     @property
-    def centred(self) -> bool: return any(s.kind == 'centred' for s in self.segments) # compared around a collection's centre
+    # compared around a collection's centre
+    def centred(self) -> bool: return any(s.kind == 'centred' for s in self.segments)
 
     def parts(self, v:np.ndarray) -> dict: # segment name -> the slice of `v` (last axis) it owns
         "Split vectors `v` into their segments."
@@ -103,7 +106,8 @@ def _color_moments(lab):
 # %% ../nbs/02_descriptors.ipynb #daab029a
 def _dominant_palette(x, k=4, iters=8):
     "k CIELAB colours and their shares, from k-means started at lightness quantiles (deterministic)."
-    small = np.asarray(Image.fromarray((x * 255).round().astype(np.uint8)).resize((32, 32), Image.BILINEAR), np.float32) / 255
+    thumb = Image.fromarray((x * 255).round().astype(np.uint8)).resize((32, 32), Image.BILINEAR)
+    small = np.asarray(thumb, np.float32) / 255
     px = skcolor.rgb2lab(small).reshape(-1, 3)
     order = np.argsort(px[:, 0], kind='stable')
     c = px[order[((np.arange(k) + .5) / k * len(px)).astype(int)]].copy()
@@ -120,7 +124,8 @@ def color_descriptor(x:np.ndarray, # working image, float (S, S, 3) in [0, 1]
                     ) -> np.ndarray: # float32 (121,): HSV histogram, CIELAB histograms, moments, palette
     "Colour: joint HSV histogram, CIELAB marginals, CIELAB moments and a four-colour dominant palette."
     lab = skcolor.rgb2lab(x).reshape(-1, 3)
-    return np.concatenate([_hsv_histogram(x), _lab_histograms(lab), _color_moments(lab), _dominant_palette(x)]).astype(np.float32)
+    parts = [_hsv_histogram(x), _lab_histograms(lab), _color_moments(lab), _dominant_palette(x)]
+    return np.concatenate(parts).astype(np.float32)
 
 # %% ../nbs/02_descriptors.ipynb #8fa0de61
 _LBP = ((8, 1), (8, 2), (8, 3)) # (neighbours, radius)
@@ -159,7 +164,8 @@ def _glcm_properties(g8):
 # %% ../nbs/02_descriptors.ipynb #99dca8ad
 def _gabor_energies(g):
     "Share of the Gabor energy per filter (sums to 1), then the overall level on a log scale."
-    r = np.abs(sfft.ifft2(sfft.fft2((g - g.mean()).astype(np.float32))[None] * _gabor_bank(g.shape[0]), axes=(1, 2))) # single precision: 4x faster
+    # single precision: 4x faster
+    r = np.abs(sfft.ifft2(sfft.fft2((g - g.mean()).astype(np.float32))[None] * _gabor_bank(g.shape[0]), axes=(1, 2)))
     e = r.mean((1, 2))
     total = e.sum()
     share = e / total if total > 1e-9 else np.full(len(e), 1 / len(e))
@@ -175,7 +181,8 @@ def texture_descriptor(x:np.ndarray, # working image, float (S, S, 3) in [0, 1]
 
 # %% ../nbs/02_descriptors.ipynb #39a4e7c5
 def _hu_moments(g):
-    nu = measure.moments_normalized(measure.moments_central(g + 1e-3, order=3), 3) # +1e-3: a black image has no mass to normalise by
+    # +1e-3: a black image has no mass to normalise by
+    nu = measure.moments_normalized(measure.moments_central(g + 1e-3, order=3), 3)
     return np.log10(np.abs(measure.moments_hu(nu)) + 1e-12) / 12
 
 # %% ../nbs/02_descriptors.ipynb #a11e323d
@@ -193,7 +200,7 @@ def _layout(g):
 # %% ../nbs/02_descriptors.ipynb #c0891a29
 def shape_descriptor(x:np.ndarray, # working image, float (S, S, 3) in [0, 1]
                     ) -> np.ndarray: # float32 (399,): HOG, Hu moments, layout
-    "Shape: HOG of a 64-pixel thumbnail, log Hu moments, and the 8 x 8 intensity layout with the ink's centroid and spread."
+    "Shape: HOG of a 64-pixel thumbnail, log Hu moments, the 8 x 8 intensity layout, the ink's centroid and spread."
     g = skcolor.rgb2gray(x)
     thumb = np.asarray(Image.fromarray(g.astype(np.float32)).resize((64, 64), Image.BILINEAR))
     h = hog(thumb, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), block_norm='L2-Hys')
@@ -216,9 +223,11 @@ def edge_descriptor(x:np.ndarray, # working image, float (S, S, 3) in [0, 1]
 # %% ../nbs/02_descriptors.ipynb #8fa4d312
 FAMILIES = {f.name: f for f in (
     Family('color', 1, (Segment('hsv_histogram', 72, 'hist'), Segment('lab_histograms', 24, 'hist'),
-                        Segment('moments', 9, 'vector', 0.15), Segment('palette', 16, 'vector', 0.22)), color_descriptor),
+                        Segment('moments', 9, 'vector', 0.15), Segment('palette', 16, 'vector', 0.22)),
+           color_descriptor),
     Family('texture', 1, (Segment('lbp_histograms', 30, 'hist'), Segment('glcm', 18, 'vector', 0.19),
-                          Segment('gabor_shares', 16, 'hist'), Segment('gabor_level', 1, 'vector', 0.05)), texture_descriptor),
+                          Segment('gabor_shares', 16, 'hist'), Segment('gabor_level', 1, 'vector', 0.05)),
+           texture_descriptor),
     Family('shape', 1, (Segment('hog', 324, 'cosine'), Segment('hu_moments', 7, 'vector', 0.1),
                         Segment('layout', 68, 'vector', 0.23)), shape_descriptor),
     Family('edges', 1, (Segment('density', 1, 'vector', 0.09), Segment('orientation_histogram', 12, 'hist'),
@@ -270,14 +279,16 @@ def info(self:SemanticEncoder) -> dict:
 
 # %% ../nbs/02_descriptors.ipynb #01788a4c
 @patch
-def encode(self:SemanticEncoder, images:list, # images (anything `load_image` reads), `backbone.input_image` tensors, or working images
+def encode(self:SemanticEncoder,
+           images:list, # images (anything `load_image` reads), `backbone.input_image` tensors, or working images
           ) -> np.ndarray: # float32 (n, 2048)
     "Pooled ResNet50 features of `images`, `batch_size` at a time."
     import torch
     from artsim.backbone import input_image
     def one(im):
         if isinstance(im, torch.Tensor): return im
-        if isinstance(im, np.ndarray) and im.dtype.kind == 'f': return torch.from_numpy(im).permute(2, 0, 1) # a working image
+        # a working image
+        if isinstance(im, np.ndarray) and im.dtype.kind == 'f': return torch.from_numpy(im).permute(2, 0, 1)
         return input_image(im, self.size)
     x = [one(im) for im in images]
     batches = (torch.stack(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size))
@@ -324,7 +335,8 @@ def content_hash(src, # a path, bytes, PIL image or array
     h = hashlib.blake2b(digest_size=16)
     if isinstance(src, (str, Path)): return _file_digest(src)
     if isinstance(src, Image.Image): h.update(f'{src.mode}{src.size}'.encode()); h.update(src.tobytes())
-    elif isinstance(src, np.ndarray): h.update(f'{src.dtype}{src.shape}'.encode()); h.update(np.ascontiguousarray(src).tobytes())
+    elif isinstance(src, np.ndarray):
+        h.update(f'{src.dtype}{src.shape}'.encode()); h.update(np.ascontiguousarray(src).tobytes())
     else: h.update(bytes(src))
     return h.hexdigest()
 
@@ -342,7 +354,10 @@ class FeatureStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def _files(self, family): return [f for f in [self.root / f'{family}.parquet'] if f.exists()] + sorted((self.root / 'parts').glob(f'{family}-*.parquet'))
+    def _files(self, family):
+        "The family's compacted file, if any, then its parts."
+        whole = [f for f in [self.root / f'{family}.parquet'] if f.exists()]
+        return whole + sorted((self.root / 'parts').glob(f'{family}-*.parquet'))
 
 # %% ../nbs/02_descriptors.ipynb #b619475c
 _SCHEMA = pa.schema([('hash', pa.string()), ('version', pa.string()), ('vector', pa.list_(pa.float32()))])
@@ -359,11 +374,18 @@ def _write_vectors(path, hashes, versions, vectors):
 def read(self:FeatureStore, family:str, version:str|None=None, # None: every version
         ) -> tuple: # (hashes, float32 matrix) of that version, one row per hash
     "The cached vectors of `family` (the latest row wins where a hash repeats)."
-    tables = [pq.read_table(f, filters=[('version', '==', version)] if version else None, schema=_SCHEMA) for f in self._files(family)]
+    tables = [
+        pq.read_table(f, filters=[('version', '==', version)] if version else None, schema=_SCHEMA)
+        for f in self._files(family)
+    ]
     t = pa.concat_tables(tables) if tables else _SCHEMA.empty_table()
     hashes = t.column('hash').to_pylist()
     vec = t.column('vector').combine_chunks()
-    X = vec.flatten().to_numpy(zero_copy_only=False).reshape(len(hashes), -1) if len(hashes) else np.zeros((0, 0), np.float32)
+    X = (
+        vec.flatten().to_numpy(zero_copy_only=False).reshape(len(hashes), -1)
+        if len(hashes)
+        else np.zeros((0, 0), np.float32)
+    )
     last = {h: i for i, h in enumerate(hashes)}
     if len(last) < len(hashes): hashes, X = list(last), X[list(last.values())]
     return hashes, X
@@ -371,13 +393,20 @@ def read(self:FeatureStore, family:str, version:str|None=None, # None: every ver
 @patch
 def hashes(self:FeatureStore, family:str, version:str) -> set:
     "The content hashes with a cached `family` vector of `version`, without reading the vectors."
-    return {h for f in self._files(family)
-            for h in pq.read_table(f, columns=['hash'], filters=[('version', '==', version)], schema=_SCHEMA).column('hash').to_pylist()}
+    return {
+        h
+        for f in self._files(family)
+        for h in pq.read_table(f, columns=['hash'], filters=[('version', '==', version)], schema=_SCHEMA)
+        .column('hash')
+        .to_pylist()
+    }
 
 @patch
 def put(self:FeatureStore, family:str, version:str, hashes:list, vectors):
     "Add vectors as a new part file, atomically."
-    if len(hashes): _write_vectors(self.root / 'parts' / f'{family}-{time.time_ns()}-{os.getpid()}.parquet', hashes, [version] * len(hashes), vectors)
+    if len(hashes):
+        part = self.root / 'parts' / f'{family}-{time.time_ns()}-{os.getpid()}.parquet'
+        _write_vectors(part, hashes, [version] * len(hashes), vectors)
 
 @patch
 def consolidate(self:FeatureStore, family:str):
@@ -392,7 +421,9 @@ def consolidate(self:FeatureStore, family:str):
     for f in parts: f.unlink()
 
 # %% ../nbs/02_descriptors.ipynb #356a0f11
-_CENTRE_SCHEMA = pa.schema([('family', pa.string()), ('version', pa.string()), ('n', pa.int64()), ('vector', pa.list_(pa.float32()))])
+_CENTRE_SCHEMA = pa.schema(
+    [('family', pa.string()), ('version', pa.string()), ('n', pa.int64()), ('vector', pa.list_(pa.float32()))]
+)
 
 @patch
 def put_centre(self:FeatureStore, family:str, version:str, centre:np.ndarray, n:int):
@@ -438,7 +469,8 @@ def _load_or_error(f, size):
 # %% ../nbs/02_descriptors.ipynb #f225f209
 class _Writer:
     "Buffers vectors per family and writes a part file every `chunk_size` of them."
-    def __init__(self, store, versions, chunk_size): self.store, self.versions, self.n, self.buf = store, versions, chunk_size, {}
+    def __init__(self, store, versions, chunk_size):
+        self.store, self.versions, self.n, self.buf = store, versions, chunk_size, {}
     def add(self, family, h, v):
         hs, vs = self.buf.setdefault(family, ([], []))
         hs.append(h); vs.append(v)
@@ -458,7 +490,8 @@ def extract_features(files:list, # image files
                      store:FeatureStore, # the cache to fill
                      families:Iterable[str]=tuple(FAMILIES), # families to extract
                      size:int=128, # working-image side for the hand-made families
-                     encoder:SemanticEncoder|None=None, # the semantic family's network (needed when 'semantic' is in `families`)
+                     # the semantic family's network (needed when 'semantic' is in `families`)
+                     encoder:SemanticEncoder|None=None,
                      n_jobs:int=-1, # worker processes for the hand-made families (-1: all cores)
                      chunk_size:int=256, # vectors per cache write
                      known:dict|None=None, # (file, bytes, mtime_ns) -> hash from a previous run
@@ -468,11 +501,14 @@ def extract_features(files:list, # image files
     t0, families = time.perf_counter(), list(families)
     hand = [f for f in families if f in HANDMADE]
     if 'semantic' in families and encoder is None: raise ValueError("'semantic' needs an encoder")
-    versions = {f: descriptor_version(f, size) for f in hand} | ({'semantic': encoder.version} if 'semantic' in families else {})
+    versions = {f: descriptor_version(f, size) for f in hand} | (
+        {'semantic': encoder.version} if 'semantic' in families else {}
+    )
     known = known or {}
     with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) * 2)) as ex:
-        index = pd.DataFrame(list(tqdm(ex.map(lambda f: _hash_file(f, known), files), total=len(files), desc='hashing', disable=not progress)),
-                             columns=['file', 'bytes', 'mtime_ns', 'hash', 'error'])
+        hashed = tqdm(ex.map(lambda f: _hash_file(f, known), files), total=len(files), desc='hashing',
+                      disable=not progress)
+        index = pd.DataFrame(list(hashed), columns=['file', 'bytes', 'mtime_ns', 'hash', 'error'])
     have = {f: store.hashes(f, versions[f]) for f in families}
     todo = {}
     for f, h in zip(index.file, index.hash):
@@ -485,7 +521,9 @@ def extract_features(files:list, # image files
         workers = n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
         per_task = max(1, min(32, -(-len(items) // (4 * workers))))
         tasks = [items[i:i + per_task] for i in range(0, len(items), per_task)]
-        results = Parallel(n_jobs=workers, return_as='generator_unordered')(delayed(_describe_batch)(t, size) for t in tasks)
+        results = Parallel(n_jobs=workers, return_as='generator_unordered')(
+            delayed(_describe_batch)(t, size) for t in tasks
+        )
         try:
             for res in tqdm(results, total=len(tasks), desc='hand-made families', disable=not progress):
                 for h, vecs, err in res:
@@ -495,7 +533,8 @@ def extract_features(files:list, # image files
             if workers > 1: _stop_workers()
         writer.flush()
     if 'semantic' in families:
-        sem = list({h: f for f, h in zip(index.file, index.hash) if isinstance(h, str) and h not in have['semantic'] and h not in errors}.items())
+        sem = list({h: f for f, h in zip(index.file, index.hash)
+                    if isinstance(h, str) and h not in have['semantic'] and h not in errors}.items())
         batches = [sem[i:i + encoder.batch_size] for i in range(0, len(sem), encoder.batch_size)]
         with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) * 2)) as ex:
             nxt = [ex.submit(_load_or_error, f, encoder.size) for _, f in batches[0]] if batches else []
@@ -561,34 +600,42 @@ def stage(run:Run, p) -> None:
     "Extract every family for the run's paintings and variants into `features/`; a rerun extracts only what is new."
     images = image_table(run)
     families = list(p.families or FAMILIES)
-    if unknown := set(families) - set(FAMILIES): raise ValueError(f'unknown families {sorted(unknown)}; the families are {list(FAMILIES)}')
-    encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, p.device or 'cpu', p.seed, p.batch_size, run) if 'semantic' in families else None
+    if unknown := set(families) - set(FAMILIES):
+        raise ValueError(f'unknown families {sorted(unknown)}; the families are {list(FAMILIES)}')
+    encoder = None
+    if 'semantic' in families:
+        encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, p.device or 'cpu', p.seed, p.batch_size, run)
     store, old = FeatureStore(run.dir('features')), run.resolve('features/images.parquet')
     known = {}
     if old.exists():
         o = pd.read_parquet(old).dropna(subset=['hash'])
         known = {(str(run.resolve(a)), b, c): h for a, b, c, h in zip(o.path, o.bytes, o.mtime_ns, o.hash)}
+    quiet = os.environ.get('IN_TEST') or os.environ.get('TQDM_DISABLE')
     index, stats = extract_features([run.resolve(x) for x in images.path], store, families, p.size, encoder,
-                                    p.n_jobs, p.chunk_size, known, progress=not (os.environ.get('IN_TEST') or os.environ.get('TQDM_DISABLE')))
+                                    p.n_jobs, p.chunk_size, known, progress=not quiet)
     images = pd.concat([images, index[['bytes', 'mtime_ns', 'hash', 'error']]], axis=1)
     for f in families: store.consolidate(f)
     save_parquet(images, run.path / 'features/images.parquet')
     save_json(stats['versions'], run.path / 'features/versions.json')
     # the record of the pass that did the work stays; a warm rerun that extracted nothing is kept beside it as last_pass
     done = run.resolve('features/extraction.json')
-    work = stats if any(stats['extracted'].values()) or not done.exists() else {k: v for k, v in run.read_json('features/extraction.json').items() if k != 'last_pass'}
+    work = stats
+    if done.exists() and not any(stats['extracted'].values()):   # nothing new: the last pass's work stands
+        work = {k: v for k, v in run.read_json('features/extraction.json').items() if k != 'last_pass'}
     save_json({**work, 'last_pass': stats}, done)
     if encoder: save_json(encoder.info, run.path / 'features/semantic.json')
     save_centres(store, images, stats['versions'])
     save_json(descriptor_settings(p), run.path / 'features/settings.json')
     bad = images[images.error.notna()]
     with atomic_write(run.path / 'features/bad_files.csv', 'w') as fh: bad[['path', 'error']].to_csv(fh, index=False)
-    if len(bad): warnings.warn(f'{len(bad)} of {len(images)} images could not be read and were skipped: see features/bad_files.csv')
+    if len(bad):
+        warnings.warn(f'{len(bad)} of {len(images)} images could not be read and were skipped: '
+                      'see features/bad_files.csv')
 
 # %% ../nbs/02_descriptors.ipynb #a5efc1c4
 def feature_rows(run:Run, family:str, # the family to read
-                ) -> tuple: # (pd.Index of image paths relative to the run, each path's row of X, the float32 vectors as stored)
-    "The vectors of `family` in this run's descriptor version as the store holds them, and where each readable image's row is."
+                ) -> tuple: # (pd.Index of image paths relative to the run, each path's row of X, the float32 vectors)
+    "The vectors of `family` in this run's descriptor version as stored, and where each readable image's row is."
     import json
     images = run.read_parquet('features/images.parquet').dropna(subset=['hash'])
     images = images[images.error.isna()]
@@ -613,5 +660,6 @@ def feature_centre(run:Run, family:str, # the family
     version = run.read_json('features/versions.json')[family]
     c = FeatureStore(run.resolve('features')).centre(family, version)
     if c is None: raise FileNotFoundError(f"{run.resolve('features/centres.parquet')} holds no centre for {version}: "
-                                          f"run the 'descriptors' chapter for this run again (artsim_reproduce --run-dir {run.path} --only descriptors --force)")
+                                          f"run the 'descriptors' chapter for this run again (artsim_reproduce "
+                                          f"--run-dir {run.path} --only descriptors --force)")
     return c

@@ -14,9 +14,9 @@ from .backbone import Backbone, weights_info
 from .descriptors import FAMILIES
 from .siamese import descriptor_matrices
 from .network import load_seed_models
-from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order, pair_group,
-                            pearson, recall_at_k, regression_metrics, resampled_auc, roc_auc, spearman, strength_trend,
-                            weighted_means)
+from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order,
+                            pair_group, pearson, recall_at_k, regression_metrics, resampled_auc, roc_auc, spearman,
+                            strength_trend, weighted_means)
 from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, resnet_measure, ssim_matrix
 from .report import write_figures, write_report
 
@@ -101,11 +101,12 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
 # %% ../nbs/07_evaluation.ipynb #e7a00430
 def descriptor_scores(run:Run, test_set:EvaluationSet,
                      ) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
-    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined values."
+    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined."
     weights = run.params('similarity').weights
     matrices = descriptor_matrices(run, list(test_set.queries.path), list(test_set.gallery.path))
     families = [f for f in FAMILIES if f in matrices]
-    scores = {f'{f}_calibrated': matrices[f'{f}_calibrated'] for f in families} | {k: matrices[k] for k in ('combined', 'combined_raw')}
+    scores = {f'{f}_calibrated': matrices[f'{f}_calibrated'] for f in families}
+    scores |= {k: matrices[k] for k in ('combined', 'combined_raw')}
     info = {f'{f}_calibrated': dict(label=f'descriptors: {f}', detail='chapter 03, calibrated') for f in families}
     info |= dict(combined=dict(label='descriptors: combined',
                                detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
@@ -174,7 +175,8 @@ def seed_matrices(nets:dict, # seed -> `SiameseSimilarity`, sharing one encoder 
     first = next(iter(nets.values()))
     if any(n.model.encoder is not first.model.encoder for n in nets.values()):
         raise ValueError('the seeds must share one encoder (load them with load_seed_nets)')
-    FQ, FG = (first.features([run.resolve(x) for x in paths]) for paths in (test_set.queries.path, test_set.gallery.path))
+    FQ, FG = (first.features([run.resolve(x) for x in paths])
+              for paths in (test_set.queries.path, test_set.gallery.path))
     with torch.inference_mode():
         return {s: n.head.scores(n.head.embed(FQ), n.head.embed(FG)).double().numpy() for s, n in nets.items()}
 
@@ -209,7 +211,7 @@ def score_measures(run:Run, p, # the stage parameters
 def agreement(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
               target:str, # the pairs column the network learned
               boot:PaintingBootstrap) -> dict:
-    "Regression metrics of the prediction and of the training mean against `target`, with intervals and paired differences."
+    "Regression metrics of the prediction and the training mean against `target`, with intervals and differences."
     pairs, train = test_set.pairs, test_set.train
     if target not in pairs:
         raise KeyError(f'target column {target!r} is not in similarity/pairs.parquet (columns: {list(pairs.columns)})')
@@ -231,7 +233,8 @@ def agreement(test_set:EvaluationSet, pred, # the Siamese prediction of each tes
 def breakdown(test_set:EvaluationSet, pred, # the Siamese prediction of each test pair
               target:str, # the pairs column the network learned
               by:str, # the column to break down by
-              boot:PaintingBootstrap) -> pd.DataFrame: # a row per group: pairs, paintings, mae, rmse, bias with _lo, _hi
+              boot:PaintingBootstrap,
+             ) -> pd.DataFrame: # a row per group: pairs, paintings, mae, rmse, bias with _lo, _hi
     "The prediction's error per group of `by`, with intervals over paintings."
     pairs = test_set.pairs
     e = np.asarray(pred, np.float64) - pairs[target].to_numpy(np.float64)
@@ -308,9 +311,11 @@ def seed_spread(test_set:EvaluationSet, seed_scores:dict, # seed -> (queries, ga
                ) -> dict: # seeds, main, and criteria / agreement / fidelity: each value's mean, min, max, values
     "The mean and range over training seeds of every point value of `seed_point_values`."
     values = {s: seed_point_values(test_set, S, target, teacher, ks) for s, S in seed_scores.items()}
-    spread = lambda v: dict(mean=float(np.mean(v)), min=float(np.min(v)), max=float(np.max(v)), values=[float(x) for x in v])
+    spread = lambda v: dict(mean=float(np.mean(v)), min=float(np.min(v)), max=float(np.max(v)),
+                            values=[float(x) for x in v])
     part = lambda i: {k: spread([values[s][i][k] for s in values]) for k in values[main][i]}
-    return dict(seeds=[int(s) for s in seed_scores], main=int(main), criteria=part(0), agreement=part(1), fidelity=part(2))
+    return dict(seeds=[int(s) for s in seed_scores], main=int(main), criteria=part(0), agreement=part(1),
+                fidelity=part(2))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00560
 def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
@@ -340,17 +345,19 @@ def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, galle
     n = len(test_set.gallery)
     chance = dict(strength=0.0, auc=0.5, **{f'recall@{r}': min(r, n) / n for r in ks},
                   map=float(special.digamma(n + 1) + np.euler_gamma) / n)
-    return dict(criteria=criteria, reference=reference, measures=measures, versus=versus, chance=chance, groups=len(trend),
-                queries=len(test_set.queries), gallery=n, paintings=int(test_set.queries.painting.nunique()))
+    return dict(criteria=criteria, reference=reference, measures=measures, versus=versus, chance=chance,
+                groups=len(trend), queries=len(test_set.queries), gallery=n,
+                paintings=int(test_set.queries.painting.nunique()))
 
 # %% ../nbs/07_evaluation.ipynb #e7a00590
-def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores; the Siamese network's: 'siamese'
+def evaluate(test_set:EvaluationSet,
+             scores:dict, # measure -> (queries, gallery) scores; the Siamese network's: 'siamese'
              target:str, # the pairs column the network learned
              families:list|None=None, # pairs columns for `family_agreement`; None: every family and the combined value
              n_bootstrap:int=1000, seed:int=0, level:float=0.95, ks=(1, 5),
              seed_scores:dict|None=None, # training seed -> its network's scores, the saved network's seed among them
              main_seed:int|None=None, # the saved network's seed
-            ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis; fidelity and seeds where they apply
+            ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis; fidelity, seeds where they apply
     "Every number of the chapter, from the score matrices."
     if 'siamese' not in scores: raise KeyError("`scores` needs the Siamese network's matrix under 'siamese'")
     pairs = test_set.pairs
@@ -358,7 +365,9 @@ def evaluate(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery
     pred = scores['siamese'][pairs.q, pairs.g]
     families = [f for f in (families or [*FAMILIES, 'combined', 'combined_raw']) if f in pairs]
     own, teacher = int((pairs.kind == 'positive').sum()), scores.get(target)
-    extra = {} if teacher is None else dict(fidelity=dict(teacher=target, **fidelity(test_set, scores['siamese'], teacher, boot)))
+    extra = {}
+    if teacher is not None:
+        extra = dict(fidelity=dict(teacher=target, **fidelity(test_set, scores['siamese'], teacher, boot)))
     if seed_scores:
         main = main_seed if main_seed is not None else next(iter(seed_scores))
         extra['seeds'] = seed_spread(test_set, seed_scores, main, target, teacher, ks)
@@ -414,7 +423,7 @@ def jsonable(x):
 # %% ../nbs/07_evaluation.ipynb #e7a00690
 def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:dict, # `score_measures`
                      card:dict, # the network's JSON card
-                     seed_scores:dict|None=None, # training seed -> scores (`seed_matrices`), the network's seed among them
+                     seed_scores:dict|None=None, # training seed -> scores (`seed_matrices`), the network's among them
                     ) -> dict: # the contents of metrics/eval.json
     "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
     target = card.get('target', 'combined')
@@ -433,9 +442,9 @@ def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:d
 
 # %% ../nbs/07_evaluation.ipynb #8824dcc1
 def evaluate_run(run:Run, p, net, card:dict,
-                 seed_nets:dict|None=None, # seed -> network sharing `net`'s encoder (`load_seed_nets`), `net`'s seed among them
+                 seed_nets:dict|None=None, # seed -> network sharing `net`'s encoder (`load_seed_nets`), `net`'s too
                 ) -> dict:
-    "`score_measures` (and the seeds' `seed_matrices`), then `write_evaluation`: the stage once the networks are loaded."
+    "`score_measures` (and the seeds' `seed_matrices`), then `write_evaluation`: the stage with the networks loaded."
     test_set, scores, measures = score_measures(run, p, net, card)
     seed_scores = seed_matrices(seed_nets, run, test_set) if seed_nets and len(seed_nets) > 1 else None
     return write_evaluation(run, p, test_set, scores, measures, card, seed_scores)

@@ -4,12 +4,12 @@
 
 # %% ../nbs/pipeline/plan.ipynb #bb6aa2be
 from __future__ import annotations
-import contextlib, json, re, shutil, subprocess, sys, warnings
+import contextlib, json, re, shutil, subprocess, warnings
 from pathlib import Path
 from importlib import resources
-import numpy as np, pandas as pd, yaml
+import numpy as np, pandas as pd
 from fastcore.basics import AttrDict
-from .runs import STAGES, Run, project_root, resolve_run_dir, derive_seed
+from .runs import STAGES, Run, project_root
 from .data import candidate_order, min_per_genre, source_path, split_stratified
 from .painter import demo_size
 from .sources import export_paintings, export_variants, read_demo, read_source
@@ -33,15 +33,19 @@ __all__ = ['ARTGAN_GENRES', 'KNOWN_SOURCES', 'ASSUMED_SIZE', 'RATES', 'UNIT_RATE
            'estimate_memory', 'chapter_lines', 'format_plan']
 
 # %% ../nbs/pipeline/plan.ipynb #2c557b58
-# paintings per genre in the ArtGAN WikiArt lists (genre_train.csv + genre_val.csv), rounded to hundreds: 65,000 paintings
-# with a genre label, as a public script over the same copy (81,444 images, its 27 style counts exact) lists them
+# paintings per genre in the ArtGAN WikiArt lists (genre_train.csv + genre_val.csv), rounded to hundreds: 65,000
+# paintings with a genre label, as a public script over the same copy (81,444 images, its 27 style counts exact)
+# lists them
 ARTGAN_GENRES = dict(abstract_painting=5000, cityscape=4600, genre_painting=10900, illustration=1900, landscape=13400,
-                     nude_painting=1900, portrait=14100, religious_painting=6500, sketch_and_study=3900, still_life=2800)
+                     nude_painting=1900, portrait=14100, religious_painting=6500, sketch_and_study=3900,
+                     still_life=2800)
 KNOWN_SOURCES = dict(
     wikiart=dict(genres=ARTGAN_GENRES, what="the ArtGAN lists' genre sizes (rounded to hundreds)"),
-    huggan=dict(genres=ARTGAN_GENRES | {'Unknown Genre': 16500},
-                what="huggan/wikiart's genre sizes (the ArtGAN copy with its unlabelled paintings; rounded to hundreds)"))
+    huggan=dict(
+        genres=ARTGAN_GENRES | {'Unknown Genre': 16500},
+        what="huggan/wikiart's genre sizes (the ArtGAN copy with its unlabelled paintings; rounded to hundreds)"))
 ASSUMED_SIZE = (1024, 768)  # width, height of a painting whose size is not known before the download: 4:3 assumed
+
 
 # %% ../nbs/pipeline/plan.ipynb #ab5c7699
 def _recorded_manifest(p, run_dir:Path):
@@ -73,7 +77,8 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
     "The manifest the data chapter will write: made exactly for the demo source, estimated for files not looked at yet."
     p = AttrDict(p)
     if run_dir is not None and (m := _recorded_manifest(p, Path(run_dir))) is not None:
-        return m.assign(copied=m.path.astype(str).str.startswith('data/images/')), dict(kind='run', exact=True, note=f"the manifest in {run_dir}")
+        how = dict(kind='run', exact=True, note=f"the manifest in {run_dir}")
+        return m.assign(copied=m.path.astype(str).str.startswith('data/images/')), how
     seed, n = p.seed or 0, int(p.n_per_genre)
     path = source_path(p)
     if p.source == 'export' and path is not None and path.exists():
@@ -85,20 +90,26 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
         how = dict(kind='demo', exact=True, note='the procedural paintings, every one known without painting it')
     elif path is not None and path.exists():
         cands = read_source(p.source, path, n, seed)
-        how = dict(kind='disk', exact=False, note=f"the candidates listed at {path}, each assumed readable and at least min_size")
+        how = dict(kind='disk', exact=False,
+                   note=f"the candidates listed at {path}, each assumed readable and at least min_size")
     elif p.source in KNOWN_SOURCES:
         k = KNOWN_SOURCES[p.source]
-        cands = pd.DataFrame([dict(id=f'{g}-{i:05d}', src='', genre=g) for g, c in k['genres'].items() for i in range(min(c, n))])
-        how = dict(kind='known', exact=False, note=f"source_path {path} is not on disk yet: estimated from {k['what']}, "
-                                                   f"each painting assumed readable and at least min_size")
-    else: raise FileNotFoundError(f"source_path {path} does not exist and the size of a {p.source} source is not known: "
-                                  f"give the source (-p source_path=...) to plan a run of it")
+        cands = pd.DataFrame([dict(id=f'{g}-{i:05d}', src='', genre=g)
+                              for g, c in k['genres'].items() for i in range(min(c, n))])
+        how = dict(kind='known', exact=False,
+                   note=f"source_path {path} is not on disk yet: estimated from {k['what']}, "
+                        f"each painting assumed readable and at least min_size")
+    else:
+        raise FileNotFoundError(f"source_path {path} does not exist and the size of a {p.source} source is not known: "
+                                f"give the source (-p source_path=...) to plan a run of it")
     if p.genres:
-        if unknown := sorted(set(p.genres) - set(cands.genre)): raise ValueError(f"genres {unknown} are not in source={p.source}")
+        if unknown := sorted(set(p.genres) - set(cands.genre)):
+            raise ValueError(f"genres {unknown} are not in source={p.source}")
         cands = cands[cands.genre.isin(list(p.genres))]
     rows, size = [], p.image_size or 128
     sample = _sample_sizes(cands.src) if how['kind'] == 'disk' and p.source != 'huggan' else None
-    if how['kind'] == 'disk': how['note'] += f"; sizes from {'a sample of the files' if sample else 'none of them (4:3 at 1024 px assumed)'}"
+    if how['kind'] == 'disk':
+        how['note'] += f"; sizes from {'a sample of the files' if sample else 'none of them (4:3 at 1024 px assumed)'}"
     if how['kind'] == 'known': how['note'] += f"; their size unknown (4:3 at {ASSUMED_SIZE[0]} px assumed)"
     for g, df in candidate_order(cands, seed).items():
         kept = 0
@@ -107,14 +118,17 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
             if how['kind'] == 'demo': w, h = demo_size(int(c.src.rsplit('/', 1)[1]), size)
             else: w, h = _fit_to(*(sample or ASSUMED_SIZE), p.image_size)
             if min(w, h) < (p.min_size or 0) and how['kind'] == 'demo': continue
-            copied = how['kind'] == 'demo' or p.source == 'huggan' or bool(p.image_size and max(sample or ASSUMED_SIZE) > p.image_size)
-            rows.append(dict(id=c.id, path=f'data/images/{g}/{c.id}.png' if copied else c.src or f'{g}/{c.id}.jpg', genre=g, width=w, height=h, copied=copied))
+            copied = (how['kind'] == 'demo' or p.source == 'huggan'
+                      or bool(p.image_size and max(sample or ASSUMED_SIZE) > p.image_size))
+            where = f'data/images/{g}/{c.id}.png' if copied else c.src or f'{g}/{c.id}.jpg'
+            rows.append(dict(id=c.id, path=where, genre=g, width=w, height=h, copied=copied))
             kept += 1
     m = pd.DataFrame(rows, columns=['id', 'path', 'genre', 'width', 'height', 'copied'])
     need = min_per_genre(p.valid_pct, p.test_pct)
     if small := {g: int(k) for g, k in m.groupby('genre').size().items() if k < need}:
         raise ValueError(f"00_data would stop: too few paintings to split {small}; each genre needs at least {need}")
-    if not len(m): raise ValueError(f"00_data would stop: no painting of source={p.source} is kept (min_size={p.min_size})")
+    if not len(m):
+        raise ValueError(f"00_data would stop: no painting of source={p.source} is kept (min_size={p.min_size})")
     m['split'] = split_stratified(m, p.valid_pct, p.test_pct, seed)
     return m, how
 
@@ -224,53 +238,69 @@ def _plan_run(cfg, run_dir):
     vg, vs = of.genre.reindex(pairs.original_id).to_numpy(object), of.split.reindex(pairs.original_id).to_numpy(object)
     # genres with no variant in a split: chapters 05-07 run, and say nothing about those genres there
     bare = {s: sorted(set(manifest.genre[manifest.split == s]) - set(vg[vs == s])) for s in ('valid', 'test')}
-    split = manifest.groupby(['genre', 'split']).size().unstack(fill_value=0).reindex(columns=['train', 'valid', 'test'], fill_value=0)
+    split = manifest.groupby(['genre', 'split']).size().unstack(fill_value=0)
+    split = split.reindex(columns=['train', 'valid', 'test'], fill_value=0)
     n = dict(split.sum())
     sizes = model_bytes(len(split), trp['architecture'])
+    exported = how['kind'] == 'export'
     counts = {
-        '00_data': dict(paintings=len(manifest), genres=len(split), per_genre_split=split, copied=int(manifest.copied.sum())),
+        '00_data': dict(paintings=len(manifest), genres=len(split), per_genre_split=split,
+                        copied=int(manifest.copied.sum())),
         '01_generation': dict(originals=len(originals), prompts=len(bank), variants=len(pairs),
-                              strengths=len(g.strengths) if how['kind'] != 'export' else pairs.strength.nunique(),
+                              strengths=pairs.strength.nunique() if exported else len(g.strengths),
                               variant_format=g.variant_format, genres_without_variants=bare,
-                              generator='export' if how['kind'] == 'export' else g.generator,
+                              generator='export' if exported else g.generator,
                               sizes=pairs.groupby(['width', 'height']).size().sort_values(ascending=False)),
-        '02_descriptors': dict(images=len(images), paintings=len(manifest), variants=len(pairs), families=list(de.families or FAMILIES)),
-        '03_similarity': dict(positive=int((table.kind == 'positive').sum()), negative=int((table.kind == 'negative').sum()),
+        '02_descriptors': dict(images=len(images), paintings=len(manifest), variants=len(pairs),
+                               families=list(de.families or FAMILIES)),
+        '03_similarity': dict(positive=int((table.kind == 'positive').sum()),
+                              negative=int((table.kind == 'negative').sum()),
                               pairs=len(table), calibration_pairs=len(cal)),
         '04_finetune': dict(train=int(n.get('train', 0)), valid=int(n.get('valid', 0)), test=int(n.get('test', 0)),
                             epochs=int(f.epochs) + int(f.freeze_epochs), input_size=int(f.input_size),
                             model_bytes=sizes['genre']),
         '05_siamese': sia,
         '06_training': trp | dict(model_bytes=sizes['siamese'], seed_head_bytes=sizes['seed_head']),
-        '07_evaluation': evp | dict(cells=evp['variants'] * evp['test_paintings'], resnet_weights=list(ev.resnet_weights or [])),
+        '07_evaluation': evp | dict(cells=evp['variants'] * evp['test_paintings'],
+                                    resnet_weights=list(ev.resnet_weights or [])),
     }
     # the work in the units of the time model: megapixels through a network, images described, pairs scored, ...
     gmp = float((pairs.width * pairs.height).sum()) / 1e6
+    painted = float((manifest.width * manifest.height).sum())   # pixels
     ssize = int(sp.siamese_size)
     c4, c5, c7 = counts['04_finetune'], counts['05_siamese'], counts['07_evaluation']
     mp4, mp5 = _mp(c4['input_size'], c4['input_size']), _mp(ssize, ssize)
-    epochs4 = c4['epochs']
+    epochs4, valid4 = c4['epochs'], c4['valid'] * (2 if f.probe_stale_bn else 1)
+    generator, families = counts['01_generation']['generator'], counts['02_descriptors']['families']
+    semantic = 'semantic' in families
+    scored7 = c7['variants'] + c7['test_paintings']
     work = {
-        '00_data': dict(paint_mpx=4 * float((manifest.width * manifest.height).sum()) / 1e6 if how['kind'] == 'demo' else 0.0,
-                        decode_mpx=0.0 if how['kind'] == 'demo' else float((manifest.width * manifest.height).sum()) / 1e6),
-        '01_generation': dict(standin_mpx=gmp if counts['01_generation']['generator'] == 'standin' else 0.0,
-                              refiner_steps=float((g.steps * pairs.strength.to_numpy(float)).astype(int).sum())
-                                            if counts['01_generation']['generator'] == 'sdxl' else 0.0),
-        '02_descriptors': dict(handmade_images=len(images) * (int(de.size) / 128) ** 2 if set(counts['02_descriptors']['families']) - {'semantic'} else 0.0,
-                               forward_mpx=len(images) * _mp(int(de.semantic_size), int(de.semantic_size)) if 'semantic' in counts['02_descriptors']['families'] else 0.0,
-                               images_loaded=len(images) if 'semantic' in counts['02_descriptors']['families'] else 0),
+        '00_data': dict(paint_mpx=4 * painted / 1e6 if how['kind'] == 'demo' else 0.0,
+                        decode_mpx=0.0 if how['kind'] == 'demo' else painted / 1e6),
+        '01_generation': dict(
+            standin_mpx=gmp if generator == 'standin' else 0.0,
+            refiner_steps=float((g.steps * pairs.strength.to_numpy(float)).astype(int).sum())
+                          if generator == 'sdxl' else 0.0),
+        '02_descriptors': dict(
+            handmade_images=len(images) * (int(de.size) / 128) ** 2 if set(families) - {'semantic'} else 0.0,
+            forward_mpx=len(images) * _mp(int(de.semantic_size), int(de.semantic_size)) if semantic else 0.0,
+            images_loaded=len(images) if semantic else 0),
         '03_similarity': dict(pairs=len(table) + len(cal)),
-        '04_finetune': dict(train_mpx=(epochs4 * c4['train'] + int(f.lr_find_iters) * int(f.bs)) * mp4,
-                            forward_mpx=(epochs4 * (c4['train'] + c4['valid'] * (2 if f.probe_stale_bn else 1)) + c4['test']) * mp4,
-                            images_loaded=epochs4 * (2 * c4['train'] + c4['valid'] * (2 if f.probe_stale_bn else 1)) + int(f.lr_find_iters) * int(f.bs) + c4['test']),
-        '05_siamese': dict(forward_mpx=(c5['encoded_images'] + c5['augmented']) * mp5, images_loaded=c5['encoded_images'],
-                           descriptor_cells=c5['teacher_cells']),
-        '06_training': {},   # the head trains on the stored features, seconds per seed: the chapter's fixed cost
-        '07_evaluation': dict(ssim_cells=c7['cells'] * (int(ev.ssim_size) / 128) ** 2, descriptor_cells=c7['cells'], hashes=c7['variants'] + c7['test_paintings'],
-                              forward_mpx=(c7['variants'] + c7['test_paintings']) * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),
-                              images_loaded=(c7['variants'] + c7['test_paintings']) * (len(c7['resnet_weights']) + 3)),
+        '04_finetune': dict(
+            train_mpx=(epochs4 * c4['train'] + int(f.lr_find_iters) * int(f.bs)) * mp4,
+            forward_mpx=(epochs4 * (c4['train'] + valid4) + c4['test']) * mp4,
+            images_loaded=epochs4 * (2 * c4['train'] + valid4) + int(f.lr_find_iters) * int(f.bs) + c4['test']),
+        '05_siamese': dict(forward_mpx=(c5['encoded_images'] + c5['augmented']) * mp5,
+                           images_loaded=c5['encoded_images'], descriptor_cells=c5['teacher_cells']),
+        '06_training': {},  # the head trains on the stored features, seconds per seed: the chapter's fixed cost
+        '07_evaluation': dict(
+            ssim_cells=c7['cells'] * (int(ev.ssim_size) / 128) ** 2, descriptor_cells=c7['cells'], hashes=scored7,
+            forward_mpx=scored7 * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),
+            images_loaded=scored7 * (len(c7['resnet_weights']) + 3)),
     }
-    return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, images=len(images), table=len(table))
+    return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, images=len(images),
+                    table=len(table))
+
 
 # %% ../nbs/pipeline/plan.ipynb #fe20d4b2
 def check_plan(plan:AttrDict, # `plan_run`'s
@@ -319,23 +349,32 @@ def check_counts(cfg:dict, # stage -> its parameters (`artsim.reproduce.prepare_
 RATES = 'rates.json'
 UNIT_RATES = dict(paint_mpx='paint_s_per_mpx', decode_mpx='decode_s_per_mpx', standin_mpx='standin_s_per_mpx',
                   handmade_images='handmade_s_per_image', forward_mpx='forward_s_per_mpx', train_mpx='train_s_per_mpx',
-                  images_loaded='load_s_per_image', pairs='pair_s', ssim_cells='ssim_s_per_cell', descriptor_cells='descriptor_s_per_cell',
-                  hashes='hash_s_per_image', refiner_steps='refiner UNet steps')
-CPU_UNITS = ('paint_mpx', 'decode_mpx', 'handmade_images', 'images_loaded', 'pairs', 'ssim_cells', 'descriptor_cells', 'hashes') # on the CPU whatever the device
+                  images_loaded='load_s_per_image', pairs='pair_s', ssim_cells='ssim_s_per_cell',
+                  descriptor_cells='descriptor_s_per_cell', hashes='hash_s_per_image',
+                  refiner_steps='refiner UNet steps')
+# on the CPU whatever the device
+CPU_UNITS = ('paint_mpx', 'decode_mpx', 'handmade_images', 'images_loaded', 'pairs', 'ssim_cells', 'descriptor_cells',
+             'hashes')
 
 def load_rates(path=None) -> dict:
     "The recorded rates: `artsim/rates.json`, or the file `path`; {} when there is none."
     f = Path(path) if path else Path(str(resources.files('artsim').joinpath(RATES)))
     return json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
 
+
+# %% ../nbs/pipeline/plan.ipynb #404074cf
 def gpu_name() -> str|None:
     "The first CUDA GPU's name (from nvidia-smi, so that a plan does not load PyTorch), or None."
     exe = shutil.which('nvidia-smi')
     if not exe: return None
-    try: out = subprocess.run([exe, '--query-gpu=name', '--format=csv,noheader'], capture_output=True, text=True, timeout=5).stdout
+    try:
+        query = [exe, '--query-gpu=name', '--format=csv,noheader']
+        out = subprocess.run(query, capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError): return None
     return out.strip().splitlines()[0].strip() if out.strip() else None
 
+
+# %% ../nbs/pipeline/plan.ipynb #98d1bd5a
 def device_key(device:str) -> tuple: # (the key of rates.json's devices, the device in words)
     "Which recorded rates apply to `device` on this machine."
     if str(device).startswith('cuda'):
@@ -343,11 +382,14 @@ def device_key(device:str) -> tuple: # (the key of rates.json's devices, the dev
         return (f'cuda:{name}', name) if name else (None, 'CUDA (no CUDA GPU on this machine)')
     return 'cpu', 'this CPU'
 
+
+# %% ../nbs/pipeline/plan.ipynb #d984ed6a
 def refiner_rate(root=None) -> dict|None:
     "bench_refiner_gpu.py's recorded output (UNet steps per second per image), if the clone holds one."
     root = root or project_root()
     f = Path(root)/'benchmarks'/'results'/'refiner_gpu.json' if root else None
     return json.loads(f.read_text()) if f and f.is_file() else None
+
 
 # %% ../nbs/pipeline/plan.ipynb #1df22f0b
 def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|None=None) -> dict:
@@ -364,20 +406,25 @@ def estimate_time(plan:AttrDict, device:str, rates:dict|None=None, refiner:dict|
             if not amount: continue
             if unit == 'refiner_steps':
                 rr = refiner or refiner_rate()
-                b = max((k for k in rr or {} if re.fullmatch(r'fp16_sdpa_batch\d+', k)), key=lambda k: int(k[15:]), default=None)
-                if b is None: why = why or 'the SDXL refiner is not measured: run benchmarks/bench_refiner_gpu.py on the GPU'; continue
+                batches = (k for k in rr or {} if re.fullmatch(r'fp16_sdpa_batch\d+', k))
+                b = max(batches, key=lambda k: int(k[15:]), default=None)
+                if b is None:
+                    why = why or 'the SDXL refiner is not measured: run benchmarks/bench_refiner_gpu.py on the GPU'
+                    continue
                 part += amount / rr[b]
                 continue
             src, on = (cpu, 'this CPU') if gpu and unit in CPU_UNITS else (dev, words)
             rate = (src.get('rates') or {}).get(UNIT_RATES[unit])
-            if unit == 'handmade_images' and int(plan.cfg['descriptors'].get('n_jobs') or -1) == 1: rate = (src.get('rates') or {}).get('handmade_1job_s_per_image')
+            if unit == 'handmade_images' and int(plan.cfg['descriptors'].get('n_jobs') or -1) == 1:
+                rate = (src.get('rates') or {}).get('handmade_1job_s_per_image')
             if rate is None: why = why or f'{UNIT_RATES[unit]} not measured on {on}'; continue
             part += amount * rate
         out[ch] = (None if why else fixed + part, why, part)
     return dict(chapters=out, device=words, key=key, measured=dev.get('measured'), machine=dev.get('name'))
 
 # %% ../nbs/pipeline/plan.ipynb #846bcbb5
-def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes (None: not measured), and what each assumes
+def estimate_disk(plan:AttrDict, rates:dict|None=None,
+                 ) -> dict: # kind -> bytes (None: not measured), and what each assumes
     "The bytes each kind of artifact of the run will take."
     rates = load_rates() if rates is None else rates
     disk, out = rates.get('disk') or {}, {}
@@ -388,10 +435,12 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes 
     copied = m[m.copied]
     px = float((copied.width * copied.height).sum())
     r = bpp('png', 'demo' if demo else 'photographs')
-    out['paintings (data/images, PNG)'] = (px * r if r else (0 if not px else None), f'{len(copied)} copied into the run' if len(copied) else 'read where they are')
+    where = f'{len(copied)} copied into the run' if len(copied) else 'read where they are'
+    out['paintings (data/images, PNG)'] = (px * r if r else (0 if not px else None), where)
     fmt = plan.cfg['generation']['variant_format']
     r = bpp(fmt, content)
-    out[f'variants ({fmt})'] = (float((pairs.width * pairs.height).sum()) * r if r else None, f'{len(pairs):,} at {r:.2f} bytes/pixel ({content})' if r else 'not measured')
+    out[f'variants ({fmt})'] = (float((pairs.width * pairs.height).sum()) * r if r else None,
+                                f'{len(pairs):,} at {r:.2f} bytes/pixel ({content})' if r else 'not measured')
     dims = sum(FAMILIES[f].dim for f in plan.counts['02_descriptors']['families'])
     b = disk.get('feature_bytes_per_value')
     out['descriptors (features/)'] = (plan.images * dims * b if b else None, f'{plan.images:,} images x {dims} values')
@@ -399,8 +448,9 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes 
     out['scored pairs (similarity/)'] = (plan.table * b if b else None, f'{plan.table:,} rows')
     c4, c5, c6 = plan.counts['04_finetune'], plan.counts['05_siamese'], plan.counts['06_training']
     seeds = c6['seeds']
-    out['Siamese features (siamese/)'] = (4.0 * (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] + 8.0 * c5['teacher_cells'],
-                                          f"{c5['encoded_images'] + c5['augmented']:,} images x {c5['feature_dim']:,} features, "
+    encoded = c5['encoded_images'] + c5['augmented']
+    out['Siamese features (siamese/)'] = (4.0 * encoded * c5['feature_dim'] + 8.0 * c5['teacher_cells'],
+                                          f"{encoded:,} images x {c5['feature_dim']:,} features, "
                                           f"{c5['teacher_cells']:,} teacher values")
     out['models (models/)'] = (float(c4['model_bytes'] + c6['model_bytes'] + (seeds - 1) * c6['seed_head_bytes']),
                                f'genre classifier, Siamese network and {seeds - 1} more seeds\' heads, float32')
@@ -409,7 +459,8 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None) -> dict: # kind -> bytes 
     return out
 
 # %% ../nbs/pipeline/plan.ipynb #e079bf96
-def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> dict: # step -> bytes (None: not measured)
+def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
+                   ) -> dict: # step -> bytes (None: not measured)
     "Peak resident memory of the steps whose arrays grow with the run."
     rates = load_rates() if rates is None else rates
     cpu = ((rates.get('devices') or {}).get('cpu') or {}).get('memory') or {}
@@ -422,9 +473,11 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> di
     features, teacher = (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] * 4, c5['teacher_cells'] * 8
     chunk = min(ENCODE_CHUNK * int(cfg['siamese']['encode_batch_size']), c5['largest_split_images'])
     train_paintings = c5['splits']['train']['paintings']
-    held = max(features + (chunk + train_paintings + c5['augmented']) * 3 * ssize * ssize,   # encoding: one chunk's pixels
-               features + teacher + (2 * len(dims) + 3) * min(TEACHER_BLOCK_ROWS, c5['largest_queries']) * c5['largest_gallery'] * 8,
-               2 * (features + teacher))   # writing siamese/data.safetensors: the file's bytes beside the tensors
+    block = (2 * len(dims) + 3) * min(TEACHER_BLOCK_ROWS, c5['largest_queries']) * c5['largest_gallery'] * 8
+    # encoding: one chunk's pixels; the teacher, a block of rows at a time; writing siamese/data.safetensors: the
+    # file's bytes beside the tensors
+    held = max(features + (chunk + train_paintings + c5['augmented']) * 3 * ssize * ssize,
+               features + teacher + block, 2 * (features + teacher))
     q, g = c['07_evaluation']['variants'], c['07_evaluation']['test_paintings']
     measures = 3 + len(c['07_evaluation']['resnet_weights']) + 2 * len(dims) + 2
     act = cpu.get('train_bytes_per_mpx')
@@ -432,7 +485,8 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu') -> di
     steps = {
         '03_similarity: reading the widest family and scoring': 2 * plan.images * widest * 4 + 8 * 4096 * widest * 8,
         '05_siamese: every feature and the teacher\'s matrices, twice while the file is written': held,
-        '07_evaluation: score matrices and descriptor vectors': q * g * 8 * measures + plan.images * sum(dims.values()) * 4 * 2,
+        '07_evaluation: score matrices and descriptor vectors':
+            q * g * 8 * measures + plan.images * sum(dims.values()) * 4 * 2,
     }
     if act and not gpu:
         f, t = cfg['finetune'], cfg['training']
@@ -473,45 +527,58 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
                     f"{_n(g['variants'])} variants ({g['generator']}, stored as {g['variant_format']}), at {size}")
     bare = '; '.join(f"no {s} variants of {', '.join(v)}" for s, v in g['genres_without_variants'].items() if v)
     sp_line = lambda k: f"{k} {sp['splits'][k]['paintings']:,} paintings, {sp['splits'][k]['variants']:,} variants"
+    de = c['02_descriptors']
+    # genres without variants in a split: said, with the option that draws every painting
+    no_variants = [f"{bare}: chapters 05-07 judge nothing of them there "
+                   "(-p originals_per_genre=null draws every painting)"] if bare else []
+    steps = _n(t['steps_per_seed'] // max(1, t['epochs']))
     return {
-        '00_data': [f"{_n(d['paintings'])} paintings in {d['genres']} genres: train {_n(tot.train)}, valid {_n(tot.valid)}, test {_n(tot.test)}",
+        '00_data': [f"{_n(d['paintings'])} paintings in {d['genres']} genres: train {_n(tot.train)}, "
+                    f"valid {_n(tot.valid)}, test {_n(tot.test)}",
                     f"per genre (train/valid/test): {per}"],
-        '01_generation': [gen_line] + ([f"{bare}: chapters 05-07 judge nothing of them there "
-                                        "(-p originals_per_genre=null draws every painting)"] if bare else []),
-        '02_descriptors': [f"{_n(c['02_descriptors']['images'])} images to describe ({_n(c['02_descriptors']['paintings'])} paintings + "
-                           f"{_n(c['02_descriptors']['variants'])} variants), families {', '.join(c['02_descriptors']['families'])}"],
-        '03_similarity': [f"{_n(s['pairs'])} pairs scored ({_n(s['positive'])} positive + {_n(s['negative'])} negative), "
-                          f"calibrated on {_n(s['calibration_pairs'])} unrelated pairs"],
-        '04_finetune': [f"ResNet50 at {f['input_size']} px: {_n(f['train'])} training paintings x {f['epochs']} epochs, "
-                        f"{_n(f['valid'])} validation, {_n(f['test'])} test"],
-        '05_siamese': [f"{sp_line('train')}; {sp_line(sp['validate_on'])}: {_n(sp['encoded_images'])} images + {_n(sp['augmented'])} "
-                       f"augmented copies through the encoder once ({_n(sp['feature_dim'])} features each), "
-                       f"{_n(sp['teacher_cells'])} teacher values"],
-        '06_training': [f"{t['seeds']} seeds x {t['epochs']} epochs of {_n(t['steps_per_seed'] // max(1, t['epochs']))} batches on the stored features; "
-                        f"ablation {t['ablation_rows']} rows, {_n(t['head_trainings'])} head trainings in all; validated on "
-                        f"{_n(t['valid_variants'])} {t['validate_on']} variants x {_n(t['valid_paintings'])} paintings"],
-        '07_evaluation': [f"{_n(e['test_pairs'])} test pairs ({_n(e['own_pairs'])} own + {_n(e['other_pairs'])} other); "
-                          f"{_n(e['variants'])} variants x {_n(e['test_paintings'])} test paintings = {_n(e['cells'])} cells per score matrix "
+        '01_generation': [gen_line] + no_variants,
+        '02_descriptors': [f"{_n(de['images'])} images to describe ({_n(de['paintings'])} paintings + "
+                           f"{_n(de['variants'])} variants), families {', '.join(de['families'])}"],
+        '03_similarity': [f"{_n(s['pairs'])} pairs scored ({_n(s['positive'])} positive + "
+                          f"{_n(s['negative'])} negative), calibrated on {_n(s['calibration_pairs'])} unrelated pairs"],
+        '04_finetune': [f"ResNet50 at {f['input_size']} px: {_n(f['train'])} training paintings x "
+                        f"{f['epochs']} epochs, {_n(f['valid'])} validation, {_n(f['test'])} test"],
+        '05_siamese': [f"{sp_line('train')}; {sp_line(sp['validate_on'])}: {_n(sp['encoded_images'])} images + "
+                       f"{_n(sp['augmented'])} augmented copies through the encoder once "
+                       f"({_n(sp['feature_dim'])} features each), {_n(sp['teacher_cells'])} teacher values"],
+        '06_training': [f"{t['seeds']} seeds x {t['epochs']} epochs of {steps} batches on the stored features; "
+                        f"ablation {t['ablation_rows']} rows, {_n(t['head_trainings'])} head trainings in all; "
+                        f"validated on {_n(t['valid_variants'])} {t['validate_on']} variants x "
+                        f"{_n(t['valid_paintings'])} paintings"],
+        '07_evaluation': [f"{_n(e['test_pairs'])} test pairs ({_n(e['own_pairs'])} own + {_n(e['other_pairs'])} "
+                          f"other); {_n(e['variants'])} variants x {_n(e['test_paintings'])} test paintings = "
+                          f"{_n(e['cells'])} cells per score matrix "
                           f"({1 + 2 + len(e['resnet_weights'])} measures + the descriptors)"],
     }
 
+
+# %% ../nbs/pipeline/plan.ipynb #5a9cd66d
 def format_plan(plan:AttrDict, device:str, rates:dict|None=None, run_dir=None, preset:str='') -> str:
     "The plan as `artsim_reproduce --plan` prints it."
     rates = load_rates() if rates is None else rates
     tm, disk, mem = estimate_time(plan, device, rates), estimate_disk(plan, rates), estimate_memory(plan, rates, device)
-    L = [f"artsim_reproduce --plan: preset {preset}, device {device}, run directory {run_dir} (nothing is run or written)",
-         f"paintings: {plan.how['note']}" + ('' if plan.how['exact'] else ' (the counts below follow from this estimate)'),
-         f"times: {'rates measured on ' + tm['machine'] + ', ' + tm['measured'] if tm['machine'] else 'no rates recorded for ' + tm['device']}", '']
+    times = ('rates measured on ' + tm['machine'] + ', ' + tm['measured'] if tm['machine'] else
+             'no rates recorded for ' + tm['device'])
+    estimated = '' if plan.how['exact'] else ' (the counts below follow from this estimate)'
+    head = f"artsim_reproduce --plan: preset {preset}, device {device}, run directory {run_dir}"
+    L = [f"{head} (nothing is run or written)", f"paintings: {plan.how['note']}{estimated}", f"times: {times}", '']
     known = 0.
     for ch, lines in chapter_lines(plan).items():
         secs, why, part = tm['chapters'][ch]
         known += secs or 0
         L.append(f"{ch:<15} {lines[0]}")
         L += [f"{'':<15} {x}" for x in lines[1:]]
-        L.append(f"{'':<15} time: {_dur(secs)}" + (f" ({why}" + (f"; the parts measured on this CPU: {_dur(part)}" if part else '') + ')' if why else ''))
+        measured = f"; the parts measured on this CPU: {_dur(part)}" if part else ''
+        L.append(f"{'':<15} time: {_dur(secs)}" + (f" ({why}{measured})" if why else ''))
     missing = [ch for ch, (sec, *_) in tm['chapters'].items() if sec is None]
-    L += ['', 'time, all chapters: ' + ('not measured (no chapter has rates for this device)' if len(missing) == len(tm['chapters'])
-                                         else _dur(known) + (f" plus {', '.join(missing)} (not measured)" if missing else ''))]
+    total_time = ('not measured (no chapter has rates for this device)' if len(missing) == len(tm['chapters'])
+                  else _dur(known) + (f" plus {', '.join(missing)} (not measured)" if missing else ''))
+    L += ['', 'time, all chapters: ' + total_time]
     total = sum(b for b, _ in disk.values() if b)
     L.append(f"disk: {_bytes(total)}" + (' at least' if any(b is None for b, _ in disk.values()) else ''))
     L += [f"  {k:<30} {_bytes(b):>12}  {why}" for k, (b, why) in disk.items()]

@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 from fastcore.basics import AttrDict
 from .runs import Run, atomic_write, derive_seed, stable_safetensors
-from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_image, pooled_features, resnet50_body,
-                             weights_info)
+from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_image, pooled_features,
+                             resnet50_body, weights_info)
 from .descriptors import FAMILIES
 from .similarity import combine, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
@@ -54,8 +54,10 @@ def coarsen(features:torch.Tensor, # (N, feature_dim(pooling)) from `pooled_feat
     out = []
     for s, g in to.items():
         if s not in blocks or pooling[s] % g or (sides and sides[s] % pooling[s]):
-            raise ValueError(f'layer{s} on a {g} x {g} grid is not an exact average of the features pooled with {pooling}'
-                             + (f' at {size} px' if size else ''))
+            raise ValueError(
+                f'layer{s} on a {g} x {g} grid is not an exact average of the features pooled with {pooling}'
+                + (f' at {size} px' if size else '')
+            )
         out.append(F.adaptive_avg_pool2d(blocks[s], g).flatten(1))
     return torch.cat(out, 1)
 
@@ -69,7 +71,8 @@ class SplitTable:
     gallery:pd.DataFrame # id, path, genre: every painting of the split
     queries:pd.DataFrame # path, painting, prompt_id, strength, genre, truth (the gallery row of its painting)
     def __repr__(self):
-        return f'SplitTable({len(self.gallery)} paintings, {len(self.queries)} variants of {self.queries.painting.nunique()})'
+        return (f'SplitTable({len(self.gallery)} paintings, {len(self.queries)} variants of '
+                f'{self.queries.painting.nunique()})')
 
 # %% ../nbs/05_siamese.ipynb #b6bd09fc
 def split_tables_of(manifest:pd.DataFrame, # the paintings: id, path, genre, split
@@ -107,7 +110,9 @@ def descriptor_matrices(run:Run, A:list, B:list, # image paths relative to the r
     raw = compare_described(described[:len(A)], described[len(A):], weights, calibration, raw=True)
     families = [f for f in FAMILIES if f in raw]
     out = {f: raw[f] for f in families} | {f'{f}_calibrated': calibration.apply(f, raw[f]) for f in families}
-    return out | dict(combined=combine({f: out[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined'])
+    return out | dict(
+        combined=combine({f: out[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined']
+    )
 
 # %% ../nbs/05_siamese.ipynb #5a1e0016
 TEACHER_BLOCK_ROWS = 4096 # variants at a time by default in `teacher_matrix`
@@ -119,7 +124,8 @@ def teacher_matrix(run:Run, table:SplitTable, target:str='combined', # a key of 
     A, B, out = list(table.queries.path), list(table.gallery.path), None
     for i in range(0, len(A), block_rows) or range(1):
         M = descriptor_matrices(run, A[i:i + block_rows], B)
-        if target not in M: raise ValueError(f'target {target!r} is not a descriptor measure; choose one of {sorted(M)}')
+        if target not in M:
+            raise ValueError(f'target {target!r} is not a descriptor measure; choose one of {sorted(M)}')
         if out is None: out = np.empty((len(A), len(B)), M[target].dtype)
         out[i:i + len(M[target])] = M[target]
     return out
@@ -134,7 +140,7 @@ class single_thread:
 def augmented_copies(images:torch.Tensor, # uint8 (N, 3, S, S)
                      copies:int=2, # per image
                      seed:int=0,
-                    ) -> torch.Tensor: # uint8 (copies * N, 3, S, S): the first copy of every image, then the second, ...
+                    ) -> torch.Tensor: # uint8 (copies * N, 3, S, S): every image's first copy, then the second, ...
     "Generic augmented copies of images: a random crop of 80-100% of the image, colour jitter, an occasional blur."
     from torchvision.transforms import v2
     side = images.shape[-1]
@@ -157,11 +163,18 @@ class SplitData:
     paintings = property(lambda self: self.features[:self.n_paintings], doc='Features of the paintings (the gallery).')
     variants = property(lambda self: self.features[self.n_paintings:], doc='Features of the variants (the queries).')
     truth = property(lambda self: self.table.queries.truth.to_numpy(), doc="Each variant's painting (a gallery row).")
-    augmented_truth = property(lambda self: np.tile(np.arange(self.n_paintings), len(self.augmented) // max(1, self.n_paintings))
-                               if self.augmented is not None else np.zeros(0, int), doc="Each augmented copy's painting.")
+    augmented_truth = property(
+        lambda self: (
+            np.tile(np.arange(self.n_paintings), len(self.augmented) // max(1, self.n_paintings))
+            if self.augmented is not None
+            else np.zeros(0, int)
+        ),
+        doc="Each augmented copy's painting.",
+    )
     def __repr__(self):
         aug = f', {len(self.augmented)} augmented copies' if self.augmented is not None and len(self.augmented) else ''
-        return f'SplitData({self.n_paintings} paintings, {len(self.truth)} variants, {self.features.shape[1]} features{aug})'
+        return (f'SplitData({self.n_paintings} paintings, {len(self.truth)} variants, {self.features.shape[1]} '
+                f'features{aug})')
 
 # %% ../nbs/05_siamese.ipynb #5a1e0024
 def encode_images(body:nn.Module, # a `resnet50_body`, in eval mode
@@ -172,13 +185,18 @@ def encode_images(body:nn.Module, # a `resnet50_body`, in eval mode
     "The pooled multi-scale features of `images`, `batch_size` at a time, in channels-last memory format."
     body = body.to(memory_format=torch.channels_last)
     batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
-    return infer(lambda x: pooled_features(body, x, pooling), batches, stats, device, channels_last=True, dim=feature_dim(pooling))
+    return infer(lambda x: pooled_features(body, x, pooling), batches, stats, device, channels_last=True,
+                 dim=feature_dim(pooling))
 
 # %% ../nbs/05_siamese.ipynb #5a1e0025
 def read_images(run:Run, paths, size:int) -> torch.Tensor: # uint8 (N, 3, size, size)
     "The run's images at the encoder's input size (`input_image`: loaded, squeezed to size x size)."
     paths = list(paths)
-    return torch.stack([input_image(run.resolve(x), size) for x in paths]) if paths else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    return (
+        torch.stack([input_image(run.resolve(x), size) for x in paths])
+        if paths
+        else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    )
 
 # %% ../nbs/05_siamese.ipynb #6e98683b
 def encode_paths(run:Run, paths:list, size:int, # the run's images and the encoder's input size
@@ -206,7 +224,9 @@ def siamese_data(run:Run, p, # the stage parameters
     encode = lambda x: encode_images(body, x, p.pooling, info['normalisation'], p.encode_batch_size, p.device or 'cpu')
     for s in dict.fromkeys(splits):
         t = tables[s]
-        features = encode_paths(run, [*t.gallery.path, *t.queries.path], p.siamese_size, encode, ENCODE_CHUNK * p.encode_batch_size)
+        features = encode_paths(
+            run, [*t.gallery.path, *t.queries.path], p.siamese_size, encode, ENCODE_CHUNK * p.encode_batch_size
+        )
         copies = (augmented_copies(read_images(run, t.gallery.path, p.siamese_size), p.augmented_copies, p.seed)
                   if s == 'train' else None)
         out[s] = SplitData(features, t, teacher_matrix(run, t, p.target), None if copies is None else encode(copies))
@@ -228,20 +248,24 @@ def save_siamese_data(run:Run, data:dict, # split -> `SplitData`
     from safetensors.torch import save as st_save
     tensors, rows = {}, []
     for s, d in data.items():
-        tensors[f'{s}.features'], tensors[f'{s}.teacher'] = d.features.contiguous(), torch.as_tensor(d.teacher).contiguous()
+        tensors[f'{s}.features'] = d.features.contiguous()
+        tensors[f'{s}.teacher'] = torch.as_tensor(d.teacher).contiguous()
         if d.augmented is not None: tensors[f'{s}.augmented'] = d.augmented.contiguous()
         rows += [d.table.gallery.assign(split=s, role='painting'), d.table.queries.assign(split=s, role='variant')]
-    meta = dict(artsim='artsim-siamese-data/1', **{k: json.dumps(v) for k, v in _data_meta(p, weights_info(p.encoder_weights, run, p.seed)).items()})
+    made = _data_meta(p, weights_info(p.encoder_weights, run, p.seed))
+    meta = dict(artsim='artsim-siamese-data/1', **{k: json.dumps(v) for k, v in made.items()})
     f = run.dir('siamese') / 'data.safetensors'
     blob = st_save(tensors, metadata=meta)
-    n = 8 + int.from_bytes(blob[:8], 'little') # the header: written with its metadata sorted, then the data without a copy
+    # the header: written with its metadata sorted, then the data without a copy
+    n = 8 + int.from_bytes(blob[:8], 'little')
     with atomic_write(f) as out: out.write(stable_safetensors(blob[:n])); out.write(memoryview(blob)[n:])
     images = pd.concat(rows, ignore_index=True)
     with atomic_write(run.dir('siamese') / 'images.parquet') as out: images.to_parquet(out, index=False)
     return f
 
 # %% ../nbs/05_siamese.ipynb #5a1e0030
-def load_siamese_data(run:Run) -> tuple: # (split -> `SplitData`, what made them: encoder, input_size, pooling, target, ...)
+def load_siamese_data(run:Run,
+                     ) -> tuple: # (split -> `SplitData`, what made them: encoder, input_size, pooling, target, ...)
     "The features and teacher matrices chapter 05 stored for this run."
     from safetensors import safe_open
     f = run.require(SIAMESE_DATA)
@@ -254,17 +278,19 @@ def load_siamese_data(run:Run) -> tuple: # (split -> `SplitData`, what made them
     for s in dict.fromkeys(images.split):
         rows = images[images.split == s]
         gallery = rows[rows.role == 'painting'][['id', 'path', 'genre']].reset_index(drop=True)
-        queries = rows[rows.role == 'variant'][['path', 'painting', 'prompt_id', 'strength', 'genre', 'truth']].reset_index(drop=True)
+        columns = ['path', 'painting', 'prompt_id', 'strength', 'genre', 'truth']
+        queries = rows[rows.role == 'variant'][columns].reset_index(drop=True)
         queries = queries.astype(dict(truth=int))
-        out[s] = SplitData(tensors[f'{s}.features'], SplitTable(gallery, queries), tensors[f'{s}.teacher'].double().numpy(),
-                           tensors.get(f'{s}.augmented'))
+        out[s] = SplitData(tensors[f'{s}.features'], SplitTable(gallery, queries),
+                           tensors[f'{s}.teacher'].double().numpy(), tensors.get(f'{s}.augmented'))
     return out, {k: json.loads(v) for k, v in meta.items() if k != 'artsim'}
 
 # %% ../nbs/05_siamese.ipynb #ac5d84bf
 def check_params(p):
     "Refuse parameters the encoding cannot run with, before anything runs."
     as_pooling(p.pooling)
-    if p.validate_on not in ('valid', 'test'): raise ValueError(f"validate_on must be 'valid' or 'test', got {p.validate_on!r}")
+    if p.validate_on not in ('valid', 'test'):
+        raise ValueError(f"validate_on must be 'valid' or 'test', got {p.validate_on!r}")
     for k in ('siamese_size', 'encode_batch_size'):
         if int(p[k]) < 1: raise ValueError(f'{k} must be at least 1, got {p[k]}')
     if int(p.augmented_copies) < 0: raise ValueError(f'augmented_copies must be >= 0, got {p.augmented_copies}')
@@ -316,7 +342,8 @@ def plot_teacher(data:dict, target:str='combined'):
     rows = []
     for s, d in data.items():
         own = np.arange(d.n_paintings)[None, :] == d.truth[:, None]
-        rows.append(pd.DataFrame(dict(split=s, pair=np.where(own, 'own painting', 'other painting').ravel(), value=d.teacher.ravel())))
+        pair = np.where(own, 'own painting', 'other painting').ravel()
+        rows.append(pd.DataFrame(dict(split=s, pair=pair, value=d.teacher.ravel())))
     g = sns.displot(pd.concat(rows), x='value', hue='pair', col='split', kind='hist', stat='density', common_norm=False,
                     bins=25, binrange=(0, 1), height=2.6, aspect=1.3, element='step')
     g.set_axis_labels(f'teacher ({target})', 'density'); g.set_titles('{col_name}')
@@ -350,7 +377,8 @@ def cosine_matrix(A:torch.Tensor, B:torch.Tensor, # (N, D) and (M, D) features
     return (a @ b.T).double().numpy()
 
 # %% ../nbs/05_siamese.ipynb #5a1e0046
-def layout_comparison(train:SplitData, held:SplitData, # training features (for the standardisation) and the split compared on
+def layout_comparison(train:SplitData, # the training features (for the standardisation)
+                      held:SplitData, # the split compared on
                       pooling:dict, # the layout the features were pooled with
                       layouts:dict, # name -> a coarser layout (stage -> grid side)
                       size:int|None=None) -> pd.DataFrame: # a row per layout, and the teacher's

@@ -59,9 +59,10 @@ def training_recipe(p, # this chapter's parameters
     return TrainingRecipe(pca_dim=p.pca_dim, sketch_dim=p.sketch_dim, embed_dim=p.embed_dim, knots=p.score_knots,
                           mse=p.mse_weight, own_share=p.own_share, nce=p.nce_weight, temperature=p.temperature,
                           augmented=p.augmented_weight, listwise=p.listwise_weight,
-                          listwise_temperature=p.listwise_temperature, order=p.order_weight, order_margin=p.order_margin,
-                          paintings_per_batch=p.paintings_per_batch, gallery_extra=p.gallery_extra, epochs=p.frozen_epochs,
-                          lr=p.head_lr, weight_decay=p.weight_decay, warmup=p.warmup, pca_fit_images=p.pca_fit_images)
+                          listwise_temperature=p.listwise_temperature, order=p.order_weight,
+                          order_margin=p.order_margin, paintings_per_batch=p.paintings_per_batch,
+                          gallery_extra=p.gallery_extra, epochs=p.frozen_epochs, lr=p.head_lr,
+                          weight_decay=p.weight_decay, warmup=p.warmup, pca_fit_images=p.pca_fit_images)
 
 # %% ../nbs/06_training.ipynb #5a1e0038
 def painting_batches(truth:np.ndarray, # each variant's painting (a gallery row)
@@ -121,13 +122,15 @@ def batch_loss(head:SiameseHead, r:TrainingRecipe, d:SplitData, # the head, the 
     if r.augmented and X_aug is not None and len(X_aug):
         rows = np.flatnonzero(np.isin(d.augmented_truth, gallery))
         Ca = head.embed_inputs(X_aug[rows]) @ eg.T
-        terms['augmented'] = F.cross_entropy(Ca / r.temperature, torch.as_tensor(where.get_indexer(d.augmented_truth[rows])))
+        own_of = torch.as_tensor(where.get_indexer(d.augmented_truth[rows]))
+        terms['augmented'] = F.cross_entropy(Ca / r.temperature, own_of)
     if r.listwise:
         terms['listwise'] = F.kl_div(F.log_softmax(C / r.temperature, 1), F.log_softmax(T / r.listwise_temperature, 1),
                                      log_target=True, reduction='batchmean')
     if r.order and order_pairs is not None and len(sel := order_pairs[np.isin(order_pairs[:, 0], variants)]):
         at, s_own = pd.Index(variants), head.score_map(C[own])
-        terms['order'] = F.relu(r.order_margin - (s_own[at.get_indexer(sel[:, 0])] - s_own[at.get_indexer(sel[:, 1])])).mean()
+        gap = s_own[at.get_indexer(sel[:, 0])] - s_own[at.get_indexer(sel[:, 1])]
+        terms['order'] = F.relu(r.order_margin - gap).mean()
     loss = sum(getattr(r, k) * v for k, v in terms.items())
     return loss, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -151,7 +154,8 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
         head.train()
         for epoch in range(r.epochs):
             seen = []
-            for variants, gallery in painting_batches(d.truth, d.n_paintings, r.paintings_per_batch, r.gallery_extra, rng):
+            batches = painting_batches(d.truth, d.n_paintings, r.paintings_per_batch, r.gallery_extra, rng)
+            for variants, gallery in batches:
                 loss, terms = batch_loss(head, r, d, X, variants, gallery, order_pairs, X_aug)
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); schedule.step()
                 seen.append(dict(loss=float(loss.detach()), **terms))
@@ -189,7 +193,7 @@ ABLATIONS = { # row -> the fields of the recipe it changes
 }
 
 # %% ../nbs/06_training.ipynb #5b2e0013
-CRITERIA = ('strength', 'auc', 'recall@1', 'mse', 'fidelity_spearman', 'fidelity_top1') # `split_criteria`, in table order
+CRITERIA = ('strength', 'auc', 'recall@1', 'mse', 'fidelity_spearman', 'fidelity_top1')   # `split_criteria`, in order
 
 # %% ../nbs/06_training.ipynb #5b2e0014
 def train_seeds(r:TrainingRecipe, train:SplitData, held:SplitData, # the recipe, the training split, the split judged on
@@ -229,7 +233,8 @@ def run_ablation(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list,
         key = (rr.pca_dim, rr.pca_fit_images)
         if key not in cache: cache[key] = fit_inputs(train.features, rr.pca_dim, rr.pca_fit_images, seeds[0])
         _, _, criteria, seconds = train_seeds(rr, train, held, seeds, cache[key])
-        out[name] = dict(changes=change, seeds=seeds, criteria=criteria, summary=seed_summary(criteria), seconds=seconds)
+        out[name] = dict(changes=change, seeds=seeds, criteria=criteria, summary=seed_summary(criteria),
+                         seconds=seconds)
     return out
 
 # %% ../nbs/06_training.ipynb #030c070a
@@ -243,7 +248,7 @@ def ablation_runs(p, # this chapter's parameters: ablation (row names; None: eve
 # %% ../nbs/06_training.ipynb #5b2e0017
 def ablation_table(results:dict, # the stage's results: teacher, untrained, recipe, ablation
                    digits:int=3) -> pd.DataFrame: # a row per recipe, 'mean (min-max)' per criterion
-    "The ablation on the split choices are made on: the teacher, the untrained cosine, the recipe and each change to it."
+    "The ablation on the validation split: the teacher, the untrained cosine, the recipe and each change to it."
     cell = lambda s: (f"{s['mean']:.{digits}f}" if s['min'] == s['max'] else
                       f"{s['mean']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})")
     point = lambda v: f'{v:.{digits}f}'
@@ -251,7 +256,8 @@ def ablation_table(results:dict, # the stage's results: teacher, untrained, reci
             'untrained cosine of the same features': {c: point(results['untrained'][c]) for c in CRITERIA},
             f"the recipe ({len(results['seeds'])} seeds)": {c: cell(results['summary'][c]) for c in CRITERIA}}
     for name, row in results['ablation'].items():
-        rows[f"{name} ({len(row['seeds'])} seed{'s' * (len(row['seeds']) > 1)})"] = {c: cell(row['summary'][c]) for c in CRITERIA}
+        label = f"{name} ({len(row['seeds'])} seed{'s' * (len(row['seeds']) > 1)})"
+        rows[label] = {c: cell(row['summary'][c]) for c in CRITERIA}
     labels = {'strength': 'strength ρ', 'auc': 'own vs other AUC', 'recall@1': 'recall@1', 'mse': 'MSE (whole matrix)',
               'fidelity_spearman': 'fidelity: Spearman', 'fidelity_top1': 'fidelity: top-1 agrees'}
     return pd.DataFrame(rows).T.rename(columns=labels).rename_axis('recipe (change to it)')
@@ -303,11 +309,14 @@ def check_params(p):
     for k in ('pca_dim', 'embed_dim', 'score_knots'):
         if int(p[k]) < 1: raise ValueError(f'{k} must be at least 1, got {p[k]}')
     if int(p.sketch_dim) < 0: raise ValueError(f'sketch_dim must be >= 0, got {p.sketch_dim}')
-    if p.ablation_seeds is not None and int(p.ablation_seeds) < 1: raise ValueError(f'ablation_seeds must be at least 1, got {p.ablation_seeds}')
+    if p.ablation_seeds is not None and int(p.ablation_seeds) < 1:
+        raise ValueError(f'ablation_seeds must be at least 1, got {p.ablation_seeds}')
     if unknown := sorted(set(p.ablation or ()) - set(ABLATIONS)):
         raise ValueError(f'unknown ablation rows {unknown}; the rows are {list(ABLATIONS)}')
-    if p.own_share is not None and not 0 <= float(p.own_share) <= 1: raise ValueError(f'own_share must lie in [0, 1], got {p.own_share}')
-    if int(p.paintings_per_batch) < 1 or int(p.frozen_epochs) < 0: raise ValueError('paintings_per_batch must be >= 1 and frozen_epochs >= 0')
+    if p.own_share is not None and not 0 <= float(p.own_share) <= 1:
+        raise ValueError(f'own_share must lie in [0, 1], got {p.own_share}')
+    if int(p.paintings_per_batch) < 1 or int(p.frozen_epochs) < 0:
+        raise ValueError('paintings_per_batch must be >= 1 and frozen_epochs >= 0')
     if min(float(p.temperature), float(p.listwise_temperature)) <= 0: raise ValueError('temperatures must be positive')
 
 # %% ../nbs/06_training.ipynb #b128cac5
@@ -340,17 +349,18 @@ def stage(run:Run, p) -> AttrDict:
     untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
     rows, ablation_seeds = ablation_runs(p, seeds)
     ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted)
-    results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r), criteria=criteria,
-                   summary=seed_summary(criteria), teacher=split_criteria(held.teacher, held), untrained=untrained,
-                   ablation=ablation, seconds_per_seed=round(seconds, 2))
-    results |= dict(one_pair=one_pair(held.table.queries), claims=validation_claims(results, one_pair(held.table.queries)))
+    results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
+                   criteria=criteria, summary=seed_summary(criteria), teacher=split_criteria(held.teacher, held),
+                   untrained=untrained, ablation=ablation, seconds_per_seed=round(seconds, 2))
+    results |= dict(one_pair=one_pair(held.table.queries),
+                    claims=validation_claims(results, one_pair(held.table.queries)))
     net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed])
     d = run.params('data', p.preset)   # what the network was trained on, for whoever loads it: its card says
     data = dict(source=d.source, source_path=None if d.source == 'demo' else str(d.source_path),
                 train_paintings=len(train.table.gallery), train_variants=len(train.table.queries))
-    card = dict(input_size=made['input_size'], resize='squish', normalisation=made['normalisation'], target=made['target'],
-                encoder_weights=made['encoder_weights'], encoder_seed=made['seed'], preset=p.preset, seed=p.seed, seeds=seeds,
-                device='cpu', numerics=numerics_info(),
+    card = dict(input_size=made['input_size'], resize='squish', normalisation=made['normalisation'],
+                target=made['target'], encoder_weights=made['encoder_weights'], encoder_seed=made['seed'],
+                preset=p.preset, seed=p.seed, seeds=seeds, device='cpu', numerics=numerics_info(),
                 siamese_params=card_siamese_params(sp, p), training_params=asdict(r),
                 validation=dict(split=made['validate_on'], **criteria[p.seed]),
                 history=histories[p.seed].to_dict('records'), data=data)
@@ -375,7 +385,8 @@ def plot_history(history:pd.DataFrame):
 def main(argv:list|None=None):
     "`python -m artsim.training --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone."
     from artsim.commands import stage_arguments
-    run, p = stage_arguments('python -m artsim.training', 'training', "Train the Siamese network on a run's stored features (chapter 06's stage).",
+    run, p = stage_arguments('python -m artsim.training', 'training',
+                             "Train the Siamese network on a run's stored features (chapter 06's stage).",
                              "the run directory (chapters 00-05 done: it holds siamese/data.safetensors)", argv,
                              recorded=lambda run, preset: run.params('training', preset))
     try:
@@ -386,7 +397,8 @@ def main(argv:list|None=None):
     except (FileNotFoundError, ValueError) as e:
         print(f'python -m artsim.training: {e}', file=sys.stderr); sys.exit(1)
     m, t = res.summary, res.teacher
-    print(f"{res.validate_on} split, {len(res.seeds)} seeds: strength ρ {m['strength']['mean']:.3f} (teacher {t['strength']:.3f}), "
+    print(f"{res.validate_on} split, {len(res.seeds)} seeds: "
+          f"strength ρ {m['strength']['mean']:.3f} (teacher {t['strength']:.3f}), "
           f"AUC {m['auc']['mean']:.3f} ({t['auc']:.3f}), recall@1 {m['recall@1']['mean']:.3f} ({t['recall@1']:.3f}); "
           f"wrote {run.path / 'models' / 'siamese.safetensors'}")
 
