@@ -78,11 +78,10 @@ def genre_dataloaders(run:Run, manifest:pd.DataFrame, # the run and its manifest
                                   Normalize.from_stats(IMAGENET_STATS['mean'], IMAGENET_STATS['std'])])
     return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device)
 
-# %% ../nbs/04_finetune.ipynb #cb290aa0
+# %% ../nbs/04_finetune.ipynb #e1b0e702
 # fastai's default head
 GENRE_HEAD = dict(concat_pool=True, lin_ftrs=[512], ps=0.5, first_bn=True, bn_final=False, lin_first=False)
 
-# %% ../nbs/04_finetune.ipynb #e1b0e702
 def genre_classifier(n_classes:int, # outputs, one per genre
                      body:nn.Module|None=None, # a `resnet50_body`; None: random (seed 0)
                     ) -> nn.Module: # nn.Sequential(body, head), the layout `vision_learner` builds

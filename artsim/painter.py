@@ -17,14 +17,17 @@ def _hsv(h, s, v) -> tuple:
     import colorsys
     return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h % 1., min(max(s, 0), 1), min(max(v, 0), 1)))
 
+# %% ../nbs/pipeline/painter.ipynb #b4df9387
 def _jitter(rng, c, amount=18) -> tuple:
     return tuple(int(np.clip(x + rng.integers(-amount, amount + 1), 0, 255)) for x in c)
 
+# %% ../nbs/pipeline/painter.ipynb #d517c1a6
 def _gradient(w, h, top, bottom) -> Image.Image:
     t = np.linspace(0, 1, h)[:, None, None]
     a = (1 - t) * np.array(top, float) + t * np.array(bottom, float)
     return Image.fromarray(np.broadcast_to(a, (h, w, 3)).astype(np.uint8))
 
+# %% ../nbs/pipeline/painter.ipynb #0e4843b7
 def _strokes(rng, img, n, length, width, amount=25, horizontal=False):
     "Brushwork: short strokes in colours jittered from the pixels beneath them."
     d, (w, h) = ImageDraw.Draw(img), img.size
@@ -35,6 +38,7 @@ def _strokes(rng, img, n, length, width, amount=25, horizontal=False):
         dx, dy = math.cos(a) * length / 2, math.sin(a) * length / 2
         d.line([(x - dx, y - dy), (x + dx, y + dy)], fill=_jitter(rng, px[y, x], amount), width=width)
 
+# %% ../nbs/pipeline/painter.ipynb #f2e8814d
 def _hills(rng, w, h, base, amp):
     xs = np.linspace(0, w, 24)
     ph, fr = rng.uniform(0, 2 * np.pi, 2), rng.uniform(1, 3.5, 2)
@@ -60,6 +64,7 @@ def _landscape(rng, img):
         d.ellipse([x - s / 1.5, y - s, x + s / 1.5, y + s / 3], fill=_hsv(hue + .05, .7, .35))
     _strokes(rng, img, 30 * w // 16, max(3, w // 25), max(1, w // 96))
 
+# %% ../nbs/pipeline/painter.ipynb #63dd6483
 def _seascape(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
     horizon = rng.uniform(.35, .6) * h
@@ -74,6 +79,7 @@ def _seascape(rng, img):
                   fill=(90, 50, 30))
     _strokes(rng, img, 40 * w // 16, max(4, w // 12), max(1, w // 96), horizontal=True)
 
+# %% ../nbs/pipeline/painter.ipynb #bdfa1d1c
 def _geometric(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
     img.paste((245, 240, 225), [0, 0, w, h])
@@ -88,6 +94,7 @@ def _geometric(rng, img):
         if rng.random() < .5: x = rng.uniform(0, w); d.line([(x, 0), (x, h)], fill=(15, 15, 15), width=max(1, w // 64))
         else: y = rng.uniform(0, h); d.line([(0, y), (w, y)], fill=(15, 15, 15), width=max(1, w // 64))
 
+# %% ../nbs/pipeline/painter.ipynb #7dd820b6
 def _color_field(rng, img):
     w, h = img.size
     hue = rng.random()
@@ -103,6 +110,7 @@ def _color_field(rng, img):
     img.paste(layer.filter(blur), (0, 0), mask.filter(blur))
     _strokes(rng, img, 12 * w // 16, max(4, w // 10), max(1, w // 48), amount=10, horizontal=True)
 
+# %% ../nbs/pipeline/painter.ipynb #2d187830
 def _portrait(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
     img.paste(_gradient(w, h, _hsv(rng.random(), .3, rng.uniform(.2, .5)),
@@ -121,6 +129,7 @@ def _portrait(rng, img):
         d.ellipse([cx + ex * s - .1 * s, top + .9 * s, cx + ex * s + .1 * s, top + 1.05 * s], fill=(30, 25, 25))
     _strokes(rng, img, 30 * w // 16, max(3, w // 20), max(1, w // 80), amount=20)
 
+# %% ../nbs/pipeline/painter.ipynb #5b787573
 def _still_life(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
     table = h * rng.uniform(.55, .72)
@@ -135,6 +144,7 @@ def _still_life(rng, img):
         d.ellipse([x - r, y - r, x + r, y + r], fill=_hsv(rng.choice([0., .08, .15, .3]), .8, rng.uniform(.6, .95)))
     _strokes(rng, img, 25 * w // 16, max(3, w // 25), max(1, w // 96))
 
+# %% ../nbs/pipeline/painter.ipynb #f9f0c366
 def _pointillism(rng, img):
     w, h = img.size
     base = Image.new('RGB', (w, h)); _landscape(rng, base)
@@ -147,6 +157,7 @@ def _pointillism(rng, img):
         c = _jitter(rng, px[int(y), int(x)], 40)
         d.ellipse([x - r, y - r, x + r, y + r], fill=c)
 
+# %% ../nbs/pipeline/painter.ipynb #09f781fa
 def _cityscape(rng, img):
     w, h = img.size; d = ImageDraw.Draw(img)
     night = rng.random() < .5
@@ -174,6 +185,7 @@ DEMO_STYLES = dict(landscape='Romanticism', seascape='Realism', geometric_abstra
                    color_field='Color_Field_Painting', portrait='Expressionism', still_life='Baroque',
                    pointillism='Pointillism', cityscape='Precisionism')
 
+# %% ../nbs/pipeline/painter.ipynb #962b81ea
 def _demo_size(rng, size:int) -> tuple:
     "A procedural painting's (width, height): the first draw of its generator picks the aspect ratio."
     aspect = rng.choice([3 / 4, 1., 4 / 3, 5 / 4, 4 / 5])
@@ -185,6 +197,7 @@ def demo_size(seed:int, # the painting's own seed
     "The size of a procedural painting, without painting it."
     return _demo_size(np.random.default_rng(seed), size)
 
+# %% ../nbs/pipeline/painter.ipynb #169a8c10
 def demo_painting(genre:str, # one of `DEMO_GENRES`
                   seed:int,  # the painting's own seed
                   size:int=128, # the long side, in pixels

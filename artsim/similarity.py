@@ -20,14 +20,14 @@ from .runs import Run, derive_seed, record_params, save_json, save_parquet, stag
 from .generation import read_pairs
 
 # %% auto #0
-__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'READS', 'DEMO_CALIBRATION_SOURCE',
+__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'DEMO_CALIBRATION_SOURCE', 'READS',
            'histogram_intersection', 'cosine_similarity', 'centred_cosine', 'rms_similarity', 'map_similarity',
            'family_similarity', 'rows_similarity', 'family_similarity_matrix', 'combine', 'negative_pairs',
            'null_pairs', 'calibrated', 'Calibration', 'null_statistics', 'run_images', 'unrelated_statistics',
-           'calibrate', 'load_calibration', 'score_pairs', 'pair_table', 'pairs_with_negatives',
-           'strength_correlations', 'stage', 'DescribedImages', 'descriptor_versions', 'describe_images',
-           'compare_described', 'run_descriptions', 'descriptor_similarity_matrix', 'descriptor_similarity',
-           'collection_pairs', 'calibrate_images', 'demo_calibration', 'build_default_calibration']
+           'calibrate', 'load_calibration', 'score_pairs', 'pairs_with_negatives', 'pair_table',
+           'strength_correlations', 'DescribedImages', 'descriptor_versions', 'describe_images', 'compare_described',
+           'run_descriptions', 'descriptor_similarity_matrix', 'descriptor_similarity', 'collection_pairs',
+           'calibrate_images', 'demo_calibration', 'build_default_calibration', 'stage']
 
 # %% ../nbs/03_similarity.ipynb #e4dfc228
 def histogram_intersection(A:np.ndarray, B:np.ndarray, # paired rows of non-negative histograms
@@ -46,6 +46,7 @@ def _cosines(A, B, cross=False):
     else: dot = (A * B).sum(-1)
     return dot / np.maximum(na * nb, 1e-30), (na < 1e-12) & (nb < 1e-12)
 
+# %% ../nbs/03_similarity.ipynb #a0a06f3d
 def cosine_similarity(A:np.ndarray, B:np.ndarray, # paired rows of non-negative vectors
                      ) -> np.ndarray: # one value in [0, 1] per row
     "Cosine of paired non-negative vectors, clipped to [0, 1]; two zero vectors give 1."
@@ -97,6 +98,7 @@ def _segment_args(s, centre_parts):
     if s.kind == 'centred': return (centre_parts.get(s.name),)
     return ()
 
+# %% ../nbs/03_similarity.ipynb #1f951d93
 def family_similarity(family:str, # a key of `FAMILIES`
                       A:np.ndarray, B:np.ndarray, # paired rows of that family's vectors (or two single vectors)
                       centre:np.ndarray|None=None, # the family's centre (for 'centred' segments); None: none
@@ -122,7 +124,7 @@ def rows_similarity(family:str, # a key of `FAMILIES`
         out[i:i + chunk] = family_similarity(family, X[ia[i:i + chunk]], X[ib[i:i + chunk]], centre)
     return out
 
-# %% ../nbs/03_similarity.ipynb #1823b226
+# %% ../nbs/03_similarity.ipynb #c2462766
 def _all_pairs(fn, A, B, args=(), block=1 << 22):
     "fn over every (A[i], B[j]), on blocks of at most `block` numbers per side: an (len(A), len(B)) array."
     d = max(1, A.shape[1])
@@ -148,7 +150,6 @@ def _centred_cosine_matrix(A, B, centre=None):
 
 _MATRIX_FORMS = dict(cosine=_cosine_matrix, centred=_centred_cosine_matrix)
 
-# %% ../nbs/03_similarity.ipynb #c2462766
 def family_similarity_matrix(family:str, # a key of `FAMILIES`
                              A:np.ndarray, B:np.ndarray, # (N, dim) and (M, dim) vectors of that family
                              centre:np.ndarray|None=None, # the family's centre (for 'centred' segments); None: none
@@ -179,10 +180,9 @@ def combine(sims:dict, # family -> similarities (arrays of one length, or floats
     if total <= 0: raise ValueError(f'no positive weight on the families present ({fams}): {weights}')
     return sum(w[f] * np.asarray(sims[f], np.float64) for f in fams) / total
 
-# %% ../nbs/03_similarity.ipynb #da0a09fd
+# %% ../nbs/03_similarity.ipynb #6fa7ac56
 PAIR_COLUMNS = ['pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed']
 
-# %% ../nbs/03_similarity.ipynb #6fa7ac56
 def negative_pairs(pairs:pd.DataFrame, # positive pairs: pair_id, original_id, generated_path, prompt_id, strength, ...
                    n:int=1, # negatives per original
                    seed:int=0, # draws which variants
@@ -271,6 +271,7 @@ def check(self:Calibration, versions:dict, # family -> descriptor version of the
                              f"({self.settings}), use a calibration made with these settings, or pass calibration=None "
                              "for raw values")
 
+# %% ../nbs/03_similarity.ipynb #918fd0c1
 @patch
 def to_dict(self:Calibration) -> dict:
     "The JSON form (centres as lists of float32 values)."
@@ -278,11 +279,13 @@ def to_dict(self:Calibration) -> dict:
                 centres={f: [float(x) for x in np.asarray(c, np.float32).astype(str)] for f, c in self.centres.items()},
                 **({'unrelated': self.unrelated} if self.unrelated else {}))
 
+# %% ../nbs/03_similarity.ipynb #4c35793a
 @patch
 def save(self:Calibration, path):
     "Write the calibration to `path` as JSON, atomically."
     save_json(self.to_dict(), path)
 
+# %% ../nbs/03_similarity.ipynb #cebc6c3f
 @patch(cls_method=True)
 def from_dict(cls:Calibration, d:dict, origin:str='') -> Calibration:
     "The calibration of a JSON form."
@@ -299,6 +302,7 @@ def null_statistics(x, # one value per unrelated pair
     keys = ('anchor', 'mean', 'std', 'q05', 'q25', 'q75', 'q95', 'q99')
     return {k: round(float(v), 6) for k, v in zip(keys, stats_)} | dict(n=len(x))
 
+# %% ../nbs/03_similarity.ipynb #5d1a8304
 def run_images(run:Run) -> pd.DataFrame: # path, role, source (the id of the painting it shows or comes from)
     "The run's readable images, each with the painting it shows or was generated from."
     images = run.read_parquet('features/images.parquet')
@@ -331,6 +335,7 @@ def unrelated_statistics(pairs:pd.DataFrame, # unrelated pairs: a, b, the names 
     combined = combine({f: calibrated(raw[f][both], families[f]['anchor']) for f in families})
     return families, null_statistics(combined)
 
+# %% ../nbs/03_similarity.ipynb #7346203d
 def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pairs`)
               seed:int=0, # draws the pairs
              ) -> Calibration:
@@ -402,12 +407,6 @@ def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and gene
     return out
 
 # %% ../nbs/03_similarity.ipynb #93426139
-def pair_table(run:Run, negatives_per_original:int=1, seed:int=0,
-              ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of both originals
-    "The generated pairs (kind 'positive') and the negative pairs, with both images' paths."
-    manifest = run.read_parquet('data/manifest.parquet')
-    return pairs_with_negatives(read_pairs(run), manifest, negatives_per_original, seed)
-
 def pairs_with_negatives(pairs:pd.DataFrame, # generated pairs (`generated/pairs.parquet`)
                          manifest:pd.DataFrame, # the paintings (`data/manifest.parquet`)
                          negatives_per_original:int=1, seed:int=0) -> pd.DataFrame: # what `pair_table` returns
@@ -422,6 +421,13 @@ def pairs_with_negatives(pairs:pd.DataFrame, # generated pairs (`generated/pairs
                     variant_genre=m.genre.reindex(t.variant_of).to_numpy(),
                     variant_split=m.split.reindex(t.variant_of).to_numpy())
 
+# %% ../nbs/03_similarity.ipynb #28a4f918
+def pair_table(run:Run, negatives_per_original:int=1, seed:int=0,
+              ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of both originals
+    "The generated pairs (kind 'positive') and the negative pairs, with both images' paths."
+    manifest = run.read_parquet('data/manifest.parquet')
+    return pairs_with_negatives(read_pairs(run), manifest, negatives_per_original, seed)
+
 # %% ../nbs/03_similarity.ipynb #8879910a
 def strength_correlations(scores:pd.DataFrame, # `score_pairs` output
                           columns:list|None=None, # the similarity columns; None: the raw families and `combined`
@@ -431,17 +437,6 @@ def strength_correlations(scores:pd.DataFrame, # `score_pairs` output
     cols = columns or [c for c in list(FAMILIES) + ['combined'] if c in pos]
     rows = [dict(zip(('rho', 'p'), stats.spearmanr(pos.strength, pos[c]))) for c in cols]
     return pd.DataFrame(rows, index=pd.Index(cols, name='column')).astype(float)
-
-# %% ../nbs/03_similarity.ipynb #b8c873c7
-READS = ('data', 'generation', 'descriptors')   # the splits, the pairs and the features
-
-# %% ../nbs/03_similarity.ipynb #321fd459
-def stage(run:Run, p) -> None:
-    "Calibrate every family on the run's unrelated pairs, then score every positive and negative pair."
-    cal = calibrate(run, p.calibration_pairs, p.seed)
-    cal.save(run.dir('similarity') / 'calibration.json')
-    scores = score_pairs(run, pair_table(run, p.negatives_per_original, p.seed), p.weights, cal)
-    save_parquet(scores, run.dir('similarity') / 'pairs.parquet')
 
 # %% ../nbs/03_similarity.ipynb #b6c837e6
 def _settings(cal, **given):
@@ -476,6 +471,7 @@ def descriptor_versions(settings:dict, # size, semantic_weights, semantic_size, 
                                            settings['seed'], run_dir).version
     return out
 
+# %% ../nbs/03_similarity.ipynb #b0b4eb32
 def describe_images(images, # a list of images: paths, bytes, PIL images or uint8 arrays
                     # whose descriptor settings and families to use (see `load_calibration`); None: the shipped
                     # calibration's settings, every family
@@ -621,6 +617,7 @@ def demo_calibration(run:Run) -> Calibration:
     cal.source['run'] = DEMO_CALIBRATION_SOURCE
     return cal
 
+# %% ../nbs/03_similarity.ipynb #b4e480bb
 def build_default_calibration(out=None, # where to write it; None: the package's own calibration.json
                               # where to build the demo run; None: a temporary directory, removed afterwards
                               run_dir=None,
@@ -637,3 +634,14 @@ def build_default_calibration(out=None, # where to write it; None: the package's
     cal.save(out or Path(str(resources.files('artsim').joinpath('calibration.json'))))
     _shipped_calibration.cache_clear()
     return cal
+
+# %% ../nbs/03_similarity.ipynb #b8c873c7
+READS = ('data', 'generation', 'descriptors')   # the splits, the pairs and the features
+
+# %% ../nbs/03_similarity.ipynb #321fd459
+def stage(run:Run, p) -> None:
+    "Calibrate every family on the run's unrelated pairs, then score every positive and negative pair."
+    cal = calibrate(run, p.calibration_pairs, p.seed)
+    cal.save(run.dir('similarity') / 'calibration.json')
+    scores = score_pairs(run, pair_table(run, p.negatives_per_original, p.seed), p.weights, cal)
+    save_parquet(scores, run.dir('similarity') / 'pairs.parquet')

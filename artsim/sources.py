@@ -19,8 +19,6 @@ __all__ = ['CANDIDATE_COLUMNS', 'IMAGE_SUFFIXES', 'BAD_COLUMNS', 'SOURCES', 'MAN
            'export_rows', 'export_paintings', 'export_variants', 'export_manifest', 'seeded_from', 'seed_variants']
 
 # %% ../nbs/pipeline/sources.ipynb #4dd5af97
-CANDIDATE_COLUMNS = ['id', 'src', 'artist', 'genre', 'style', 'source']
-
 def _find_one(root:Path, names) -> Path|None:
     for n in names:
         hits = sorted(root.rglob(n))
@@ -48,6 +46,9 @@ def _read_labels(root:Path, task:str) -> dict:
             if len(fields) < 2 or not fields[-1].lstrip('-').isdigit(): continue
             out[fields[0]] = names.get(int(fields[-1]), fields[-1])
     return out
+
+# %% ../nbs/pipeline/sources.ipynb #4b78b090
+CANDIDATE_COLUMNS = ['id', 'src', 'artist', 'genre', 'style', 'source']
 
 def _artist_from_name(fname:str) -> str:
     return fname.split('_', 1)[0] if '_' in fname else 'unknown'
@@ -107,6 +108,7 @@ def read_huggan(root, # a folder of parquet shards (searched recursively) or one
         out.append(t[CANDIDATE_COLUMNS])
     return pd.concat(out, ignore_index=True)
 
+# %% ../nbs/pipeline/sources.ipynb #fe59ee95
 def huggan_bytes(srcs, # `shard::row` sources (`read_huggan`'s `src`)
                ) -> dict: # src -> the encoded bytes
     "Read the image bytes of `shard::row` sources, one pass per shard and row group."
@@ -126,14 +128,15 @@ def huggan_bytes(srcs, # `shard::row` sources (`read_huggan`'s `src`)
     return out
 
 # %% ../nbs/pipeline/sources.ipynb #d2799cb8
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp', '.webp', '.gif'}
-BAD_COLUMNS = ['src', 'id', 'genre', 'reason']
-
 def walk_files(root:Path):
     "Every file below `root`, in a stable order (symlinked folders are not followed)."
     for d, dirs, files in os.walk(root):
         dirs.sort()
         for f in sorted(files): yield Path(d)/f
+
+# %% ../nbs/pipeline/sources.ipynb #2f830524
+IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp', '.webp', '.gif'}
+BAD_COLUMNS = ['src', 'id', 'genre', 'reason']
 
 def _skip_reason(rel:Path) -> str|None:
     if any(part.startswith('.') for part in rel.parts): return "skipped: a hidden file or folder"
@@ -163,6 +166,7 @@ def read_folder(root) -> pd.DataFrame:
     df.attrs['skipped'] = pd.DataFrame(skipped, columns=BAD_COLUMNS)
     return df
 
+# %% ../nbs/pipeline/sources.ipynb #e4843595
 def read_csv_source(f) -> pd.DataFrame:
     "Candidates from a CSV with `path` and `genre` columns (and optionally `artist`, `style`, `id`)."
     f = Path(f)
@@ -185,6 +189,7 @@ def read_demo(n_per_genre:int, seed:int) -> pd.DataFrame:
                              artist=f'demo-{g}-painter-{i % 4}', genre=g, style=DEMO_STYLES[g], source='demo'))
     return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
 
+# %% ../nbs/pipeline/sources.ipynb #923547a9
 SOURCES = dict(demo='procedural paintings made in code (no source_path)',
                wikiart='WikiArt in the ArtGAN layout: a folder with the style folders and the CSV lists',
                huggan='huggan/wikiart parquet shards: a folder of them, or one shard',
@@ -235,6 +240,7 @@ def check_export(path, # an export folder
         raise ValueError(f"{path} holds an unfinished export: run artsim_export again to finish it")
     return state
 
+# %% ../nbs/pipeline/sources.ipynb #9ae27ee6
 def _shards(path:Path, state:dict, config:str) -> list:
     "The configuration's shards, each checked against its sha256."
     files = [path/k for k in sorted(state['shards']) if k.startswith(f'{config}/')]
@@ -245,11 +251,13 @@ def _shards(path:Path, state:dict, config:str) -> list:
             raise ValueError(f"{f} does not match its sha256 in {STATE}: the export is damaged or incomplete")
     return files
 
+# %% ../nbs/pipeline/sources.ipynb #fa537d91
 def _rows(files:list, columns:list, batch_rows:int=64):
     "The rows of shards, a batch at a time (images as {bytes, path})."
     for f in files:
         for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns): yield b.to_pandas()
 
+# %% ../nbs/pipeline/sources.ipynb #e84aeaa3
 def _put(run:Run, rel:str, blob:bytes, where:str):
     "Write an image's bytes to `rel` inside the run, unless it holds them already."
     if not inside_run(rel): raise ValueError(f"{where}: the image path {rel!r} leads outside the run")
@@ -272,6 +280,7 @@ def export_rows(path, # an export folder
     t = pa.concat_tables([pq.read_table(f, columns=plain + ['image.path'] * image) for f in files])
     return t.rename_columns(plain + ['image_path'] * image).to_pandas()
 
+# %% ../nbs/pipeline/sources.ipynb #265aedc6
 def export_paintings(path, verify:bool=True) -> pd.DataFrame: # `MANIFEST_COLUMNS`, in the exporting run's order
     "The manifest chapter 00 writes for `source=export`: the export's paintings with their split."
     m = export_rows(path, 'paintings', PAINTING_COLUMNS, verify).rename(columns=dict(image_path='path'))
@@ -279,6 +288,7 @@ def export_paintings(path, verify:bool=True) -> pd.DataFrame: # `MANIFEST_COLUMN
     m[['width', 'height']] = m[['width', 'height']].astype('int64')
     return m[MANIFEST_COLUMNS]
 
+# %% ../nbs/pipeline/sources.ipynb #52eb6733
 def export_variants(path, verify:bool=True) -> pd.DataFrame: # the pair columns, `run_index` and `generated_path`
     "The variants chapter 01 takes from an export (its positive pairs), in the exporting run's order."
     cols = [c for c in check_export(path)['columns']['pairs'] if c in PAIR_COLUMNS or c == 'run_index']
@@ -309,6 +319,7 @@ def seeded_from(run:Run) -> Path|None:
     rep = json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
     return Path(rep['export']['path']) if isinstance(rep.get('export'), dict) else None
 
+# %% ../nbs/pipeline/sources.ipynb #f43917f6
 def seed_variants(run:Run, timings:str, # where chapter 01 keeps its timings (`artsim.generation.TIMINGS`)
                  ) -> pd.DataFrame|None:
     "Chapter 01 for a run seeded from an export: its variants and `generated/pairs.parquet`; None for other runs."
