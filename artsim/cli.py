@@ -8,36 +8,18 @@ import sys, json, time, warnings
 import numpy as np
 from pathlib import Path
 import pandas as pd
-from PIL import Image
 from .data import ImageLoadError, counted, load_image
 from .descriptors import FAMILIES
-from .similarity import (Calibration, calibrate_images, calibrated, collection_pairs, compare_described,
-                               describe_images, load_calibration, null_statistics)
+from .similarity import Calibration, calibrate_images, calibrated, collection_pairs, null_statistics
 from .commands import CommandFailed, CommandParser, UsageError, command_errors, existing, resolve_device, shown
 from .index import build_index, find_images, load_index, open_calibration, read_index_meta, search_index
+from .explain import (calibration_source, change_summary, compare_images, family_aspects, format_comparison,
+                            measure_words, model_source, read_image, semantic_weights_of, siamese_scale)
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SOURCE_WORDS', 'ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'MIN_CALIBRATION_IMAGES', 'read_image',
-           'open_model', 'data_words', 'calibration_source', 'model_source', 'siamese_scale', 'compare_images',
-           'semantic_weights_of', 'family_aspects', 'change_summary', 'format_comparison', 'artsim_compare',
-           'compare_parser', 'compare_main', 'artsim_index', 'index_parser', 'index_main', 'query_files',
-           'artsim_search', 'search_parser', 'search_main', 'artsim_calibrate', 'calibrate_parser', 'calibrate_main']
-
-# %% ../nbs/pipeline/cli.ipynb #c1a00009
-MIN_SIDE = 32 # pixels: below this on either side an image is read, with a note that its values say little
-
-def _has_alpha(path) -> bool:
-    with Image.open(path) as im: return im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info
-
-def read_image(path) -> Image.Image:
-    "The image file at `path` in RGB: `UsageError` when there is no such file, `ImageLoadError` when it is no image."
-    p = existing(path, 'image')
-    im = load_image(p)
-    if min(im.size) < MIN_SIDE:
-        warnings.warn(f"{path} is {im.width} x {im.height} pixels, below {MIN_SIDE} on a side: "
-                      "its similarities say little about it")
-    if _has_alpha(p): warnings.warn(f"{path} has transparency: it is blended over white before it is described")
-    return im
+__all__ = ['MIN_CALIBRATION_IMAGES', 'open_model', 'artsim_compare', 'compare_parser', 'compare_main', 'artsim_index',
+           'index_parser', 'index_main', 'query_files', 'artsim_search', 'search_parser', 'search_main',
+           'artsim_calibrate', 'calibrate_parser', 'calibrate_main']
 
 # %% ../nbs/pipeline/cli.ipynb #5db66e7a
 def open_model(path, # models/siamese.safetensors, its .json card, their stem, or a run directory
@@ -50,125 +32,6 @@ def open_model(path, # models/siamese.safetensors, its .json card, their stem, o
     from artsim.network import SiameseSimilarity
     try: return SiameseSimilarity.load(p, device)
     except (ModelFileError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
-
-# %% ../nbs/pipeline/cli.ipynb #48b0f501
-SOURCE_WORDS = dict(demo="the demo preset's procedural paintings, drawn in code", wikiart='WikiArt paintings',
-                    huggan='WikiArt paintings (huggan/wikiart)', folder='the paintings of the folder {path}',
-                    csv='the paintings listed in {path}', export='the paintings of the export {path}')
-
-def data_words(data:dict|None, # chapter 00's source and source_path, as a calibration or a model's card records them
-              ) -> str|None:
-    "A run's paintings in words; None when nothing says what they were."
-    if not data or data.get('source') not in SOURCE_WORDS: return None
-    return SOURCE_WORDS[data['source']].format(path=data.get('source_path'))
-
-# %% ../nbs/pipeline/cli.ipynb #876902a2
-def calibration_source(cal:Calibration|None, # what `open_calibration` gives
-                      ) -> str:
-    "What a calibration's 0 stands for, in words: whose unrelated pairs, and how many."
-    if cal is None: return 'none: raw values (1 = identical)'
-    s = cal.source
-    n, images = sum((s.get('n_pairs') or {}).values()), s.get('images') or {}
-    if images: what = f"the {images['n']} images" + (f" of {shown(images['folder'])}" if 'folder' in images else '')
-    elif words := data_words(s.get('data')): what = f"{words}, and their variants"
-    else: what = f"the paintings and variants of the run {s.get('run')}"
-    return f"{cal.origin or 'in memory'}: unrelated pairs of {what} ({n:,} pairs)"
-
-def model_source(model, # a `SiameseSimilarity`
-                 name:str, # how to call its file
-                ) -> str:
-    "What a Siamese model was trained on, in words, from its card."
-    data = model.card.get('data') or {}
-    if words := data_words(data):
-        n = data.get('train_paintings')
-        return f"{name}: trained on {words}" + (f" ({n} training paintings and their variants)" if n else '')
-    return f"{name}: trained on a run of the {model.card.get('preset')} preset (its card names no paintings)"
-
-def siamese_scale(cal:Calibration|None, model) -> dict|None:
-    "This model's scores of the calibration's unrelated pairs (`artsim_calibrate --model`), on its scale; else None."
-    s = (cal.unrelated if cal is not None else {}).get('siamese')
-    if not (s and model is not None and s.get('model') == model.card.get('weights_sha256')): return None
-    q = ('q05', 'q25', 'q75', 'q95', 'q99')   # the raw scores' quantiles, put on the scale the scores are shown on
-    return s | {k: float(calibrated(s[k], s['anchor'])) for k in q if k in s} | dict(raw=s)
-
-# %% ../nbs/pipeline/cli.ipynb #c1a00015
-def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
-                   model=None, # a `SiameseSimilarity`; None: descriptors only
-                   calibration='default', # see `open_calibration`; None: raw values
-                   device:str='cpu', # torch device for the semantic family
-                  ) -> dict: # color, texture, shape, edges, semantic, combined (in [0, 1]), and siamese with a model
-    "Every descriptor family's similarity of two images, their combined value, and the Siamese score with a model."
-    cal = open_calibration(calibration)
-    ims = [load_image(x) for x in (a, b)]
-    D = describe_images(ims, cal, device=device)
-    out = {f: float(v[0, 0]) for f, v in compare_described(D[:1], D[1:], calibration=cal).items()}
-    if model is not None: out['siamese'] = float(model.similarity(*ims))
-    return out
-
-# %% ../nbs/pipeline/cli.ipynb #c1a00018
-ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
-KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
-
-def semantic_weights_of(calibration) -> str:
-    "The ResNet50 weights images are described with for `calibration` (None: raw values, the shipped settings)."
-    return str((calibration or load_calibration('default')).settings['semantic_weights'])
-
-def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
-                  ) -> dict: # family -> what its value speaks of
-    "What each family measures: the semantic family is content only with trained weights, low-level stats with random."
-    return ASPECTS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
-
-def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
-            calibrated:bool=True, # the values are on the calibrated scale
-            aspects:dict|None=None, # family -> its name in the verdict (`family_aspects`); None: `ASPECTS`
-            unrelated:dict|None=None, # measure -> what unrelated pairs reach on this scale (`Calibration.unrelated`)
-           ) -> str:
-    "One line saying which aspect of the image changed most and which was kept best, for a pair above unrelated ones."
-    # 1 unrelated pair in 100 reaches the 99th percentile: below it, "what changed" would read an edit into chance
-    reach = {m: s['q99'] for m, s in (unrelated or {}).items() if m in scores and 'q99' in s} if calibrated else {}
-    if reach and all(scores[m] <= q for m, q in reach.items()):
-        said = '; '.join(f"{m} {scores[m]:.2f}, where 1 in 100 unrelated pairs reach {q:.2f}" for m, q in reach.items())
-        return f"no closer than unrelated images ({said}): not read as an edit of one another"
-    fam, aspects = {f: scores[f] for f in FAMILIES if f in scores}, aspects or ASPECTS
-    lo, hi = min(fam, key=fam.get), max(fam, key=fam.get)
-    say = lambda f, what: f"{aspects[f]} {what} ({fam[f]:.2f})"
-    if calibrated and fam[lo] >= KEPT: return f"nearly the same image: every aspect kept, {say(lo, 'least')}"
-    if calibrated and fam[hi] <= UNRELATED:
-        return f"as different as unrelated paintings in every aspect, {say(hi, 'closest')}"
-    if lo == hi: return say(lo, 'compared')
-    return f"{say(lo, 'changed most')}; {say(hi, 'kept best')}"
-
-# %% ../nbs/pipeline/cli.ipynb #c1a00021
-WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not content',
-                    imagenet='ImageNet ResNet50: content',
-                    genre="chapter 04's genre ResNet50: content, as genres see it")
-
-def _what(key:str, model_name:str|None=None, weights:str|None=None, on_scale:bool=False) -> str:
-    if key in FAMILIES:
-        segs = ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
-        if key != 'semantic' or weights is None: return segs
-        return f"{segs} ({WEIGHTS_MEAN.get(weights, f'ResNet50 weights {Path(weights).name}: content')})"
-    if key == 'combined': return 'mean of the families'
-    scale = "the calibration's scale" if on_scale else "its training data's scale"
-    return f"Siamese network ({model_name}), on {scale}"
-
-def format_comparison(a:str, b:str, # how to name the two images
-                      scores:dict, # `compare_images` output
-                      calibrated:bool=True, # the scale of the values
-                      model_name:str|None=None, # the model file, for the siamese row
-                      semantic_weights:str|None=None, # the semantic family's weights (`family_aspects`); None: not said
-                      sources:list=(), # lines saying what the calibration and the model were made from
-                      unrelated:dict|None=None, # what unrelated pairs reach (see `change_summary`)
-                      siamese_on_scale:bool=False, # the siamese score is on the calibration's scale (`siamese_scale`)
-                     ) -> str:
-    "The comparison as a table, one row per value, what the scale and the model were made from, and the verdict."
-    scale = ('calibrated (0 = as alike as two unrelated images of the calibration, 1 = identical)' if calibrated
-             else 'raw (1 = identical)')
-    rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
-    rows += [f"  {k:<9} {v:5.2f}  {_what(k, model_name, semantic_weights, siamese_on_scale)}"
-             for k, v in scores.items()]
-    aspects = family_aspects(semantic_weights) if semantic_weights else None
-    return '\n'.join(rows + list(sources) + [change_summary(scores, calibrated, aspects, unrelated)])
 
 # %% ../nbs/pipeline/cli.ipynb #c1a00047
 def _run(prog:str, parser, command, argv=None):
@@ -219,7 +82,8 @@ def artsim_compare(a:str, b:str, # the two image files
                                calibration=cal.origin if cal else None, calibration_source=calibration_source(cal),
                                model=str(model) if model else None, model_source=made,
                                siamese_scale=None if not sim else 'calibration' if sia else 'training data',
-                               semantic_weights=w, measures={f: _what(f, None, w) for f in scores if f in FAMILIES},
+                               semantic_weights=w,
+                               measures={f: measure_words(f, None, w) for f in scores if f in FAMILIES},
                                unrelated_q99={m: s.get('q99') for m, s in unrelated.items()}, scores=scores,
                                verdict=line), indent=2, ensure_ascii=False)
     else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w, sources,

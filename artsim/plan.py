@@ -13,7 +13,8 @@ from .runs import STAGES, Run, project_root
 from .data import candidate_order, min_per_genre, source_path, split_stratified
 from .painter import demo_size
 from .sources import export_paintings, export_variants, read_demo, read_source
-from .generation import load_prompts, plan_pairs, select_originals, select_prompts
+from .generation import plan_pairs, select_originals, select_prompts
+from .standin import load_prompts
 from .similarity import null_pairs, pairs_with_negatives
 from .descriptors import FAMILIES, images_of
 import torch

@@ -17,6 +17,7 @@ import torch
 from artsim.painter import demo_painting, DEMO_GENRES
 from artsim.runs import Run, preset_params
 from artsim import generation as G
+from artsim import standin as S
 from fastcore.basics import AttrDict
 
 
@@ -27,7 +28,7 @@ def edit_throughput(size:int, n:int, bank) -> dict:
     out = {}
     for pid in bank.index:
         t0 = time.perf_counter()
-        for i, im in enumerate(originals): G.standin_img2img(im, pid, 0.5, i, bank)
+        for i, im in enumerate(originals): S.standin_img2img(im, pid, 0.5, i, bank)
         out[pid] = n / (time.perf_counter() - t0)
     return out
 
@@ -59,7 +60,7 @@ def main():
     ap.add_argument('--threads', type=int, default=None, help='torch/numpy threads (default: as configured)')
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    bank = G.load_prompts()
+    bank = S.load_prompts()
     res = dict(machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=platform.python_version()))
     for size in (128, 512):
         per = edit_throughput(size, a.n_originals, bank)

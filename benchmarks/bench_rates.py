@@ -81,6 +81,7 @@ def cpu_rates(tmp, device):
     from artsim.painter import DEMO_GENRES, demo_painting
     from artsim.runs import save_image
     from artsim import generation as G
+    from artsim import standin as S
     from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
     from artsim.similarity import rows_similarity, DescribedImages, compare_described, load_calibration
     from artsim import baselines as E
@@ -100,12 +101,12 @@ def cpu_rates(tmp, device):
     r['decode_s_per_mpx'] = t / sum(im.width * im.height / 1e6 for im in photos)
     files = demo_files(tmp, 32)
     # 01: the stand-in, as generate_pairs makes a variant: load, resize, edit, save
-    bank = G.load_prompts()
+    bank = S.load_prompts()
     def standin():
         mp = 0.
         for i, f in enumerate(files):
             im = load_image(f)
-            out = G.standin_img2img(im.resize(im.size, Image.LANCZOS), bank.index[i % len(bank)], 0.5, i, bank)
+            out = S.standin_img2img(im.resize(im.size, Image.LANCZOS), bank.index[i % len(bank)], 0.5, i, bank)
             save_image(out, tmp / f'v{i}.png'); mp += out.width * out.height / 1e6
         return mp
     t, mp = timed(standin)

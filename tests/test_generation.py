@@ -10,6 +10,7 @@ from fastcore.basics import AttrDict
 
 from artsim.runs import Run, derive_seed, preset_params
 from artsim import generation as G
+from artsim import standin as S
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ['pair_id', 'original_id', 'generated_path', 'prompt_id', 'prompt', 'negative_prompt', 'strength', 'seed', 'steps',
@@ -66,7 +67,7 @@ def test_tiny_refiner_runs_the_real_code_path_with_manifest_and_resume(tmp_path,
     assert set(COLUMNS) <= set(pairs.columns)
     r = pairs.set_index('pair_id').loc['landscape-1__night__s1000']
     assert tuple(r[['generator', 'model_id', 'revision', 'dtype', 'steps', 'guidance']]) == ('sdxl', str(tiny_refiner), '', 'float32', 2, 5.0)
-    assert (r.prompt, r.negative_prompt, r.strength) == (G.load_prompts().loc['night', 'text'], 'blurry', 1.0)
+    assert (r.prompt, r.negative_prompt, r.strength) == (S.load_prompts().loc['night', 'text'], 'blurry', 1.0)
     assert r.seed == derive_seed(p.seed, 'landscape-1', 'night', 1.0)
     # wall-clock timings live apart from the manifest, for the pairs made before the resume too
     secs = run.read_parquet(G.TIMINGS).set_index('pair_id').seconds
@@ -79,7 +80,7 @@ def test_tiny_refiner_runs_the_real_code_path_with_manifest_and_resume(tmp_path,
     again = mtimes(run, pairs)
     G.stage(run, p)
     assert mtimes(run, pairs) == again
-    gen = G.make_generator(p, G.load_prompts(), 'cpu')
+    gen = G.make_generator(p, S.load_prompts(), 'cpu')
     orig = Image.open(run.resolve(r.original_path)).convert('RGB').resize((32, 24), Image.LANCZOS)
     alone = np.asarray(gen([orig], ['night'], 1.0, [r.seed])[0]).astype(int)
     assert np.abs(alone - np.asarray(Image.open(run.resolve(r.generated_path)))).max() <= 2
@@ -88,7 +89,7 @@ def test_tiny_refiner_runs_the_real_code_path_with_manifest_and_resume(tmp_path,
 def test_refiner_strength_needs_a_step(tmp_path):
     run = make_run(tmp_path / 'run')
     with pytest.raises(ValueError, match='steps'):  # refused before anything is loaded
-        G.make_generator(params(run, generator='sdxl', steps=2, strengths=[0.3]), G.load_prompts(), 'cpu')
+        G.make_generator(params(run, generator='sdxl', steps=2, strengths=[0.3]), S.load_prompts(), 'cpu')
 
 
 def test_missing_weights_stop_before_any_work_with_a_clear_message(tmp_path):
@@ -103,23 +104,23 @@ def test_missing_weights_stop_before_any_work_with_a_clear_message(tmp_path):
     for needed in [G.REFINER_ID, 'empty-cache', 'HF_HOME', 'model_dir=', "generator='standin'"]: assert needed in msg
 
 
-@pytest.mark.parametrize('prompt_id', list(G.load_prompts().index))
+@pytest.mark.parametrize('prompt_id', list(S.load_prompts().index))
 def test_standin_identity_monotone_deterministic(prompt_id):
     rng = np.random.default_rng(1)
     orig = Image.fromarray(np.kron(rng.integers(0, 256, (6, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8))
     a = np.asarray(orig).astype(float)
-    def out(s, seed=7): return np.asarray(G.standin_img2img(orig, prompt_id, s, seed))
+    def out(s, seed=7): return np.asarray(S.standin_img2img(orig, prompt_id, s, seed))
     np.testing.assert_array_equal(out(0), a)
     dist = [np.abs(out(s) - a).mean() for s in (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)]
     assert dist[0] > 0 and all(x < y for x, y in zip(dist, dist[1:])), dist
     np.testing.assert_array_equal(out(0.6), out(0.6))
-    with pytest.raises(ValueError): G.standin_img2img(orig, prompt_id, 1.2, 0)
+    with pytest.raises(ValueError): S.standin_img2img(orig, prompt_id, 1.2, 0)
 
 
 def test_standin_seed_changes_the_edit():
     orig = Image.new('RGB', (64, 48), (120, 160, 90))
     for pid in ['mythical', 'night', 'cubist', 'underwater']:
-        assert not np.array_equal(np.asarray(G.standin_img2img(orig, pid, 1, 1)), np.asarray(G.standin_img2img(orig, pid, 1, 2)))
+        assert not np.array_equal(np.asarray(S.standin_img2img(orig, pid, 1, 1)), np.asarray(S.standin_img2img(orig, pid, 1, 2)))
 
 
 KILLED_CHILD = '''
@@ -127,11 +128,12 @@ import json, sys, time
 from fastcore.basics import AttrDict
 from artsim.runs import Run
 from artsim import generation as G
-fast = G.StandinGenerator.__call__
+from artsim import standin as S
+fast = S.StandinGenerator.__call__
 def slow(self, *args):  # slow enough that the kill lands mid-run
     time.sleep(0.02)
     return fast(self, *args)
-G.StandinGenerator.__call__ = slow
+S.StandinGenerator.__call__ = slow
 G.stage(Run(sys.argv[1]), AttrDict(json.loads(sys.argv[2])))
 '''
 
@@ -139,7 +141,7 @@ G.stage(Run(sys.argv[1]), AttrDict(json.loads(sys.argv[2])))
 def test_kill_9_then_rerun_makes_every_pair_exactly_once(tmp_path):
     run = make_run(tmp_path / 'run', per_genre=3)
     p = params(run, prompts=None, strengths=[0.2, 0.4, 0.6, 0.8])
-    plan_size = 6 * len(G.load_prompts()) * 4
+    plan_size = 6 * len(S.load_prompts()) * 4
     script = tmp_path / 'child.py'
     script.write_text(KILLED_CHILD)
     child = subprocess.Popen([sys.executable, str(script), str(run.path), json.dumps({**p, 'run_dir': str(run.path)})],
@@ -163,11 +165,11 @@ def test_kill_9_then_rerun_makes_every_pair_exactly_once(tmp_path):
     assert len(pairs) == plan_size and pairs.pair_id.is_unique
     assert set(f.name for f in run.path.glob('generated/*.png')) == set(Path(x).name for x in pairs.generated_path)
     assert not list(run.resolve(G.JOURNALS).glob('*.jsonl'))
-    bank = G.load_prompts()
+    bank = S.load_prompts()
     for r in pairs.itertuples():  # every recorded image is complete and is exactly its pair
         orig = Image.open(run.resolve(r.original_path)).convert('RGB')
         im = Image.open(run.resolve(r.generated_path)); im.load()
-        np.testing.assert_array_equal(np.asarray(im), np.asarray(G.standin_img2img(orig, r.prompt_id, r.strength, r.seed, bank)))
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(S.standin_img2img(orig, r.prompt_id, r.strength, r.seed, bank)))
 
 
 SHARD_CHILD = '''
@@ -227,10 +229,10 @@ def test_storage_format_names_records_and_is_read_back(tmp_path, fmt):
     assert set(pairs.variant_format) == {fmt} and all(x.endswith(suffix) for x in pairs.generated_path)
     assert not list(run.path.glob('generated/*.png'))
     expected = {'webp': 'WEBP', 'webp_q90': 'WEBP', 'jpeg_q95': 'JPEG'}[fmt]
-    bank = G.load_prompts()
+    bank = S.load_prompts()
     for r in pairs.itertuples():
         with Image.open(run.resolve(r.generated_path)) as im: assert im.format == expected
-        made = np.asarray(G.standin_img2img(Image.open(run.resolve(r.original_path)).convert('RGB'), r.prompt_id, r.strength, r.seed, bank))
+        made = np.asarray(S.standin_img2img(Image.open(run.resolve(r.original_path)).convert('RGB'), r.prompt_id, r.strength, r.seed, bank))
         got = np.asarray(G.load_image(run.resolve(r.generated_path)))
         if fmt == 'webp': np.testing.assert_array_equal(got, made)   # lossless: the generator's pixels exactly
         else: assert 0 < np.abs(got.astype(int) - made).mean() < 10   # lossy, and close (of 255; WebP halves the colour resolution)
