@@ -4,18 +4,18 @@
 
 # %% ../nbs/pipeline/docs.ipynb #993a8a63
 from __future__ import annotations
-import os, re, sys, copy, json, shutil, argparse, datetime, contextlib
+import os, re, sys, copy, json, shutil, argparse, datetime
 from pathlib import Path
 import yaml
 import nbformat
 from .runs import Run, project_root as _clone_root
+from .site import front_matter, plain_notebook, quarto_glob, sidebar_pages, link_bases, site_page, md_notebook
+from .site import write_site, settle_anchors
 
 # %% auto #0
-__all__ = ['PAGE_TEMPLATE', 'SITE_CSS', 'checkout_root', 'run_preset', 'find_runs', 'front_matter', 'cell_options',
-           'quarto_attrs', 'quarto_markdown', 'plain_notebook', 'sidebar_pages', 'page_exporter', 'doc_url',
-           'source_url', 'site_links', 'repo_links', 'settle_anchors', 'md_notebook', 'write_site', 'docs_pages',
-           'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown',
-           'write_readme', 'build_preview', 'main']
+__all__ = ['checkout_root', 'run_preset', 'find_runs', 'doc_url', 'source_url', 'repo_links', 'docs_pages', 'results_notebook',
+           'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown', 'write_readme',
+           'build_preview', 'main']
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
 def checkout_root(path=None) -> Path:
@@ -50,293 +50,6 @@ def find_runs(root=None, preset:str|None=None, need:str|None=None) -> list[Path]
     key = (lambda d: (d/need).stat().st_mtime) if need else _mtime
     return sorted(found, key=key, reverse=True)
 
-# %% ../nbs/pipeline/docs.ipynb #701070ab
-_FM = re.compile(r'^---[ \t]*\n(.*?)\n---[ \t]*$', re.S)
-
-def front_matter(nb) -> dict:
-    "The YAML front matter in `nb`'s first cell (a raw cell, as nbdev writes it), removed from `nb`"
-    if nb.cells and nb.cells[0].cell_type == 'raw':
-        m = _FM.match(nb.cells[0].source.strip())
-        if m:
-            del nb.cells[0]
-            return yaml.safe_load(m.group(1)) or {}
-    return {}
-
-# %% ../nbs/pipeline/docs.ipynb #36940883
-_OPT = re.compile(r'^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
-
-def cell_options(source:str) -> tuple[dict, str]:
-    "Quarto's `#| key: value` options at the top of a code cell, and the code without any `#|` line"
-    lines, opts, i = source.split('\n'), {}, 0
-    while i < len(lines) and lines[i].startswith('#|'):
-        m = _OPT.match(lines[i])
-        if m: opts[m.group(1)] = yaml.safe_load(m.group(2)) if m.group(2) else None
-        i += 1
-    return opts, '\n'.join(lines[i:]).strip('\n')
-
-# %% ../nbs/pipeline/docs.ipynb #187048a1
-_ATTR_KV = re.compile(r'([\w-]+)=(?:"([^"]*)"|\'([^\']*)\'|(\S+))')
-
-def quarto_attrs(s:str) -> dict:
-    "Pandoc attributes `{#id .class key=value}` as HTML attributes"
-    s = s.strip().strip('{}')
-    kv = {m.group(1): next(g for g in m.groups()[1:] if g is not None) for m in _ATTR_KV.finditer(s)}
-    rest = _ATTR_KV.sub('', s).split()
-    classes = [w[1:] for w in rest if w.startswith('.')]
-    out = {}
-    ids = [w[1:] for w in rest if w.startswith('#')]
-    if ids: out['id'] = ids[0]
-    if classes: out['class'] = ' '.join(classes)
-    return {**out, **kv}
-
-def _html_attrs(d:dict) -> str:
-    import html
-    return ''.join(f' {k}="{html.escape(str(v))}"' for k, v in d.items())
-
-# %% ../nbs/pipeline/docs.ipynb #da16e573
-_DIV = re.compile(r'^\s*(:{3,})\s*(\{[^}]*\}|[\w-]+)?\s*$')
-_FENCE = re.compile(r'^\s*(```|~~~)')
-_LINK_ATTRS = re.compile(r'(!?)\[([^\]\n]*)\]\(([^)\s]+)\)\{([^}\n]*)\}')
-_SPAN = re.compile(r'\[([^\]\n]+)\]\{([^}\n]*)\}')
-_SHORTCODE = re.compile(r'\{\{<\s.*?\s>\}\}')
-_CALLOUT = re.compile(r'callout-(note|tip|warning|important|caution)')
-
-_CODE_SPAN = re.compile(r'(`+).+?\1')
-
-def _inline(text:str) -> str:
-    "Attributes and shortcodes in a line of markdown, outside its code spans"
-    def link(m):
-        bang, label, url, attrs = m.groups()
-        a = quarto_attrs(attrs)
-        if bang: return f'<img src="{url}" alt="{label}"{_html_attrs(a)}>'
-        return f'<a href="{url}"{_html_attrs(a)}>{label}</a>'
-    def plain(t):
-        t = _LINK_ATTRS.sub(link, t)
-        t = _SPAN.sub(lambda m: f'<span{_html_attrs(quarto_attrs(m.group(2)))}>{m.group(1)}</span>', t)
-        return _SHORTCODE.sub('', t)
-    out, last = [], 0
-    for m in _CODE_SPAN.finditer(text):
-        out += [plain(text[last:m.start()]), m.group(0)]
-        last = m.end()
-    return ''.join(out) + plain(text[last:])
-
-def _div_open(spec:str) -> list[str]:
-    a = quarto_attrs(spec if spec.startswith('{') else '.' + spec)
-    title = a.pop('title', None)
-    cls = a.get('class', '')
-    if _CALLOUT.search(cls): a['class'] = 'callout ' + cls
-    head = [f'<div{_html_attrs(a)}>', '']
-    if title: head[1:1] = [f'<p class="callout-title">{title}</p>']
-    return head + ['']
-
-def quarto_markdown(md:str) -> str:
-    "Quarto/Pandoc markdown as CommonMark with HTML: fenced divs, attributes on links, images and spans, shortcodes"
-    out, depth, in_code = [], 0, None
-    for line in md.split('\n'):
-        f = _FENCE.match(line)
-        if in_code:
-            if f and f.group(1) == in_code: in_code = None
-            out.append(line); continue
-        if f: in_code = f.group(1); out.append(line); continue
-        m = _DIV.match(line)
-        if m and m.group(2):
-            out += _div_open(m.group(2)); depth += 1; continue
-        if m:
-            if depth: out += ['', '</div>', '']; depth -= 1
-            continue
-        out.append(_inline(line))
-    out += ['', '</div>'] * depth
-    return '\n'.join(out)
-
-# %% ../nbs/pipeline/docs.ipynb #903a59fe
-def _as_markdown(o):
-    "An output printed or returned as markdown (Quarto's `output: asis`)"
-    if o.output_type == 'stream': return nbformat.v4.new_output('display_data', data={'text/markdown': o.text})
-    if 'data' in o and 'text/markdown' not in o.data and 'text/plain' in o.data:
-        o.data['text/markdown'] = o.data.pop('text/plain')
-    return o
-
-def plain_notebook(nb) -> tuple:
-    "A notebook made for Quarto as plain Jupyter, and its front matter: cell options applied, Quarto markup converted"
-    nb = copy.deepcopy(nb)
-    fm, cells = front_matter(nb), []
-    for c in nb.cells:
-        if c.cell_type == 'raw': continue
-        if c.cell_type == 'markdown':
-            c.source = quarto_markdown(c.source)
-            if c.source.strip() and not c.source.strip().startswith('<!-- WARNING'): cells.append(c)
-            continue
-        opts, c.source = cell_options(c.source)
-        if opts.get('include') is False: continue
-        if opts.get('output') is False: c.outputs = []
-        elif opts.get('output') == 'asis': c.outputs = [_as_markdown(o) for o in c.outputs]
-        for o in c.outputs:
-            if 'text/markdown' in o.get('data', {}): o.data['text/markdown'] = quarto_markdown(o.data['text/markdown'])
-        if opts.get('echo') is False or not c.source.strip():
-            c.metadata['transient'] = {'remove_source': True}
-            if not c.outputs: continue
-        if opts.get('code-fold') in (True, 'show'):
-            c.metadata['fold'] = dict(open=opts['code-fold'] == 'show', summary=opts.get('code-summary') or 'Code')
-        cells.append(c)
-    nb.cells = cells
-    nb.metadata['title'] = str(fm.get('title', ''))
-    nb.metadata.setdefault('language_info', {'name': 'python'})
-    return nb, fm
-
-# %% ../nbs/pipeline/docs.ipynb #317c296f
-def _glob(root:Path, pat:str) -> list[Path]:
-    "Quarto's globs: recursive unless they start with `/`; sorted by path"
-    pats = [pat[1:]] if pat.startswith('/') else [pat, f'**/{pat}']
-    return sorted(
-        {
-            p
-            for q in pats
-            for p in root.glob(q)
-            if p.is_file() and not any(s.startswith(('_', '.')) for s in p.relative_to(root).parts)
-        }
-    )
-
-def sidebar_pages(sidebar:dict, root) -> list[tuple]:
-    """The pages of a Quarto sidebar in order, as (section, path): globs and `auto` items expanded, files that do not
-    exist left out"""
-    root, out = Path(root), []
-    sb = (sidebar or {}).get('website', {}).get('sidebar', {})
-    if isinstance(sb, list): sb = sb[0] if sb else {}
-    def add(items, section):
-        if isinstance(items, str): items = [{'auto': items}]
-        for it in items or []:
-            if isinstance(it, dict) and 'section' in it: add(it.get('contents', []), it['section']); continue
-            if isinstance(it, dict) and 'auto' in it: files = _glob(root, it['auto'])
-            else:
-                ref = it.get('href', '') if isinstance(it, dict) else it
-                files = (
-                    _glob(root, ref)
-                    if any(ch in ref for ch in '*?[')
-                    else [root / ref] if (root / ref).is_file() else []
-                )
-            out.extend((section, f) for f in files if (section, f) not in out)
-    add(sb.get('contents', []), None)
-    return out
-
-# %% ../nbs/pipeline/docs.ipynb #47e28222
-PAGE_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
-{%- set page = resources.page -%}
-{%- block html_head -%}
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>{{ page.title | e }} - {{ page.site | e }}</title>
-{%- for css in resources.inlining.css %}
-<style type="text/css">{{ css }}</style>
-{%- endfor %}
-<link rel="stylesheet" href="{{ page.static }}/lab.css">
-<link rel="stylesheet" href="{{ page.static }}/site.css">
-{%- endblock html_head -%}
-{%- block body_header -%}
-<body class="jp-Notebook" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
-<header class="site-header"><a class="site-title" href="{{ page.home }}">{{ page.site | e }}</a>
-{%- for l in page.links %} <a class="site-link" href="{{ l.href }}">{{ l.text | e }}</a>{% endfor %}</header>
-<div class="site-body">
-<nav class="sidebar" aria-label="chapters">
-{%- for sec in page.nav %}
-{%- if sec.title %}<p class="sidebar-section">{{ sec.title | e }}</p>{% endif %}
-<ul>
-{%- for it in sec['items'] %}
-<li{% if it.current %} class="current"{% endif %}><a href="{{ it.href }}"
-  {%- if it.current %} aria-current="page"{% endif %}>{{ it.text | e }}</a></li>
-{%- endfor %}
-</ul>
-{%- endfor %}
-</nav>
-<main class="content">
-<header class="page-header"><h1 class="page-title">{{ page.title | e }}</h1>
-{%- if page.description %}<div class="page-description">{{ page.description }}</div>{% endif %}</header>
-{%- endblock body_header -%}
-{%- block input_group -%}
-{%- if cell.metadata.fold -%}
-<details class="code-fold"{% if cell.metadata.fold.open %} open{% endif %}>
-  {%- raw %}{% endraw %}<summary>{{ cell.metadata.fold.summary | e }}</summary>
-{{ super() }}
-</details>
-{%- else -%}
-{{ super() }}
-{%- endif -%}
-{%- endblock input_group -%}
-{%- block body_footer -%}
-<nav class="pager" aria-label="previous and next">
-{%- if page.prev %}<a class="pager-prev" rel="prev" href="{{ page.prev.href }}">&larr; {{ page.prev.text | e }}</a>
-  {%- else %}<span></span>{% endif %}
-{%- if page.next %}<a class="pager-next" rel="next" href="{{ page.next.href }}">
-  {%- raw %}{% endraw %}{{ page.next.text | e }} &rarr;</a>{% endif %}
-</nav>
-</main>
-</div>
-</body>
-{%- endblock body_footer -%}
-{%- block footer -%}
-</html>
-{%- endblock footer -%}
-"""
-
-# %% ../nbs/pipeline/docs.ipynb #a28dba3b
-SITE_CSS = """
-body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-.site-header { display: flex; gap: 1.5rem; align-items: baseline; padding: .7rem 1.5rem; background: #2c3e50; }
-.site-header a { color: #fff; text-decoration: none; }
-.site-title { font-weight: 600; font-size: 1.15rem; }
-.site-body { display: flex; align-items: flex-start; }
-.sidebar { flex: 0 0 15rem; position: sticky; top: 0;
-           max-height: 100vh; overflow-y: auto; padding: 1rem 1rem 2rem 1.5rem; font-size: .92rem; }
-.sidebar ul { list-style: none; margin: 0 0 .8rem 0; padding: 0; }
-.sidebar li { margin: .25rem 0; }
-.sidebar a { color: #34495e; text-decoration: none; }
-.sidebar li.current a { font-weight: 600; color: #1a5fb4; }
-.sidebar-section { margin: .8rem 0 .3rem 0; font-size: .78rem; font-weight: 600;
-                   text-transform: uppercase; letter-spacing: .05em; color: #6c757d; }
-.content { flex: 1 1 auto; min-width: 0; max-width: 60rem; padding: 1rem 2rem 3rem 2rem; }
-.page-header { margin-bottom: 1.2rem; }
-.page-title { margin-bottom: .2rem; }
-.page-description { margin-top: 0; color: #555; font-size: 1.1rem; }
-.page-description p { margin: 0; }
-.jp-Notebook { padding: 0; }
-.jp-Cell { padding-left: 0; padding-right: 0; }
-.jp-OutputArea-output img { max-width: 100%; height: auto; }
-details.code-fold > summary { cursor: pointer; color: #555; font-size: .9rem; margin: .3rem 0; }
-.callout { border-left: 4px solid #0d6efd; background: #f4f8ff; padding: .2rem 1rem; margin: 1rem 0; }
-.callout-warning, .callout-caution { border-color: #fd7e14; background: #fff8f0; }
-.callout-important { border-color: #dc3545; background: #fff5f5; }
-.callout-tip { border-color: #198754; background: #f3fbf6; }
-.callout-title { font-weight: 600; }
-.pager { display: flex; justify-content: space-between; gap: 1rem;
-         margin-top: 3rem; padding-top: 1rem; border-top: 1px solid #ddd; }
-.pager a { text-decoration: none; color: #1a5fb4; }
-a.anchor-link { display: none; }
-.jp-RenderedHTMLCommon table { margin-left: 0; margin-right: 0; }
-table.run-chapters td, table.run-chapters th { padding: .2rem .8rem; }
-/* tables a chapter printed: a value with its interval stays on one line, and so does a row's label (the index), so that
-   a wide table scrolls sideways rather than folding its labels into a column of single words; a first column of
-   data and a verdict (the last column) wrap */
-.jp-OutputArea-output td:not(:first-child):not(:last-child), .jp-OutputArea-output tbody th { white-space: nowrap; }
-.jp-OutputArea-output[data-mime-type="text/html"] { overflow-x: auto; }
-/* code keeps its lines (up to 120 characters, comments included): one longer than the page scrolls, never cut off */
-.jp-InputArea-editor { overflow-x: auto; }
-"""
-
-# %% ../nbs/pipeline/docs.ipynb #84989a80
-def _lab_css() -> str:
-    "JupyterLab's own stylesheet for cells and outputs, as nbconvert's `lab` template ships it"
-    from jupyter_core.paths import jupyter_path
-    for d in jupyter_path('nbconvert', 'templates'):
-        st = Path(d)/'lab'/'static'
-        if (st/'index.css').is_file(): return (st/'index.css').read_text() + (st/'theme-light.css').read_text()
-    raise FileNotFoundError("nbconvert's lab template is not installed (pip install nbconvert)")
-
-def page_exporter():
-    "nbconvert's HTML exporter with the `lab` template, no prompts, and our page around it"
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-    return HTMLExporter(template_name='lab', template_file='artsim-page.html.j2', exclude_input_prompt=True,
-                        exclude_output_prompt=True, extra_loaders=[DictLoader({'artsim-page.html.j2': PAGE_TEMPLATE})])
-
 # %% ../nbs/pipeline/docs.ipynb #13aee681
 def doc_url(root=None) -> str|None:
     """The documentation site's address, `doc_host` + `doc_baseurl` of settings.ini; None while `doc_host` is empty (not
@@ -352,39 +65,7 @@ def source_url(root=None) -> str|None:
     from nbdev.config import get_config
     return (get_config(path=Path(root or checkout_root())).get('git_url') or '').strip() or None
 
-# %% ../nbs/pipeline/docs.ipynb #7550b1e0
-def _link_bases() -> tuple[str, str]:
-    "What nbdev puts before a page (a name's documentation) and before a file (its source) when it links a name."
-    from nbdev.doclinks import _qual_sym
-    from artsim._modidx import d
-    page, _, src = _qual_sym(('PAGE', 'FILE'), d['settings'])
-    return page.removesuffix('PAGE'), src.removesuffix('FILE')
-
-# %% ../nbs/pipeline/docs.ipynb #aab4433a
-_HREF = re.compile(r'href="([^"]*)"')
-
-def _rel(target:str, page:str) -> str:
-    "The link from the page at `page` to `target` (both relative to the site's root)"
-    return os.path.relpath(target, os.path.dirname(page) or '.').replace(os.sep, '/')
-
-def site_links(html:str, # a page of the site
-               here:str, # where that page is, relative to the site's root
-               pages, # every page of the site, relative to its root
-               keep_source:bool=False, # keep nbdev's "source" links (to the configured repository)
-              ) -> str:
-    """`html` with the links nbdev made to a name's documentation pointed at this site's own page, and its source links
-    dropped unless kept."""
-    doc, src = _link_bases()
-    # headings' anchors in lower case, as Quarto makes them and as nbdev links a name (`Calibration` -> `#calibration`)
-    html = re.sub(r'(<h[1-6][^>]*\sid=")([^"]+)"', lambda m: f'{m.group(1)}{m.group(2).lower()}"', html)
-    html = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{m.group(1).lower()}"', html)
-    def own(m):
-        page, hash_, anchor = m.group(1)[len(doc):].partition('#')
-        if not m.group(1).startswith(doc) or page not in pages: return m.group(0)
-        return f'href="{_rel(page, here)}{hash_}{anchor}"'
-    html = _HREF.sub(own, html)
-    return html if keep_source else re.sub(rf'<a href="{re.escape(src)}[^"]*"[^>]*>source</a>', '', html)
-
+# %% ../nbs/pipeline/docs.ipynb #82060d48
 def repo_links(md:str, # markdown with nbdev's links
                root=None, # the checkout
               ) -> str:
@@ -392,85 +73,13 @@ def repo_links(md:str, # markdown with nbdev's links
     from nbdev.doclinks import _nbpath2html
     root = Path(root or checkout_root()); nbs = root/'nbs'
     page_nb = {
-        _nbpath2html(f.relative_to(nbs)).as_posix(): f.relative_to(root).as_posix() for f in _glob(nbs, '*.ipynb')
+        _nbpath2html(f.relative_to(nbs)).as_posix(): f.relative_to(root).as_posix() for f in quarto_glob(nbs, '*.ipynb')
     }
-    doc = _link_bases()[0]
+    doc = link_bases()[0]
     def to_nb(m):
         page = m.group(2)[len(doc):].split('#')[0]
         return f"{m.group(1)}({page_nb[page]})" if m.group(2).startswith(doc) and page in page_nb else m.group(0)
     return re.sub(r'(\[[^\]]*\])\(([^)\s]+)\)', to_nb, md)
-
-def settle_anchors(files:list, # the pages of a site, all written
-                  ) -> int: # links changed
-    """Point each link to an anchor a page of `files` lacks at the nearest one it has: `Class.method` at `class`, else
-    the page."""
-    files = [Path(f).resolve() for f in files]
-    ids = {f: set(re.findall(r'\sid="([^"]+)"', f.read_text(encoding='utf-8'))) for f in files}
-    changed = 0
-    for f in files:
-        def settle(m):
-            nonlocal changed
-            page, anchor = m.group(1), m.group(2)
-            t = (f.parent/page).resolve() if page else f
-            if t not in ids or anchor in ids[t]: return m.group(0)
-            changed += 1
-            near = anchor.rsplit('.', 1)[0]
-            return f'href="{page}#{near}"' if '.' in anchor and near in ids[t] else f'href="{page or t.name}"'
-        html = re.sub(r'href="([^":#]*)#([^"]+)"', settle, f.read_text(encoding='utf-8'))
-        f.write_text(html, encoding='utf-8')
-    return changed
-
-# %% ../nbs/pipeline/docs.ipynb #ffbea8ef
-def _page(nb, href:str, section=None) -> dict:
-    nb, fm = plain_notebook(nb)
-    return dict(nb=nb, fm=fm, href=href, section=section)
-
-def md_notebook(md:str):
-    "A markdown text (with optional front matter) as a one-cell notebook whose first cell is the front matter"
-    cells = []
-    m = re.match(r'^---[ \t]*\n.*?\n---[ \t]*\n', md, re.S)
-    if m: cells.append(nbformat.v4.new_raw_cell(m.group(0).strip())); md = md[m.end():]
-    cells.append(nbformat.v4.new_markdown_cell(md))
-    return nbformat.v4.new_notebook(cells=cells)
-
-# %% ../nbs/pipeline/docs.ipynb #3c96b98f
-def write_site(pages:list[dict], out, site:str, links:list[dict]=(), static:str='static',
-               keep_source:bool=False, # keep the "source" links of API entries (see `site_links`)
-              ) -> list[Path]:
-    """HTML pages into `out`: `pages` are dicts of `nb` (plain), `fm`, `section` and `href`, in reading order; `links`
-    go in the header"""
-    from nbconvert.filters.markdown import markdown2html
-    out, ex, written = Path(out), page_exporter(), []
-    hrefs = {p['href'] for p in pages}
-    sections = []
-    for p in pages:
-        if not sections or sections[-1][0] != p['section']: sections.append((p['section'], []))
-        sections[-1][1].append(p)
-    for i, p in enumerate(pages):
-        here = p['href']
-        def item(q): return dict(href=_rel(q['href'], here), text=str(q['fm'].get('title') or Path(q['href']).stem))
-        desc = p['fm'].get('description')
-        ctx = dict(
-            title=str(p['fm'].get('title') or Path(here).stem),
-            description=markdown2html(quarto_markdown(str(desc))) if desc else None,
-            site=site,
-            home=_rel(pages[0]['href'], here),
-            static=_rel(static, here),
-            links=[dict(href=_rel(l['href'], here), text=l['text']) for l in links],
-            nav=[dict(title=s, items=[dict(item(q), current=q is p) for q in ps]) for s, ps in sections],
-            prev=item(pages[i - 1]) if i else None,
-            next=item(pages[i + 1]) if i + 1 < len(pages) else None,
-        )
-        body, _ = ex.from_notebook_node(p['nb'], resources=dict(page=ctx))
-        body = site_links(body, here, hrefs, keep_source)
-        f = out/here
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(body, encoding='utf-8')
-        written.append(f)
-    (out/static).mkdir(parents=True, exist_ok=True)
-    (out/static/'lab.css').write_text(_lab_css(), encoding='utf-8')
-    (out/static/'site.css').write_text(SITE_CSS, encoding='utf-8')
-    return written
 
 # %% ../nbs/pipeline/docs.ipynb #026d133d
 def docs_pages(proc, nbs) -> list[dict]:
@@ -478,11 +87,11 @@ def docs_pages(proc, nbs) -> list[dict]:
     `sidebar.yml`"""
     proc, nbs = Path(proc), Path(nbs)
     sidebar = yaml.safe_load((nbs/'sidebar.yml').read_text()) if (nbs/'sidebar.yml').is_file() else {}
-    files = sidebar_pages(sidebar, nbs) or [(None, f) for f in _glob(nbs, '*.ipynb')]
+    files = sidebar_pages(sidebar, nbs) or [(None, f) for f in quarto_glob(nbs, '*.ipynb')]
     pages = []
     for section, f in files:
         rel = f.relative_to(nbs)
-        p = _page(nbformat.read(proc/rel, as_version=4), '', section)
+        p = site_page(nbformat.read(proc/rel, as_version=4), '', section)
         p['href'] = (rel.parent/(p['fm'].get('output-file') or rel.with_suffix('.html').name)).as_posix()
         pages.append(p)
     return pages
@@ -680,13 +289,13 @@ def build_preview(out='_docs_preview', run=None, root=None) -> dict:
     run, chapters, report = stage_results(run, out/'results', root, href=lambda f: f.stem + '.html')
     title = f"Results of {run.name}" if run else 'Results'
     res = [
-        _page(
+        site_page(
             md_notebook(f"---\ntitle: {title}\n---\n\n" + (out / 'results' / '_overview.md').read_text()),
             'results/index.html',
         )
     ]
-    if report: res.append(_page(md_notebook(report.read_text(encoding='utf-8')), 'results/report.html'))
-    res += [_page(nbformat.read(f, as_version=4), f'results/{f.stem}.html', 'Chapters') for _, f in chapters]
+    if report: res.append(site_page(md_notebook(report.read_text(encoding='utf-8')), 'results/report.html'))
+    res += [site_page(nbformat.read(f, as_version=4), f'results/{f.stem}.html', 'Chapters') for _, f in chapters]
     site = get_config(path=root).title
     written = write_site(
         docs,

@@ -93,7 +93,7 @@ def test_the_recorders_catch_nbdevs_installer(tmp_path):
 
 PIPELINE_PAGES = ('painter', 'sources', 'standin', 'backbone', 'modelfile', 'network', 'learning', 'metrics', 'baselines',
                   'report', 'runs', 'stages', 'numerics', 'commands', 'reproduce', 'plan', 'explain', 'cli', 'indexing',
-                  'export', 'datacard', 'docs', 'api', 'version', 'claims')   # the sidebar's order
+                  'export', 'datacard', 'site', 'docs', 'api', 'version', 'claims')   # the sidebar's order
 
 
 def expected_docs_pages() -> list[str]:
