@@ -223,7 +223,7 @@ def main():
         from artsim.runs import STAGES
         plan = plan_run(resolve_config('tiny', run, list(STAGES), dict(device=a.device)), run)
         fixed = {}
-        from artsim.plan import UNIT_RATES
+        from artsim.estimates import UNIT_RATES
         for ch, work in plan.work.items():
             spent = sum(v * rates[UNIT_RATES[u]] for u, v in work.items() if v and UNIT_RATES[u] in rates)
             fixed[ch] = round(max(0., seconds[ch] - spent), 2)
