@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 from .data import ImageLoadError, counted, load_image
-from .descriptors import FAMILIES
+from .families import FAMILIES
 from .similarity import (Calibration, calibrate_images, calibrated, collection_pairs, compare_described,
                                describe_images, load_calibration, null_statistics)
 from .commands import CommandFailed, CommandParser, UsageError, command_errors, existing, resolve_device, shown

@@ -9,7 +9,7 @@ from pathlib import Path
 from importlib import resources
 from fastcore.basics import AttrDict
 from .runs import project_root
-from .descriptors import FAMILIES
+from .families import FAMILIES
 from .siamese import ENCODE_CHUNK, TEACHER_BLOCK_ROWS
 
 # %% auto #0

@@ -14,7 +14,8 @@ from .painter import demo_size
 from .sources import export_paintings, export_variants, read_demo, read_source
 from .generation import load_prompts, plan_pairs, select_originals, select_prompts
 from .similarity import null_pairs, pairs_with_negatives
-from .descriptors import FAMILIES, images_of
+from .families import FAMILIES
+from .descriptors import images_of
 import torch
 from .backbone import as_pooling, feature_dim, resnet50_body
 from .finetune import genre_classifier

@@ -81,7 +81,8 @@ def cpu_rates(tmp, device):
     from artsim.painter import DEMO_GENRES, demo_painting
     from artsim.runs import save_image
     from artsim import generation as G
-    from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
+    from artsim.families import FAMILIES, HANDMADE, working_image
+    from artsim.descriptors import FeatureStore, SemanticEncoder, extract_features
     from artsim.similarity import rows_similarity, DescribedImages, compare_described, load_calibration
     from artsim import baselines as E
     r = {}
@@ -184,7 +185,7 @@ def tiny_run(tmp, device, runs:int=2):
         for c, _, s in artsim_reproduce(preset='tiny', run_dir=str(run), device=device, progress=False, out=io.StringIO()):
             best[c] = min(s, best.get(c, s))
     images = len(pd.read_parquet(run / 'features/images.parquet'))
-    from artsim.descriptors import FAMILIES
+    from artsim.families import FAMILIES
     values = images * sum(FAMILIES[f].dim for f in FAMILIES)
     feat = sum(f.stat().st_size for f in (run / 'features').glob('*.parquet') if f.stem in FAMILIES)
     pairs = run / 'similarity/pairs.parquet'

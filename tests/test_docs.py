@@ -91,7 +91,7 @@ def test_the_recorders_catch_nbdevs_installer(tmp_path):
     assert any(c.startswith('sudo ') for c in got) and any(c.startswith('pip install -e') for c in got), got
 
 
-PIPELINE_PAGES = ('painter', 'sources', 'backbone', 'features', 'modelfile', 'network', 'learning', 'metrics', 'baselines',
+PIPELINE_PAGES = ('painter', 'sources', 'backbone', 'families', 'modelfile', 'network', 'learning', 'metrics', 'baselines',
                   'report', 'runs', 'stages', 'numerics', 'commands', 'reproduce', 'plan', 'estimates', 'cli', 'indexing',
                   'export', 'datacard', 'docs', 'api', 'version', 'claims')   # the sidebar's order
 
