@@ -6,7 +6,8 @@
 from __future__ import annotations
 import numpy as np
 from scipy import fft
-from .descriptors import l2_normalise, working_image
+from .families import working_image
+from .descriptors import l2_normalise
 from .backbone import Backbone
 
 # %% auto #0

@@ -9,7 +9,7 @@ import numpy as np
 from pathlib import Path
 import pandas as pd
 from .data import ImageLoadError, counted, load_image
-from .descriptors import FAMILIES
+from .families import FAMILIES
 from .similarity import Calibration, calibrate_images, calibrated, collection_pairs, null_statistics
 from .commands import CommandFailed, CommandParser, UsageError, command_errors, existing, resolve_device, shown
 from .index import build_index, find_images, load_index, open_calibration, read_index_meta, search_index

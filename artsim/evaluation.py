@@ -11,7 +11,7 @@ from scipy import special
 import artsim
 from .runs import Run, derive_seed, save_json
 from .backbone import Backbone, weights_info
-from .descriptors import FAMILIES
+from .families import FAMILIES
 from .siamese import descriptor_matrices
 from .network import load_seed_models
 from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order,

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from PIL import Image
 from .data import load_image
-from .descriptors import FAMILIES
+from .families import FAMILIES
 from .similarity import Calibration, calibrated, compare_described, describe_images, load_calibration
 from .commands import existing, shown
 from .index import open_calibration

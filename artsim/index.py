@@ -11,7 +11,8 @@ import numpy as np, pandas as pd
 from tqdm.auto import tqdm
 from .data import load_image
 from .sources import IMAGE_SUFFIXES
-from .descriptors import FAMILIES, FeatureStore, content_hash, extract_features, semantic_encoder
+from .families import FAMILIES
+from .descriptors import FeatureStore, content_hash, extract_features, semantic_encoder
 from .similarity import (Calibration, DescribedImages, compare_described, describe_images, descriptor_versions,
                                load_calibration)
 from .runs import save_json, save_parquet

@@ -379,7 +379,8 @@ def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|N
                nbs=None, only:str|None=None, start:str|None=None, # as `artsim_reproduce` takes them
                out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
     "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
-    from artsim.plan import KNOWN_SOURCES, check_counts, format_plan
+    from artsim.plan import KNOWN_SOURCES, check_counts
+    from artsim.estimates import format_plan
     r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
     cfg, run_dir = r.cfg, r.run_dir
     try: check_config(cfg, r.chapters)

@@ -14,8 +14,9 @@ from PIL import Image
 from scipy import ndimage, stats
 from tqdm.auto import tqdm
 from .data import image_list, load_image
-from .descriptors import (FAMILIES, HANDMADE, describe, descriptor_version, family_centre, feature_centre,
-                                feature_matrix, feature_rows, l2_normalise, semantic_encoder)
+from .families import FAMILIES, HANDMADE, describe
+from .descriptors import (descriptor_version, family_centre, feature_centre, feature_matrix, feature_rows,
+                                l2_normalise, semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_params
 from .generation import read_pairs
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from joblib import cpu_count
 from artsim.painter import DEMO_GENRES, demo_painting
-from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
+from artsim.families import FAMILIES, HANDMADE, working_image
+from artsim.descriptors import FeatureStore, SemanticEncoder, extract_features
 
 
 def peak_mb(who=resource.RUSAGE_SELF): return resource.getrusage(who).ru_maxrss / 1024

@@ -18,7 +18,7 @@ from PIL import Image
 
 from artsim.runs import Run, stage_params, record_params, save_image
 from artsim import data as D, generation as G, descriptors as DS, similarity as S
-from artsim.descriptors import FAMILIES
+from artsim.families import FAMILIES
 
 
 def run_stage(module, run, name, **over):

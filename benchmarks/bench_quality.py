@@ -35,7 +35,8 @@ from skimage import color as skcolor
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from artsim.runs import derive_seed
-from artsim.descriptors import FAMILIES, SemanticEncoder, working_image
+from artsim.families import FAMILIES, working_image
+from artsim.descriptors import SemanticEncoder
 from artsim.similarity import compare_described, describe_images, load_calibration
 
 SKIMAGE_PHOTOS = ('astronaut', 'brick', 'camera', 'cell', 'chelsea', 'clock', 'coffee', 'coins', 'grass', 'gravel',

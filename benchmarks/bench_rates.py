@@ -82,7 +82,8 @@ def cpu_rates(tmp, device):
     from artsim.runs import save_image
     from artsim import generation as G
     from artsim import standin as S
-    from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
+    from artsim.families import FAMILIES, HANDMADE, working_image
+    from artsim.descriptors import FeatureStore, SemanticEncoder, extract_features
     from artsim.similarity import rows_similarity, DescribedImages, compare_described, load_calibration
     from artsim import baselines as E
     r = {}
@@ -185,7 +186,7 @@ def tiny_run(tmp, device, runs:int=2):
         for c, _, s in artsim_reproduce(preset='tiny', run_dir=str(run), device=device, progress=False, out=io.StringIO()):
             best[c] = min(s, best.get(c, s))
     images = len(pd.read_parquet(run / 'features/images.parquet'))
-    from artsim.descriptors import FAMILIES
+    from artsim.families import FAMILIES
     values = images * sum(FAMILIES[f].dim for f in FAMILIES)
     feat = sum(f.stat().st_size for f in (run / 'features').glob('*.parquet') if f.stem in FAMILIES)
     pairs = run / 'similarity/pairs.parquet'
@@ -224,7 +225,7 @@ def main():
         from artsim.runs import STAGES
         plan = plan_run(resolve_config('tiny', run, list(STAGES), dict(device=a.device)), run)
         fixed = {}
-        from artsim.plan import UNIT_RATES
+        from artsim.estimates import UNIT_RATES
         for ch, work in plan.work.items():
             spent = sum(v * rates[UNIT_RATES[u]] for u, v in work.items() if v and UNIT_RATES[u] in rates)
             fixed[ch] = round(max(0., seconds[ch] - spent), 2)

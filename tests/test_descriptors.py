@@ -5,8 +5,9 @@ from PIL import Image
 from demo_pairs import make_run, stage_p
 from artsim.runs import Run
 import artsim.descriptors as D
-from artsim.descriptors import (FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, describe, extract_features, family_centre,
-                                feature_centre, feature_matrix, l2_normalise, working_image)
+from artsim.families import FAMILIES, HANDMADE, describe, working_image
+from artsim.descriptors import (FeatureStore, SemanticEncoder, extract_features, family_centre, feature_centre, feature_matrix,
+                                l2_normalise)
 from artsim.backbone import WeightsUnavailable, resnet50, resnet50_state_dict
 
 rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ import numpy as np, pandas as pd, pytest
 from scipy import stats
 from demo_pairs import make_run, stage_p
 from artsim.runs import Run
-from artsim.descriptors import FAMILIES
+from artsim.families import FAMILIES
 from artsim.similarity import compare_described, load_calibration, run_descriptions
 from artsim.metrics import PaintingBootstrap, auc_blocks, regression_metrics, resampled_auc, roc_auc, spearman
 from artsim.baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix

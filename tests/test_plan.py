@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artsim.plan import (plan_run, siamese_plan, training_plan, evaluation_plan, estimate_time, load_rates,
-                         model_bytes, saved_bytes, KNOWN_SOURCES)
+from artsim.plan import (plan_run, siamese_plan, training_plan, evaluation_plan, model_bytes, saved_bytes,
+                         KNOWN_SOURCES)
+from artsim.estimates import estimate_time, load_rates
 from artsim.backbone import as_pooling
 from artsim.reproduce import artsim_reproduce, print_plan, resolve_config
 from fastcore.basics import AttrDict

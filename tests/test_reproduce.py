@@ -280,7 +280,8 @@ def _pool_workers():
 
 def test_descriptor_worker_pool_is_shut_down_when_extraction_ends(tmp_path):
     "02_descriptors' worker pool ends with the extraction, also a failed one: no worker outlives the kernel that ran it."
-    from artsim.descriptors import extract_features, FeatureStore, HANDMADE
+    from artsim.families import HANDMADE
+    from artsim.descriptors import extract_features, FeatureStore
     files = []
     for i in range(6):
         files.append(tmp_path/f'{i}.png'); demo_painting('landscape', i, 48).save(files[-1])

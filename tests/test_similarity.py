@@ -8,7 +8,8 @@ from test_descriptors import count_calls
 import artsim
 import artsim.similarity as SIM
 from artsim.runs import Run
-from artsim.descriptors import FAMILIES, HANDMADE, describe, feature_centre, feature_matrix, l2_normalise
+from artsim.families import FAMILIES, HANDMADE, describe
+from artsim.descriptors import feature_centre, feature_matrix, l2_normalise
 from artsim.similarity import (SEGMENT_SIMILARITY, calibrated, combine,
                                compare_described, cosine_similarity, describe_images, descriptor_similarity,
                                descriptor_similarity_matrix, descriptor_versions, family_similarity, family_similarity_matrix,
