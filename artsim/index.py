@@ -34,9 +34,6 @@ def open_calibration(src='default', # 'default' (artsim's own), 'none' (raw valu
     try: return load_calibration(p)
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
 
-# %% ../nbs/pipeline/indexing.ipynb #c1a00024
-INDEX_FORMAT = 'artsim-index/1'
-
 # %% ../nbs/pipeline/indexing.ipynb #b9ce639a
 def find_images(folder, # the folder to look in, recursively
                ) -> tuple[list, list]: # (image files, other files), each sorted
@@ -90,6 +87,8 @@ def version_differences(have:dict, want:dict) -> list: # one phrase per differen
     return out
 
 # %% ../nbs/pipeline/indexing.ipynb #c1a00030
+INDEX_FORMAT = 'artsim-index/1'
+
 def read_index_meta(path) -> dict:
     "The `index.json` of the index folder `path`; `CommandFailed` when it is not an artsim index."
     f = Path(path)/'index.json'
@@ -227,7 +226,7 @@ class Index:
     @property
     def paths(self) -> list: return self.described.names
 
-# %% ../nbs/pipeline/indexing.ipynb #9a4325ef
+# %% ../nbs/pipeline/indexing.ipynb #15d58d7e
 def _rows(store:FeatureStore, family:str, version:str, hashes:list, path) -> np.ndarray:
     have, X = store.read(family, version)
     row = {h: i for i, h in enumerate(have)}
@@ -235,7 +234,6 @@ def _rows(store:FeatureStore, family:str, version:str, hashes:list, path) -> np.
         raise CommandFailed(f"{path} lacks {family} vectors of {len(missing)} images: run artsim_index again")
     return X[[row[h] for h in hashes]]
 
-# %% ../nbs/pipeline/indexing.ipynb #15d58d7e
 def load_index(path, # the index folder
                model=None, # the `SiameseSimilarity` to search with: it must be the model the index was made with
                device:str='cpu') -> Index:

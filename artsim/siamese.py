@@ -61,9 +61,6 @@ def coarsen(features:torch.Tensor, # (N, feature_dim(pooling)) from `pooled_feat
         out.append(F.adaptive_avg_pool2d(blocks[s], g).flatten(1))
     return torch.cat(out, 1)
 
-# %% ../nbs/05_siamese.ipynb #5a1e0010
-SPLITS = ('train', 'valid', 'test')
-
 # %% ../nbs/05_siamese.ipynb #5a1e0011
 @dataclass
 class SplitTable:
@@ -75,6 +72,8 @@ class SplitTable:
                 f'{self.queries.painting.nunique()})')
 
 # %% ../nbs/05_siamese.ipynb #b6bd09fc
+SPLITS = ('train', 'valid', 'test')
+
 def split_tables_of(manifest:pd.DataFrame, # the paintings: id, path, genre, split
                     generated:pd.DataFrame, # chapter 01's pairs: original_id, generated_path, prompt_id, strength
                    ) -> dict: # split -> `SplitTable`
@@ -232,9 +231,6 @@ def siamese_data(run:Run, p, # the stage parameters
         out[s] = SplitData(features, t, teacher_matrix(run, t, p.target), None if copies is None else encode(copies))
     return out
 
-# %% ../nbs/05_siamese.ipynb #5a1e0028
-SIAMESE_DATA = 'siamese/data.safetensors' # the features and teacher matrices; the tables are siamese/images.parquet
-
 # %% ../nbs/05_siamese.ipynb #5a1e0029
 def _data_meta(p, info:dict) -> dict:
     return dict(encoder_weights=str(p.encoder_weights), encoder_id=info['id'], encoder=info['weights'],
@@ -264,6 +260,8 @@ def save_siamese_data(run:Run, data:dict, # split -> `SplitData`
     return f
 
 # %% ../nbs/05_siamese.ipynb #5a1e0030
+SIAMESE_DATA = 'siamese/data.safetensors' # the features and teacher matrices; the tables are siamese/images.parquet
+
 def load_siamese_data(run:Run,
                      ) -> tuple: # (split -> `SplitData`, what made them: encoder, input_size, pooling, target, ...)
     "The features and teacher matrices chapter 05 stored for this run."

@@ -17,7 +17,7 @@ from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'epoch_batches',
-           'strength_pairs', 'batch_loss', 'train_head', 'head_scores', 'weights_equal', 'training_seeds',
+           'strength_pairs', 'batch_loss', 'head_scores', 'train_head', 'weights_equal', 'training_seeds',
            'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs', 'ablation_table', 'one_pair',
            'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
@@ -134,6 +134,11 @@ def batch_loss(head:SiameseHead, r:TrainingRecipe, d:SplitData, # the head, the 
     loss = sum(getattr(r, k) * v for k, v in terms.items())
     return loss, {k: float(v.detach()) for k, v in terms.items()}
 
+# %% ../nbs/06_training.ipynb #5b2e0007
+def head_scores(head:SiameseHead, d:SplitData) -> np.ndarray: # (variants, paintings) float64
+    "The head's score of every (variant, painting) pair of a split, from the stored features."
+    with torch.inference_mode(): return head.scores(head.embed(d.variants), head.embed(d.paintings)).double().numpy()
+
 # %% ../nbs/06_training.ipynb #bc960e59
 def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
                fitted:tuple, # `fit_inputs` of the training features
@@ -161,11 +166,6 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
                 seen.append(dict(loss=float(loss.detach()), **terms))
             history.append(dict(epoch=epoch + 1, **pd.DataFrame(seen).mean().to_dict()))
     return head.eval(), pd.DataFrame(history)
-
-# %% ../nbs/06_training.ipynb #5b2e0007
-def head_scores(head:SiameseHead, d:SplitData) -> np.ndarray: # (variants, paintings) float64
-    "The head's score of every (variant, painting) pair of a split, from the stored features."
-    with torch.inference_mode(): return head.scores(head.embed(d.variants), head.embed(d.paintings)).double().numpy()
 
 # %% ../nbs/06_training.ipynb #5b2e0009
 def weights_equal(a:torch.nn.Module, b:torch.nn.Module) -> bool:
