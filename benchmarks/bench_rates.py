@@ -83,7 +83,8 @@ def cpu_rates(tmp, device):
     from artsim import generation as G
     from artsim import standin as S
     from artsim.descriptors import FAMILIES, HANDMADE, FeatureStore, SemanticEncoder, extract_features, working_image
-    from artsim.similarity import rows_similarity, DescribedImages, compare_described, load_calibration
+    from artsim.measures import rows_similarity
+    from artsim.similarity import DescribedImages, compare_described, load_calibration
     from artsim import baselines as E
     r = {}
     genres = list(DEMO_GENRES)
