@@ -16,7 +16,8 @@ from .runs import Run, atomic_write, derive_seed, stable_safetensors
 from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_image, pooled_features,
                              resnet50_body, weights_info)
 from .families import FAMILIES
-from .similarity import combine, compare_described, load_calibration, run_descriptions
+from .measures import combine
+from .similarity import compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
 # %% auto #0

@@ -11,175 +11,23 @@ from importlib import resources
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from scipy import ndimage, stats
+from scipy import stats
 from tqdm.auto import tqdm
 from .data import image_list, load_image
 from .families import FAMILIES, HANDMADE, describe
 from .descriptors import (descriptor_version, family_centre, feature_centre, feature_matrix, feature_rows,
-                                l2_normalise, semantic_encoder)
+                                semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_params
 from .generation import read_pairs
+from .measures import combine, family_similarity_matrix, rows_similarity
 
 # %% auto #0
-__all__ = ['SEGMENT_SIMILARITY', 'PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'DEMO_CALIBRATION_SOURCE', 'READS',
-           'histogram_intersection', 'cosine_similarity', 'centred_cosine', 'rms_similarity', 'map_similarity',
-           'family_similarity', 'rows_similarity', 'family_similarity_matrix', 'combine', 'negative_pairs',
-           'null_pairs', 'calibrated', 'Calibration', 'null_statistics', 'run_images', 'unrelated_statistics',
-           'calibrate', 'load_calibration', 'score_pairs', 'pairs_with_negatives', 'pair_table',
-           'strength_correlations', 'DescribedImages', 'descriptor_versions', 'describe_images', 'compare_described',
-           'run_descriptions', 'descriptor_similarity_matrix', 'descriptor_similarity', 'collection_pairs',
-           'calibrate_images', 'demo_calibration', 'build_default_calibration', 'stage']
-
-# %% ../nbs/03_similarity.ipynb #e4dfc228
-def histogram_intersection(A:np.ndarray, B:np.ndarray, # paired rows of non-negative histograms
-                          ) -> np.ndarray: # one value in [0, 1] per row
-    "Shared mass of two histograms, relative to the larger total: 1 = identical."
-    A, B = np.atleast_2d(A).astype(np.float64), np.atleast_2d(B).astype(np.float64)
-    total = np.maximum(A.sum(-1), B.sum(-1))
-    return np.where(total > 0, np.minimum(A, B).sum(-1) / np.where(total > 0, total, 1), 1.0)
-
-# %% ../nbs/03_similarity.ipynb #caa36077
-def _cosines(A, B, cross=False):
-    "Cosines of paired rows (or of every row of A with every row of B), and where both vectors are zero."
-    A, B = np.atleast_2d(A).astype(np.float64), np.atleast_2d(B).astype(np.float64)
-    na, nb = np.linalg.norm(A, axis=-1), np.linalg.norm(B, axis=-1)
-    if cross: dot, na, nb = A @ B.T, na[:, None], nb[None, :]
-    else: dot = (A * B).sum(-1)
-    return dot / np.maximum(na * nb, 1e-30), (na < 1e-12) & (nb < 1e-12)
-
-# %% ../nbs/03_similarity.ipynb #a0a06f3d
-def cosine_similarity(A:np.ndarray, B:np.ndarray, # paired rows of non-negative vectors
-                     ) -> np.ndarray: # one value in [0, 1] per row
-    "Cosine of paired non-negative vectors, clipped to [0, 1]; two zero vectors give 1."
-    cos, zero = _cosines(A, B)
-    return np.where(zero, 1.0, np.clip(cos, 0, 1))
-
-# %% ../nbs/03_similarity.ipynb #10bcb1ea
-def centred_cosine(A:np.ndarray, B:np.ndarray, # paired rows of embeddings
-                   # the collection's centre of the L2-normalised embeddings; None: no centring
-                   centre:np.ndarray|None=None,
-                  ) -> np.ndarray: # one value in [0, 1] per row
-    "(1 + cosine) / 2 of the L2-normalised embeddings after the centre is subtracted; two vectors at the centre give 1."
-    A, B = l2_normalise(A), l2_normalise(B)
-    if centre is not None: A, B = A - centre, B - centre
-    cos, zero = _cosines(A, B)
-    return np.where(zero, 1.0, np.clip((1 + cos) / 2, 0, 1))
-
-# %% ../nbs/03_similarity.ipynb #d07ecb39
-def rms_similarity(A:np.ndarray, B:np.ndarray, # paired rows of vectors
-                   scale:float=1.0, # the RMS difference that gives exp(-1) ~ 0.37
-                  ) -> np.ndarray: # one value in (0, 1] per row
-    "exp(-RMS difference / scale): 1 = identical."
-    A, B = np.atleast_2d(A).astype(np.float64), np.atleast_2d(B).astype(np.float64)
-    return np.exp(-np.sqrt(((A - B) ** 2).mean(-1)) / scale)
-
-# %% ../nbs/03_similarity.ipynb #edbfb4d6
-def map_similarity(A:np.ndarray, B:np.ndarray, # paired rows of flattened square maps with values in [0, 1]
-                   win:int=3, # SSIM window side, in map cells
-                  ) -> np.ndarray: # one value in [0, 1] per row
-    "Mean SSIM of paired square maps, clipped to [0, 1]."
-    A, B = np.atleast_2d(A).astype(np.float64), np.atleast_2d(B).astype(np.float64)
-    side = int(round(np.sqrt(A.shape[-1])))
-    A, B = A.reshape(-1, side, side), B.reshape(-1, side, side)
-    m = lambda x: ndimage.uniform_filter(x, size=(1, win, win), mode='reflect')
-    mu_a, mu_b = m(A), m(B)
-    va, vb, cov = m(A * A) - mu_a ** 2, m(B * B) - mu_b ** 2, m(A * B) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2 # SSIM's constants for a data range of 1
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
-    return np.clip(ssim.mean((1, 2)), 0, 1)
-
-# %% ../nbs/03_similarity.ipynb #ce59ac89
-SEGMENT_SIMILARITY = dict(hist=histogram_intersection, cosine=cosine_similarity, centred=centred_cosine,
-                          vector=rms_similarity, map=map_similarity)
-
-# %% ../nbs/03_similarity.ipynb #ddaa29c3
-def _segment_args(s, centre_parts):
-    "The extra arguments a segment's comparison takes: its scale, or its slice of the centre."
-    if s.kind == 'vector': return (s.scale,)
-    if s.kind == 'centred': return (centre_parts.get(s.name),)
-    return ()
-
-# %% ../nbs/03_similarity.ipynb #1f951d93
-def family_similarity(family:str, # a key of `FAMILIES`
-                      A:np.ndarray, B:np.ndarray, # paired rows of that family's vectors (or two single vectors)
-                      centre:np.ndarray|None=None, # the family's centre (for 'centred' segments); None: none
-                     ) -> np.ndarray: # one value in [0, 1] per row
-    "The raw similarity of paired descriptor vectors of one family: the mean over its segments."
-    fam = FAMILIES[family]
-    pa_, pb_ = fam.parts(np.atleast_2d(A)), fam.parts(np.atleast_2d(B))
-    pc = fam.parts(np.asarray(centre)) if centre is not None else {}
-    sims = [SEGMENT_SIMILARITY[s.kind](pa_[s.name], pb_[s.name], *_segment_args(s, pc)) for s in fam.segments]
-    return np.clip(np.mean(sims, 0), 0, 1)
-
-# %% ../nbs/03_similarity.ipynb #14b041b8
-def rows_similarity(family:str, # a key of `FAMILIES`
-                    X:np.ndarray, # (n, dim) vectors of that family
-                    ia, ib, # the rows of X paired: two integer arrays of one length
-                    centre:np.ndarray|None=None, # the family's centre (for 'centred' segments)
-                    chunk:int=4096, # pairs compared at a time: bounds the memory used
-                   ) -> np.ndarray: # one value in [0, 1] per pair
-    "`family_similarity` of the paired rows `X[ia]` and `X[ib]`, a chunk of pairs at a time."
-    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
-    out = np.empty(len(ia))
-    for i in range(0, len(ia), chunk):
-        out[i:i + chunk] = family_similarity(family, X[ia[i:i + chunk]], X[ib[i:i + chunk]], centre)
-    return out
-
-# %% ../nbs/03_similarity.ipynb #c2462766
-def _all_pairs(fn, A, B, args=(), block=1 << 22):
-    "fn over every (A[i], B[j]), on blocks of at most `block` numbers per side: an (len(A), len(B)) array."
-    d = max(1, A.shape[1])
-    cb = int(min(len(B), max(1, block // d)))
-    ca = int(max(1, block // (cb * d)))
-    out = np.empty((len(A), len(B)))
-    for i in range(0, len(A), ca):
-        for j in range(0, len(B), cb):
-            a, b = A[i:i + ca], B[j:j + cb]
-            pairs = fn(np.repeat(a, len(b), 0), np.tile(b, (len(a), 1)), *args)
-            out[i:i + ca, j:j + cb] = pairs.reshape(len(a), len(b))
-    return out
-
-def _cosine_matrix(A, B):
-    cos, zero = _cosines(A, B, cross=True)
-    return np.where(zero, 1.0, np.clip(cos, 0, 1))
-
-def _centred_cosine_matrix(A, B, centre=None):
-    A, B = l2_normalise(A), l2_normalise(B)
-    if centre is not None: A, B = A - centre, B - centre
-    cos, zero = _cosines(A, B, cross=True)
-    return np.where(zero, 1.0, np.clip((1 + cos) / 2, 0, 1))
-
-_MATRIX_FORMS = dict(cosine=_cosine_matrix, centred=_centred_cosine_matrix)
-
-def family_similarity_matrix(family:str, # a key of `FAMILIES`
-                             A:np.ndarray, B:np.ndarray, # (N, dim) and (M, dim) vectors of that family
-                             centre:np.ndarray|None=None, # the family's centre (for 'centred' segments); None: none
-                             block:int=1 << 22, # numbers per side of a block of pairs: bounds the memory used
-                            ) -> np.ndarray: # (N, M) raw similarities in [0, 1]
-    "The raw similarity of every row of A with every row of B in one family."
-    fam = FAMILIES[family]
-    pa_, pb_ = fam.parts(np.atleast_2d(A)), fam.parts(np.atleast_2d(B))
-    pc = fam.parts(np.asarray(centre)) if centre is not None else {}
-    out = np.zeros((len(pa_[fam.segments[0].name]), len(pb_[fam.segments[0].name])))
-    for s in fam.segments:
-        args = _segment_args(s, pc)
-        if s.kind in _MATRIX_FORMS: out += _MATRIX_FORMS[s.kind](pa_[s.name], pb_[s.name], *args)
-        else: out += _all_pairs(SEGMENT_SIMILARITY[s.kind], pa_[s.name], pb_[s.name], args, block)
-    return np.clip(out / len(fam.segments), 0, 1)
-
-# %% ../nbs/03_similarity.ipynb #4371e951
-def combine(sims:dict, # family -> similarities (arrays of one length, or floats)
-            weights:dict|None=None, # family -> non-negative weight; None: equal; families not named weigh 0
-           ) -> np.ndarray:
-    "Weighted mean of the family similarities that are present."
-    fams = [f for f in sims if f in FAMILIES]
-    if unknown := set(weights or {}) - set(FAMILIES):
-        raise ValueError(f'unknown families in weights: {sorted(unknown)}; the families are {list(FAMILIES)}')
-    w = {f: 1.0 for f in fams} if not weights else {f: float(weights.get(f, 0)) for f in fams}
-    if any(v < 0 for v in w.values()): raise ValueError(f'weights must be non-negative: {weights}')
-    total = sum(w.values())
-    if total <= 0: raise ValueError(f'no positive weight on the families present ({fams}): {weights}')
-    return sum(w[f] * np.asarray(sims[f], np.float64) for f in fams) / total
+__all__ = ['PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'DEMO_CALIBRATION_SOURCE', 'READS', 'negative_pairs', 'null_pairs',
+           'calibrated', 'Calibration', 'null_statistics', 'run_images', 'unrelated_statistics', 'calibrate',
+           'load_calibration', 'score_pairs', 'pairs_with_negatives', 'pair_table', 'strength_correlations',
+           'DescribedImages', 'descriptor_versions', 'describe_images', 'compare_described', 'run_descriptions',
+           'descriptor_similarity_matrix', 'descriptor_similarity', 'collection_pairs', 'calibrate_images',
+           'demo_calibration', 'build_default_calibration', 'stage']
 
 # %% ../nbs/03_similarity.ipynb #6fa7ac56
 PAIR_COLUMNS = ['pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed']

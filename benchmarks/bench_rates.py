@@ -84,7 +84,8 @@ def cpu_rates(tmp, device):
     from artsim import standin as S
     from artsim.families import FAMILIES, HANDMADE, working_image
     from artsim.descriptors import FeatureStore, SemanticEncoder, extract_features
-    from artsim.similarity import rows_similarity, DescribedImages, compare_described, load_calibration
+    from artsim.measures import rows_similarity
+    from artsim.similarity import DescribedImages, compare_described, load_calibration
     from artsim import baselines as E
     r = {}
     genres = list(DEMO_GENRES)

@@ -91,9 +91,10 @@ def test_the_recorders_catch_nbdevs_installer(tmp_path):
     assert any(c.startswith('sudo ') for c in got) and any(c.startswith('pip install -e') for c in got), got
 
 
-PIPELINE_PAGES = ('painter', 'sources', 'standin', 'backbone', 'families', 'modelfile', 'network', 'learning', 'metrics',
-                  'baselines', 'report', 'runs', 'stages', 'numerics', 'commands', 'reproduce', 'plan', 'estimates',
-                  'explain', 'cli', 'indexing', 'export', 'datacard', 'site', 'docs', 'api', 'version', 'claims')   # the sidebar's order
+PIPELINE_PAGES = ('painter', 'sources', 'standin', 'measures', 'backbone', 'families', 'modelfile', 'network', 'learning',
+                  'metrics', 'baselines', 'report', 'runs', 'stages', 'numerics', 'commands', 'reproduce', 'plan',
+                  'estimates', 'explain', 'cli', 'indexing', 'export', 'datacard', 'site', 'docs', 'api', 'version',
+                  'claims')   # the sidebar's order
 
 
 def expected_docs_pages() -> list[str]:

@@ -10,11 +10,11 @@ import artsim.similarity as SIM
 from artsim.runs import Run
 from artsim.families import FAMILIES, HANDMADE, describe
 from artsim.descriptors import feature_centre, feature_matrix, l2_normalise
-from artsim.similarity import (SEGMENT_SIMILARITY, calibrated, combine,
-                               compare_described, cosine_similarity, describe_images, descriptor_similarity,
-                               descriptor_similarity_matrix, descriptor_versions, family_similarity, family_similarity_matrix,
-                               histogram_intersection, load_calibration, map_similarity, negative_pairs, null_pairs,
-                               rms_similarity, run_descriptions, stage, strength_correlations)
+from artsim.measures import (SEGMENT_SIMILARITY, combine, cosine_similarity, family_similarity, family_similarity_matrix,
+                             histogram_intersection, map_similarity, rms_similarity)
+from artsim.similarity import (calibrated, compare_described, describe_images, descriptor_similarity,
+                               descriptor_similarity_matrix, descriptor_versions, load_calibration, negative_pairs,
+                               null_pairs, run_descriptions, stage, strength_correlations)
 
 KEYS = ['color', 'texture', 'shape', 'edges', 'semantic', 'combined']
 CAL = [f'{f}_calibrated' for f in FAMILIES] + ['combined']
