@@ -6,7 +6,8 @@
 from __future__ import annotations
 import numpy as np
 from scipy import ndimage
-from .descriptors import FAMILIES, l2_normalise
+from .families import FAMILIES
+from .descriptors import l2_normalise
 
 # %% auto #0
 __all__ = ['SEGMENT_SIMILARITY', 'histogram_intersection', 'cosine_similarity', 'centred_cosine', 'rms_similarity',
