@@ -91,6 +91,7 @@ def artsim_compare(a:str, b:str, # the two image files
     print(text, file=out or sys.stdout)
     return dict(scores=scores, verdict=line)
 
+# %% ../nbs/pipeline/cli.ipynb #876e62bf
 def compare_parser():
     "The options of `artsim_compare`."
     p = CommandParser(prog='artsim_compare', allow_abbrev=False,
@@ -109,6 +110,7 @@ def compare_parser():
     p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
     return p
 
+# %% ../nbs/pipeline/cli.ipynb #91736954
 def compare_main(argv=None):
     "Entry point of the `artsim_compare` console script."
     _run('artsim_compare', compare_parser(), artsim_compare, argv)
@@ -144,6 +146,7 @@ def artsim_index(folder:str, # the folder of originals
     if sim: say(f"  model: {model_source(sim, Path(model).name)}")
     return r
 
+# %% ../nbs/pipeline/cli.ipynb #7f7d1a9e
 def index_parser():
     "The options of `artsim_index`."
     p = CommandParser(prog='artsim_index', allow_abbrev=False,
@@ -164,6 +167,7 @@ def index_parser():
                    help="no progress bars (shown only on a terminal)")
     return p
 
+# %% ../nbs/pipeline/cli.ipynb #e3e56230
 def index_main(argv=None):
     "Entry point of the `artsim_index` console script."
     _run('artsim_index', index_parser(), artsim_index, argv)
@@ -181,6 +185,7 @@ def query_files(paths:list, # what the user typed: image files and folders of th
         out += [(str(f), f) for f in files]
     return out
 
+# %% ../nbs/pipeline/cli.ipynb #7ba7f00c
 def _ranked_text(name, found, ix, by) -> str:
     cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
     head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
@@ -248,6 +253,7 @@ def artsim_search(images:list, # the images to find the originals of: image file
     print(text, file=out or sys.stdout)
     return pd.concat(tables, ignore_index=True)
 
+# %% ../nbs/pipeline/cli.ipynb #c5bb75da
 def search_parser():
     "The options of `artsim_search`."
     p = CommandParser(prog='artsim_search', allow_abbrev=False,
@@ -266,6 +272,7 @@ def search_parser():
     p.add_argument('--device', default='cpu', help="torch device: cpu, cuda, cuda:1, ... (default: cpu)")
     return p
 
+# %% ../nbs/pipeline/cli.ipynb #40fe0c69
 def search_main(argv=None):
     "Entry point of the `artsim_search` console script."
     _run('artsim_search', search_parser(), artsim_search, argv)
@@ -324,6 +331,7 @@ def artsim_calibrate(folder:str, # the collection: image files anywhere below it
                               "images give a steadier one")
     return cal
 
+# %% ../nbs/pipeline/cli.ipynb #95cbb676
 def calibrate_parser():
     "The options of `artsim_calibrate`."
     p = CommandParser(prog='artsim_calibrate', allow_abbrev=False,
@@ -344,6 +352,7 @@ def calibrate_parser():
                    help="no progress bar (shown only on a terminal)")
     return p
 
+# %% ../nbs/pipeline/cli.ipynb #66a94629
 def calibrate_main(argv=None):
     "Entry point of the `artsim_calibrate` console script."
     _run('artsim_calibrate', calibrate_parser(), artsim_calibrate, argv)

@@ -49,6 +49,7 @@ def version(self:SemanticEncoder) -> str:
     "The cache key of the semantic family: family version, weights and input size."
     return f"semantic-v{FAMILIES['semantic'].version}-{self.weights_id}-s{self.size}"
 
+# %% ../nbs/02_descriptors.ipynb #a405a31a
 @patch(as_prop=True)
 def info(self:SemanticEncoder) -> dict:
     "What was asked for, what was used, and what that means."
@@ -99,14 +100,13 @@ def family_centre(family:str, # a key of `FAMILIES`
     return np.concatenate([l2_normalise(parts[s.name]).mean(0) if s.kind == 'centred' else np.zeros(s.dim)
                            for s in fam.segments]).astype(np.float32)
 
-# %% ../nbs/02_descriptors.ipynb #5431d669
+# %% ../nbs/02_descriptors.ipynb #5cbc8fe2
 def _file_digest(path, n=1 << 20):
     h = hashlib.blake2b(digest_size=16)
     with open(path, 'rb') as f:
         while chunk := f.read(n): h.update(chunk)
     return h.hexdigest()
 
-# %% ../nbs/02_descriptors.ipynb #5cbc8fe2
 def content_hash(src, # a path, bytes, PIL image or array
                 ) -> str: # 32 hex digits
     "BLAKE2b-128 of a file's bytes (or of an in-memory image's pixels, shape and mode)."
@@ -168,6 +168,7 @@ def read(self:FeatureStore, family:str, version:str|None=None, # None: every ver
     if len(last) < len(hashes): hashes, X = list(last), X[list(last.values())]
     return hashes, X
 
+# %% ../nbs/02_descriptors.ipynb #b202fc3d
 @patch
 def hashes(self:FeatureStore, family:str, version:str) -> set:
     "The content hashes with a cached `family` vector of `version`, without reading the vectors."
@@ -179,6 +180,7 @@ def hashes(self:FeatureStore, family:str, version:str) -> set:
         .to_pylist()
     }
 
+# %% ../nbs/02_descriptors.ipynb #a5fb59ff
 @patch
 def put(self:FeatureStore, family:str, version:str, hashes:list, vectors):
     "Add vectors as a new part file, atomically."
@@ -186,6 +188,7 @@ def put(self:FeatureStore, family:str, version:str, hashes:list, vectors):
         part = self.root / 'parts' / f'{family}-{time.time_ns()}-{os.getpid()}.parquet'
         _write_vectors(part, hashes, [version] * len(hashes), vectors)
 
+# %% ../nbs/02_descriptors.ipynb #06bc6ae0
 @patch
 def consolidate(self:FeatureStore, family:str):
     "Fold the part files into `features/<family>.parquet`, its rows sorted by version and content hash."
@@ -212,6 +215,7 @@ def put_centre(self:FeatureStore, family:str, version:str, centre:np.ndarray, n:
     rows.append(dict(family=family, version=version, n=int(n), vector=np.asarray(centre, np.float32).tolist()))
     with atomic_write(f) as fh: pq.write_table(pa.Table.from_pylist(rows, schema=_CENTRE_SCHEMA), fh)
 
+# %% ../nbs/02_descriptors.ipynb #876d7be0
 @patch
 def centre(self:FeatureStore, family:str, version:str) -> np.ndarray|None:
     "The kept centre of `family` in descriptor `version`, or None."

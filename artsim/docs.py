@@ -267,6 +267,7 @@ def readme_markdown(root=None) -> str:
     )
     return re.sub(r'\n{3,}', '\n\n', text)
 
+# %% ../nbs/pipeline/docs.ipynb #132450b8
 def write_readme(root=None) -> Path:
     "Write `README.md` from `nbs/index.ipynb` (what `make readme` does where Quarto is missing)"
     root = Path(root or checkout_root())

@@ -57,6 +57,7 @@ def calibration_source(cal:Calibration|None, # what `open_calibration` gives
     else: what = f"the paintings and variants of the run {s.get('run')}"
     return f"{cal.origin or 'in memory'}: unrelated pairs of {what} ({n:,} pairs)"
 
+# %% ../nbs/pipeline/explain.ipynb #ec080e2c
 def model_source(model, # a `SiameseSimilarity`
                  name:str, # how to call its file
                 ) -> str:
@@ -67,6 +68,7 @@ def model_source(model, # a `SiameseSimilarity`
         return f"{name}: trained on {words}" + (f" ({n} training paintings and their variants)" if n else '')
     return f"{name}: trained on a run of the {model.card.get('preset')} preset (its card names no paintings)"
 
+# %% ../nbs/pipeline/explain.ipynb #fef509c6
 def siamese_scale(cal:Calibration|None, model) -> dict|None:
     "This model's scores of the calibration's unrelated pairs (`artsim_calibrate --model`), on its scale; else None."
     s = (cal.unrelated if cal is not None else {}).get('siamese')
@@ -89,17 +91,20 @@ def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
     return out
 
 # %% ../nbs/pipeline/explain.ipynb #c1a00018
-ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
-KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
-
 def semantic_weights_of(calibration) -> str:
     "The ResNet50 weights images are described with for `calibration` (None: raw values, the shipped settings)."
     return str((calibration or load_calibration('default')).settings['semantic_weights'])
+
+# %% ../nbs/pipeline/explain.ipynb #4e30ae30
+ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
 
 def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
                   ) -> dict: # family -> what its value speaks of
     "What each family measures: the semantic family is content only with trained weights, low-level stats with random."
     return ASPECTS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
+
+# %% ../nbs/pipeline/explain.ipynb #46d571ec
+KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
 
 def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
             calibrated:bool=True, # the values are on the calibrated scale
@@ -127,6 +132,7 @@ WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not cont
                     genre="chapter 04's genre ResNet50: content, as genres see it")
 
 def measure_words(key:str, model_name:str|None=None, weights:str|None=None, on_scale:bool=False) -> str:
+    "What a row of the comparison measures: a family's segments, their combination or the Siamese network."
     if key in FAMILIES:
         segs = ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
         if key != 'semantic' or weights is None: return segs
@@ -135,6 +141,7 @@ def measure_words(key:str, model_name:str|None=None, weights:str|None=None, on_s
     scale = "the calibration's scale" if on_scale else "its training data's scale"
     return f"Siamese network ({model_name}), on {scale}"
 
+# %% ../nbs/pipeline/explain.ipynb #cc9413e2
 def format_comparison(a:str, b:str, # how to name the two images
                       scores:dict, # `compare_images` output
                       calibrated:bool=True, # the scale of the values

@@ -295,10 +295,11 @@ def chapter_warnings(notebook, # an executed chapter (.ipynb)
     return list(dict.fromkeys(said))
 
 # %% ../nbs/pipeline/reproduce.ipynb #4fb153a4
-REPRODUCE_NEEDS = ('papermill', 'nbformat', 'ipykernel')  # what the `reproduce` extra installs
-
 class MissingExtra(RuntimeError):
     "The runner's own dependencies are not installed."
+
+# %% ../nbs/pipeline/reproduce.ipynb #6848de79
+REPRODUCE_NEEDS = ('papermill', 'nbformat', 'ipykernel')  # what the `reproduce` extra installs
 
 def check_extra():
     "`MissingExtra`, saying what to install, when papermill, nbformat or ipykernel is missing."

@@ -56,6 +56,7 @@ def preset_params(preset:str, # a preset name: demo, full or tiny
 class ParameterError(ValueError):
     "A parameter value or name the presets do not admit (the commands turn it into a usage error)."
 
+# %% ../nbs/pipeline/runs.ipynb #6c9d3ab5
 def typed_override(name:str, # the parameter
                    value, # the value given on the command line, read as YAML
                    default, # the preset's value, which says the parameter's type
