@@ -1,5 +1,5 @@
 """`make lab`: JupyterLab on 127.0.0.1 with the project's kernel; started, asked, stopped."""
-import json, os, signal, socket, subprocess, time, urllib.error, urllib.request
+import json, os, re, signal, socket, subprocess, time, urllib.error, urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,10 +22,14 @@ def test_make_lab_serves_the_artsim_kernel(tmp_path):
            f'LAB_ARGS=--IdentityProvider.token={token}']
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(tmp_path/'lab.log', 'w'), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    base = f'http://127.0.0.1:{port}'
     try:
-        deadline, status = time.time() + 120, None
+        deadline, status, base = time.time() + 120, None, None
         while time.time() < deadline and proc.poll() is None:
+            # the port the server says it listens on: another process (a kernel of a test beside this one) may have
+            # taken the free one in between, and Jupyter then moves to the next
+            if base is None and (m := re.search(r'http://127\.0\.0\.1:(\d+)/', (tmp_path/'lab.log').read_text())):
+                port = int(m.group(1)); base = f'http://127.0.0.1:{port}'
+            if base is None: time.sleep(0.5); continue
             try: status = get(f'{base}/api/status?token={token}'); break
             except (urllib.error.URLError, ConnectionError, OSError): time.sleep(0.5)
         assert status and status[0] == 200, (tmp_path/'lab.log').read_text()[-2000:]
