@@ -76,8 +76,9 @@ class SiameseHead(nn.Module):
     pca_dim = property(lambda self: self.basis.shape[1])
     dim = property(lambda self: self.projection.out_features + (self.sketch.d_out if self.sketch else 0),
                    doc='Embedding size.')
-    def inputs(self, f):
-        "The fixed part: standardised features as PCA coordinates, followed by the sketch of the residual."
+    def inputs(self, f, chunk:int=4096):
+        "The fixed part: standardised features as PCA coordinates, then the residual's sketch; `chunk` rows at a time."
+        if len(f) > chunk: return torch.cat([self.inputs(f[i:i + chunk], chunk) for i in range(0, len(f), chunk)])
         z = (f - self.mean) / self.std
         u = z @ self.basis
         return u if self.sketch is None else torch.cat([u, self.sketch(z - u @ self.basis.T)], 1)

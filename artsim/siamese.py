@@ -4,29 +4,31 @@
 
 # %% ../nbs/05_siamese.ipynb #649d69d4
 from __future__ import annotations
-import json
+import json, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from fastcore.basics import AttrDict
-from .runs import Run, atomic_write, derive_seed, stable_safetensors
+from fastcore.basics import AttrDict, patch
+from .runs import Run, atomic_write, derive_seed, save_parquet
 from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_image, pooled_features,
                              resnet50_body, weights_info)
 from .families import FAMILIES
 from .measures import combine
-from .similarity import compare_described, load_calibration, run_descriptions
+from .descriptors import feature_rows
+from .similarity import Calibration, DescribedImages, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
 # %% auto #0
-__all__ = ['SPLITS', 'TEACHER_BLOCK_ROWS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'stage_sides', 'coarsen', 'SplitTable',
-           'split_tables_of', 'split_tables', 'encoded_splits', 'descriptor_matrices', 'teacher_matrix',
-           'single_thread', 'augmented_copies', 'SplitData', 'encode_images', 'read_images', 'encode_paths',
-           'siamese_data', 'save_siamese_data', 'load_siamese_data', 'check_params', 'check_split_variants', 'reads',
-           'stage', 'teacher_summary', 'plot_teacher', 'split_criteria', 'standardiser', 'cosine_matrix',
-           'layout_comparison']
+__all__ = ['SPLITS', 'TEACHER_BLOCK_ROWS', 'TEACHER_DENSE_CELLS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'FORMAT', 'stage_sides',
+           'coarsen', 'SplitTable', 'split_tables_of', 'split_tables', 'encoded_splits', 'described_measures',
+           'descriptor_matrices', 'Teacher', 'single_thread', 'augmented_stream', 'augmented_copies', 'SplitData',
+           'encode_images', 'read_images', 'encode_paths', 'tensor_file_header', 'map_tensor_file', 'TensorFile',
+           'process_share', 'data_specs', 'descriptor_length', 'copy_descriptors', 'siamese_data', 'load_siamese_data',
+           'check_params', 'check_split_variants', 'reads', 'stage', 'teacher_rows', 'teacher_summary', 'plot_teacher',
+           'split_criteria', 'standardiser', 'cosine_matrix', 'layout_comparison', 'main']
 
 # %% ../nbs/05_siamese.ipynb #5a1e0001
 def stage_sides(size:int, # the input's side, in pixels
@@ -102,33 +104,78 @@ def encoded_splits(validate_on:str='valid', # the split the chapter validates on
     return tuple(dict.fromkeys(('train', validate_on)))
 
 # %% ../nbs/05_siamese.ipynb #5a1e0015
-def descriptor_matrices(run:Run, A:list, B:list, # image paths relative to the run: the rows and the columns
-                       ) -> dict: # a column name of similarity/pairs.parquet -> (len(A), len(B)) float64 values
-    "Chapter 03's value of every pair of an image of A and an image of B, from the run's cached descriptors."
-    calibration, weights = load_calibration(run), run.params('similarity').weights
-    described = run_descriptions(run, [*A, *B])
-    raw = compare_described(described[:len(A)], described[len(A):], weights, calibration, raw=True)
+def described_measures(A:DescribedImages, B:DescribedImages, # N and M described images
+                       calibration:Calibration, # chapter 03's calibration of the run
+                       weights:dict|None=None, # family -> weight of the combined value (chapter 03's `weights`)
+                      ) -> dict: # a column name of similarity/pairs.parquet -> (N, M) float64 values
+    "Chapter 03's value of every pair of an image of A and an image of B: each family raw and calibrated, combined."
+    raw = compare_described(A, B, weights, calibration, raw=True)
     families = [f for f in FAMILIES if f in raw]
     out = {f: raw[f] for f in families} | {f'{f}_calibrated': calibration.apply(f, raw[f]) for f in families}
     return out | dict(
         combined=combine({f: out[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined']
     )
 
-# %% ../nbs/05_siamese.ipynb #5a1e0016
-TEACHER_BLOCK_ROWS = 4096 # variants at a time by default in `teacher_matrix`
+# %% ../nbs/05_siamese.ipynb #d069996e
+def descriptor_matrices(run:Run, A:list, B:list, # image paths relative to the run: the rows and the columns
+                       ) -> dict: # a column name of similarity/pairs.parquet -> (len(A), len(B)) float64 values
+    "Chapter 03's value of every pair of an image of A and an image of B, from the run's cached descriptors."
+    described = run_descriptions(run, [*A, *B])
+    return described_measures(described[:len(A)], described[len(A):], load_calibration(run),
+                              run.params('similarity').weights)
 
-def teacher_matrix(run:Run, table:SplitTable, target:str='combined', # a key of `descriptor_matrices`
-                   block_rows:int=TEACHER_BLOCK_ROWS, # variants at a time: one block's matrices held beside the result
-                  ) -> np.ndarray: # (queries, gallery) float64
-    "The teacher's value of every (variant, painting) pair of a split, computed `block_rows` variants at a time."
-    A, B, out = list(table.queries.path), list(table.gallery.path), None
-    for i in range(0, len(A), block_rows) or range(1):
-        M = descriptor_matrices(run, A[i:i + block_rows], B)
-        if target not in M:
-            raise ValueError(f'target {target!r} is not a descriptor measure; choose one of {sorted(M)}')
-        if out is None: out = np.empty((len(A), len(B)), M[target].dtype)
-        out[i:i + len(M[target])] = M[target]
-    return out
+# %% ../nbs/05_siamese.ipynb #5a1e0016
+TEACHER_BLOCK_ROWS = 4096 # variants at a time when a split's whole matrix is computed (`Teacher.matrix`)
+TEACHER_DENSE_CELLS = 1 << 24 # a split's matrix of at most this many cells (128 MB) is computed once and kept
+
+@dataclass(eq=False)
+class Teacher:
+    "The teacher's value of any (variant, painting) pair of a split, computed when asked from the images' descriptors."
+    paintings:DescribedImages # the split's paintings (the gallery's rows), described
+    variants:DescribedImages # its variants (the queries' rows), described
+    calibration:Calibration # chapter 03's calibration of the run
+    weights:dict|None=None # family -> weight of the combined value (chapter 03's `weights`)
+    target:str='combined' # the measure taught: a key of `described_measures`
+    dense_cells:int=TEACHER_DENSE_CELLS # a split of at most this many pairs: its whole matrix computed once and kept
+    def __post_init__(self):
+        families = [f for f in FAMILIES if f in self.paintings.vectors]
+        known = [*families, *(f'{f}_calibrated' for f in families), 'combined', 'combined_raw']
+        if self.target not in known:
+            raise ValueError(f'target {self.target!r} is not a descriptor measure; choose one of {sorted(known)}')
+        self._matrix = None
+    shape = property(lambda self: (len(self.variants), len(self.paintings)), doc='(variants, paintings)')
+    dense = property(lambda self: self.shape[0] * self.shape[1] <= self.dense_cells,
+                     doc='Whether `block` reads the whole matrix, computed once, rather than computing its cells.')
+    def __repr__(self):
+        return (f"Teacher({self.target}, {self.shape[0]} variants x {self.shape[1]} paintings, "
+                f"{'whole matrix kept' if self.dense else 'computed per block'})")
+
+# %% ../nbs/05_siamese.ipynb #215687e2
+@patch
+def values(self:Teacher, rows, cols, # variant rows and painting rows (integer arrays)
+          ) -> np.ndarray: # (len(rows), len(cols)) float64
+    "The teacher's values of the (variant, painting) pairs rows x cols, computed from their descriptors now."
+    if not (len(rows) and len(cols)): return np.zeros((len(rows), len(cols)))
+    return described_measures(self.variants[rows], self.paintings[cols], self.calibration, self.weights)[self.target]
+
+# %% ../nbs/05_siamese.ipynb #9e7ff337
+@patch
+def matrix(self:Teacher) -> np.ndarray: # (variants, paintings) float64
+    "The split's whole matrix, `TEACHER_BLOCK_ROWS` variants at a time; computed once and kept."
+    if self._matrix is None:
+        n, m = self.shape
+        self._matrix = np.empty((n, m))
+        for i in range(0, n, TEACHER_BLOCK_ROWS):
+            self._matrix[i:i + TEACHER_BLOCK_ROWS] = self.values(np.arange(i, min(n, i + TEACHER_BLOCK_ROWS)),
+                                                                 np.arange(m))
+    return self._matrix
+
+# %% ../nbs/05_siamese.ipynb #f0350fad
+@patch
+def block(self:Teacher, rows, cols, # variant rows and painting rows: a training batch
+         ) -> np.ndarray: # (len(rows), len(cols)) float64
+    "The values of rows x cols: read from the whole matrix where the split is small (`dense`), else computed now."
+    return self.matrix()[np.ix_(rows, cols)] if self.dense else self.values(rows, cols)
 
 # %% ../nbs/05_siamese.ipynb #5a1e0019b
 class single_thread:
@@ -137,27 +184,43 @@ class single_thread:
     def __exit__(self, *exc): torch.set_num_threads(self.was)
 
 # %% ../nbs/05_siamese.ipynb #5a1e0020
+def augmented_stream(images_at, # positions of paintings -> their uint8 (k, 3, S, S) images
+                     n:int, # paintings
+                     side:int, # their images' side
+                     copies:int=2, # per painting
+                     seed:int=0,
+                     chunk:int|None=None, # copies made at a time (None: all)
+                    ): # yields (start, uint8 images): copies start, start + 1, ... of the sequence below
+    "Generic augmented copies (every painting's first copy, then the second, ...), a chunk at a time: one seeded stream."
+    from torchvision.transforms import v2
+    tf = v2.Compose([v2.RandomResizedCrop(side, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
+                     v2.ColorJitter(0.3, 0.3, 0.3, 0.05), v2.RandomApply([v2.GaussianBlur(5, (0.1, 1.5))], p=0.3)])
+    total = copies * n
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, 'augmented-copies'))
+        for start in range(0, total, chunk or max(1, total)):
+            which = np.arange(start, min(total, start + (chunk or total))) % n
+            need = np.unique(which)
+            images = images_at(need)
+            with single_thread(): out = torch.stack([tf(images[k]) for k in np.searchsorted(need, which)])
+            yield start, out
+
+# %% ../nbs/05_siamese.ipynb #a3ad0cff
 def augmented_copies(images:torch.Tensor, # uint8 (N, 3, S, S)
                      copies:int=2, # per image
                      seed:int=0,
                     ) -> torch.Tensor: # uint8 (copies * N, 3, S, S): every image's first copy, then the second, ...
     "Generic augmented copies of images: a random crop of 80-100% of the image, colour jitter, an occasional blur."
-    from torchvision.transforms import v2
-    side = images.shape[-1]
-    tf = v2.Compose([v2.RandomResizedCrop(side, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
-                     v2.ColorJitter(0.3, 0.3, 0.3, 0.05), v2.RandomApply([v2.GaussianBlur(5, (0.1, 1.5))], p=0.3)])
     if not copies or not len(images): return images[:0]
-    with torch.random.fork_rng(devices=[]), single_thread():
-        torch.manual_seed(derive_seed(seed, 'augmented-copies'))
-        return torch.stack([tf(im) for _ in range(copies) for im in images])
+    return torch.cat([x for _, x in augmented_stream(lambda i: images[i], len(images), images.shape[-1], copies, seed)])
 
 # %% ../nbs/05_siamese.ipynb #5a1e0023
 @dataclass
 class SplitData:
     "One split as the network sees it: features of its paintings then its variants, the teacher, the provenance."
-    features:torch.Tensor # (paintings + variants, feature_dim) float32
+    features:torch.Tensor # (paintings + variants, feature_dim) float32 (memory-mapped when read from the stored file)
     table:SplitTable
-    teacher:np.ndarray # (variants, paintings) the teacher's value of every pair
+    teacher:Teacher # the teacher's value of any (variant, painting) pair
     augmented:torch.Tensor|None=None # (copies * paintings, feature_dim): augmented copies of the paintings
     n_paintings = property(lambda self: len(self.table.gallery))
     paintings = property(lambda self: self.features[:self.n_paintings], doc='Features of the paintings (the gallery).')
@@ -202,87 +265,210 @@ def read_images(run:Run, paths, size:int) -> torch.Tensor: # uint8 (N, 3, size, 
 def encode_paths(run:Run, paths:list, size:int, # the run's images and the encoder's input size
                  encode, # uint8 images -> float32 features (`encode_images` with its settings)
                  chunk:int=2048, # images read at a time: a multiple of the encoder's batch, so the batches are the same
-                ) -> torch.Tensor: # float32 (len(paths), feature_dim)
+                 out=None, # a (len(paths), feature_dim) array to write into (e.g. memory-mapped); None: a new tensor
+                 share:tuple=(0, 1), # (this process, processes): encode the chunks i with i % processes == this one
+                ) -> torch.Tensor: # float32 (len(paths), feature_dim): `out` where given
     "Read and encode `paths` `chunk` images at a time: only one chunk's pixels are held, never a split's."
-    feats = None
-    for i in range(0, len(paths), chunk) or range(1):
+    rank, processes = share
+    for k, i in enumerate(range(0, len(paths), chunk) or range(1)):
+        if k % processes != rank: continue
         f = encode(read_images(run, paths[i:i + chunk], size))
-        if feats is None: feats = torch.empty(len(paths), f.shape[1], dtype=f.dtype)
-        feats[i:i + len(f)] = f
-    return feats
+        if out is None: out = torch.empty(len(paths), f.shape[1], dtype=f.dtype)
+        out[i:i + len(f)] = f if isinstance(out, torch.Tensor) else f.numpy()
+    return out
+
+# %% ../nbs/05_siamese.ipynb #861efdb9
+_DTYPES = {'F32': np.float32, 'F64': np.float64, 'I64': np.int64}
+
+def tensor_file_header(specs:dict, # tensor name -> (shape, safetensors dtype name), e.g. ((10, 4), 'F32')
+                       metadata:dict, # str -> str
+                      ) -> tuple: # (the header's bytes, with its length first; name -> (offset, shape, dtype))
+    "A safetensors header for tensors of known shapes: the names sorted, the metadata sorted, padded to 8 bytes."
+    head, where, at = {'__metadata__': dict(sorted(metadata.items()))}, {}, 0
+    for name in sorted(specs):
+        shape, dtype = tuple(int(n) for n in specs[name][0]), specs[name][1]
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+        head[name], where[name] = dict(dtype=dtype, shape=list(shape), data_offsets=[at, at + size]), (at, shape, dtype)
+        at += size
+    text = json.dumps(head, separators=(',', ':'), ensure_ascii=False).encode()
+    text += b' ' * (-len(text) % 8)
+    return len(text).to_bytes(8, 'little') + text, where
+
+# %% ../nbs/05_siamese.ipynb #92d205d6
+def map_tensor_file(path, # a safetensors file
+                    writable:bool=False, # True: write into it (its layout is kept); False: read, copy-on-write
+                   ) -> tuple: # (metadata, name -> numpy array backed by the file)
+    "Every tensor of a safetensors file as a memory-mapped array: nothing is read until it is used."
+    with open(path, 'rb') as f:
+        n = int.from_bytes(f.read(8), 'little'); head = json.loads(f.read(n))
+    meta, out = head.pop('__metadata__', {}) or {}, {}
+    for name, t in head.items():
+        shape, (a, b) = tuple(t['shape']), t['data_offsets']
+        dtype = _DTYPES[t['dtype']]
+        out[name] = (np.memmap(path, dtype, 'r+' if writable else 'c', offset=8 + n + a, shape=shape) if b > a
+                     else np.zeros(shape, dtype))
+    return meta, out
+
+# %% ../nbs/05_siamese.ipynb #b6b16a19
+class TensorFile:
+    "A safetensors file written in place: its layout fixed first, its tensors filled a chunk at a time, then renamed."
+    def __init__(self, path, # where the finished file goes
+                 specs:dict, metadata:dict, # as `tensor_file_header` takes them
+                 create:bool=True): # False: open the one another process created (several processes writing)
+        self.path = Path(path); self.partial = self.path.with_name(f'.{self.path.name}.partial')
+        header, self.where = tensor_file_header(specs, metadata)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.partial, 'wb') as f:
+                f.write(header); f.truncate(len(header) + sum(int(np.prod(s, dtype=np.int64)) *
+                                                             np.dtype(_DTYPES[d]).itemsize
+                                                             for _, s, d in self.where.values()))
+        self.tensors = None
+    def __getitem__(self, name):
+        "The tensor `name`, a writable memory-mapped array."
+        if self.tensors is None: self.tensors = map_tensor_file(self.partial, writable=True)[1]
+        return self.tensors[name]
+    def flush(self):
+        "Write what this process filled to the file."
+        for a in (self.tensors or {}).values():
+            if isinstance(a, np.memmap): a.flush()
+    def finish(self) -> Path:
+        "Flush, sync and rename the finished file into place (one process, after every writer flushed)."
+        self.flush(); self.tensors = None
+        with open(self.partial, 'rb+') as f: os.fsync(f.fileno())
+        os.replace(self.partial, self.path)
+        return self.path
 
 # %% ../nbs/05_siamese.ipynb #5a1e0026
 ENCODE_CHUNK = 32 # encoder batches read at a time by `siamese_data`
+SIAMESE_DATA = 'siamese/data.safetensors' # the features and descriptors; the tables are siamese/images.parquet
+FORMAT = 'artsim-siamese-data/2' # /1 held the teacher's matrices
 
-def siamese_data(run:Run, p, # the stage parameters
-                 splits=('train', 'valid'), # the splits to encode; augmented copies are made of the training paintings
-                ) -> dict: # split -> `SplitData`
-    "Encode every image of `splits` once and compute the teacher's matrices."
-    info, tables = weights_info(p.encoder_weights, run, p.seed), split_tables(run)
-    body = resnet50_body(p.encoder_weights, run, p.seed).eval().to(p.device or 'cpu')
+def process_share(device='cpu') -> AttrDict: # rank, processes, wait (a barrier), device (this process')
+    "This process' place among those `accelerate launch` or torchrun started (one process: rank 0 of 1)."
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return AttrDict(rank=0, processes=1, wait=lambda: None, device=device)
+    from accelerate import PartialState
+    st = PartialState(cpu=str(device) == 'cpu')
+    return AttrDict(rank=st.process_index, processes=st.num_processes, wait=st.wait_for_everyone,
+                    device=str(st.device) if str(device).startswith('cuda') else device)
+
+# %% ../nbs/05_siamese.ipynb #1db6eccb
+def data_specs(tables:dict, # split -> `SplitTable`, the splits encoded
+               dim:int, # features per image: `feature_dim(pooling)`
+               families:dict, # descriptor family -> its vectors' length
+               copies:int=2, # augmented copies of each training painting
+              ) -> dict: # tensor name -> (shape, dtype): `TensorFile`'s specs
+    "The tensors of `siamese/data.safetensors`: each split's features and descriptors, the training copies' features."
     out = {}
-    encode = lambda x: encode_images(body, x, p.pooling, info['normalisation'], p.encode_batch_size, p.device or 'cpu')
-    for s in dict.fromkeys(splits):
-        t = tables[s]
-        features = encode_paths(
-            run, [*t.gallery.path, *t.queries.path], p.siamese_size, encode, ENCODE_CHUNK * p.encode_batch_size
-        )
-        copies = (augmented_copies(read_images(run, t.gallery.path, p.siamese_size), p.augmented_copies, p.seed)
-                  if s == 'train' else None)
-        out[s] = SplitData(features, t, teacher_matrix(run, t, p.target), None if copies is None else encode(copies))
+    for s, t in tables.items():
+        n = len(t.gallery) + len(t.queries)
+        out[f'{s}.features'] = ((n, dim), 'F32')
+        out |= {f'{s}.described.{f}': ((n, k), 'F32') for f, k in families.items()}
+        if s == 'train': out['train.augmented'] = ((copies * len(t.gallery), dim), 'F32')
     return out
 
-# %% ../nbs/05_siamese.ipynb #5a1e0029
+# %% ../nbs/05_siamese.ipynb #d7c0ec3e
+def descriptor_length(run:Run, family:str) -> int:
+    "The length of `family`'s vectors in the run's feature store (one vector read)."
+    import pyarrow.parquet as pq
+    from artsim.descriptors import FeatureStore
+    for f in FeatureStore(run.resolve('features'))._files(family):
+        for b in pq.ParquetFile(f).iter_batches(batch_size=1, columns=['vector']):
+            if b.num_rows: return len(b.column(0)[0])
+    raise FileNotFoundError(f'no {family} descriptors in {run.resolve("features")}: run chapter 02_descriptors')
+
+# %% ../nbs/05_siamese.ipynb #4a681709
+def copy_descriptors(run:Run, tables:dict, # split -> `SplitTable`
+                     file:TensorFile, rows:int=65536): # the data file being written; rows copied at a time
+    "Copy every image's descriptor vectors of every family from the run's feature store into the data file."
+    versions = run.read_json('features/versions.json')
+    for f in [f for f in FAMILIES if f in versions]:
+        paths, where, X = feature_rows(run, f)
+        for s, t in tables.items():
+            names = [*t.gallery.path, *t.queries.path]
+            at = paths.get_indexer(names)
+            if (at < 0).any():
+                raise KeyError(f'{int((at < 0).sum())} images have no {f} descriptors in {run.path}, e.g. '
+                               f'{[n for n, a in zip(names, at) if a < 0][:3]}: run chapter 02_descriptors again')
+            out = file[f'{s}.described.{f}']
+            for i in range(0, len(names), rows): out[i:i + rows] = X[where[at[i:i + rows]]]
+        del X
+
+# %% ../nbs/05_siamese.ipynb #0613a94e
 def _data_meta(p, info:dict) -> dict:
     return dict(encoder_weights=str(p.encoder_weights), encoder_id=info['id'], encoder=info['weights'],
                 normalisation=info['normalisation'], input_size=int(p.siamese_size),
                 pooling=as_pooling(p.pooling), target=p.target, validate_on=p.validate_on,
                 seed=p.seed)
 
-def save_siamese_data(run:Run, data:dict, # split -> `SplitData`
-                      p) -> Path:
-    "Write `siamese/data.safetensors` and `siamese/images.parquet`, each atomically."
-    from safetensors.torch import save as st_save
-    tensors, rows = {}, []
-    for s, d in data.items():
-        tensors[f'{s}.features'] = d.features.contiguous()
-        tensors[f'{s}.teacher'] = torch.as_tensor(d.teacher).contiguous()
-        if d.augmented is not None: tensors[f'{s}.augmented'] = d.augmented.contiguous()
-        rows += [d.table.gallery.assign(split=s, role='painting'), d.table.queries.assign(split=s, role='variant')]
-    made = _data_meta(p, weights_info(p.encoder_weights, run, p.seed))
-    meta = dict(artsim='artsim-siamese-data/1', **{k: json.dumps(v) for k, v in made.items()})
-    f = run.dir('siamese') / 'data.safetensors'
-    blob = st_save(tensors, metadata=meta)
-    # the header: written with its metadata sorted, then the data without a copy
-    n = 8 + int.from_bytes(blob[:8], 'little')
-    with atomic_write(f) as out: out.write(stable_safetensors(blob[:n])); out.write(memoryview(blob)[n:])
-    images = pd.concat(rows, ignore_index=True)
-    with atomic_write(run.dir('siamese') / 'images.parquet') as out: images.to_parquet(out, index=False)
-    return f
+# %% ../nbs/05_siamese.ipynb #eef26490
+def siamese_data(run:Run, p, # the stage parameters
+                 splits=('train', 'valid'), # the splits to encode; augmented copies are made of the training paintings
+                 progress:bool=False, # a progress bar per split
+                ) -> Path: # `SIAMESE_DATA`
+    "Encode every image of `splits` once into `siamese/data.safetensors`, a chunk at a time, with their descriptors."
+    from tqdm.auto import tqdm
+    share = process_share(p.device or 'cpu')
+    info, tables = weights_info(p.encoder_weights, run, p.seed), split_tables(run)
+    tables = {s: tables[s] for s in dict.fromkeys(splits)}
+    versions = run.read_json('features/versions.json')
+    families = {f: descriptor_length(run, f) for f in FAMILIES if f in versions}
+    body = resnet50_body(p.encoder_weights, run, p.seed).eval().to(share.device)
+    encode = lambda x: encode_images(body, x, p.pooling, info['normalisation'], p.encode_batch_size, share.device)
+    teacher = dict(calibration=run.read_json('similarity/calibration.json'), weights=run.params('similarity').weights,
+                   versions={f: versions[f] for f in families})
+    meta = dict(artsim=FORMAT, **{k: json.dumps(v) for k, v in (_data_meta(p, info) | dict(teacher=teacher)).items()})
+    specs, chunk = data_specs(tables, feature_dim(p.pooling), families, p.augmented_copies), ENCODE_CHUNK * p.encode_batch_size
+    file = TensorFile(run.resolve(SIAMESE_DATA), specs, meta, create=share.rank == 0)
+    share.wait() # the file exists, its layout fixed: every process writes its share into it
+    for s, t in tables.items():
+        paths = [*t.gallery.path, *t.queries.path]
+        bar = tqdm(total=len(paths), desc=f'encoding {s}', unit='image', disable=not progress or share.rank > 0)
+        encode_paths(run, paths, p.siamese_size, lambda x: (bar.update(len(x)), encode(x))[1], chunk,
+                     file[f'{s}.features'], (share.rank, share.processes))
+        bar.close()
+    t, out = tables['train'], file['train.augmented']
+    stream = augmented_stream(lambda i: read_images(run, t.gallery.path.iloc[i], p.siamese_size), len(t.gallery),
+                              p.siamese_size, p.augmented_copies, p.seed, chunk)
+    for k, (start, images) in enumerate(stream): # every process draws every copy: the seeded stream is one sequence
+        if k % share.processes == share.rank: out[start:start + len(images)] = encode(images).numpy()
+    if share.rank == 0: copy_descriptors(run, tables, file)
+    file.flush(); share.wait()
+    if share.rank == 0:
+        file.finish()
+        rows = [x for s, t in tables.items() for x in (t.gallery.assign(split=s, role='painting'),
+                                                      t.queries.assign(split=s, role='variant'))]
+        save_parquet(pd.concat(rows, ignore_index=True), run.resolve('siamese/images.parquet'))
+    share.wait()
+    return run.resolve(SIAMESE_DATA)
 
 # %% ../nbs/05_siamese.ipynb #5a1e0030
-SIAMESE_DATA = 'siamese/data.safetensors' # the features and teacher matrices; the tables are siamese/images.parquet
-
 def load_siamese_data(run:Run,
+                      dense_cells:int=TEACHER_DENSE_CELLS, # each split's `Teacher.dense_cells`
                      ) -> tuple: # (split -> `SplitData`, what made them: encoder, input_size, pooling, target, ...)
-    "The features and teacher matrices chapter 05 stored for this run."
-    from safetensors import safe_open
+    "The features (memory-mapped) and each split's teacher chapter 05 stored for this run."
     f = run.require(SIAMESE_DATA)
-    with safe_open(str(f), 'pt') as st:
-        meta, tensors = st.metadata() or {}, {k: st.get_tensor(k) for k in st.keys()}
-    if meta.get('artsim') != 'artsim-siamese-data/1':
+    meta, tensors = map_tensor_file(f)
+    if meta.get('artsim') != FORMAT:
         raise ValueError(f'{f} was written by another version of artsim: run chapter 05_siamese again')
-    images = run.read_parquet('siamese/images.parquet')
-    out = {}
+    made = {k: json.loads(v) for k, v in meta.items() if k != 'artsim'}
+    settings = made.pop('teacher')
+    calibration = Calibration.from_dict(settings['calibration'], f"chapter 03's calibration, as {f} keeps it")
+    images, out = run.read_parquet('siamese/images.parquet'), {}
     for s in dict.fromkeys(images.split):
         rows = images[images.split == s]
         gallery = rows[rows.role == 'painting'][['id', 'path', 'genre']].reset_index(drop=True)
         columns = ['path', 'painting', 'prompt_id', 'strength', 'genre', 'truth']
-        queries = rows[rows.role == 'variant'][columns].reset_index(drop=True)
-        queries = queries.astype(dict(truth=int))
-        out[s] = SplitData(tensors[f'{s}.features'], SplitTable(gallery, queries),
-                           tensors[f'{s}.teacher'].double().numpy(), tensors.get(f'{s}.augmented'))
-    return out, {k: json.loads(v) for k, v in meta.items() if k != 'artsim'}
+        queries = rows[rows.role == 'variant'][columns].reset_index(drop=True).astype(dict(truth=int))
+        n, families = len(gallery), list(settings['versions'])
+        described = lambda a, b, names: DescribedImages(
+            names, {x: tensors[f'{s}.described.{x}'][a:b] for x in families}, settings['versions'])
+        teacher = Teacher(described(0, n, list(gallery.path)), described(n, None, list(queries.path)), calibration,
+                          settings['weights'], made['target'], dense_cells)
+        augmented = tensors.get(f'{s}.augmented')
+        out[s] = SplitData(torch.from_numpy(tensors[f'{s}.features']), SplitTable(gallery, queries), teacher,
+                           None if augmented is None else torch.from_numpy(augmented))
+    return out, made
 
 # %% ../nbs/05_siamese.ipynb #ac5d84bf
 def check_params(p):
@@ -309,40 +495,51 @@ def check_split_variants(variants:dict, # split -> how many variants chapter 01 
 
 # %% ../nbs/05_siamese.ipynb #f242fb37
 def reads(p) -> tuple:
-    "The images, the pairs, the features and the teacher's values; chapter 04's model when it is the encoder."
+    "The images, the pairs, the descriptors and the calibration; chapter 04's model when it is the encoder."
     genre = ('finetune',) if p.get('encoder_weights') == 'genre' else ()
     return ('data', 'generation', 'descriptors', 'similarity') + genre
 
 # %% ../nbs/05_siamese.ipynb #5a1e0080
-def stage(run:Run, p) -> dict: # split -> `SplitData`
-    "Encode the training and validation images once, compute the teacher's matrices, store them for chapter 06."
+def stage(run:Run, p) -> dict: # split -> `SplitData`, read back from the stored file
+    "Encode the training and validation images once, with their descriptors, into `siamese/` for chapter 06."
     check_params(p)
     p, tables = AttrDict(p, pooling=as_pooling(p.pooling)), split_tables(run)
     check_split_variants({s: len(t.queries) for s, t in tables.items()}, p.validate_on)
-    data = siamese_data(run, p, encoded_splits(p.validate_on))
-    save_siamese_data(run, data, p)
-    return data
+    quiet = os.environ.get('IN_TEST') or os.environ.get('TQDM_DISABLE')
+    siamese_data(run, p, encoded_splits(p.validate_on), progress=not quiet)
+    return load_siamese_data(run)[0]
 
 # %% ../nbs/05_siamese.ipynb #5a1e0033
-def teacher_summary(data:dict) -> pd.DataFrame: # a row per split
-    "How many own and other pairs each split's teacher matrix holds, their mean, and the share of other pairs at 0."
+def teacher_rows(d:SplitData, # a split
+                 max_variants:int=2048, # at most this many
+                ) -> np.ndarray: # sorted variant rows
+    "The split's variants, or a seeded sample of `max_variants` of them where it has more: what a summary looks at."
+    n = len(d.truth)
+    if n <= max_variants: return np.arange(n)
+    return np.sort(np.random.default_rng(derive_seed('teacher-rows', n)).choice(n, max_variants, replace=False))
+
+# %% ../nbs/05_siamese.ipynb #f5c4602f
+def teacher_summary(data:dict, max_variants:int=2048) -> pd.DataFrame: # a row per split
+    "Own and other pairs of each split (its `teacher_rows`), the teacher's mean on each, the other pairs' share at 0."
     rows = []
     for s, d in data.items():
-        own = np.arange(d.n_paintings)[None, :] == d.truth[:, None]
-        T = d.teacher
-        rows.append(dict(split=s, paintings=d.n_paintings, variants=len(d.truth), own_pairs=int(own.sum()),
+        v = teacher_rows(d, max_variants)
+        own = np.arange(d.n_paintings)[None, :] == d.truth[v][:, None]
+        T = d.teacher.block(v, np.arange(d.n_paintings))
+        rows.append(dict(split=s, paintings=d.n_paintings, variants=len(v), own_pairs=int(own.sum()),
                          other_pairs=int((~own).sum()), own_mean=T[own].mean(), other_mean=T[~own].mean(),
                          other_at_zero=(T[~own] == 0).mean()))
     return pd.DataFrame(rows).set_index('split')
 
 # %% ../nbs/05_siamese.ipynb #5a1e0035
-def plot_teacher(data:dict, target:str='combined'):
-    "The teacher's value per split, own and other pairs apart (each kind's own density)."
+def plot_teacher(data:dict, target:str='combined', max_variants:int=2048):
+    "The teacher's value per split (its `teacher_rows`), own and other pairs apart (each kind's own density)."
     rows = []
     for s, d in data.items():
-        own = np.arange(d.n_paintings)[None, :] == d.truth[:, None]
+        v = teacher_rows(d, max_variants)
+        own = np.arange(d.n_paintings)[None, :] == d.truth[v][:, None]
         pair = np.where(own, 'own painting', 'other painting').ravel()
-        rows.append(pd.DataFrame(dict(split=s, pair=pair, value=d.teacher.ravel())))
+        rows.append(pd.DataFrame(dict(split=s, pair=pair, value=d.teacher.block(v, np.arange(d.n_paintings)).ravel())))
     g = sns.displot(pd.concat(rows), x='value', hue='pair', col='split', kind='hist', stat='density', common_norm=False,
                     bins=25, binrange=(0, 1), height=2.6, aspect=1.3, element='step')
     g.set_axis_labels(f'teacher ({target})', 'density'); g.set_titles('{col_name}')
@@ -353,13 +550,12 @@ def plot_teacher(data:dict, target:str='combined'):
 def split_criteria(S:np.ndarray, # (variants, paintings) scores
                    d:SplitData) -> dict: # strength, auc, recall@1, mse, fidelity_spearman, fidelity_top1
     "Chapter 07's criteria and the fidelity to the teacher of a score matrix on split `d` (point values)."
-    S, q, truth = np.asarray(S, np.float64), d.table.queries, d.truth
+    S, q, truth, T = np.asarray(S, np.float64), d.table.queries, d.truth, d.teacher.matrix()
     own = np.arange(d.n_paintings)[None, :] == truth[:, None]
     own_scores = q[['painting', 'prompt_id', 'strength']].rename(columns=dict(painting='original_id')).assign(s=S[own])
     return {'strength': float(strength_trend(own_scores, ['s'])['s'].mean()), 'auc': roc_auc(S, own),
-            'recall@1': float(recall_at_k(S, truth, 1).mean()), 'mse': float(((S - d.teacher) ** 2).mean()),
-            'fidelity_spearman': spearman(S.ravel(), d.teacher.ravel()),
-            'fidelity_top1': float((S.argmax(1) == d.teacher.argmax(1)).mean())}
+            'recall@1': float(recall_at_k(S, truth, 1).mean()), 'mse': float(((S - T) ** 2).mean()),
+            'fidelity_spearman': spearman(S.ravel(), T.ravel()), 'fidelity_top1': float((S.argmax(1) == T.argmax(1)).mean())}
 
 # %% ../nbs/05_siamese.ipynb #5a1e0044
 def standardiser(features:torch.Tensor, # (n, D) training features
@@ -370,21 +566,48 @@ def standardiser(features:torch.Tensor, # (n, D) training features
 # %% ../nbs/05_siamese.ipynb #5a1e0045
 def cosine_matrix(A:torch.Tensor, B:torch.Tensor, # (N, D) and (M, D) features
                   mean:torch.Tensor, std:torch.Tensor, # a `standardiser`
+                  chunk:int=4096, # rows of A standardised at a time
                  ) -> np.ndarray: # (N, M) float64
     "Cosine of the standardised features: the untrained measure of a layout."
-    a, b = (F.normalize((x - mean) / std, dim=1) for x in (A, B))
-    return (a @ b.T).double().numpy()
+    unit = lambda x: F.normalize((x - mean) / std, dim=1)
+    b = unit(B)
+    return torch.cat([unit(A[i:i + chunk]) @ b.T for i in range(0, len(A), chunk)] or [A[:0, :0] @ b.T]).double().numpy()
 
 # %% ../nbs/05_siamese.ipynb #5a1e0046
 def layout_comparison(train:SplitData, # the training features (for the standardisation)
                       held:SplitData, # the split compared on
                       pooling:dict, # the layout the features were pooled with
                       layouts:dict, # name -> a coarser layout (stage -> grid side)
-                      size:int|None=None) -> pd.DataFrame: # a row per layout, and the teacher's
+                      size:int|None=None,
+                      max_train:int=8192, # training rows standardised on at most (a seeded sample where there are more)
+                     ) -> pd.DataFrame: # a row per layout, and the teacher's
     "The untrained cosine of each layout on `held`, with the teacher's row for reference."
-    rows = {'teacher': split_criteria(held.teacher, held)}
+    rows, n = {'teacher': split_criteria(held.teacher.matrix(), held)}, len(train.features)
+    sample = (np.arange(n) if n <= max_train
+              else np.sort(np.random.default_rng(derive_seed('layout-sample', n)).choice(n, max_train, replace=False)))
     for name, layout in layouts.items():
-        tr, ho = (coarsen(d.features, pooling, layout, size) for d in (train, held))
+        tr, ho = coarsen(train.features[sample], pooling, layout, size), coarsen(held.features, pooling, layout, size)
         S = cosine_matrix(ho[held.n_paintings:], ho[:held.n_paintings], *standardiser(tr))
         rows[f'untrained cosine: {name} ({feature_dim(layout)} dims)'] = split_criteria(S, held)
     return pd.DataFrame(rows).T
+
+# %% ../nbs/05_siamese.ipynb #b0f93c20
+def main(argv:list|None=None):
+    "`python -m artsim.siamese --run-dir DIR [--preset NAME] [-p name=value ...]`: this chapter's stage alone."
+    import sys
+    from artsim.commands import stage_arguments
+    from artsim.runs import record_params
+    run, p = stage_arguments('python -m artsim.siamese', 'siamese',
+                             "Encode a run's training and validation images for the Siamese network (chapter 05's stage).",
+                             "the run directory (chapters 00-04 done)", argv,
+                             recorded=lambda run, preset: run.params('siamese', preset))
+    try:
+        check_params(p)
+        if int(os.environ.get('RANK', '0')) == 0: record_params(run, p)
+        data = stage(run, p)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        print(f'python -m artsim.siamese: {e}', file=sys.stderr); sys.exit(1)
+    if int(os.environ.get('RANK', '0')) == 0:
+        print(', '.join(f'{s}: {len(d.features)} images' for s, d in data.items()) + f'; wrote {run.resolve(SIAMESE_DATA)}')
+
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.siamese': main() # python -m

@@ -112,7 +112,7 @@ def batch_loss(head:SiameseHead, r:TrainingRecipe, d:SplitData, # the head, the 
     pos = torch.as_tensor(where.get_indexer(d.truth[variants]))
     own = torch.zeros_like(C, dtype=torch.bool)
     own[torch.arange(len(variants)), pos] = True
-    T = torch.as_tensor(d.teacher[np.ix_(variants, gallery)], dtype=torch.float32)
+    T = torch.as_tensor(d.teacher.block(variants, gallery), dtype=torch.float32)
     terms = {}
     if r.mse:
         e2 = (head.score_map(C) - T) ** 2
@@ -318,6 +318,7 @@ def check_params(p):
     if int(p.paintings_per_batch) < 1 or int(p.frozen_epochs) < 0:
         raise ValueError('paintings_per_batch must be >= 1 and frozen_epochs >= 0')
     if min(float(p.temperature), float(p.listwise_temperature)) <= 0: raise ValueError('temperatures must be positive')
+    if int(p.teacher_dense_cells) < 0: raise ValueError(f'teacher_dense_cells must be >= 0, got {p.teacher_dense_cells}')
 
 # %% ../nbs/06_training.ipynb #b128cac5
 # chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
@@ -338,7 +339,7 @@ def stage(run:Run, p) -> AttrDict:
     "Train the Siamese head from every seed; write the model, the other seeds' heads and metrics/training.json."
     check_params(p)
     sp, t0 = run.params('siamese', p.preset), time.perf_counter()
-    data, made = load_siamese_data(run)
+    data, made = load_siamese_data(run, p.teacher_dense_cells)
     if weights_info(made['encoder_weights'], run, made['seed'])['id'] != made['encoder_id']:
         raise ValueError(f"the encoder chapter 05 computed the features with ({made['encoder']}) is no longer the one "
                          f"'{made['encoder_weights']}' names: run chapter 05_siamese again")
@@ -350,7 +351,7 @@ def stage(run:Run, p) -> AttrDict:
     rows, ablation_seeds = ablation_runs(p, seeds)
     ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
-                   criteria=criteria, summary=seed_summary(criteria), teacher=split_criteria(held.teacher, held),
+                   criteria=criteria, summary=seed_summary(criteria), teacher=split_criteria(held.teacher.matrix(), held),
                    untrained=untrained, ablation=ablation, seconds_per_seed=round(seconds, 2))
     results |= dict(one_pair=one_pair(held.table.queries),
                     claims=validation_claims(results, one_pair(held.table.queries)))
