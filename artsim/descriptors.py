@@ -266,8 +266,9 @@ class _Writer:
 def shard_state(device='cpu', # the stage's device: gloo for 'cpu', else this process' GPU
                ): # accelerate's `PartialState`, or None
     "accelerate's state where the stage was launched as several processes (`accelerate launch`, `torchrun`)"
-    # alone no process group is started: both launchers set WORLD_SIZE
-    if int(os.environ.get('WORLD_SIZE') or 1) < 2: return None
+    # alone no process group is started; the variables accelerate counts processes by (torchrun's, MPI's)
+    world = ('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE')
+    if max(int(os.environ.get(k) or 1) for k in world) < 2: return None
     return process_state(device)
 
 # %% ../nbs/02_descriptors.ipynb #48580b45
