@@ -16,13 +16,13 @@ from tqdm.auto import tqdm
 from .data import ImageLoadError
 from .families import FAMILIES, HANDMADE, describe
 from .runs import Run, atomic_write, save_json, save_parquet
-from .generation import read_pairs
+from .generation import read_pairs, process_state
 from .commands import resolve_device
 
 # %% auto #0
 __all__ = ['EXECUTION_ONLY', 'REPORTS', 'SemanticEncoder', 'semantic_encoder', 'l2_normalise', 'family_centre', 'content_hash',
-           'descriptor_version', 'FeatureStore', 'extract_features', 'images_of', 'image_table', 'descriptor_settings',
-           'save_centres', 'reads', 'stage', 'feature_rows', 'feature_matrix', 'feature_centre']
+           'descriptor_version', 'FeatureStore', 'shard_state', 'extract_features', 'images_of', 'image_table',
+           'descriptor_settings', 'save_centres', 'reads', 'stage', 'feature_rows', 'feature_matrix', 'feature_centre']
 
 # %% ../nbs/02_descriptors.ipynb #4b6b1ee7
 class SemanticEncoder:
@@ -262,6 +262,28 @@ class _Writer:
             hs, vs = self.buf.pop(fam, ([], []))
             self.store.put(fam, self.versions[fam], hs, np.stack(vs) if vs else [])
 
+# %% ../nbs/02_descriptors.ipynb #938047ff
+def shard_state(device='cpu', # the stage's device: gloo for 'cpu', else this process' GPU
+               ): # accelerate's `PartialState`, or None
+    "accelerate's state where the stage was launched as several processes (`accelerate launch`, `torchrun`)"
+    # alone no process group is started; the variables accelerate counts processes by (torchrun's, MPI's)
+    world = ('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE')
+    if max(int(os.environ.get(k) or 1) for k in world) < 2: return None
+    return process_state(device)
+
+# %% ../nbs/02_descriptors.ipynb #48580b45
+def _share(state, items:list) -> list:
+    "This process' contiguous share of `items` (all of them for one process)."
+    if state is None: return list(items)
+    with state.split_between_processes(list(items)) as mine: return list(mine)
+
+# %% ../nbs/02_descriptors.ipynb #8a285422
+def _everyone(state, x) -> list:
+    "`x` of every process, in rank order (`[x]` for one process)."
+    if state is None: return [x]
+    from accelerate.utils import gather_object
+    return gather_object([x])
+
 # %% ../nbs/02_descriptors.ipynb #5a7f3751
 def _stop_workers():
     "Shut joblib's reusable worker pool down: its workers would outlive the kernel that ran the stage."
@@ -278,6 +300,7 @@ def extract_features(files:list, # image files
                      chunk_size:int=256, # vectors per cache write
                      known:dict|None=None, # (file, bytes, mtime_ns) -> hash from a previous run
                      progress:bool=True, # show progress bars
+                     state=None, # `shard_state`'s, when several processes share the work; None: this one does all
                     ) -> tuple: # (per-file DataFrame: file, bytes, mtime_ns, hash, error; counts of the work done)
     "Compute every missing vector of `families` for `files` into `store`; a rerun does no work."
     t0, families = time.perf_counter(), list(families)
@@ -292,15 +315,17 @@ def extract_features(files:list, # image files
                       disable=not progress)
         index = pd.DataFrame(list(hashed), columns=['file', 'bytes', 'mtime_ns', 'hash', 'error'])
     have = {f: store.hashes(f, versions[f]) for f in families}
+    if state: state.wait_for_everyone()   # all have read the cache before any writes: all form the same work list
     todo = {}
     for f, h in zip(index.file, index.hash):
         need = tuple(fam for fam in hand if isinstance(h, str) and h not in have[fam])
         if need and h not in todo: todo[h] = (h, f, need)
     writer, errors = _Writer(store, versions, chunk_size), {}
     counts = dict.fromkeys(families, 0)
-    items, workers = list(todo.values()), 0
+    items, workers = _share(state, list(todo.values())), 0
     if items:
-        workers = n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
+        cores = (cpu_count() + 1 + n_jobs) // (state.num_processes if state else 1)   # processes share the machine
+        workers = n_jobs if n_jobs > 0 else max(1, cores)
         per_task = max(1, min(32, -(-len(items) // (4 * workers))))
         tasks = [items[i:i + per_task] for i in range(0, len(items), per_task)]
         results = Parallel(n_jobs=workers, return_as='generator_unordered')(
@@ -314,10 +339,12 @@ def extract_features(files:list, # image files
         finally:
             if workers > 1: _stop_workers()
         writer.flush()
+    for e in _everyone(state, errors): errors |= e   # an image no process could read is in no semantic batch
     if 'semantic' in families:
         sem = list({h: f for f, h in zip(index.file, index.hash)
                     if isinstance(h, str) and h not in have['semantic'] and h not in errors}.items())
         batches = [sem[i:i + encoder.batch_size] for i in range(0, len(sem), encoder.batch_size)]
+        batches = _share(state, batches)   # whole batches, each with the images it has in one process
         with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) * 2)) as ex:
             nxt = [ex.submit(_load_or_error, f, encoder.size) for _, f in batches[0]] if batches else []
             for i in tqdm(range(len(batches)), desc='semantic', disable=not progress):
@@ -329,9 +356,13 @@ def extract_features(files:list, # image files
                     for (h, _), v in zip(ok, encoder.encode([x for _, x in ok])): writer.add('semantic', h, v)
                     counts['semantic'] += len(ok)
         writer.flush()
+    for e in _everyone(state, errors): errors |= e
+    shares = _everyone(state, counts)   # what each process extracted
+    counts = {f: sum(c[f] for c in shares) for f in families}
     index['error'] = [e if isinstance(e, str) else errors.get(h) for e, h in zip(index.error, index.hash)]
     stats = dict(images=len(files), unique=int(index.hash.nunique()), errors=int(index.error.notna().sum()),
                  extracted=counts, versions=versions, workers=workers, seconds=round(time.perf_counter() - t0, 2))
+    if state: stats['processes'] = shares
     return index, stats
 
 # %% ../nbs/02_descriptors.ipynb #1445c806
@@ -384,9 +415,11 @@ def stage(run:Run, p) -> None:
     families = list(p.families or FAMILIES)
     if unknown := set(families) - set(FAMILIES):
         raise ValueError(f'unknown families {sorted(unknown)}; the families are {list(FAMILIES)}')
-    encoder = None
+    encoder, state = None, shard_state(p.device or 'cpu')
     if 'semantic' in families:
-        encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, p.device or 'cpu', p.seed, p.batch_size, run)
+        # under a launcher each process takes its own GPU
+        device = state.device if state and str(p.device or 'cpu') != 'cpu' else p.device or 'cpu'
+        encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, device, p.seed, p.batch_size, run)
     store, old = FeatureStore(run.dir('features')), run.resolve('features/images.parquet')
     known = {}
     if old.exists():
@@ -394,7 +427,13 @@ def stage(run:Run, p) -> None:
         known = {(str(run.resolve(a)), b, c): h for a, b, c, h in zip(o.path, o.bytes, o.mtime_ns, o.hash)}
     quiet = os.environ.get('IN_TEST') or os.environ.get('TQDM_DISABLE')
     index, stats = extract_features([run.resolve(x) for x in images.path], store, families, p.size, encoder,
-                                    p.n_jobs, p.chunk_size, known, progress=not quiet)
+                                    p.n_jobs, p.chunk_size, known,
+                                    progress=not quiet and (state is None or state.is_main_process), state=state)
+    if state:   # each process has written its share's part files: the main process alone writes the results
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            state.wait_for_everyone()
+            return
     images = pd.concat([images, index[['bytes', 'mtime_ns', 'hash', 'error']]], axis=1)
     for f in families: store.consolidate(f)
     save_parquet(images, run.path / 'features/images.parquet')
@@ -410,6 +449,7 @@ def stage(run:Run, p) -> None:
     save_json(descriptor_settings(p), run.path / 'features/settings.json')
     bad = images[images.error.notna()]
     with atomic_write(run.path / 'features/bad_files.csv', 'w') as fh: bad[['path', 'error']].to_csv(fh, index=False)
+    if state: state.wait_for_everyone()
     if len(bad):
         warnings.warn(f'{len(bad)} of {len(images)} images could not be read and were skipped: '
                       'see features/bad_files.csv')
