@@ -17,7 +17,7 @@ from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_ima
                              resnet50_body, weights_info)
 from .families import FAMILIES
 from .measures import combine
-from .descriptors import feature_rows
+from .descriptors import feature_rows, shard_state
 from .similarity import Calibration, DescribedImages, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
@@ -346,9 +346,8 @@ FORMAT = 'artsim-siamese-data/2' # /1 held the teacher's matrices
 
 def process_share(device='cpu') -> AttrDict: # rank, processes, wait (a barrier), device (this process')
     "This process' place among those `accelerate launch` or torchrun started (one process: rank 0 of 1)."
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return AttrDict(rank=0, processes=1, wait=lambda: None, device=device)
-    from accelerate import PartialState
-    st = PartialState(cpu=str(device) == 'cpu')
+    st = shard_state(device)
+    if st is None: return AttrDict(rank=0, processes=1, wait=lambda: None, device=device)
     return AttrDict(rank=st.process_index, processes=st.num_processes, wait=st.wait_for_everyone,
                     device=str(st.device) if str(device).startswith('cuda') else device)
 
