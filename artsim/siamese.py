@@ -423,7 +423,7 @@ def siamese_data(run:Run, p, # the stage parameters
     for s, t in tables.items():
         paths = [*t.gallery.path, *t.queries.path]
         bar = tqdm(total=len(paths), desc=f'encoding {s}', unit='image', disable=not progress or share.rank > 0)
-        encode_paths(run, paths, p.siamese_size, lambda x: (bar.update(len(x)), encode(x))[1], chunk,
+        encode_paths(run, paths, p.siamese_size, lambda x: (encode(x), bar.update(len(x)))[0], chunk,
                      file[f'{s}.features'], (share.rank, share.processes))
         bar.close()
     t, out = tables['train'], file['train.augmented']
