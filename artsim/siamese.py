@@ -17,7 +17,7 @@ from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_ima
                              resnet50_body, weights_info)
 from .families import FAMILIES
 from .measures import combine
-from .descriptors import feature_rows, shard_state
+from .descriptors import shard_state
 from .similarity import Calibration, DescribedImages, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
@@ -378,20 +378,33 @@ def descriptor_length(run:Run, family:str) -> int:
 
 # %% ../nbs/05_siamese.ipynb #4a681709
 def copy_descriptors(run:Run, tables:dict, # split -> `SplitTable`
-                     file:TensorFile, rows:int=65536): # the data file being written; rows copied at a time
-    "Copy every image's descriptor vectors of every family from the run's feature store into the data file."
-    versions = run.read_json('features/versions.json')
+                     file:TensorFile, rows:int=65536): # the data file being written; store rows read at a time
+    "Copy every image's descriptor vectors from the run's feature store into the data file, `rows` store rows at a time."
+    import pyarrow.compute as pc, pyarrow.parquet as pq
+    from artsim.descriptors import FeatureStore
+    versions, images = run.read_json('features/versions.json'), run.read_parquet('features/images.parquet')
+    ok = images[images.error.isna() & images.hash.notna()]
+    hash_of = pd.Series(ok.hash.to_numpy(), index=ok.path)
+    goes = {} # content hash -> [(split, row)]: where its vector goes
+    for s, t in tables.items():
+        names = [*t.gallery.path, *t.queries.path]
+        hashes = hash_of.reindex(names)
+        if hashes.isna().any():
+            raise KeyError(f'{int(hashes.isna().sum())} images have no descriptors in {run.path}, e.g. '
+                           f'{list(hashes.index[hashes.isna()][:3])}: run chapter 02_descriptors again')
+        for r, h in enumerate(hashes): goes.setdefault(h, []).append((s, r))
     for f in [f for f in FAMILIES if f in versions]:
-        paths, where, X = feature_rows(run, f)
-        for s, t in tables.items():
-            names = [*t.gallery.path, *t.queries.path]
-            at = paths.get_indexer(names)
-            if (at < 0).any():
-                raise KeyError(f'{int((at < 0).sum())} images have no {f} descriptors in {run.path}, e.g. '
-                               f'{[n for n, a in zip(names, at) if a < 0][:3]}: run chapter 02_descriptors again')
-            out = file[f'{s}.described.{f}']
-            for i in range(0, len(names), rows): out[i:i + rows] = X[where[at[i:i + rows]]]
-        del X
+        found = set()
+        for part in FeatureStore(run.resolve('features'))._files(f): # later files win, as `FeatureStore.read`
+            for b in pq.ParquetFile(part).iter_batches(batch_size=rows, columns=['hash', 'version', 'vector']):
+                b = b.filter(pc.equal(b.column('version'), versions[f]))
+                if not b.num_rows: continue
+                X = b.column('vector').flatten().to_numpy(zero_copy_only=False).reshape(b.num_rows, -1)
+                for k, h in enumerate(b.column('hash').to_pylist()):
+                    for s, r in goes.get(h, ()): file[f'{s}.described.{f}'][r] = X[k]
+                    found.add(h)
+        if missing := set(goes) - found:
+            raise KeyError(f'{len(missing)} images have no {f} descriptors in {run.path}: run chapter 02_descriptors again')
 
 # %% ../nbs/05_siamese.ipynb #0613a94e
 def _data_meta(p, info:dict) -> dict:
