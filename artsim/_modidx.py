@@ -851,6 +851,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                  'artsim.training.card_siamese_params': ('training.html#card_siamese_params', 'artsim/training.py'),
                                  'artsim.training.check_params': ('training.html#check_params', 'artsim/training.py'),
                                  'artsim.training.epoch_batches': ('training.html#epoch_batches', 'artsim/training.py'),
+                                 'artsim.training.epoch_teacher_cells': ('training.html#epoch_teacher_cells', 'artsim/training.py'),
                                  'artsim.training.head_scores': ('training.html#head_scores', 'artsim/training.py'),
                                  'artsim.training.main': ('training.html#main', 'artsim/training.py'),
                                  'artsim.training.one_pair': ('training.html#one_pair', 'artsim/training.py'),

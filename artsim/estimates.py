@@ -120,9 +120,10 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None,
     c4, c5, c6 = plan.counts['04_finetune'], plan.counts['05_siamese'], plan.counts['06_training']
     seeds = c6['seeds']
     encoded = c5['encoded_images'] + c5['augmented']
-    out['Siamese features (siamese/)'] = (4.0 * encoded * c5['feature_dim'] + 8.0 * c5['teacher_cells'],
+    described = sum(FAMILIES[f].dim for f in plan.counts['02_descriptors']['families'])
+    out['Siamese features (siamese/)'] = (4.0 * (encoded * c5['feature_dim'] + c5['encoded_images'] * described),
                                           f"{encoded:,} images x {c5['feature_dim']:,} features, "
-                                          f"{c5['teacher_cells']:,} teacher values")
+                                          f"{c5['encoded_images']:,} x {described:,} descriptor values")
     out['models (models/)'] = (float(c4['model_bytes'] + c6['model_bytes'] + (seeds - 1) * c6['seed_head_bytes']),
                                f'genre classifier, Siamese network and {seeds - 1} more seeds\' heads, float32')
     b = disk.get('run_other_bytes')
@@ -139,23 +140,35 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
     c, cfg = plan.counts, plan.cfg
     dims = {f: FAMILIES[f].dim for f in c['02_descriptors']['families']}
     widest = max(dims.values()) if dims else 0
-    ssize = int(cfg['siamese']['siamese_size'])
-    c5 = c['05_siamese']
-    features, teacher = (c5['encoded_images'] + c5['augmented']) * c5['feature_dim'] * 4, c5['teacher_cells'] * 8
-    chunk = min(ENCODE_CHUNK * int(cfg['siamese']['encode_batch_size']), c5['largest_split_images'])
-    train_paintings = c5['splits']['train']['paintings']
-    block = (2 * len(dims) + 3) * min(TEACHER_BLOCK_ROWS, c5['largest_queries']) * c5['largest_gallery'] * 8
-    # encoding: one chunk's pixels; the teacher, a block of rows at a time; writing siamese/data.safetensors: the
-    # file's bytes beside the tensors
-    held = max(features + (chunk + train_paintings + c5['augmented']) * 3 * ssize * ssize,
-               features + teacher + block, 2 * (features + teacher))
+    c5, c6, fams = c['05_siamese'], c['06_training'], len(dims)
+    sp, held = c5['splits'], c5['splits'][c5['validate_on']]
+    fd, ssize, bs = c5['feature_dim'], int(cfg['siamese']['siamese_size']), int(cfg['siamese']['encode_batch_size'])
+    chunk = min(ENCODE_CHUNK * bs, max(c5['largest_split_images'], c5['augmented']))
+    # a block of the teacher's values: `described_measures`' matrices (each family raw and calibrated, 3 more)
+    block = lambda rows, cols: (2 * fams + 3) * min(TEACHER_BLOCK_ROWS, rows) * cols * 8
+    train, valid = sp['train'], held
+    kept = lambda s: s['cells'] * 8 if s['dense'] else 0   # a small split's whole matrix, kept
+    # the validation split: its whole matrix, a score matrix, the criteria's copies and ranks
+    validation = 4 * valid['cells'] * 8 + block(valid['variants'], valid['paintings'])
+    encoder = c['04_finetune']['model_bytes'] + bs * ssize * ssize * 256   # weights; about four layer1 maps an image
+    held_images = valid['paintings'] + valid['variants']
+    siamese = (encoder + chunk * (3 * ssize * ssize + 4 * fd)   # one chunk's pixels and features
+               + kept(train) + block(train['variants'] if train['dense'] else 2048, train['paintings'])
+               + validation + 2 * 4 * fd * (held_images + min(8192, train['paintings'] + train['variants']))
+               + 2 * min(65536, plan.images) * widest * 4 + 200 * c5['encoded_images'])   # descriptors copied; where to
+    fit = min(c6['pca_fit_images'] or 1 << 62, train['paintings'] + train['variants'])
+    width = c6['architecture']['pca_dim'] + c6['architecture']['sketch_dim']
+    training = ((train['paintings'] + train['variants'] + c5['augmented'] + held_images) * width * 4   # the inputs
+                + fit * fd * (4 + 8 + 8) + fit * fit * 8   # the PCA: standardised, centred in float64, the Gram matrix
+                + kept(train) + block(train['variants'] if train['dense'] else 0, train['paintings']) + validation)
     q, g = c['07_evaluation']['variants'], c['07_evaluation']['test_paintings']
     measures = 3 + len(c['07_evaluation']['resnet_weights']) + 2 * len(dims) + 2
     act = cpu.get('train_bytes_per_mpx')
     gpu = str(device).startswith('cuda')
     steps = {
         '03_similarity: reading the widest family and scoring': 2 * plan.images * widest * 4 + 8 * 4096 * widest * 8,
-        '05_siamese: every feature and the teacher\'s matrices, twice while the file is written': held,
+        '05_siamese: a chunk of images through the encoder, the validation split\'s teacher matrix': siamese,
+        '06_training: the head\'s inputs, the PCA, the validation split\'s matrices': training,
         '07_evaluation: score matrices and descriptor vectors':
             q * g * 8 * measures + plan.images * sum(dims.values()) * 4 * 2,
     }

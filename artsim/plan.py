@@ -20,9 +20,9 @@ from .descriptors import images_of
 import torch
 from .backbone import as_pooling, feature_dim, resnet50_body
 from .finetune import genre_classifier
-from .siamese import encoded_splits, split_tables_of
+from .siamese import TEACHER_DENSE_CELLS, encoded_splits, split_tables_of
 from .network import SiameseNet, empty_head, pca_size, seed_head_state
-from .training import ablation_runs, epoch_batches, training_recipe, training_seeds
+from .training import ablation_runs, epoch_batches, epoch_teacher_cells, training_recipe, training_seeds
 from .training import check_params as check_training_params
 from .evaluation import evaluation_set_of
 from .commands import UsageError
@@ -134,17 +134,23 @@ def planned_manifest(p, # the data chapter's parameters (`artsim.reproduce.resol
 # %% ../nbs/pipeline/plan.ipynb #0d11ae9c
 def siamese_plan(tables:dict, # split -> `SplitTable`: chapter 05's `split_tables_of` of the manifest and the pairs
                  sp, # the siamese chapter's parameters
-                ) -> dict: # per split: paintings, variants, variant_paintings, cells; encoded_images, augmented, ...
+                 dense_cells:int=TEACHER_DENSE_CELLS, # chapter 06's `teacher_dense_cells`
+                ) -> dict: # per split: paintings, variants, variant_paintings, cells, dense; encoded_images, ...
     "What chapter 05 encodes and computes: its split tables, for the splits it encodes."
     splits = {s: dict(paintings=len(t.gallery), variants=len(t.queries), variant_paintings=t.queries.painting.nunique(),
-                      cells=len(t.gallery) * len(t.queries)) for s, t in tables.items()}   # cells: the teacher's matrix
+                      cells=len(t.gallery) * len(t.queries), dense=len(t.gallery) * len(t.queries) <= dense_cells)
+              for s, t in tables.items()}   # cells: the pairs the teacher can be asked for
     used = list(encoded_splits(sp.validate_on))
     images = {s: splits[s]['paintings'] + splits[s]['variants'] for s in used}   # a `SplitData`'s features
+    # the chapter's summaries: a dense split's whole matrix, else `teacher_rows`; the validation split's whole matrix
+    shown = lambda s: splits[s]['cells'] if splits[s]['dense'] else min(2048, splits[s]['variants']) * splits[s]['paintings']
+    held = used[-1]
     return dict(splits=splits, validate_on=sp.validate_on, encoded_splits=used, encoded_images=sum(images.values()),
                 largest_split_images=max(images.values()), largest_gallery=max(splits[s]['paintings'] for s in used),
                 largest_queries=max(splits[s]['variants'] for s in used),
                 augmented=int(sp.augmented_copies) * splits['train']['paintings'],   # `augmented_copies`' rows
-                teacher_cells=sum(splits[s]['cells'] for s in used), feature_dim=feature_dim(as_pooling(sp.pooling)))
+                teacher_cells=sum(shown(s) for s in used) + (0 if splits[held]['dense'] else splits[held]['cells']),
+                feature_dim=feature_dim(as_pooling(sp.pooling)))
 
 # %% ../nbs/pipeline/plan.ipynb #881fae19
 def training_plan(tables:dict, # `split_tables_of`
@@ -158,10 +164,16 @@ def training_plan(tables:dict, # `split_tables_of`
     rows, ablation_seeds = ablation_runs(tr, seeds)
     train, held = tables['train'], tables[sp.validate_on]
     pooling = as_pooling(sp.pooling)
+    dense = len(train.gallery) * len(train.queries) <= int(tr.teacher_dense_cells)
+    truth, trainings = train.queries.truth.to_numpy(), len(seeds) + len(rows) * len(ablation_seeds)
+    per_epoch = epoch_teacher_cells(truth, len(train.gallery), r.paintings_per_batch, r.gallery_extra)
+    # a small training split's whole matrix, once; else every batch's values, each time it is drawn
+    cells = (len(train.gallery) * len(train.queries) if dense else trainings * r.epochs * per_epoch)
     pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
-    return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
+    return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca, pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
-                head_trainings=len(seeds) + len(rows) * len(ablation_seeds), validate_on=sp.validate_on,
+                head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
+                teacher_cells=cells + len(held.gallery) * len(held.queries),
                 valid_variants=len(held.queries), valid_paintings=len(held.gallery),
                 architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
                                   sketch_dim=r.sketch_dim, knots=r.knots))
@@ -231,7 +243,7 @@ def _plan_run(cfg, run_dir):
     source |= dict(zip(pairs.generated_path.astype(str), pairs.original_id))
     cal = null_pairs(images.assign(source=images.path.map(source)), s.calibration_pairs, s.seed)
     tables = split_tables_of(manifest, pairs)
-    sia, trp = siamese_plan(tables, sp), training_plan(tables, tr, sp)
+    sia, trp = siamese_plan(tables, sp, int(tr.teacher_dense_cells)), training_plan(tables, tr, sp)
     evp = evaluation_plan(table, manifest, ev.max_paintings, ev.seed)
     of = manifest.set_index('id')
     vg, vs = of.genre.reindex(pairs.original_id).to_numpy(object), of.split.reindex(pairs.original_id).to_numpy(object)
@@ -290,8 +302,10 @@ def _plan_run(cfg, run_dir):
             forward_mpx=(epochs4 * (c4['train'] + valid4) + c4['test']) * mp4,
             images_loaded=epochs4 * (2 * c4['train'] + valid4) + int(f.lr_find_iters) * int(f.bs) + c4['test']),
         '05_siamese': dict(forward_mpx=(c5['encoded_images'] + c5['augmented']) * mp5,
-                           images_loaded=c5['encoded_images'], descriptor_cells=c5['teacher_cells']),
-        '06_training': {},  # the head trains on the stored features, seconds per seed: the chapter's fixed cost
+                           images_loaded=c5['encoded_images'] + c5['augmented'] // max(1, int(sp.augmented_copies)),
+                           descriptor_cells=c5['teacher_cells']),
+        # the head trains on the stored features, seconds per seed: the chapter's fixed cost; the teacher's values
+        '06_training': dict(descriptor_cells=counts['06_training']['teacher_cells']),
         '07_evaluation': dict(
             ssim_cells=c7['cells'] * (int(ev.ssim_size) / 128) ** 2, descriptor_cells=c7['cells'], hashes=scored7,
             forward_mpx=scored7 * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),

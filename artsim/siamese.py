@@ -142,7 +142,7 @@ class Teacher:
         known = [*families, *(f'{f}_calibrated' for f in families), 'combined', 'combined_raw']
         if self.target not in known:
             raise ValueError(f'target {self.target!r} is not a descriptor measure; choose one of {sorted(known)}')
-        self._matrix = None
+        self._matrix, self.computed = None, 0 # the whole matrix once made; the values computed so far
     shape = property(lambda self: (len(self.variants), len(self.paintings)), doc='(variants, paintings)')
     dense = property(lambda self: self.shape[0] * self.shape[1] <= self.dense_cells,
                      doc='Whether `block` reads the whole matrix, computed once, rather than computing its cells.')
@@ -156,6 +156,7 @@ def values(self:Teacher, rows, cols, # variant rows and painting rows (integer a
           ) -> np.ndarray: # (len(rows), len(cols)) float64
     "The teacher's values of the (variant, painting) pairs rows x cols, computed from their descriptors now."
     if not (len(rows) and len(cols)): return np.zeros((len(rows), len(cols)))
+    self.computed += len(rows) * len(cols)
     return described_measures(self.variants[rows], self.paintings[cols], self.calibration, self.weights)[self.target]
 
 # %% ../nbs/05_siamese.ipynb #9e7ff337
@@ -174,8 +175,8 @@ def matrix(self:Teacher) -> np.ndarray: # (variants, paintings) float64
 @patch
 def block(self:Teacher, rows, cols, # variant rows and painting rows: a training batch
          ) -> np.ndarray: # (len(rows), len(cols)) float64
-    "The values of rows x cols: read from the whole matrix where the split is small (`dense`), else computed now."
-    return self.matrix()[np.ix_(rows, cols)] if self.dense else self.values(rows, cols)
+    "The values of rows x cols: read from the whole matrix where the split is small (`dense`) or it was made, else computed."
+    return self.matrix()[np.ix_(rows, cols)] if self.dense or self._matrix is not None else self.values(rows, cols)
 
 # %% ../nbs/05_siamese.ipynb #5a1e0019b
 class single_thread:

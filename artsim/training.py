@@ -17,9 +17,9 @@ from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'epoch_batches',
-           'strength_pairs', 'batch_loss', 'head_scores', 'train_head', 'weights_equal', 'training_seeds',
-           'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs', 'ablation_table', 'one_pair',
-           'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
+           'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'train_head', 'weights_equal',
+           'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs', 'ablation_table',
+           'one_pair', 'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -87,6 +87,16 @@ def epoch_batches(truth:np.ndarray, # each variant's painting (a gallery row), a
                  ) -> int:
     "The batches `painting_batches` yields in one epoch: one per K paintings with variants."
     return math.ceil(len(np.unique(truth)) / K)
+
+# %% ../nbs/06_training.ipynb #59ba1ead
+def epoch_teacher_cells(truth:np.ndarray, # each variant's painting (a gallery row), as `painting_batches` takes it
+                        n_paintings:int, K:int=8, extra:int=32, # as `painting_batches` takes them
+                       ) -> int:
+    "About how many teacher values one epoch's batches ask for: each variant against its batch's gallery."
+    counts = np.bincount(truth, minlength=n_paintings)
+    per = np.sort(counts[counts > 0])[::-1] # the batches' share of variants (exact where paintings have as many)
+    return int(sum(per[i:i + K].sum() * (len(per[i:i + K]) + min(extra, n_paintings - len(per[i:i + K])))
+                   for i in range(0, len(per), K)))
 
 # %% ../nbs/06_training.ipynb #5b2e0002
 def strength_pairs(queries:pd.DataFrame, # variants: painting, prompt_id, strength
@@ -352,7 +362,8 @@ def stage(run:Run, p) -> AttrDict:
     ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria), teacher=split_criteria(held.teacher.matrix(), held),
-                   untrained=untrained, ablation=ablation, seconds_per_seed=round(seconds, 2))
+                   untrained=untrained, ablation=ablation, seconds_per_seed=round(seconds, 2),
+                   teacher_cells=train.teacher.computed + held.teacher.computed)
     results |= dict(one_pair=one_pair(held.table.queries),
                     claims=validation_claims(results, one_pair(held.table.queries)))
     net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed])
