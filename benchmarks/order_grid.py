@@ -42,7 +42,7 @@ def main(argv=None):
     groups = int((q.groupby(['painting', 'prompt_id']).strength.nunique() > 1).sum())
     print(f"{made['validate_on']} split: {groups} (painting, prompt) groups; one pair out of order in one group moves "
           f"strength ρ by {0.5 / groups:.4f}; seeds {seeds}")
-    teacher = split_criteria(held.teacher, held)
+    teacher = split_criteria(held.teacher.matrix(), held)
     print(f"{'weight':>7} {'margin':>7}  " + '  '.join(f'{c:>22}' for c in CRITERIA))
     print(f"{'teacher':>15}  " + '  '.join(f'{teacher[c]:>22.4f}' for c in CRITERIA))
     rows = []

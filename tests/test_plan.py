@@ -80,7 +80,7 @@ def compare_plan_with_run(plan, run:Path) -> dict:
                                               (gm['n_train'], gm['n_valid'], gm['n_test']))
     out['04_finetune: epochs'] = (f['epochs'], len(gm['training']['history']))
     out['04_finetune: model bytes'] = (f['model_bytes'], data_bytes(run / 'models/genre.safetensors'))
-    # 05: the images encoded, the features and the teacher's values
+    # 05: the images encoded, their features and descriptors
     sp = c['05_siamese']
     encoded = r.read_parquet('siamese/images.parquet')
     side = lambda k, role: encoded[(encoded.split == k) & (encoded.role == role)]
@@ -98,9 +98,9 @@ def compare_plan_with_run(plan, run:Path) -> dict:
         (sum(v[0] for k, v in shapes.items() if k.endswith('.features')),
          sum(v[0] for k, v in shapes.items() if k.endswith('.augmented')),
          {v[1] for k, v in shapes.items() if k.endswith(('.features', '.augmented'))}.pop()))
-    out['05_siamese: teacher values'] = (
-        {k: sp['splits'][k]['cells'] for k in sp['encoded_splits']},
-        {k.split('.')[0]: v[0] * v[1] for k, v in shapes.items() if k.endswith('.teacher')})
+    out['05_siamese: descriptor values'] = (
+        {k: (sp['splits'][k]['paintings'] + sp['splits'][k]['variants']) for k in sp['encoded_splits']},
+        {k.split('.')[0]: v[0] for k, v in shapes.items() if '.described.' in k})
     # 06: seeds, epochs, batches, PCA, ablation, the model files
     t, training = c['06_training'], r.read_json('metrics/training.json')
     card, seeds_card = r.read_json('models/siamese.json'), r.read_json('models/siamese_seeds.json')
@@ -114,6 +114,7 @@ def compare_plan_with_run(plan, run:Path) -> dict:
         (t['ablation_rows'], t['head_trainings']),
         (len(training['ablation']),
          len(training['seeds']) + sum(len(a['seeds']) for a in training['ablation'].values())))
+    out["06_training: the teacher's values computed"] = (t['teacher_cells'], training['teacher_cells'])
     out['06_training: validated on'] = ((t['validate_on'], t['valid_variants'], t['valid_paintings']),
                                         (training['validate_on'], len(side(training['validate_on'], 'variant')),
                                          len(side(training['validate_on'], 'painting'))))
