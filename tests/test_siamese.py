@@ -150,13 +150,14 @@ def encode_run(script, run, nproc):
 
 
 def test_two_processes_encode_the_bytes_of_one(split_root, tmp_path):
+    "`main` alone and under torchrun (2 processes): the same data file, each process encoding its chunks i % 2."
     from artsim.siamese import ENCODE_CHUNK, SIAMESE_DATA
     one, two = (shutil.copytree(split_root, tmp_path / n) for n in ('one', 'two'))
     script = tmp_path / 'encode.py'
     script.write_text(ENCODE_CHILD)
     alone, shared = encode_run(script, one, 1), encode_run(script, two, 2)
 
-    assert (one / SIAMESE_DATA).read_bytes() == (two / SIAMESE_DATA).read_bytes()
+    assert (one / SIAMESE_DATA).read_bytes() == (two / SIAMESE_DATA).read_bytes(), 'two processes wrote other bytes'
     a, b = (pd.read_parquet(r / 'siamese/images.parquet') for r in (one, two))
     pd.testing.assert_frame_equal(a, b)
     assert sorted(p.name for p in (two / 'siamese').iterdir()) == ['data.safetensors', 'images.parquet']
