@@ -2,8 +2,10 @@
 the whole training stage run again gives the same bytes and another seed other weights, `artsim_compare` refuses a model
 of the earlier architecture in one line, and `python -m artsim.training` reports errors as a command does. The API's
 checks (identity, symmetry, range, matrix, round trip, refusals) are cells of nbs/pipeline/network.ipynb; the splits and
-the teacher are cells of 05; the seeds' heads and the seed the stage trains with are cells of 06."""
-import json, shutil, subprocess, sys, warnings
+the teacher are cells of 05; the seeds' heads and the seed the stage trains with are cells of 06. Chapter 05 under
+`torchrun` (two CPU processes, gloo) writes the bytes of one process, launched as in tests/test_descriptors_shard.py."""
+import json, os, shutil, socket, subprocess, sys, warnings
+from pathlib import Path
 import pandas as pd, pytest, torch
 from demo_pairs import stage_p
 from artsim.runs import Run, record_params
@@ -11,6 +13,7 @@ from artsim.modelfile import SIAMESE_KIND, load_model
 from artsim.network import SiameseSimilarity
 
 SIZE = 32
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
@@ -102,3 +105,79 @@ def test_training_command_line_errors(tmp_path):
         r = cli(*args)
         assert r.returncode == 2 and 'Traceback' not in r.stderr, (args, r.stderr)
     assert 'unknown parameter' in cli('--run-dir', str(tmp_path), '-p', 'epochs=3').stderr
+
+
+ENCODE_CHILD = '''
+import os, sys, warnings
+import torch.distributed as dist
+from artsim import siamese as S
+warnings.simplefilter('ignore')   # the random-init encoder warns by design
+chunks, encode = [], S.encode_images
+def counted(body, images, *args, **kw):
+    chunks.append(len(images))
+    return encode(body, images, *args, **kw)
+S.encode_images = counted   # `siamese_data` encodes each chunk it reads, features and augmented copies, in one call
+S.main(sys.argv[1:])
+group = f'on {dist.get_backend()}' if dist.is_initialized() else 'no process group'
+print(f"rank {os.environ.get('RANK', 0)} of {os.environ.get('WORLD_SIZE', 1)}, {group}: chunks {chunks}", flush=True)
+if dist.is_initialized(): dist.destroy_process_group()
+'''
+
+# the tiny preset on the random-init encoder, in batches of 2: chunks of ENCODE_CHUNK * 2 = 64 images, so that every
+# split and the augmented copies make more than one chunk (train 24 + 192 images, test 8 + 64, 3 x 24 copies)
+ENCODE_ARGS = ('--preset', 'tiny', '-p', 'encoder_weights=random', '-p', 'encode_batch_size=2',
+               '-p', 'augmented_copies=3')
+
+
+def child_env():
+    return {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", 'OMP_NUM_THREADS': '1',
+            'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false', 'TQDM_DISABLE': '1'}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def encode_run(script, run, nproc):
+    launch = ([] if nproc == 1 else ['-m', 'torch.distributed.run', '--nproc_per_node', str(nproc),
+                                     '--master_addr', '127.0.0.1', '--master_port', str(free_port())])
+    res = subprocess.run([sys.executable, *launch, str(script), '--run-dir', str(run), *ENCODE_ARGS],
+                         env=child_env(), capture_output=True, text=True, timeout=170)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_two_processes_encode_the_bytes_of_one(split_root, tmp_path):
+    "`main` alone and under torchrun (2 processes): the same data file, each process encoding its chunks i % 2."
+    from artsim.siamese import ENCODE_CHUNK, SIAMESE_DATA
+    one, two = (shutil.copytree(split_root, tmp_path / n) for n in ('one', 'two'))
+    script = tmp_path / 'encode.py'
+    script.write_text(ENCODE_CHILD)
+    alone, shared = encode_run(script, one, 1), encode_run(script, two, 2)
+
+    assert (one / SIAMESE_DATA).read_bytes() == (two / SIAMESE_DATA).read_bytes(), 'two processes wrote other bytes'
+    a, b = (pd.read_parquet(r / 'siamese/images.parquet') for r in (one, two))
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(p.name for p in (two / 'siamese').iterdir()) == ['data.safetensors', 'images.parquet']
+    # the chunks of each split and of the augmented copies, i to the process i % 2; rank 0 alone reports what it wrote
+    copies = 3 * int(((a.split == 'train') & (a.role == 'painting')).sum())
+    chunk, n = ENCODE_CHUNK * 2, [*a.groupby('split', sort=False).size(), copies]
+    sizes = [[min(chunk, k - i) for i in range(0, k, chunk)] for k in n]
+    assert n == [216, 72, 72] and all(len(s) > 1 for s in sizes)
+    assert f'rank 0 of 1, no process group: chunks {sum(sizes, [])}' in alone
+    for r in (0, 1): assert f'rank {r} of 2, on gloo: chunks {sum((s[r::2] for s in sizes), [])}' in shared, shared
+    assert alone.count('train: 216 images, test: 72 images; wrote') == shared.count('train: 216 images') == 1
+
+
+def test_siamese_command_line_errors(tmp_path):
+    "A run without chapters 00-04 fails in one line (exit 1); a preset that does not exist is a usage error (exit 2)."
+    def cli(*args):
+        return subprocess.run([sys.executable, '-m', 'artsim.siamese', *args], env=child_env(), capture_output=True,
+                              text=True, timeout=120)
+    r = cli('--run-dir', str(tmp_path / 'nowhere'), '--preset', 'tiny')
+    assert r.returncode == 1 and r.stderr.strip().count('\n') == 0 and 'Traceback' not in r.stderr, r.stderr
+    assert 'data/manifest.parquet does not exist' in r.stderr
+    r = cli('--run-dir', str(tmp_path), '--preset', 'nope')
+    assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and 'Traceback' not in r.stderr, r.stderr
