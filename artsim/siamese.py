@@ -616,6 +616,8 @@ def main(argv:list|None=None):
                              recorded=lambda run, preset: run.params('siamese', preset))
     try:
         check_params(p)
+        for f in ('data/manifest.parquet', 'generated/pairs.parquet', 'features/versions.json',
+                  'similarity/calibration.json'): run.require(f) # before anything is written there
         if int(os.environ.get('RANK', '0')) == 0: record_params(run, p)
         data = stage(run, p)
     except (FileNotFoundError, KeyError, ValueError) as e:
