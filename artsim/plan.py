@@ -167,13 +167,15 @@ def training_plan(tables:dict, # `split_tables_of`
     dense = len(train.gallery) * len(train.queries) <= int(tr.teacher_dense_cells)
     truth, trainings = train.queries.truth.to_numpy(), len(seeds) + len(rows) * len(ablation_seeds)
     per_epoch = epoch_teacher_cells(truth, len(train.gallery), r.paintings_per_batch, r.gallery_extra)
-    # a small training split's whole matrix, once; else every batch's values, each time it is drawn
-    cells = (len(train.gallery) * len(train.queries) if dense else trainings * r.epochs * per_epoch)
+    # a small training split's whole matrix, once; else each seed's batches once (its `TeacherTape` serves the
+    # ablation's rows)
+    cells = len(train.gallery) * len(train.queries) if dense else len(seeds) * r.epochs * per_epoch
     pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
     return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca, pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
                 head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
                 teacher_cells=cells + len(held.gallery) * len(held.queries),
+                tape_bytes=0 if dense else len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch)),
                 valid_variants=len(held.queries), valid_paintings=len(held.gallery),
                 architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
                                   sketch_dim=r.sketch_dim, knots=r.knots))

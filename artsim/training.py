@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_training.ipynb #649d69d4
 from __future__ import annotations
-import math, sys, time
+import hashlib, math, os, shutil, sys, tempfile, time
+from pathlib import Path
 from dataclasses import asdict, dataclass, fields, replace
 import numpy as np, pandas as pd, torch
 from torch.nn import functional as F
@@ -17,9 +18,10 @@ from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'epoch_batches',
-           'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'train_head', 'weights_equal',
-           'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs', 'ablation_table',
-           'one_pair', 'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
+           'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape', 'train_head',
+           'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs',
+           'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'card_siamese_params', 'stage',
+           'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def batch_loss(head:SiameseHead, r:TrainingRecipe, d:SplitData, # the head, the 
                variants:np.ndarray, gallery:np.ndarray, # the batch: variant rows, gallery rows (`painting_batches`)
                order_pairs:np.ndarray|None=None, # `strength_pairs` of the split's variants
                X_aug:torch.Tensor|None=None, # `head.inputs(d.augmented)`
+               T:np.ndarray|None=None, # the batch's teacher values (a `TeacherTape`'s); None: `d.teacher.block`
               ) -> tuple: # (the weighted loss, {term: its value})
     "The recipe's loss on one batch: MSE against the teacher, InfoNCE on origin and on augmented copies, and the rest."
     Z = head.embed_inputs(X[np.concatenate([gallery, d.n_paintings + variants])]) # one pass: paintings and variants
@@ -122,7 +125,7 @@ def batch_loss(head:SiameseHead, r:TrainingRecipe, d:SplitData, # the head, the 
     pos = torch.as_tensor(where.get_indexer(d.truth[variants]))
     own = torch.zeros_like(C, dtype=torch.bool)
     own[torch.arange(len(variants)), pos] = True
-    T = torch.as_tensor(d.teacher.block(variants, gallery), dtype=torch.float32)
+    T = torch.as_tensor(d.teacher.block(variants, gallery) if T is None else T, dtype=torch.float32)
     terms = {}
     if r.mse:
         e2 = (head.score_map(C) - T) ** 2
@@ -149,10 +152,37 @@ def head_scores(head:SiameseHead, d:SplitData) -> np.ndarray: # (variants, paint
     "The head's score of every (variant, painting) pair of a split, from the stored features."
     with torch.inference_mode(): return head.scores(head.embed(d.variants), head.embed(d.paintings)).double().numpy()
 
+# %% ../nbs/06_training.ipynb #497a9cb2
+class TeacherTape:
+    "One schedule's teacher values, batch by batch: computed and written the first time, read back after (float32)."
+    def __init__(self, teacher, # the training split's `Teacher`
+                 path): # the tape's file: read where it exists, else written
+        self.teacher, self.path = teacher, Path(path)
+        self.reading, self.partial = self.path.exists(), self.path.with_name(self.path.name + '.partial')
+        self.file = open(self.path if self.reading else self.partial, 'rb' if self.reading else 'wb')
+    def __call__(self, variants:np.ndarray, gallery:np.ndarray, # a batch: variant rows, gallery rows
+                ) -> np.ndarray: # float32 (len(variants), len(gallery))
+        key = hashlib.blake2b(np.asarray(variants, np.int64).tobytes() + np.asarray(gallery, np.int64).tobytes(),
+                              digest_size=8).digest()
+        shape = (len(variants), len(gallery))
+        if self.reading:
+            if self.file.read(8) != key: raise ValueError(f'{self.path} holds another schedule of batches')
+            return np.fromfile(self.file, np.float32, shape[0] * shape[1]).reshape(shape)
+        T = self.teacher.values(variants, gallery).astype(np.float32)
+        self.file.write(key); T.tofile(self.file)
+        return T
+    def close(self, finished:bool=True):
+        "Close it; a tape written to the end is kept for the next training, an unfinished one removed."
+        self.file.close()
+        if self.reading: return
+        if finished: os.replace(self.partial, self.path)
+        else: self.partial.unlink(missing_ok=True)
+
 # %% ../nbs/06_training.ipynb #bc960e59
 def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
                fitted:tuple, # `fit_inputs` of the training features
                seed:int=0, # the head's initial weights and sketch, the batches
+               tapes=None, # a folder for `TeacherTape`s where the split computes each batch's values; None: none
               ) -> tuple: # (the trained head, in eval mode; every epoch's mean loss and terms over its batches)
     "Train a head on the stored features of the training split, from one seed."
     head = build_head(fitted, r.embed_dim, r.sketch_dim, r.knots, seed)
@@ -161,7 +191,10 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
     opt = torch.optim.AdamW(head.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, r.lr, total_steps=max(1, steps), pct_start=r.warmup)
     order_pairs = strength_pairs(d.table.queries) if r.order else None
-    history = []
+    history, tape = [], None
+    if tapes is not None and not d.teacher.dense:
+        key = f'seed{seed}-k{r.paintings_per_batch}-x{r.gallery_extra}-e{r.epochs}.f32'
+        tape = TeacherTape(d.teacher, Path(tapes) / key)
     with single_thread():
         with torch.no_grad(): # the fixed part, once
             X = head.inputs(d.features)
@@ -171,10 +204,13 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
             seen = []
             batches = painting_batches(d.truth, d.n_paintings, r.paintings_per_batch, r.gallery_extra, rng)
             for variants, gallery in batches:
-                loss, terms = batch_loss(head, r, d, X, variants, gallery, order_pairs, X_aug)
+                try: T = tape(variants, gallery) if tape else None
+                except BaseException: tape.close(finished=False); raise
+                loss, terms = batch_loss(head, r, d, X, variants, gallery, order_pairs, X_aug, T)
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); schedule.step()
                 seen.append(dict(loss=float(loss.detach()), **terms))
             history.append(dict(epoch=epoch + 1, **pd.DataFrame(seen).mean().to_dict()))
+    if tape: tape.close()
     return head.eval(), pd.DataFrame(history)
 
 # %% ../nbs/06_training.ipynb #5b2e0009
@@ -208,12 +244,13 @@ CRITERIA = ('strength', 'auc', 'recall@1', 'mse', 'fidelity_spearman', 'fidelity
 # %% ../nbs/06_training.ipynb #5b2e0014
 def train_seeds(r:TrainingRecipe, train:SplitData, held:SplitData, # the recipe, the training split, the split judged on
                 seeds:list, fitted:tuple|None=None, # `fit_inputs` (None: fitted here)
+                tapes=None, # `train_head`'s
                ) -> tuple: # ({seed: head}, {seed: history}, {seed: `split_criteria` on `held`}, seconds per seed)
     "Train the recipe from each seed and judge each head on `held`."
     fitted = fitted or fit_inputs(train.features, r.pca_dim, r.pca_fit_images, seeds[0])
     heads, histories, criteria, t0 = {}, {}, {}, time.perf_counter()
     for s in seeds:
-        heads[s], histories[s] = train_head(r, train, fitted, s)
+        heads[s], histories[s] = train_head(r, train, fitted, s, tapes)
         criteria[s] = split_criteria(head_scores(heads[s], held), held)
     return heads, histories, criteria, (time.perf_counter() - t0) / max(1, len(seeds))
 
@@ -231,7 +268,7 @@ def seed_summary(criteria:dict, # seed -> {criterion: value}
 def run_ablation(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list,
                  rows:dict|None=None, # name -> fields of `r` to change; None: `ABLATIONS`
                  fitted:tuple|None=None, # `fit_inputs` of `r` (refitted for a row that changes pca_dim)
-                 progress:bool=False) -> dict: # name -> dict(changes, seeds, summary, seconds)
+                 progress:bool=False, tapes=None) -> dict: # name -> dict(changes, seeds, summary, seconds)
     "Each row's recipe trained from `seeds` and judged on `held`."
     out, cache = {}, {(r.pca_dim, r.pca_fit_images): fitted} if fitted else {}
     items = list((ABLATIONS if rows is None else rows).items())
@@ -242,7 +279,7 @@ def run_ablation(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list,
         rr = replace(r, **change)
         key = (rr.pca_dim, rr.pca_fit_images)
         if key not in cache: cache[key] = fit_inputs(train.features, rr.pca_dim, rr.pca_fit_images, seeds[0])
-        _, _, criteria, seconds = train_seeds(rr, train, held, seeds, cache[key])
+        _, _, criteria, seconds = train_seeds(rr, train, held, seeds, cache[key], tapes)
         out[name] = dict(changes=change, seeds=seeds, criteria=criteria, summary=seed_summary(criteria),
                          seconds=seconds)
     return out
@@ -356,10 +393,12 @@ def stage(run:Run, p) -> AttrDict:
     train, held = data['train'], data[made['validate_on']]
     r, seeds = training_recipe(p), training_seeds(p.seed, p.seeds)
     fitted = fit_inputs(train.features, r.pca_dim, r.pca_fit_images, p.seed)
-    heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted)
-    untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
+    for old in run.path.glob('.teacher-tapes-*'): shutil.rmtree(old, ignore_errors=True) # a stopped stage's
     rows, ablation_seeds = ablation_runs(p, seeds)
-    ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted)
+    with tempfile.TemporaryDirectory(dir=run.path, prefix='.teacher-tapes-') as tapes: # the recipe's, then the rows'
+        heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted, tapes)
+        untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
+        ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted, tapes=tapes)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria), teacher=split_criteria(held.teacher.matrix(), held),
                    untrained=untrained, ablation=ablation, seconds_per_seed=round(seconds, 2),
