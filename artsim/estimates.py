@@ -125,7 +125,8 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None,
                                           f"{encoded:,} images x {c5['feature_dim']:,} features, "
                                           f"{c5['encoded_images']:,} x {described:,} descriptor values")
     if c6.get('tape_bytes'):
-        out['teacher tapes (06, temporary)'] = (float(c6['tape_bytes']), f"{seeds} seeds' batches, float32, removed after")
+        out['teacher tapes (06, temporary)'] = (float(c6['tape_bytes']),
+                                                f"{seeds} seeds' batches, float32, removed after")
     out['models (models/)'] = (float(c4['model_bytes'] + c6['model_bytes'] + (seeds - 1) * c6['seed_head_bytes']),
                                f'genre classifier, Siamese network and {seeds - 1} more seeds\' heads, float32')
     b = disk.get('run_other_bytes')

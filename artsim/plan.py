@@ -143,7 +143,8 @@ def siamese_plan(tables:dict, # split -> `SplitTable`: chapter 05's `split_table
     used = list(encoded_splits(sp.validate_on))
     images = {s: splits[s]['paintings'] + splits[s]['variants'] for s in used}   # a `SplitData`'s features
     # the chapter's summaries: a dense split's whole matrix, else `teacher_rows`; the validation split's whole matrix
-    shown = lambda s: splits[s]['cells'] if splits[s]['dense'] else min(2048, splits[s]['variants']) * splits[s]['paintings']
+    shown = lambda s: (splits[s]['cells'] if splits[s]['dense']
+                       else min(2048, splits[s]['variants']) * splits[s]['paintings'])
     held = used[-1]
     return dict(splits=splits, validate_on=sp.validate_on, encoded_splits=used, encoded_images=sum(images.values()),
                 largest_split_images=max(images.values()), largest_gallery=max(splits[s]['paintings'] for s in used),
@@ -171,11 +172,13 @@ def training_plan(tables:dict, # `split_tables_of`
     # ablation's rows)
     cells = len(train.gallery) * len(train.queries) if dense else len(seeds) * r.epochs * per_epoch
     pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
-    return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca, pca_fit_images=r.pca_fit_images,
+    return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
+                pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
                 head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
                 teacher_cells=cells + len(held.gallery) * len(held.queries),
-                tape_bytes=0 if dense else len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch)),
+                tape_bytes=(0 if dense else
+                            len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch))),
                 valid_variants=len(held.queries), valid_paintings=len(held.gallery),
                 architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
                                   sketch_dim=r.sketch_dim, knots=r.knots))

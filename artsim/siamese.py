@@ -175,7 +175,7 @@ def matrix(self:Teacher) -> np.ndarray: # (variants, paintings) float64
 @patch
 def block(self:Teacher, rows, cols, # variant rows and painting rows: a training batch
          ) -> np.ndarray: # (len(rows), len(cols)) float64
-    "The values of rows x cols: read from the whole matrix where the split is small (`dense`) or it was made, else computed."
+    "The values of rows x cols: read from the whole matrix where the split is small or it was made, else computed."
     return self.matrix()[np.ix_(rows, cols)] if self.dense or self._matrix is not None else self.values(rows, cols)
 
 # %% ../nbs/05_siamese.ipynb #5a1e0019b
@@ -192,7 +192,7 @@ def augmented_stream(images_at, # positions of paintings -> their uint8 (k, 3, S
                      seed:int=0,
                      chunk:int|None=None, # copies made at a time (None: all)
                     ): # yields (start, uint8 images): copies start, start + 1, ... of the sequence below
-    "Generic augmented copies (every painting's first copy, then the second, ...), a chunk at a time: one seeded stream."
+    "Generic augmented copies (each painting's first copy, then the second, ...), a chunk at a time: one seeded stream."
     from torchvision.transforms import v2
     tf = v2.Compose([v2.RandomResizedCrop(side, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
                      v2.ColorJitter(0.3, 0.3, 0.3, 0.05), v2.RandomApply([v2.GaussianBlur(5, (0.1, 1.5))], p=0.3)])
@@ -380,7 +380,7 @@ def descriptor_length(run:Run, family:str) -> int:
 # %% ../nbs/05_siamese.ipynb #4a681709
 def copy_descriptors(run:Run, tables:dict, # split -> `SplitTable`
                      file:TensorFile, rows:int=65536): # the data file being written; store rows read at a time
-    "Copy every image's descriptor vectors from the run's feature store into the data file, `rows` store rows at a time."
+    "Copy every image's descriptor vectors from the run's feature store into the data file, `rows` rows at a time."
     import pyarrow.compute as pc, pyarrow.parquet as pq
     from artsim.descriptors import FeatureStore
     versions, images = run.read_json('features/versions.json'), run.read_parquet('features/images.parquet')
@@ -405,7 +405,8 @@ def copy_descriptors(run:Run, tables:dict, # split -> `SplitTable`
                     for s, r in goes.get(h, ()): file[f'{s}.described.{f}'][r] = X[k]
                     found.add(h)
         if missing := set(goes) - found:
-            raise KeyError(f'{len(missing)} images have no {f} descriptors in {run.path}: run chapter 02_descriptors again')
+            raise KeyError(f'{len(missing)} images have no {f} descriptors in {run.path}: '
+                           'run chapter 02_descriptors again')
 
 # %% ../nbs/05_siamese.ipynb #0613a94e
 def _data_meta(p, info:dict) -> dict:
@@ -431,7 +432,8 @@ def siamese_data(run:Run, p, # the stage parameters
     teacher = dict(calibration=run.read_json('similarity/calibration.json'), weights=run.params('similarity').weights,
                    versions={f: versions[f] for f in families})
     meta = dict(artsim=FORMAT, **{k: json.dumps(v) for k, v in (_data_meta(p, info) | dict(teacher=teacher)).items()})
-    specs, chunk = data_specs(tables, feature_dim(p.pooling), families, p.augmented_copies), ENCODE_CHUNK * p.encode_batch_size
+    specs = data_specs(tables, feature_dim(p.pooling), families, p.augmented_copies)
+    chunk = ENCODE_CHUNK * p.encode_batch_size
     file = TensorFile(run.resolve(SIAMESE_DATA), specs, meta, create=share.rank == 0)
     share.wait() # the file exists, its layout fixed: every process writes its share into it
     for s, t in tables.items():
@@ -568,7 +570,8 @@ def split_criteria(S:np.ndarray, # (variants, paintings) scores
     own_scores = q[['painting', 'prompt_id', 'strength']].rename(columns=dict(painting='original_id')).assign(s=S[own])
     return {'strength': float(strength_trend(own_scores, ['s'])['s'].mean()), 'auc': roc_auc(S, own),
             'recall@1': float(recall_at_k(S, truth, 1).mean()), 'mse': float(((S - T) ** 2).mean()),
-            'fidelity_spearman': spearman(S.ravel(), T.ravel()), 'fidelity_top1': float((S.argmax(1) == T.argmax(1)).mean())}
+            'fidelity_spearman': spearman(S.ravel(), T.ravel()),
+            'fidelity_top1': float((S.argmax(1) == T.argmax(1)).mean())}
 
 # %% ../nbs/05_siamese.ipynb #5a1e0044
 def standardiser(features:torch.Tensor, # (n, D) training features
@@ -584,7 +587,8 @@ def cosine_matrix(A:torch.Tensor, B:torch.Tensor, # (N, D) and (M, D) features
     "Cosine of the standardised features: the untrained measure of a layout."
     unit = lambda x: F.normalize((x - mean) / std, dim=1)
     b = unit(B)
-    return torch.cat([unit(A[i:i + chunk]) @ b.T for i in range(0, len(A), chunk)] or [A[:0, :0] @ b.T]).double().numpy()
+    rows = [unit(A[i:i + chunk]) @ b.T for i in range(0, len(A), chunk)] or [A[:0, :0] @ b.T]
+    return torch.cat(rows).double().numpy()
 
 # %% ../nbs/05_siamese.ipynb #5a1e0046
 def layout_comparison(train:SplitData, # the training features (for the standardisation)
@@ -611,7 +615,8 @@ def main(argv:list|None=None):
     from artsim.commands import stage_arguments
     from artsim.runs import record_params
     run, p = stage_arguments('python -m artsim.siamese', 'siamese',
-                             "Encode a run's training and validation images for the Siamese network (chapter 05's stage).",
+                             "Encode a run's training and validation images for the Siamese network (chapter 05's "
+                             "stage).",
                              "the run directory (chapters 00-04 done)", argv,
                              recorded=lambda run, preset: run.params('siamese', preset))
     try:
@@ -623,6 +628,7 @@ def main(argv:list|None=None):
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f'python -m artsim.siamese: {e}', file=sys.stderr); sys.exit(1)
     if int(os.environ.get('RANK', '0')) == 0:
-        print(', '.join(f'{s}: {len(d.features)} images' for s, d in data.items()) + f'; wrote {run.resolve(SIAMESE_DATA)}')
+        said = ', '.join(f'{s}: {len(d.features)} images' for s, d in data.items())
+        print(f'{said}; wrote {run.resolve(SIAMESE_DATA)}')
 
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'artsim.siamese': main() # python -m

@@ -365,7 +365,8 @@ def check_params(p):
     if int(p.paintings_per_batch) < 1 or int(p.frozen_epochs) < 0:
         raise ValueError('paintings_per_batch must be >= 1 and frozen_epochs >= 0')
     if min(float(p.temperature), float(p.listwise_temperature)) <= 0: raise ValueError('temperatures must be positive')
-    if int(p.teacher_dense_cells) < 0: raise ValueError(f'teacher_dense_cells must be >= 0, got {p.teacher_dense_cells}')
+    if int(p.teacher_dense_cells) < 0:
+        raise ValueError(f'teacher_dense_cells must be >= 0, got {p.teacher_dense_cells}')
 
 # %% ../nbs/06_training.ipynb #b128cac5
 # chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
@@ -400,7 +401,8 @@ def stage(run:Run, p) -> AttrDict:
         untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
         ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted, tapes=tapes)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
-                   criteria=criteria, summary=seed_summary(criteria), teacher=split_criteria(held.teacher.matrix(), held),
+                   criteria=criteria, summary=seed_summary(criteria),
+                   teacher=split_criteria(held.teacher.matrix(), held),
                    untrained=untrained, ablation=ablation, seconds_per_seed=round(seconds, 2),
                    teacher_cells=train.teacher.computed + held.teacher.computed)
     results |= dict(one_pair=one_pair(held.table.queries),
