@@ -1,15 +1,14 @@
 """Chapter 02_descriptors under `torchrun`: two CPU processes (gloo) share the hand-made images and the semantic
 batches of a tiny run and write the same bytes as one process. The child script and the launch follow
-`tests/test_generation.py::test_two_processes_share_the_work_under_torchrun` (`child_env`, `free_port`)."""
-import json, os, shutil, socket, subprocess, sys
-from pathlib import Path
+`tests/test_generation.py::test_two_processes_share_the_work_under_torchrun` (`tests/launch.py`)."""
+import json, shutil
 
 import pandas as pd
 
 from demo_pairs import make_run
+from launch import launch
 from artsim.families import FAMILIES
 
-ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = '''
 import json, sys, warnings
@@ -30,24 +29,8 @@ PARAMS = dict(size=32, families=None, semantic_weights='random', semantic_size=3
               chunk_size=4, seed=42, device='cpu')
 
 
-def child_env():
-    return {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", 'OMP_NUM_THREADS': '1',
-            'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false', 'TQDM_DISABLE': '1'}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def describe(script, run, nproc):
-    launch = ([] if nproc == 1 else ['-m', 'torch.distributed.run', '--nproc_per_node', str(nproc),
-                                     '--master_addr', '127.0.0.1', '--master_port', str(free_port())])
-    res = subprocess.run([sys.executable, *launch, str(script), str(run), json.dumps(PARAMS)],
-                         env=child_env(), capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res.stdout
+    return launch(script, [run, json.dumps(PARAMS)], nproc, timeout=120)
 
 
 def test_two_processes_write_the_bytes_of_one(tmp_path):

@@ -4,16 +4,15 @@ of the earlier architecture in one line, and `python -m artsim.training` reports
 checks (identity, symmetry, range, matrix, round trip, refusals) are cells of nbs/pipeline/network.ipynb; the splits and
 the teacher are cells of 05; the seeds' heads and the seed the stage trains with are cells of 06. Chapter 05 under
 `torchrun` (two CPU processes, gloo) writes the bytes of one process, launched as in tests/test_descriptors_shard.py."""
-import json, os, shutil, socket, subprocess, sys, warnings
-from pathlib import Path
+import json, shutil, subprocess, sys, warnings
 import pandas as pd, pytest, torch
 from demo_pairs import stage_p
+from launch import child_env, launch
 from artsim.runs import Run, record_params
 from artsim.modelfile import SIAMESE_KIND, load_model
 from artsim.network import SiameseSimilarity
 
 SIZE = 32
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
@@ -129,24 +128,8 @@ ENCODE_ARGS = ('--preset', 'tiny', '-p', 'encoder_weights=random', '-p', 'encode
                '-p', 'augmented_copies=3')
 
 
-def child_env():
-    return {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", 'OMP_NUM_THREADS': '1',
-            'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false', 'TQDM_DISABLE': '1'}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def encode_run(script, run, nproc):
-    launch = ([] if nproc == 1 else ['-m', 'torch.distributed.run', '--nproc_per_node', str(nproc),
-                                     '--master_addr', '127.0.0.1', '--master_port', str(free_port())])
-    res = subprocess.run([sys.executable, *launch, str(script), '--run-dir', str(run), *ENCODE_ARGS],
-                         env=child_env(), capture_output=True, text=True, timeout=170)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res.stdout
+    return launch(script, ['--run-dir', run, *ENCODE_ARGS], nproc)
 
 
 def test_two_processes_encode_the_bytes_of_one(split_root, tmp_path):
