@@ -429,7 +429,9 @@ def siamese_data(run:Run, p, # the stage parameters
     families = {f: descriptor_length(run, f) for f in FAMILIES if f in versions}
     body = resnet50_body(p.encoder_weights, run, p.seed).eval().to(share.device)
     encode = lambda x: encode_images(body, x, p.pooling, info['normalisation'], p.encode_batch_size, share.device)
-    teacher = dict(calibration=run.read_json('similarity/calibration.json'), weights=run.params('similarity').weights,
+    # chapter 03's calibration as the teacher computes with it (where it was made, a run's folder, left out)
+    calibration = {k: v for k, v in run.read_json('similarity/calibration.json').items() if k != 'source'}
+    teacher = dict(calibration=calibration, weights=run.params('similarity').weights,
                    versions={f: versions[f] for f in families})
     meta = dict(artsim=FORMAT, **{k: json.dumps(v) for k, v in (_data_meta(p, info) | dict(teacher=teacher)).items()})
     specs = data_specs(tables, feature_dim(p.pooling), families, p.augmented_copies)

@@ -162,12 +162,14 @@ def test_the_plan_counts_with_the_chapters_functions(tiny_run):
     tables = split_tables(run)
     for validate_on in ('valid', 'test'):
         sp = AttrDict(stage_params('siamese', dict(preset='tiny', run_dir=run.path)) | dict(validate_on=validate_on))
-        mine = siamese_plan(tables, sp)
+        tr0 = AttrDict(stage_params('training', dict(preset='tiny', run_dir=run.path)))
+        mine = siamese_plan(tables, sp, tr0.teacher_dense_cells)
         for s in ('train', 'valid', 'test'):
             t = tables[s]
             assert mine['splits'][s] == dict(paintings=len(t.gallery), variants=len(t.queries),
                                              variant_paintings=t.queries.painting.nunique(),
-                                             cells=len(t.gallery) * len(t.queries)), (validate_on, s)
+                                             cells=len(t.gallery) * len(t.queries),
+                                             dense=len(t.gallery) * len(t.queries) <= tr0.teacher_dense_cells), (validate_on, s)
         used = [tables[s] for s in dict.fromkeys(('train', validate_on))]
         assert mine['encoded_images'] == sum(len(t.gallery) + len(t.queries) for t in used)
         assert mine['augmented'] == sp.augmented_copies * len(tables['train'].gallery)
@@ -184,6 +186,16 @@ def test_the_plan_counts_with_the_chapters_functions(tiny_run):
         one_row = AttrDict(tr | dict(seeds=3, ablation=['without the MSE term'], ablation_seeds=2))
         one_row = training_plan(tables, one_row, sp)
         assert (one_row['ablation_rows'], one_row['head_trainings']) == (1, 3 + 1 * 2)
+        # a training split too large to keep whole: each seed's batches once, for every seed's schedule
+        big = training_plan(tables, AttrDict(tr | dict(teacher_dense_cells=0)), sp)
+        truth = train.queries.truth.to_numpy()
+        per_epoch = sum(len(v) * len(g) for v, g in painting_batches(truth, len(train.gallery), tr.paintings_per_batch,
+                                                                      tr.gallery_extra))
+        held = tables[validate_on]
+        assert not big['teacher_dense'] and big['teacher_cells'] == (
+            big['seeds'] * tr.frozen_epochs * per_epoch + len(held.gallery) * len(held.queries))
+        assert big['tape_bytes'] == big['seeds'] * tr.frozen_epochs * (4 * per_epoch + 8 * len(list(
+            painting_batches(truth, len(train.gallery), tr.paintings_per_batch, tr.gallery_extra))))
         small_pca = training_plan(tables, AttrDict(tr | dict(pca_dim=100, pca_fit_images=5)), sp)
         assert small_pca['pca_dim'] == 4 == small_pca['architecture']['pca_dim']   # one fewer than the rows fitted
     for bound in (None, 1, 2, 3, 100):
@@ -205,7 +217,9 @@ def test_times_come_from_recorded_rates_and_are_never_invented(tiny_run, tmp_pat
     w = plan.work['03_similarity']['pairs']
     assert t['chapters']['03_similarity'][0] == pytest.approx(1.0 + 0.5 * w)
     assert t['chapters']['05_siamese'][0] == pytest.approx(1.0 + 0.5 * sum(plan.work['05_siamese'].values()))
-    assert t['chapters']['06_training'][0] == 1.0   # the head's training: the chapter's fixed cost
+    # the head's training: the chapter's fixed cost; the teacher's values it computes
+    assert t['chapters']['06_training'][0] == pytest.approx(1.0 + 0.5 * plan.work['06_training']['descriptor_cells'])
+    assert plan.work['06_training']['descriptor_cells'] == plan.counts['06_training']['teacher_cells'] > 0
     # a CUDA device with no rates recorded for it: the GPU chapters are not measured, and say why
     gpu = estimate_time(plan, 'cuda', rates=rates)
     assert gpu['chapters']['04_finetune'][0] is None and 'CUDA' in gpu['chapters']['04_finetune'][1]
