@@ -1,7 +1,7 @@
 """Cost as the work grows: the CPU stages at three sizes, time and peak memory per stage, and each one's growth exponent.
 
     python benchmarks/bench_scale.py [--sizes 1000 4000 16000] [--all-test-up-to 4000] [--keep DIR]
-    python benchmarks/bench_scale.py --stages siamese training --sizes 128 256 512 [--keep DIR]
+    python benchmarks/bench_scale.py --stages siamese training --sizes 160 320 640 [--keep DIR]
 
 Each size is a run of the demo source with more paintings per genre (eight genres): chapter 00 (the paintings),
 01 (the classical stand-in: one painting in ten gets the demo's 4 prompts x 3 strengths, so the variants grow with
@@ -23,7 +23,8 @@ as a table, with a projection to the full preset's sizes, and written to benchma
 `python -m artsim.siamese --run-dir D --preset demo -p encoder_weights=random`, and `training`, chapter 06 as
 `python -m artsim.training --run-dir D --preset demo -p seeds=1 -p ablation=[] -p frozen_epochs=3
 -p teacher_dense_cells=0`: one seed, no ablation, three epochs, and the teacher's values computed per batch from the
-stored descriptors at every size (the streaming path a large collection takes). A run's chapters 00-03 are run first
+stored descriptors at every size (the streaming path a large collection takes); sizes that are multiples of 80
+keep the variants in proportion (one painting in ten per genre). A run's chapters 00-03 are run first
 where its directory does not hold them yet (with --keep, a second call measures 05/06 on the runs the first built).
 Chapter 04 (the genre fine-tune) is skipped: 05 encodes with random weights (`encoder_weights=random`), which give
 the same shapes, memory and time per image as the genre model; 04 itself would add minutes per size (its planned
@@ -33,10 +34,14 @@ polled every 20 ms in /proc/<pid>/status for two peaks: VmHWM, the resident set'
 RssAnon, the anonymous memory alone. 06 reads 05's features memory-mapped: those pages are file-backed page cache,
 counted by VmHWM but clean, which the kernel drops under pressure, so RssAnon is the memory a run really needs. The
 time of a command includes its start (imports, the restart), measured once by running it on an empty run directory;
-the growth exponents are fitted to the time, the time less that start, the anonymous peak and the disk of siamese/
+the growth exponents are fitted to the time, the time less that start, the CPU time (user + system, from wait4:
+steadier than the wall clock on a shared machine) less that start's, the anonymous peak and the disk of siamese/
 against the paintings. Each size's plan (`artsim.plan.plan_run`, `artsim.estimates.estimate_memory` for the same
-overrides) is printed beside the measured peaks, with the ratio measured/plan. These results go to
-benchmarks/results/scale_siamese.json; the other stages' results in scale.json are merged with what it holds.
+overrides) is printed beside the measured peaks, with the ratio measured/plan. The plan adds its terms to the
+resident size of a process that loaded PyTorch (rates.json's torch_process_bytes), libraries' file-backed pages
+included; the last column puts the start-alone process' anonymous peak in its place, the plan's anonymous memory.
+These results go to benchmarks/results/scale_siamese.json; the other stages' results in scale.json are merged with
+what it holds.
 """
 import argparse, glob, json, os, resource, shutil, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
@@ -217,7 +222,8 @@ def watched(cmd, env=None, every=0.02) -> dict:
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)   # reaped by wait4: Popen must not wait again
         out.seek(0); err.seek(0)
-        return dict(seconds=seconds, returncode=proc.returncode, stdout=out.read()[-2000:], stderr=err.read()[-4000:],
+        return dict(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,   # wait4: the process' own CPU time
+                    returncode=proc.returncode, stdout=out.read()[-2000:], stderr=err.read()[-4000:],
                     pid=pid, vmhwm=peak['VmHWM'], anon_peak=peak['RssAnon'], file_peak=peak['RssFile'],
                     rss_peak=peak['VmRSS'], ru_maxrss=usage.ru_maxrss * 1024, tree_anon_peak=tree_anon,
                     children={str(c): k for c, k in kids.items()},
@@ -323,7 +329,7 @@ def main():
         for s in new:   # each command's fixed cost, once
             r = sres['startup'][s] = startup(s, root)
             print(f"{'start':>6}            {LABELS[s]:<40} {r['seconds']:8.1f} s  "
-                  f"anon {r['anon_peak'] / 2**20:6.0f} MB  VmHWM {r['vmhwm'] / 2**20:6.0f} MB  "
+                  f"anon {r['anon_peak'] / 2**20:6.0f} MiB  VmHWM {r['vmhwm'] / 2**20:6.0f} MiB  "
                   f"restarted pinned in place: {r['restarted_in_place']}", flush=True)
         for n in a.sizes:
             run_dir = root / f'n{n}'
@@ -338,8 +344,8 @@ def main():
                 else: continue
                 if s in NEW_STAGES:
                     print(f"{n:>6} paintings  {LABELS[s]:<40} {r['seconds']:8.1f} s  "
-                          f"anon {r['anon_peak'] / 2**20:6.0f} MB  VmHWM {r['vmhwm'] / 2**20:6.0f} MB  "
-                          f"file-backed {r['file_peak'] / 2**20:5.0f} MB  "
+                          f"anon {r['anon_peak'] / 2**20:6.0f} MiB  VmHWM {r['vmhwm'] / 2**20:6.0f} MiB  "
+                          f"file-backed {r['file_peak'] / 2**20:5.0f} MiB  "
                           f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}  {r['items']}", flush=True)
                     continue
                 print(f"{n:>6} paintings  {LABELS[s]:<40} {r['seconds']:8.1f} s  peak {r['peak_rss_mb']:7.0f} MB "
@@ -385,13 +391,17 @@ def summarise_stages(res, keep_others:bool=False):
 
 def summarise_commands(sres):
     "05's and 06's exponents, the plan beside the measured peaks; scale_siamese.json written."
+    from artsim.estimates import load_rates
     MB = 2 ** 20
+    # the plan's base is the resident size of a process that loaded PyTorch, its libraries' file-backed pages with it
+    base = sres['plan_base_bytes'] = load_rates()['devices']['cpu']['memory']['torch_process_bytes']
     for s, by in sres['stages'].items():
         ns = sorted(by)
         if not ns: continue
         by_n, start = [by[n] for n in ns], sres['startup'][s]
-        t = [r['seconds'] for r in by_n]
+        t, cpu = [r['seconds'] for r in by_n], [r['cpu_seconds'] for r in by_n]
         ex = dict(time=slope(ns, t), time_less_start=slope(ns, [max(x - start['seconds'], 1e-3) for x in t]),
+                  cpu_less_start=slope(ns, [max(x - start['cpu_seconds'], 1e-3) for x in cpu]),
                   anon_peak=slope(ns, [r['anon_peak'] for r in by_n]), vmhwm=slope(ns, [r['vmhwm'] for r in by_n]),
                   anon_growth=slope(ns, [max(r['anon_peak'] - start['anon_peak'], MB) for r in by_n]))
         if s == 'siamese': ex['disk'] = slope(ns, [r['disk']['bytes'] for r in by_n])
@@ -401,6 +411,10 @@ def summarise_commands(sres):
             r['plan_bytes'] = plan
             r['anon_over_plan'], r['vmhwm_over_plan'] = r['anon_peak'] / plan, r['vmhwm'] / plan
             r['within_25pct'] = abs(r['anon_over_plan'] - 1) <= 0.25
+            # the same plan on an anonymous base: the start-alone process' anonymous peak in place of that resident size
+            r['plan_anon_base_bytes'] = plan - base + start['anon_peak']
+            r['anon_over_plan_anon_base'] = r['anon_peak'] / r['plan_anon_base_bytes']
+            r['within_25pct_anon_base'] = abs(r['anon_over_plan_anon_base'] - 1) <= 0.25
         sres['stages'][s] = dict(by_size={str(n): by[n] for n in ns}, exponents=ex)
     out = Path(__file__).parent / 'results' / 'scale_siamese.json'
     out.parent.mkdir(exist_ok=True)
@@ -412,14 +426,16 @@ def summarise_commands(sres):
 def print_commands_table(sres):
     "05's and 06's table (markdown): per size, time, peaks, disk, the plan; then the growth exponents."
     MB = 2 ** 20
-    print('\n| stage | paintings | images (05) / teacher values (06) | time s (less start) | anon peak MB | VmHWM MB | '
-          'file-backed peak MB | siamese/ MB (plan) | plan MB | anon / plan | VmHWM / plan |')
-    print('|---|' + '---|' * 10)
+    print('\n| stage | paintings | images (05) / teacher values (06) | time s (less start) | CPU s | anon peak MiB | '
+          'VmHWM MiB | file-backed peak MiB | siamese/ MiB (plan) | plan MiB | anon / plan | VmHWM / plan | '
+          'anon / plan on an anonymous base |')
+    print('|---|' + '---|' * 12)
     for s, r in sres['stages'].items():
         if 'by_size' not in r: continue
         start = sres['startup'][s]
-        print(f"| {LABELS[s]}, start alone | — | — | {start['seconds']:.1f} | {start['anon_peak'] / MB:.0f} | "
-              f"{start['vmhwm'] / MB:.0f} | {start['file_peak'] / MB:.0f} | — | — | — | — |")
+        print(f"| {LABELS[s]}, start alone | — | — | {start['seconds']:.1f} | {start['cpu_seconds']:.1f} | "
+              f"{start['anon_peak'] / MB:.0f} | "
+              f"{start['vmhwm'] / MB:.0f} | {start['file_peak'] / MB:.0f} | — | — | — | — | — |")
         for n, x in r['by_size'].items():
             items = x['items']
             what = (f"{items['images']:,} + {items['augmented']:,} copies" if s == 'siamese'
@@ -427,17 +443,19 @@ def print_commands_table(sres):
             disk = (f"{x['disk']['bytes'] / MB:.1f} ({sres['plan'][n]['siamese_disk'] / MB:.1f})" if s == 'siamese'
                     else '—')
             print(f"| {LABELS[s]} | {int(n):,} | {what} | {x['seconds']:.1f} ({x['seconds'] - start['seconds']:.1f}) | "
+                  f"{x['cpu_seconds']:.1f} | "
                   f"{x['anon_peak'] / MB:.0f} | {x['vmhwm'] / MB:.0f} | {x['file_peak'] / MB:.0f} | {disk} | "
-                  f"{x['plan_bytes'] / MB:.0f} | {x['anon_over_plan']:.2f} | {x['vmhwm_over_plan']:.2f} |")
-    print('\n| stage | exponent: time | time less start | anon peak | anon above start | VmHWM | disk |')
-    print('|---|---|---|---|---|---|---|')
+                  f"{x['plan_bytes'] / MB:.0f} | {x['anon_over_plan']:.2f} | {x['vmhwm_over_plan']:.2f} | "
+                  f"{x['anon_over_plan_anon_base']:.2f} |")
+    print('\n| stage | exponent: time | time less start | CPU time less start | anon peak | anon above start | VmHWM '
+          '| disk |')
+    print('|---|---|---|---|---|---|---|---|')
     for s, r in sres['stages'].items():
         if 'exponents' not in r: continue
         e = r['exponents']
-        print(f"| {LABELS[s]} | {e['time']:.2f} | {e['time_less_start']:.2f} | {e['anon_peak']:.2f} | "
-              f"{e['anon_growth']:.2f} | {e['vmhwm']:.2f} | {e['disk']:.2f} |" if 'disk' in e else
-              f"| {LABELS[s]} | {e['time']:.2f} | {e['time_less_start']:.2f} | {e['anon_peak']:.2f} | "
-              f"{e['anon_growth']:.2f} | {e['vmhwm']:.2f} | — |")
+        disk = f"{e['disk']:.2f}" if 'disk' in e else '—'
+        print(f"| {LABELS[s]} | {e['time']:.2f} | {e['time_less_start']:.2f} | {e['cpu_less_start']:.2f} | "
+              f"{e['anon_peak']:.2f} | {e['anon_growth']:.2f} | {e['vmhwm']:.2f} | {disk} |")
     for n, p in sres['plan'].items():
         sec = ', '.join(f"{k} {v:.0f} s" for k, v in p['seconds'].items() if v is not None)
         print(f"plan at {int(n):,} paintings: {sec} (04 skipped here); teacher per batch: {not p['teacher_dense']}")
