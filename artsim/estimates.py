@@ -163,7 +163,9 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
     width = c6['architecture']['pca_dim'] + c6['architecture']['sketch_dim']
     training = ((train['paintings'] + train['variants'] + c5['augmented'] + held_images) * width * 4   # the inputs
                 + fit * fd * (4 + 8 + 8) + fit * fit * 8   # the PCA: standardised, centred in float64, the Gram matrix
-                + kept(train) + block(train['variants'] if train['dense'] else 0, train['paintings']) + validation)
+                + kept(train) + block(train['variants'] if train['dense'] else 0, train['paintings']) + validation
+                # the network it saves: the weights, `save_model`'s contiguous copies, the bytes and their sorted copy
+                + 4 * c6['model_bytes'])
     q, g = c['07_evaluation']['variants'], c['07_evaluation']['test_paintings']
     measures = 3 + len(c['07_evaluation']['resnet_weights']) + 2 * len(dims) + 2
     act = cpu.get('train_bytes_per_mpx')
