@@ -15,6 +15,12 @@ from test_reproduce import _processes_with
 CHAPTERS = {'02': ('02_descriptors', 'descriptors'), '04': ('04_finetune', 'finetune'), '06': ('06_training', 'training')}
 
 
+# the command as a terminal starts it: Ctrl-C neither blocked nor ignored, whatever this test process's other tests left
+# in its signal mask (a child inherits the mask of the thread that starts it); then the command itself, same pid
+AS_FROM_A_TERMINAL = [sys.executable, '-c', 'import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, '
+                      '{signal.SIGINT}); signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])']
+
+
 def stage_cell(nb:Path) -> tuple:
     "(number, seconds) of the cell of an executed chapter that calls its stage, numbered as papermill's log counts cells."
     cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
@@ -50,7 +56,7 @@ def test_a_stopped_chapter_reruns_to_what_an_uninterrupted_run_wrote(tiny_run, t
     cell, secs = stage_cell(tiny_run.path/'notebooks'/f'{name}.ipynb')
     marker = uuid.uuid4().hex
     cmd = [str(EXE), '--preset', 'tiny', '--run-dir', str(run), '-p', 'n_jobs=2']   # the shared run's own command
-    p = subprocess.Popen(cmd + ['--only', chapter], cwd=ROOT, env=user_env(ARTSIM_TEST_RUN=marker), text=True,
+    p = subprocess.Popen(AS_FROM_A_TERMINAL + cmd + ['--only', chapter], cwd=ROOT, env=user_env(ARTSIM_TEST_RUN=marker), text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     log = run/'logs'/f'{name}.log'
     try:   # wait for the chapter's stage to start; then stop it in the middle of its work
@@ -66,7 +72,9 @@ def test_a_stopped_chapter_reruns_to_what_an_uninterrupted_run_wrote(tiny_run, t
     finally:
         if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
     if sig == signal.SIGINT:
-        assert p.returncode == 130 and f'{name}  STOPPED' in out, (p.returncode, out, err)
+        assert p.returncode == 130 and f'{name}  STOPPED' in out, (p.returncode, out, err, 'this process: SIGINT '
+                                                                   f'{signal.getsignal(signal.SIGINT)}, blocked '
+                                                                   f'{signal.pthread_sigmask(signal.SIG_BLOCK, [])}')
         assert err.strip() == ('artsim_reproduce: interrupted; run the same command again to go on where it stopped'), err
     else: assert p.returncode == -signal.SIGKILL
     t0 = time.time()
