@@ -379,13 +379,18 @@ def summarise_stages(res, keep_others:bool=False):
                                 time_exponent_items=e_ti, memory_exponent_items=e_mi, full=proj)
     res['full_items'] = full
     out = Path(__file__).parent / 'results' / 'scale.json'
-    out.parent.mkdir(exist_ok=True)
     if keep_others and out.exists():   # some stages only: the others' results stay as they were
         was = json.loads(out.read_text())
         sizes = sorted({*was.get('sizes', []), *res['sizes']})
         res = was | dict(res, sizes=sizes, stages=was['stages'] | res['stages'])
+    write_results(out, res, print_table)
+
+
+def write_results(out:Path, res:dict, show):
+    "Write `res` to `out` (benchmarks/results/), print it with `show`, and say where it went."
+    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str))
-    print_table(res)
+    show(res)
     print('wrote', out)
 
 
@@ -416,11 +421,7 @@ def summarise_commands(sres):
             r['anon_over_plan_anon_base'] = r['anon_peak'] / r['plan_anon_base_bytes']
             r['within_25pct_anon_base'] = abs(r['anon_over_plan_anon_base'] - 1) <= 0.25
         sres['stages'][s] = dict(by_size={str(n): by[n] for n in ns}, exponents=ex)
-    out = Path(__file__).parent / 'results' / 'scale_siamese.json'
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(sres, indent=2, default=str))
-    print_commands_table(sres)
-    print('wrote', out)
+    write_results(Path(__file__).parent / 'results' / 'scale_siamese.json', sres, print_commands_table)
 
 
 def print_commands_table(sres):
