@@ -8,7 +8,7 @@ import functools, hashlib, os, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
-import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from PIL import Image
 from joblib import Parallel, delayed, cpu_count
 from fastcore.basics import patch
@@ -21,8 +21,9 @@ from .commands import resolve_device
 
 # %% auto #0
 __all__ = ['EXECUTION_ONLY', 'REPORTS', 'SemanticEncoder', 'semantic_encoder', 'l2_normalise', 'family_centre', 'content_hash',
-           'descriptor_version', 'FeatureStore', 'shard_state', 'extract_features', 'images_of', 'image_table',
-           'descriptor_settings', 'save_centres', 'reads', 'stage', 'feature_rows', 'feature_matrix', 'feature_centre']
+           'descriptor_version', 'FeatureStore', 'shard_state', 'shard_device', 'extract_features', 'images_of',
+           'image_table', 'descriptor_settings', 'save_centres', 'reads', 'stage', 'feature_rows', 'feature_matrix',
+           'feature_centre']
 
 # %% ../nbs/02_descriptors.ipynb #4b6b1ee7
 class SemanticEncoder:
@@ -201,6 +202,19 @@ def consolidate(self:FeatureStore, family:str):
     with atomic_write(self.root / f'{family}.parquet') as fh: pq.write_table(t, fh)
     for f in parts: f.unlink()
 
+# %% ../nbs/02_descriptors.ipynb #1f414caf
+@patch
+def batches(self:FeatureStore, family:str, version:str, # the family and its descriptor version
+            rows:int=65536, # vectors read at a time
+           ): # yields (hashes, float32 (len(hashes), dim) vectors), the files in order: a later row wins
+    "The cached vectors of `family` in `version`, `rows` at a time: never the whole family in memory."
+    for f in self._files(family):
+        for b in pq.ParquetFile(f).iter_batches(batch_size=rows, columns=['hash', 'version', 'vector']):
+            b = b.filter(pc.equal(b.column('version'), version))
+            if b.num_rows:
+                yield (b.column('hash').to_pylist(),
+                       b.column('vector').flatten().to_numpy(zero_copy_only=False).reshape(b.num_rows, -1))
+
 # %% ../nbs/02_descriptors.ipynb #356a0f11
 _CENTRE_SCHEMA = pa.schema(
     [('family', pa.string()), ('version', pa.string()), ('n', pa.int64()), ('vector', pa.list_(pa.float32()))]
@@ -270,6 +284,13 @@ def shard_state(device='cpu', # the stage's device: gloo for 'cpu', else this pr
     world = ('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE')
     if max(int(os.environ.get(k) or 1) for k in world) < 2: return None
     return process_state(device)
+
+# %% ../nbs/02_descriptors.ipynb #d67c6f09
+def shard_device(state, # `shard_state`'s (None: one process)
+                 device='cpu', # the stage's device
+                ) -> str:
+    "Where this process computes: its own GPU under a launcher (accelerate assigns it), else the stage's device."
+    return str(state.device) if state is not None and str(device).startswith('cuda') else device
 
 # %% ../nbs/02_descriptors.ipynb #48580b45
 def _share(state, items:list) -> list:
@@ -417,9 +438,8 @@ def stage(run:Run, p) -> None:
         raise ValueError(f'unknown families {sorted(unknown)}; the families are {list(FAMILIES)}')
     encoder, state = None, shard_state(p.device or 'cpu')
     if 'semantic' in families:
-        # under a launcher each process takes its own GPU
-        device = state.device if state and str(p.device or 'cpu') != 'cpu' else p.device or 'cpu'
-        encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, device, p.seed, p.batch_size, run)
+        encoder = SemanticEncoder(p.semantic_weights, p.semantic_size, shard_device(state, p.device or 'cpu'), p.seed,
+                                  p.batch_size, run)
     store, old = FeatureStore(run.dir('features')), run.resolve('features/images.parquet')
     known = {}
     if old.exists():

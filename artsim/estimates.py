@@ -10,7 +10,8 @@ from importlib import resources
 from fastcore.basics import AttrDict
 from .runs import project_root
 from .families import FAMILIES
-from .siamese import ENCODE_CHUNK, TEACHER_BLOCK_ROWS
+from .siamese import (DESCRIPTOR_COPY_ROWS, ENCODE_CHUNK, LAYOUT_TRAIN_ROWS, SUMMARY_VARIANTS,
+                            TEACHER_BLOCK_ROWS)
 
 # %% auto #0
 __all__ = ['RATES', 'UNIT_RATES', 'CPU_UNITS', 'load_rates', 'gpu_name', 'device_key', 'refiner_rate', 'estimate_time',
@@ -155,10 +156,11 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
     validation = 4 * valid['cells'] * 8 + block(valid['variants'], valid['paintings'])
     encoder = c['04_finetune']['model_bytes'] + bs * ssize * ssize * 256   # weights; about four layer1 maps an image
     held_images = valid['paintings'] + valid['variants']
+    layout = 2 * 4 * fd * (held_images + min(LAYOUT_TRAIN_ROWS, train['paintings'] + train['variants']))
+    copied = 2 * min(DESCRIPTOR_COPY_ROWS, plan.images) * widest * 4 + 200 * c5['encoded_images']
     siamese = (encoder + chunk * (3 * ssize * ssize + 4 * fd)   # one chunk's pixels and features
-               + kept(train) + block(train['variants'] if train['dense'] else 2048, train['paintings'])
-               + validation + 2 * 4 * fd * (held_images + min(8192, train['paintings'] + train['variants']))
-               + 2 * min(65536, plan.images) * widest * 4 + 200 * c5['encoded_images'])   # descriptors copied; where to
+               + kept(train) + block(train['variants'] if train['dense'] else SUMMARY_VARIANTS, train['paintings'])
+               + validation + layout + copied)   # the layout comparison's copies; a batch of descriptors, where to
     fit = min(c6['pca_fit_images'] or 1 << 62, train['paintings'] + train['variants'])
     width = c6['architecture']['pca_dim'] + c6['architecture']['sketch_dim']
     training = ((train['paintings'] + train['variants'] + c5['augmented'] + held_images) * width * 4   # the inputs

@@ -20,7 +20,7 @@ from .descriptors import images_of
 import torch
 from .backbone import as_pooling, feature_dim, resnet50_body
 from .finetune import genre_classifier
-from .siamese import TEACHER_DENSE_CELLS, encoded_splits, split_tables_of
+from .siamese import SUMMARY_VARIANTS, TEACHER_DENSE_CELLS, encoded_splits, split_tables_of
 from .network import SiameseNet, empty_head, pca_size, seed_head_state
 from .training import ablation_runs, epoch_batches, epoch_teacher_cells, training_recipe, training_seeds
 from .training import check_params as check_training_params
@@ -144,7 +144,7 @@ def siamese_plan(tables:dict, # split -> `SplitTable`: chapter 05's `split_table
     images = {s: splits[s]['paintings'] + splits[s]['variants'] for s in used}   # a `SplitData`'s features
     # the chapter's summaries: a dense split's whole matrix, else `teacher_rows`; the validation split's whole matrix
     shown = lambda s: (splits[s]['cells'] if splits[s]['dense']
-                       else min(2048, splits[s]['variants']) * splits[s]['paintings'])
+                       else min(SUMMARY_VARIANTS, splits[s]['variants']) * splits[s]['paintings'])
     held = used[-1]
     return dict(splits=splits, validate_on=sp.validate_on, encoded_splits=used, encoded_images=sum(images.values()),
                 largest_split_images=max(images.values()), largest_gallery=max(splits[s]['paintings'] for s in used),

@@ -17,17 +17,18 @@ from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_ima
                              resnet50_body, weights_info)
 from .families import FAMILIES
 from .measures import combine
-from .descriptors import shard_state
+from .descriptors import FeatureStore, shard_device, shard_state
 from .similarity import Calibration, DescribedImages, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
 
 # %% auto #0
-__all__ = ['SPLITS', 'TEACHER_BLOCK_ROWS', 'TEACHER_DENSE_CELLS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'FORMAT', 'stage_sides',
-           'coarsen', 'SplitTable', 'split_tables_of', 'split_tables', 'encoded_splits', 'described_measures',
-           'descriptor_matrices', 'Teacher', 'single_thread', 'augmented_stream', 'augmented_copies', 'SplitData',
-           'encode_images', 'read_images', 'encode_paths', 'tensor_file_header', 'map_tensor_file', 'TensorFile',
-           'process_share', 'data_specs', 'descriptor_length', 'copy_descriptors', 'siamese_data', 'load_siamese_data',
-           'check_params', 'check_split_variants', 'reads', 'stage', 'teacher_rows', 'teacher_summary', 'plot_teacher',
+__all__ = ['SPLITS', 'TEACHER_BLOCK_ROWS', 'TEACHER_DENSE_CELLS', 'ENCODE_CHUNK', 'SIAMESE_DATA', 'FORMAT',
+           'DESCRIPTOR_COPY_ROWS', 'SUMMARY_VARIANTS', 'LAYOUT_TRAIN_ROWS', 'stage_sides', 'coarsen', 'SplitTable',
+           'split_tables_of', 'split_tables', 'encoded_splits', 'described_measures', 'descriptor_matrices', 'Teacher',
+           'single_thread', 'augmented_stream', 'augmented_copies', 'SplitData', 'encode_images', 'read_images',
+           'encode_paths', 'tensor_file_header', 'map_tensor_file', 'TensorFile', 'process_share', 'data_specs',
+           'descriptor_length', 'copy_descriptors', 'siamese_data', 'load_siamese_data', 'check_params',
+           'check_split_variants', 'reads', 'stage', 'teacher_rows', 'teacher_summary', 'plot_teacher',
            'split_criteria', 'standardiser', 'cosine_matrix', 'layout_comparison', 'main']
 
 # %% ../nbs/05_siamese.ipynb #5a1e0001
@@ -283,13 +284,14 @@ _DTYPES = {'F32': np.float32, 'F64': np.float64, 'I64': np.int64}
 
 def tensor_file_header(specs:dict, # tensor name -> (shape, safetensors dtype name), e.g. ((10, 4), 'F32')
                        metadata:dict, # str -> str
-                      ) -> tuple: # (the header's bytes, with its length first; name -> (offset, shape, dtype))
+                      ) -> tuple: # (the header's bytes, length first; name -> (offset, end, shape, dtype))
     "A safetensors header for tensors of known shapes: the names sorted, the metadata sorted, padded to 8 bytes."
     head, where, at = {'__metadata__': dict(sorted(metadata.items()))}, {}, 0
     for name in sorted(specs):
         shape, dtype = tuple(int(n) for n in specs[name][0]), specs[name][1]
         size = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
-        head[name], where[name] = dict(dtype=dtype, shape=list(shape), data_offsets=[at, at + size]), (at, shape, dtype)
+        head[name], where[name] = dict(dtype=dtype, shape=list(shape), data_offsets=[at, at + size]), (at, at + size,
+                                                                                                      shape, dtype)
         at += size
     text = json.dumps(head, separators=(',', ':'), ensure_ascii=False).encode()
     text += b' ' * (-len(text) % 8)
@@ -320,10 +322,8 @@ class TensorFile:
         header, self.where = tensor_file_header(specs, metadata)
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.partial, 'wb') as f:
-                f.write(header); f.truncate(len(header) + sum(int(np.prod(s, dtype=np.int64)) *
-                                                             np.dtype(_DTYPES[d]).itemsize
-                                                             for _, s, d in self.where.values()))
+            with open(self.partial, 'wb') as f: # the header, then the data's bytes, to be filled
+                f.write(header); f.truncate(len(header) + max((end for _, end, *_ in self.where.values()), default=0))
         self.tensors = None
     def __getitem__(self, name):
         "The tensor `name`, a writable memory-mapped array."
@@ -350,7 +350,7 @@ def process_share(device='cpu') -> AttrDict: # rank, processes, wait (a barrier)
     st = shard_state(device)
     if st is None: return AttrDict(rank=0, processes=1, wait=lambda: None, device=device)
     return AttrDict(rank=st.process_index, processes=st.num_processes, wait=st.wait_for_everyone,
-                    device=str(st.device) if str(device).startswith('cuda') else device)
+                    device=shard_device(st, device))
 
 # %% ../nbs/05_siamese.ipynb #1db6eccb
 def data_specs(tables:dict, # split -> `SplitTable`, the splits encoded
@@ -369,20 +369,18 @@ def data_specs(tables:dict, # split -> `SplitTable`, the splits encoded
 
 # %% ../nbs/05_siamese.ipynb #d7c0ec3e
 def descriptor_length(run:Run, family:str) -> int:
-    "The length of `family`'s vectors in the run's feature store (one vector read)."
-    import pyarrow.parquet as pq
-    from artsim.descriptors import FeatureStore
-    for f in FeatureStore(run.resolve('features'))._files(family):
-        for b in pq.ParquetFile(f).iter_batches(batch_size=1, columns=['vector']):
-            if b.num_rows: return len(b.column(0)[0])
+    "The length of `family`'s vectors in the run's feature store (one batch read)."
+    version = run.read_json('features/versions.json')[family]
+    for _, X in FeatureStore(run.resolve('features')).batches(family, version, rows=1): return X.shape[1]
     raise FileNotFoundError(f'no {family} descriptors in {run.resolve("features")}: run chapter 02_descriptors')
 
 # %% ../nbs/05_siamese.ipynb #4a681709
+DESCRIPTOR_COPY_ROWS = 65536 # feature-store rows `copy_descriptors` reads at a time
+
 def copy_descriptors(run:Run, tables:dict, # split -> `SplitTable`
-                     file:TensorFile, rows:int=65536): # the data file being written; store rows read at a time
+                     file:TensorFile, # the data file being written
+                     rows:int=DESCRIPTOR_COPY_ROWS): # store rows read at a time
     "Copy every image's descriptor vectors from the run's feature store into the data file, `rows` rows at a time."
-    import pyarrow.compute as pc, pyarrow.parquet as pq
-    from artsim.descriptors import FeatureStore
     versions, images = run.read_json('features/versions.json'), run.read_parquet('features/images.parquet')
     ok = images[images.error.isna() & images.hash.notna()]
     hash_of = pd.Series(ok.hash.to_numpy(), index=ok.path)
@@ -394,16 +392,13 @@ def copy_descriptors(run:Run, tables:dict, # split -> `SplitTable`
             raise KeyError(f'{int(hashes.isna().sum())} images have no descriptors in {run.path}, e.g. '
                            f'{list(hashes.index[hashes.isna()][:3])}: run chapter 02_descriptors again')
         for r, h in enumerate(hashes): goes.setdefault(h, []).append((s, r))
+    store = FeatureStore(run.resolve('features'))
     for f in [f for f in FAMILIES if f in versions]:
         found = set()
-        for part in FeatureStore(run.resolve('features'))._files(f): # later files win, as `FeatureStore.read`
-            for b in pq.ParquetFile(part).iter_batches(batch_size=rows, columns=['hash', 'version', 'vector']):
-                b = b.filter(pc.equal(b.column('version'), versions[f]))
-                if not b.num_rows: continue
-                X = b.column('vector').flatten().to_numpy(zero_copy_only=False).reshape(b.num_rows, -1)
-                for k, h in enumerate(b.column('hash').to_pylist()):
-                    for s, r in goes.get(h, ()): file[f'{s}.described.{f}'][r] = X[k]
-                    found.add(h)
+        for hashes, X in store.batches(f, versions[f], rows): # a later row wins, as in `FeatureStore.read`
+            for k, h in enumerate(hashes):
+                for s, r in goes.get(h, ()): file[f'{s}.described.{f}'][r] = X[k]
+                found.add(h)
         if missing := set(goes) - found:
             raise KeyError(f'{len(missing)} images have no {f} descriptors in {run.path}: '
                            'run chapter 02_descriptors again')
@@ -527,8 +522,10 @@ def stage(run:Run, p) -> dict: # split -> `SplitData`, read back from the stored
     return load_siamese_data(run)[0]
 
 # %% ../nbs/05_siamese.ipynb #5a1e0033
+SUMMARY_VARIANTS = 2048 # variants of a split the chapter's summaries look at, at most
+
 def teacher_rows(d:SplitData, # a split
-                 max_variants:int=2048, # at most this many
+                 max_variants:int=SUMMARY_VARIANTS, # at most this many
                 ) -> np.ndarray: # sorted variant rows
     "The split's variants, or a seeded sample of `max_variants` of them where it has more: what a summary looks at."
     n = len(d.truth)
@@ -536,7 +533,7 @@ def teacher_rows(d:SplitData, # a split
     return np.sort(np.random.default_rng(derive_seed('teacher-rows', n)).choice(n, max_variants, replace=False))
 
 # %% ../nbs/05_siamese.ipynb #f5c4602f
-def teacher_summary(data:dict, max_variants:int=2048) -> pd.DataFrame: # a row per split
+def teacher_summary(data:dict, max_variants:int=SUMMARY_VARIANTS) -> pd.DataFrame: # a row per split
     "Own and other pairs of each split (its `teacher_rows`), the teacher's mean on each, the other pairs' share at 0."
     rows = []
     for s, d in data.items():
@@ -549,7 +546,7 @@ def teacher_summary(data:dict, max_variants:int=2048) -> pd.DataFrame: # a row p
     return pd.DataFrame(rows).set_index('split')
 
 # %% ../nbs/05_siamese.ipynb #5a1e0035
-def plot_teacher(data:dict, target:str='combined', max_variants:int=2048):
+def plot_teacher(data:dict, target:str='combined', max_variants:int=SUMMARY_VARIANTS):
     "The teacher's value per split (its `teacher_rows`), own and other pairs apart (each kind's own density)."
     rows = []
     for s, d in data.items():
@@ -593,12 +590,14 @@ def cosine_matrix(A:torch.Tensor, B:torch.Tensor, # (N, D) and (M, D) features
     return torch.cat(rows).double().numpy()
 
 # %% ../nbs/05_siamese.ipynb #5a1e0046
+LAYOUT_TRAIN_ROWS = 8192 # training rows `layout_comparison` standardises on, at most
+
 def layout_comparison(train:SplitData, # the training features (for the standardisation)
                       held:SplitData, # the split compared on
                       pooling:dict, # the layout the features were pooled with
                       layouts:dict, # name -> a coarser layout (stage -> grid side)
                       size:int|None=None,
-                      max_train:int=8192, # training rows standardised on at most (a seeded sample where there are more)
+                      max_train:int=LAYOUT_TRAIN_ROWS, # training rows standardised on at most (a seeded sample beyond)
                      ) -> pd.DataFrame: # a row per layout, and the teacher's
     "The untrained cosine of each layout on `held`, with the teacher's row for reference."
     rows, n = {'teacher': split_criteria(held.teacher.matrix(), held)}, len(train.features)

@@ -200,16 +200,19 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
             X = head.inputs(d.features)
             X_aug = head.inputs(d.augmented) if r.augmented and d.augmented is not None else None
         head.train()
-        for epoch in range(r.epochs):
-            seen = []
-            batches = painting_batches(d.truth, d.n_paintings, r.paintings_per_batch, r.gallery_extra, rng)
-            for variants, gallery in batches:
-                try: T = tape(variants, gallery) if tape else None
-                except BaseException: tape.close(finished=False); raise
-                loss, terms = batch_loss(head, r, d, X, variants, gallery, order_pairs, X_aug, T)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); schedule.step()
-                seen.append(dict(loss=float(loss.detach()), **terms))
-            history.append(dict(epoch=epoch + 1, **pd.DataFrame(seen).mean().to_dict()))
+        try:
+            for epoch in range(r.epochs):
+                seen = []
+                batches = painting_batches(d.truth, d.n_paintings, r.paintings_per_batch, r.gallery_extra, rng)
+                for variants, gallery in batches:
+                    T = tape(variants, gallery) if tape else None
+                    loss, terms = batch_loss(head, r, d, X, variants, gallery, order_pairs, X_aug, T)
+                    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); schedule.step()
+                    seen.append(dict(loss=float(loss.detach()), **terms))
+                history.append(dict(epoch=epoch + 1, **pd.DataFrame(seen).mean().to_dict()))
+        except BaseException: # stopped: a tape half written is not kept
+            if tape: tape.close(finished=False)
+            raise
     if tape: tape.close()
     return head.eval(), pd.DataFrame(history)
 
