@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 from .data import ImageLoadError, counted, load_image
 from .families import FAMILIES
-from .similarity import Calibration, calibrate_images, calibrated, collection_pairs, null_statistics
+from .similarity import (Calibration, calibrate_images, calibrated, collection_pairs, load_calibration,
+                               null_statistics)
 from .commands import CommandFailed, CommandParser, UsageError, command_errors, existing, resolve_device, shown
 from .index import build_index, find_images, load_index, open_calibration, read_index_meta, search_index
-from .explain import (calibration_source, change_summary, compare_images, family_aspects, format_comparison,
+from .explain import (calibration_source, change_summary, compare_images, family_words, format_comparison,
                             measure_words, model_source, read_image, semantic_weights_of, siamese_scale)
 
 # %% auto #0
@@ -71,23 +72,25 @@ def artsim_compare(a:str, b:str, # the two image files
     except UsageError: raise
     except (ValueError, FileNotFoundError) as e: raise CommandFailed(str(e)) from None
     w, sia = semantic_weights_of(cal), siamese_scale(cal, sim)
+    aspects = (cal or load_calibration('default')).aspect_families
     if sia: scores['siamese'] = float(calibrated(scores['siamese'], sia['anchor']))   # 0: as alike as unrelated images
     unrelated = ({'combined': cal.unrelated['combined']} if cal is not None and 'combined' in cal.unrelated else {})
     if sia: unrelated['siamese'] = sia
     made = model_source(sim, Path(model).name) if sim else None
     sources = [f"calibration: {calibration_source(cal)}"] + ([f"model: {made}"] if sim else [])
-    line = change_summary(scores, cal is not None, family_aspects(w), unrelated)
+    line = change_summary(scores, cal is not None, family_words(w), unrelated)
     if as_json:
         text = json.dumps(dict(a=str(a), b=str(b), scale='calibrated' if cal else 'raw',
                                calibration=cal.origin if cal else None, calibration_source=calibration_source(cal),
                                model=str(model) if model else None, model_source=made,
                                siamese_scale=None if not sim else 'calibration' if sia else 'training data',
                                semantic_weights=w,
-                               measures={f: measure_words(f, None, w) for f in scores if f in FAMILIES},
+                               measures={f: measure_words(f, None, w, aspects=aspects) for f in scores
+                                         if f in FAMILIES or f in aspects},
                                unrelated_q99={m: s.get('q99') for m, s in unrelated.items()}, scores=scores,
                                verdict=line), indent=2, ensure_ascii=False)
     else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w, sources,
-                                   unrelated, bool(sia))
+                                   unrelated, bool(sia), aspects)
     print(text, file=out or sys.stdout)
     return dict(scores=scores, verdict=line)
 

@@ -9,14 +9,15 @@ from pathlib import Path
 from PIL import Image
 from .data import load_image
 from .families import FAMILIES
+from .measures import check_aspects
 from .similarity import Calibration, calibrated, compare_described, describe_images, load_calibration
 from .commands import existing, shown
 from .index import open_calibration
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SOURCE_WORDS', 'ASPECTS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'read_image', 'data_words',
+__all__ = ['MIN_SIDE', 'SOURCE_WORDS', 'FAMILY_WORDS', 'KEPT', 'UNRELATED', 'WEIGHTS_MEAN', 'read_image', 'data_words',
            'calibration_source', 'model_source', 'siamese_scale', 'compare_images', 'semantic_weights_of',
-           'family_aspects', 'change_summary', 'measure_words', 'format_comparison']
+           'family_words', 'change_summary', 'measure_words', 'format_comparison']
 
 # %% ../nbs/pipeline/explain.ipynb #c1a00009
 MIN_SIDE = 32 # pixels: below this on either side an image is read, with a note that its values say little
@@ -96,19 +97,19 @@ def semantic_weights_of(calibration) -> str:
     return str((calibration or load_calibration('default')).settings['semantic_weights'])
 
 # %% ../nbs/pipeline/explain.ipynb #4e30ae30
-ASPECTS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
+FAMILY_WORDS = dict(color='colour', texture='texture', shape='shape', edges='edges', semantic='content')
 
-def family_aspects(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
+def family_words(semantic_weights:str='imagenet', # 'imagenet', 'random', 'genre' or a state-dict file
                   ) -> dict: # family -> what its value speaks of
     "What each family measures: the semantic family is content only with trained weights, low-level stats with random."
-    return ASPECTS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
+    return FAMILY_WORDS | (dict(semantic='low-level statistics') if semantic_weights == 'random' else {})
 
 # %% ../nbs/pipeline/explain.ipynb #46d571ec
 KEPT, UNRELATED = 0.8, 0.1 # calibrated values: nearly the same image / no closer than unrelated paintings
 
 def change_summary(scores:dict, # family -> similarity (other keys, such as combined and siamese, are not read)
             calibrated:bool=True, # the values are on the calibrated scale
-            aspects:dict|None=None, # family -> its name in the verdict (`family_aspects`); None: `ASPECTS`
+            words:dict|None=None, # family -> its name in the verdict (`family_words`); None: `FAMILY_WORDS`
             unrelated:dict|None=None, # measure -> what unrelated pairs reach on this scale (`Calibration.unrelated`)
            ) -> str:
     "One line saying which aspect of the image changed most and which was kept best, for a pair above unrelated ones."
@@ -117,9 +118,9 @@ def change_summary(scores:dict, # family -> similarity (other keys, such as comb
     if reach and all(scores[m] <= q for m, q in reach.items()):
         said = '; '.join(f"{m} {scores[m]:.2f}, where 1 in 100 unrelated pairs reach {q:.2f}" for m, q in reach.items())
         return f"no closer than unrelated images ({said}): not read as an edit of one another"
-    fam, aspects = {f: scores[f] for f in FAMILIES if f in scores}, aspects or ASPECTS
+    fam, words = {f: scores[f] for f in FAMILIES if f in scores}, words or FAMILY_WORDS
     lo, hi = min(fam, key=fam.get), max(fam, key=fam.get)
-    say = lambda f, what: f"{aspects[f]} {what} ({fam[f]:.2f})"
+    say = lambda f, what: f"{words[f]} {what} ({fam[f]:.2f})"
     if calibrated and fam[lo] >= KEPT: return f"nearly the same image: every aspect kept, {say(lo, 'least')}"
     if calibrated and fam[hi] <= UNRELATED:
         return f"as different as unrelated paintings in every aspect, {say(hi, 'closest')}"
@@ -131,13 +132,16 @@ WEIGHTS_MEAN = dict(random='random-init ResNet50: low-level statistics, not cont
                     imagenet='ImageNet ResNet50: content',
                     genre="chapter 04's genre ResNet50: content, as genres see it")
 
-def measure_words(key:str, model_name:str|None=None, weights:str|None=None, on_scale:bool=False) -> str:
-    "What a row of the comparison measures: a family's segments, their combination or the Siamese network."
+def measure_words(key:str, model_name:str|None=None, weights:str|None=None, on_scale:bool=False,
+                  aspects:dict|None=None, # aspect -> its families (`artsim.measures.check_aspects`); None: the default
+                 ) -> str:
+    "What a row of the comparison measures: a family's segments, their combination, an aspect or the Siamese network."
     if key in FAMILIES:
         segs = ', '.join(s.name.replace('_', ' ') for s in FAMILIES[key].segments)
         if key != 'semantic' or weights is None: return segs
         return f"{segs} ({WEIGHTS_MEAN.get(weights, f'ResNet50 weights {Path(weights).name}: content')})"
     if key == 'combined': return 'mean of the families'
+    if key in (aspects := check_aspects(aspects)): return f"{key}: mean of {' and '.join(aspects[key])}"
     scale = "the calibration's scale" if on_scale else "its training data's scale"
     return f"Siamese network ({model_name}), on {scale}"
 
@@ -146,16 +150,17 @@ def format_comparison(a:str, b:str, # how to name the two images
                       scores:dict, # `compare_images` output
                       calibrated:bool=True, # the scale of the values
                       model_name:str|None=None, # the model file, for the siamese row
-                      semantic_weights:str|None=None, # the semantic family's weights (`family_aspects`); None: not said
+                      semantic_weights:str|None=None, # the semantic family's weights (`family_words`); None: not said
                       sources:list=(), # lines saying what the calibration and the model were made from
                       unrelated:dict|None=None, # what unrelated pairs reach (see `change_summary`)
                       siamese_on_scale:bool=False, # the siamese score is on the calibration's scale (`siamese_scale`)
+                      aspects:dict|None=None, # aspect -> its families (`Calibration.aspect_families`); None: the default
                      ) -> str:
     "The comparison as a table, one row per value, what the scale and the model were made from, and the verdict."
     scale = ('calibrated (0 = as alike as two unrelated images of the calibration, 1 = identical)' if calibrated
              else 'raw (1 = identical)')
     rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
-    rows += [f"  {k:<9} {v:5.2f}  {measure_words(k, model_name, semantic_weights, siamese_on_scale)}"
+    rows += [f"  {k:<11} {v:5.2f}  {measure_words(k, model_name, semantic_weights, siamese_on_scale, aspects)}"
              for k, v in scores.items()]
-    aspects = family_aspects(semantic_weights) if semantic_weights else None
-    return '\n'.join(rows + list(sources) + [change_summary(scores, calibrated, aspects, unrelated)])
+    words = family_words(semantic_weights) if semantic_weights else None
+    return '\n'.join(rows + list(sources) + [change_summary(scores, calibrated, words, unrelated)])

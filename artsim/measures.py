@@ -10,8 +10,9 @@ from .families import FAMILIES
 from .descriptors import l2_normalise
 
 # %% auto #0
-__all__ = ['SEGMENT_SIMILARITY', 'histogram_intersection', 'cosine_similarity', 'centred_cosine', 'rms_similarity',
-           'map_similarity', 'family_similarity', 'rows_similarity', 'family_similarity_matrix', 'combine']
+__all__ = ['SEGMENT_SIMILARITY', 'ASPECTS', 'histogram_intersection', 'cosine_similarity', 'centred_cosine', 'rms_similarity',
+           'map_similarity', 'family_similarity', 'rows_similarity', 'family_similarity_matrix', 'combine',
+           'check_aspects', 'aspect_values']
 
 # %% ../nbs/pipeline/measures.ipynb #e4dfc228
 def histogram_intersection(A:np.ndarray, B:np.ndarray, # paired rows of non-negative histograms
@@ -163,3 +164,39 @@ def combine(sims:dict, # family -> similarities (arrays of one length, or floats
     total = sum(w.values())
     if total <= 0: raise ValueError(f'no positive weight on the families present ({fams}): {weights}')
     return sum(w[f] * np.asarray(sims[f], np.float64) for f in fams) / total
+
+# %% ../nbs/pipeline/measures.ipynb #c9bf13e2
+ASPECTS = dict(composition=['shape', 'edges'], style=['color', 'texture'], content=['semantic'])
+
+def check_aspects(aspects:dict|None, # aspect name -> list of families; None: `ASPECTS`
+                 ) -> dict: # the grouping, each aspect's families as a list in `FAMILIES` order
+    "The aspects, checked: known families, none empty, names that are neither a family nor `combined`."
+    aspects = ASPECTS if aspects is None else aspects
+    if not isinstance(aspects, dict) or not aspects:
+        raise ValueError(f'aspects: give a mapping of aspect names to lists of families, e.g. {ASPECTS}; '
+                         f'got {aspects!r}')
+    out = {}
+    for name, fams in aspects.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in FAMILIES or name == 'combined':
+            raise ValueError(f'aspects: {name!r} cannot name an aspect (use a word that is neither a family '
+                             f'({", ".join(FAMILIES)}) nor combined)')
+        fams = [fams] if isinstance(fams, str) else list(fams or [])
+        if unknown := [f for f in fams if f not in FAMILIES]:
+            raise ValueError(f'aspects: {name} names unknown families {unknown}; the families are {list(FAMILIES)}')
+        if not fams: raise ValueError(f'aspects: {name} has no family')
+        out[name] = [f for f in FAMILIES if f in fams]
+    return out
+
+# %% ../nbs/pipeline/measures.ipynb #564ea0b3
+def aspect_values(sims:dict, # family -> similarities (arrays of one length, or floats), calibrated or raw
+                  aspects:dict|None=None, # aspect -> families (`check_aspects`); None: `ASPECTS`
+                  weights:dict|None=None, # family -> non-negative weight, as `combine` takes it; None: equal
+                 ) -> dict: # aspect -> its combined value; an aspect none of whose families is present is left out
+    "Each aspect's value: `combine` over the aspect's families, with the weights restricted to them (else equal)."
+    out = {}
+    for name, fams in check_aspects(aspects).items():
+        have = {f: sims[f] for f in fams if f in sims}
+        if not have: continue
+        w = {f: (weights or {}).get(f, 0) for f in have}
+        out[name] = combine(have, w if sum(float(v) for v in w.values()) > 0 else None)
+    return out

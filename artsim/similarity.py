@@ -19,7 +19,8 @@ from .descriptors import (descriptor_version, family_centre, feature_centre, fea
                                 semantic_encoder)
 from .runs import Run, derive_seed, record_params, save_json, save_parquet, stage_params
 from .generation import read_pairs
-from .measures import combine, family_similarity_matrix, rows_similarity
+from .standin import load_prompts
+from .measures import aspect_values, check_aspects, combine, family_similarity_matrix, rows_similarity
 
 # %% auto #0
 __all__ = ['PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'DEMO_CALIBRATION_SOURCE', 'READS', 'negative_pairs', 'null_pairs',
@@ -27,7 +28,7 @@ __all__ = ['PAIR_COLUMNS', 'CALIBRATION_MAPPING', 'DEMO_CALIBRATION_SOURCE', 'RE
            'load_calibration', 'score_pairs', 'pairs_with_negatives', 'pair_table', 'strength_correlations',
            'DescribedImages', 'descriptor_versions', 'describe_images', 'compare_described', 'run_descriptions',
            'descriptor_similarity_matrix', 'descriptor_similarity', 'collection_pairs', 'calibrate_images',
-           'demo_calibration', 'build_default_calibration', 'stage']
+           'demo_calibration', 'build_default_calibration', 'check_params', 'stage']
 
 # %% ../nbs/03_similarity.ipynb #6fa7ac56
 PAIR_COLUMNS = ['pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed']
@@ -98,7 +99,8 @@ class Calibration:
     centres:dict=field(default_factory=dict) # family -> float32 centre of its 'centred' segments
     source:dict=field(default_factory=dict) # what it was computed on: run, pairs per kind, seed, artsim version
     origin:str='' # where it was read from, for messages
-    unrelated:dict=field(default_factory=dict) # measure -> its unrelated pairs' statistics: combined, siamese
+    unrelated:dict=field(default_factory=dict) # measure -> its unrelated pairs' statistics: combined, aspects, siamese
+    aspects:dict=field(default_factory=dict) # aspect -> its families (`check_aspects`); empty: the default `ASPECTS`
 
     @property
     def versions(self) -> dict: return {f: s['version'] for f, s in self.families.items()}
@@ -106,6 +108,9 @@ class Calibration:
     def apply(self, family:str, raw) -> np.ndarray:
         "`family`'s raw similarities on this calibration's scale."
         return calibrated(raw, self.families[family]['anchor'])
+
+    @property
+    def aspect_families(self) -> dict: return check_aspects(self.aspects or None)
 
 # %% ../nbs/03_similarity.ipynb #bc62d186
 @patch
@@ -126,7 +131,8 @@ def to_dict(self:Calibration) -> dict:
     "The JSON form (centres as lists of float32 values)."
     return dict(mapping=CALIBRATION_MAPPING, settings=self.settings, families=self.families, source=self.source,
                 centres={f: [float(x) for x in np.asarray(c, np.float32).astype(str)] for f, c in self.centres.items()},
-                **({'unrelated': self.unrelated} if self.unrelated else {}))
+                **({'unrelated': self.unrelated} if self.unrelated else {}),
+                **({'aspects': self.aspects} if self.aspects else {}))
 
 # %% ../nbs/03_similarity.ipynb #4c35793a
 @patch
@@ -139,7 +145,7 @@ def save(self:Calibration, path):
 def from_dict(cls:Calibration, d:dict, origin:str='') -> Calibration:
     "The calibration of a JSON form."
     return cls(d['settings'], d['families'], {f: np.asarray(c, np.float32) for f, c in d.get('centres', {}).items()},
-               d.get('source', {}), origin, d.get('unrelated', {}))
+               d.get('source', {}), origin, d.get('unrelated', {}), d.get('aspects', {}))
 
 # %% ../nbs/03_similarity.ipynb #2c830288
 def null_statistics(x, # one value per unrelated pair
@@ -169,8 +175,11 @@ def unrelated_statistics(pairs:pd.DataFrame, # unrelated pairs: a, b, the names 
                          vectors:dict, # family -> (pd.Index of image names, each name's row of X, the vectors X)
                          centres:dict, # family -> its centre, for the families that have one
                          versions:dict, # family -> descriptor version
-                        ) -> tuple: # (family -> version and `null_statistics` of its raw values, those of `combined`)
-    "Every family's raw similarity over the unrelated pairs, and their combined value on the scale those pairs give."
+                         aspects:dict|None=None, # aspect -> families (`check_aspects`); None: `ASPECTS`
+                        ) -> tuple: # (family -> version and `null_statistics` of its raw values,
+                                    #  measure -> `null_statistics`: combined and each aspect)
+    """Every family's raw similarity over the unrelated pairs, and their combined value and aspects on the scale those
+    pairs give."""
     raw, families = {}, {}
     for f in versions:
         names, rows, X = vectors[f]
@@ -181,12 +190,14 @@ def unrelated_statistics(pairs:pd.DataFrame, # unrelated pairs: a, b, the names 
         families[f] = dict(version=versions[f]) | null_statistics(raw[f][ok])
     # the combined value of each pair, calibrated as every score is (equal weights): what an unrelated pair reaches
     both = np.logical_and.reduce([np.isfinite(v) for v in raw.values()])
-    combined = combine({f: calibrated(raw[f][both], families[f]['anchor']) for f in families})
-    return families, null_statistics(combined)
+    cal = {f: calibrated(raw[f][both], families[f]['anchor']) for f in families}
+    measures = dict(combined=combine(cal)) | aspect_values(cal, aspects)
+    return families, {k: null_statistics(v) for k, v in measures.items()}
 
 # %% ../nbs/03_similarity.ipynb #7346203d
 def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pairs`)
               seed:int=0, # draws the pairs
+              aspects:dict|None=None, # aspect -> families (`check_aspects`); None: `ASPECTS`
              ) -> Calibration:
     "Calibrate every family of the run against a sample of its unrelated pairs, from the cached descriptors."
     from artsim.version import __version__
@@ -197,13 +208,15 @@ def calibrate(run:Run, n_pairs:int=5000, # unrelated pairs to draw (see `null_pa
                          'paintings)')
     versions = {f: versions[f] for f in FAMILIES if f in versions}
     centres = {f: c for f in versions if (c := feature_centre(run, f)) is not None}
-    families, combined = unrelated_statistics(pairs, {f: feature_rows(run, f) for f in versions}, centres, versions)
+    aspects = check_aspects(aspects)
+    families, unrelated = unrelated_statistics(pairs, {f: feature_rows(run, f) for f in versions}, centres, versions,
+                                               aspects)
     d = run.params('data')
     data = dict(source=d.source, source_path=d.source_path if d.source != 'demo' else None)   # what 0 stands for
     source = dict(run=str(run.path), n_pairs={k: int(v) for k, v in pairs.kind.value_counts().items()}, seed=seed,
                   artsim=__version__, data=data)
     settings = run.read_json('features/settings.json')
-    return Calibration(settings, families, centres, source, unrelated=dict(combined=combined))
+    return Calibration(settings, families, centres, source, unrelated=unrelated, aspects=aspects)
 
 # %% ../nbs/03_similarity.ipynb #84993175
 @functools.lru_cache(maxsize=1)
@@ -233,9 +246,9 @@ def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and gene
                 weights:dict|None=None, # family -> weight of the combined values; None: equal
                 # a `Calibration` or what `load_calibration` takes; None: the run's similarity/calibration.json
                 calibration=None,
-               ) -> pd.DataFrame: # `table` plus <family> (raw), combined_raw, <family>_calibrated and combined
-    """Every family's raw and calibrated similarity, and both combined values, for each pair, from the run's cached
-    descriptors."""
+               ) -> pd.DataFrame: # `table` plus <family> (raw), combined_raw, <family>_calibrated, combined, <aspect>
+    """Every family's raw and calibrated similarity, both combined values and the calibration's aspects, for each
+    pair, from the run's cached descriptors."""
     cal = load_calibration(run if calibration is None else calibration)
     versions = run.read_json('features/versions.json')
     families = [f for f in FAMILIES if f in versions]
@@ -252,7 +265,9 @@ def score_pairs(run:Run, table:pd.DataFrame, # pairs with original_path and gene
     out = table.assign(**sims)[ok].reset_index(drop=True)
     out['combined_raw'] = combine({f: out[f].to_numpy() for f in families}, weights)
     for f in families: out[f'{f}_calibrated'] = cal.apply(f, out[f].to_numpy())
-    out['combined'] = combine({f: out[f'{f}_calibrated'].to_numpy() for f in families}, weights)
+    calibrated_ = {f: out[f'{f}_calibrated'].to_numpy() for f in families}
+    out['combined'] = combine(calibrated_, weights)
+    for a, v in aspect_values(calibrated_, cal.aspect_families, weights).items(): out[a] = v
     return out
 
 # %% ../nbs/03_similarity.ipynb #93426139
@@ -272,10 +287,15 @@ def pairs_with_negatives(pairs:pd.DataFrame, # generated pairs (`generated/pairs
 
 # %% ../nbs/03_similarity.ipynb #28a4f918
 def pair_table(run:Run, negatives_per_original:int=1, seed:int=0,
-              ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of both originals
-    "The generated pairs (kind 'positive') and the negative pairs, with both images' paths."
+              ) -> pd.DataFrame: # `PAIR_COLUMNS`, kind, original_path, genre and split of both originals, prompt_kind,
+                                 # prompt_aspect (what the variant's prompt changes, from chapter 01's prompt bank)
+    """The generated pairs (kind 'positive') and the negative pairs, with both images' paths and what the variant's
+    prompt is meant to change."""
     manifest = run.read_parquet('data/manifest.parquet')
-    return pairs_with_negatives(read_pairs(run), manifest, negatives_per_original, seed)
+    t = pairs_with_negatives(read_pairs(run), manifest, negatives_per_original, seed)
+    bank = load_prompts(run.params('generation').prompt_bank)
+    return t.assign(prompt_kind=bank.kind.reindex(t.prompt_id).to_numpy(),
+                    prompt_aspect=bank.aspect.reindex(t.prompt_id).to_numpy())
 
 # %% ../nbs/03_similarity.ipynb #8879910a
 def strength_correlations(scores:pd.DataFrame, # `score_pairs` output
@@ -361,8 +381,8 @@ def compare_described(A:DescribedImages, B:DescribedImages, # N and M described 
                       calibration='default',
                       # True: raw family values (semantic still centred on the calibration's centre) and their mean
                       raw:bool=False,
-                     ) -> dict: # color, texture, shape, edges, semantic, combined: (N, M) arrays
-    "Every family's similarity and the combined value of every image of A with every image of B."
+                     ) -> dict: # color, texture, shape, edges, semantic, combined, then each aspect: (N, M) arrays
+    "Every family's similarity, the combined value and the aspects of every image of A with every image of B."
     cal = load_calibration(calibration)
     if A.versions != B.versions:
         raise ValueError(f'the two sets were described differently ({A.versions} vs {B.versions}): '
@@ -373,7 +393,8 @@ def compare_described(A:DescribedImages, B:DescribedImages, # N and M described 
         r = family_similarity_matrix(f, A.vectors[f], B.vectors[f], cal.centres.get(f) if cal is not None else None)
         out[f] = r if raw or cal is None else cal.apply(f, r)
     out['combined'] = combine(out, weights)
-    return out
+    return out | aspect_values({f: out[f] for f in FAMILIES if f in out},
+                               (cal or load_calibration('default')).aspect_families, weights)
 
 # %% ../nbs/03_similarity.ipynb #ffc4bc81
 def run_descriptions(run:Run, paths:list|None=None, # image paths relative to the run; None: every readable image
@@ -451,10 +472,11 @@ def calibrate_images(images, # the collection: paths, bytes, PIL images or uint8
     ids = pd.Index(np.arange(len(images)))
     vectors = {f: (ids, np.arange(len(images)), X) for f, X in D.vectors.items()}
     centres = {f: family_centre(f, X) for f, X in D.vectors.items() if FAMILIES[f].centred}   # the collection's own
-    families, combined = unrelated_statistics(pairs, vectors, centres, D.versions)
+    aspects = (base or load_calibration('default')).aspect_families
+    families, unrelated = unrelated_statistics(pairs, vectors, centres, D.versions, aspects)
     source = dict(images=dict(n=len(images)), n_pairs=dict(painting=len(pairs)), seed=seed, artsim=__version__)
     settings = (base or load_calibration('default')).settings
-    return Calibration(settings, families, centres, source, unrelated=dict(combined=combined))
+    return Calibration(settings, families, centres, source, unrelated=unrelated, aspects=aspects)
 
 # %% ../nbs/03_similarity.ipynb #f6bc6444
 DEMO_CALIBRATION_SOURCE = 'the demo preset: chapters 00-02 of artsim_reproduce --preset demo'
@@ -462,7 +484,7 @@ DEMO_CALIBRATION_SOURCE = 'the demo preset: chapters 00-02 of artsim_reproduce -
 def demo_calibration(run:Run) -> Calibration:
     "The calibration of a run whose chapters 00-02 ran on the demo preset: `calibrate` with the demo's parameters."
     sp = stage_params('similarity', dict(preset='demo', run_dir=run.path))
-    cal = calibrate(run, sp.calibration_pairs, sp.seed)
+    cal = calibrate(run, sp.calibration_pairs, sp.seed, sp.aspects)
     cal.source['run'] = DEMO_CALIBRATION_SOURCE
     return cal
 
@@ -484,13 +506,19 @@ def build_default_calibration(out=None, # where to write it; None: the package's
     _shipped_calibration.cache_clear()
     return cal
 
+# %% ../nbs/03_similarity.ipynb #14007343
+def check_params(p):
+    "Refuse family weights or aspects that name unknown families, negative weights, or weights that are all 0."
+    check_aspects(p.aspects)
+    if p.weights: combine({f: 0. for f in FAMILIES}, p.weights)
+
 # %% ../nbs/03_similarity.ipynb #b8c873c7
 READS = ('data', 'generation', 'descriptors')   # the splits, the pairs and the features
 
 # %% ../nbs/03_similarity.ipynb #321fd459
 def stage(run:Run, p) -> None:
     "Calibrate every family on the run's unrelated pairs, then score every positive and negative pair."
-    cal = calibrate(run, p.calibration_pairs, p.seed)
+    cal = calibrate(run, p.calibration_pairs, p.seed, p.aspects)
     cal.save(run.dir('similarity') / 'calibration.json')
     scores = score_pairs(run, pair_table(run, p.negatives_per_original, p.seed), p.weights, cal)
     save_parquet(scores, run.dir('similarity') / 'pairs.parquet')

@@ -18,9 +18,10 @@ from .data import load_image
 # %% ../nbs/pipeline/standin.ipynb #564dbb5b
 def load_prompts(path=None, # a YAML prompt bank; None: the one shipped with artsim
                 ) -> pd.DataFrame:
-    "The prompt bank as a table indexed by prompt id, with columns `text`, `kind` and `standin`"
+    "The prompt bank as a table indexed by prompt id, with columns `text`, `kind`, `aspect` (None: unlabelled), `standin`"
     src = Path(path) if path else files('artsim').joinpath('prompts.yaml')
     bank = pd.DataFrame(yaml.safe_load(src.read_text(encoding='utf-8')))
+    if 'aspect' not in bank: bank['aspect'] = None
     if bank['id'].duplicated().any():
         raise ValueError(f"{src}: duplicate prompt ids {sorted(set(bank['id'][bank['id'].duplicated()]))}")
     return bank.set_index('id')
