@@ -77,7 +77,7 @@ def test_compare_table_and_json(tiny):
     r = cli('artsim_compare', a, variant, '--model', tiny['model'])
     assert r.returncode == 0, r.stderr
     rows = r.stdout.splitlines()
-    assert [l.split()[0] for l in rows[3:10]] == ['color', 'texture', 'shape', 'edges', 'semantic', 'combined', 'siamese'], r.stdout
+    assert [l.split()[0] for l in rows[3:13]] == ['color', 'texture', 'shape', 'edges', 'semantic', 'combined', 'composition', 'style', 'content', 'siamese'], r.stdout
     assert 'changed most' in rows[-1] or 'every aspect' in rows[-1], r.stdout
     assert r.stderr == '', r.stderr   # nothing to note: the model and the calibration say what they were made from
     code, out, err = run_main(compare_main, a, variant, '--model', tiny['model'], '--json')
