@@ -439,7 +439,7 @@ def descriptor_similarity(a, b, # two images: path, bytes, PIL image or uint8 ar
                          ) -> dict: # color, texture, shape, edges, semantic, combined: floats in [0, 1]
     """How similar two images are, per family and combined: 1 = identical, about 0 = as similar as two unrelated
     paintings typically are; symmetric. The default scale is the calibration shipped with artsim, computed on the demo
-    preset's 320 procedural paintings and their 768 stand-in variants."""
+    preset's 320 procedural paintings and their 960 stand-in variants."""
     m = descriptor_similarity_matrix([a], [b], weights, calibration, size=size, semantic_weights=semantic_weights,
                                      semantic_size=semantic_size, seed=seed, device=device)
     return {k: float(v[0, 0]) for k, v in m.items()}
