@@ -12,6 +12,8 @@ import artsim
 from .runs import Run, derive_seed, save_json
 from .backbone import Backbone, weights_info
 from .families import FAMILIES
+from .measures import aspect_values
+from .similarity import load_calibration
 from .siamese import descriptor_matrices
 from .network import load_seed_models
 from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order,
@@ -21,10 +23,12 @@ from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, r
 from .report import write_figures, write_report
 
 # %% auto #0
-__all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set', 'descriptor_scores', 'baseline_scores',
-           'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices', 'check_descriptor_scores',
-           'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity', 'seed_point_values',
-           'seed_spread', 'hypothesis', 'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation',
+__all__ = ['ASPECT_CRITERIA', 'TWIN_COLUMNS', 'EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set',
+           'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices',
+           'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity',
+           'seed_point_values', 'seed_spread', 'hypothesis', 'head_measure', 'aspect_heads', 'aspect_matrices',
+           'aspect_verdicts', 'discriminant_validity', 'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops',
+           'aspect_results', 'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation',
            'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
@@ -101,7 +105,7 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
 # %% ../nbs/07_evaluation.ipynb #e7a00430
 def descriptor_scores(run:Run, test_set:EvaluationSet,
                      ) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
-    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined."
+    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined, aspects."
     weights = run.params('similarity').weights
     matrices = descriptor_matrices(run, list(test_set.queries.path), list(test_set.gallery.path))
     families = [f for f in FAMILIES if f in matrices]
@@ -112,6 +116,10 @@ def descriptor_scores(run:Run, test_set:EvaluationSet,
                                detail=f'chapter 03 calibrated combined value, weights {weights or "equal"}'),
                  combined_raw=dict(label='descriptors: raw mean',
                                    detail='chapter 03 mean of the raw families, before calibration'))
+    aspects = load_calibration(run).aspect_families
+    scores |= aspect_values({f: scores[f'{f}_calibrated'] for f in families}, aspects, weights)
+    info |= {a: dict(label=f'descriptors: {a}', detail=f"chapter 03's {a} aspect: {' + '.join(fs)}, calibrated")
+             for a, fs in aspects.items() if a in scores}
     return scores, info
 
 # %% ../nbs/07_evaluation.ipynb #cbb9b588
@@ -349,6 +357,200 @@ def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, galle
                 groups=len(trend), queries=len(test_set.queries), gallery=n,
                 paintings=int(test_set.queries.painting.nunique()))
 
+# %% ../nbs/07_evaluation.ipynb #5dcdb38e
+def head_measure(aspect:str) -> str:
+    "The measure name of the network's head for `aspect`."
+    return f'siamese:{aspect}'
+
+def aspect_heads(net) -> dict: # aspect -> its head (a `SiameseHead`); empty for a network without aspect heads
+    "The aspect heads of a loaded network, in its card's order."
+    heads = getattr(net.model, 'aspects', None) or {}
+    return {a: heads[a] for a in heads}
+
+# %% ../nbs/07_evaluation.ipynb #9d2f999c
+def aspect_matrices(nets:dict, # seed -> `SiameseSimilarity` (`load_seed_nets`), sharing one encoder
+                    run:Run, rows:list, cols:list, # image paths relative to the run
+                   ) -> dict: # seed -> {aspect: float64 (rows, cols)}; {} for networks without aspect heads
+    "Every seed's aspect heads on every (row, column) image pair: each image through the shared encoder once."
+    first = next(iter(nets.values()))
+    if not aspect_heads(first): return {}
+    FR, FC = (first.features([run.resolve(x) for x in paths]) for paths in (rows, cols))
+    with torch.inference_mode():
+        return {s: {a: h.scores(h.embed(FR), h.embed(FC)).double().numpy() for a, h in aspect_heads(n).items()}
+                for s, n in nets.items()}
+
+# %% ../nbs/07_evaluation.ipynb #6fe5ac44
+ASPECT_CRITERIA = ('strength', 'auc', 'recall@1') # what each head must reach of its own teacher
+
+def aspect_verdicts(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery): the heads and the teachers
+                    aspects:dict, # aspect -> its families
+                    boot:PaintingBootstrap, ks=(1, 5),
+                    seed_aspects:dict|None=None, # seed -> {aspect: (queries, gallery)} (`aspect_matrices`)
+                    main_seed:int|None=None, # the saved network's seed
+                   ) -> dict: # aspect -> families, head, teacher, versus (teacher minus head), seeds, holds
+    "Each aspect head against its own aspect's teacher on the hypothesis' criteria, its seeds' mean deciding."
+    out = {}
+    for a, fams in aspects.items():
+        head = head_measure(a)
+        if head not in scores or a not in scores: continue
+        h = hypothesis(test_set, {head: scores[head], a: scores[a]}, boot, ks, reference=head)
+        seeds = None
+        if seed_aspects and len(seed_aspects) > 1:
+            main = main_seed if main_seed in seed_aspects else next(iter(seed_aspects))
+            seeds = seed_spread(test_set, {s: m[a] for s, m in seed_aspects.items()}, main, a, scores[a], ks)
+        value = lambda c: seeds['criteria'][c]['mean'] if seeds else h['measures'][head][c]['value']
+        holds = {c: bool(value(c) >= h['measures'][a][c]['value']) for c in ASPECT_CRITERIA}
+        out[a] = dict(families=list(fams), head=h['measures'][head], teacher=h['measures'][a],
+                      versus=h['versus'][a], seeds=seeds, holds=holds)
+    return out
+
+# %% ../nbs/07_evaluation.ipynb #6193e41a
+def discriminant_validity(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery): the aspect heads
+                          aspects:list, # the aspects: a head `siamese:<a>` each, a pairs column `<a>` each
+                          boot:PaintingBootstrap,
+                         ) -> dict: # rows (head x teacher: spearman, mse, mae with intervals), holds per head
+    """Each aspect head's agreement with every aspect's teacher over the test pairs: Spearman, MSE and MAE with
+    intervals, and whether its own teacher's is the best (the paired difference to every other teacher's too)."""
+    pairs = test_set.pairs
+    W = boot.weights(pairs.original_id)
+    heads = [a for a in aspects if head_measure(a) in scores and a in pairs]
+    rows, holds = [], {}
+    for a in heads:
+        pred = scores[head_measure(a)][pairs.q, pairs.g]
+        point, samp = {}, {}
+        for b in heads:
+            y = pairs[b].to_numpy(np.float64)
+            e = pred - y
+            point[b] = dict(spearman=spearman(pred, y), mse=float((e * e).mean()), mae=float(np.abs(e).mean()))
+            samp[b] = dict(spearman=np.array([spearman(pred, y, w) for w in W]), mse=weighted_means(W, e * e),
+                           mae=weighted_means(W, np.abs(e)))
+            rows.append(dict(head=a, teacher=b, **{f'{k}_{part}': v for k in point[b]
+                                                   for part, v in boot.interval(point[b][k], samp[b][k]).items()}))
+        own = point[a]
+        gaps = {b: dict(spearman=boot.interval(own['spearman'] - point[b]['spearman'],
+                                               samp[a]['spearman'] - samp[b]['spearman']),
+                        mse=boot.interval(point[b]['mse'] - own['mse'], samp[b]['mse'] - samp[a]['mse']))
+                for b in heads if b != a}
+        holds[a] = dict(spearman=all(own['spearman'] > point[b]['spearman'] for b in gaps),
+                        mse=all(own['mse'] < point[b]['mse'] for b in gaps), margins=gaps)
+    return dict(rows=rows, holds=holds)
+
+# %% ../nbs/07_evaluation.ipynb #a9b7a57d
+TWIN_COLUMNS = ['path', 'twin', 'painting', 'layout_of', 'manner_of', 'split', 'genre']
+
+def twin_set(run:Run, gallery:pd.DataFrame, # the test paintings: id, path
+            ) -> pd.DataFrame: # a row per painting with both twins: painting, restyled, recomposed (paths)
+    "The test paintings that have a restyled and a recomposed twin, both parents among the test paintings."
+    f = run.resolve('data/twins.parquet')
+    twins = run.read_parquet('data/twins.parquet') if f.exists() else pd.DataFrame(columns=TWIN_COLUMNS)
+    ok = twins.layout_of.isin(gallery.id) & twins.manner_of.isin(gallery.id) & twins.painting.isin(gallery.id)
+    wide = twins[ok].pivot_table(index='painting', columns='twin', values='path', aggfunc='first')
+    if not {'restyled', 'recomposed'} <= set(wide.columns):
+        return pd.DataFrame(columns=['painting', 'restyled', 'recomposed'])
+    wide = wide.dropna(subset=['restyled', 'recomposed']).reset_index()
+    return wide[['painting', 'restyled', 'recomposed']].sort_values('painting').reset_index(drop=True)
+
+# %% ../nbs/07_evaluation.ipynb #c62889e0
+def twin_recall(gallery:pd.DataFrame, # the test paintings: id
+                twins:pd.DataFrame, # `twin_set`
+                scores:dict, # measure -> (painting, candidate) scores: columns the gallery's paintings, then
+                             # every painting's restyled twin, then its recomposed twin (`twins`' order)
+                boot:PaintingBootstrap, # resamples of the twins' paintings
+               ) -> dict: # measure -> restyled, recomposed: recall@1 with its interval
+    "Per measure: how often a painting's restyled twin, and its recomposed twin, comes first among its candidates."
+    g, n = pd.Index(gallery.id), len(twins)
+    rows = g.get_indexer(twins.painting)
+    W = boot.weights(twins.painting)
+    out = {}
+    for m, S in scores.items():
+        S = np.asarray(S, np.float64)
+        keep = np.ones((n, len(g)), bool)
+        keep[np.arange(n), rows] = False   # the painting itself is not a candidate
+        others = S[rows, :len(g)][keep].reshape(n, len(g) - 1)
+        own = [S[rows, len(g) + k * n + np.arange(n)][:, None] for k in (0, 1)]   # its restyled, its recomposed twin
+        cand = np.concatenate([others, *own], 1)
+        out[m] = {}
+        for which, col in (('restyled', len(g) - 1), ('recomposed', len(g))):
+            r = recall_at_k(cand, np.full(n, col), 1)
+            out[m][which] = boot.interval(r.mean(), weighted_means(W, r))
+    return out
+
+# %% ../nbs/07_evaluation.ipynb #b907e742
+def twin_scores(run:Run, p, # the stage parameters: ssim_size
+                twins:pd.DataFrame, gallery:pd.DataFrame, # `twin_set`, the test paintings
+                nets:dict|None=None, # seed -> network (`load_seed_nets`), the saved one first; None: descriptors only
+               ) -> tuple: # ({measure: (painting, candidate) scores}, {seed: {aspect: scores}} of the aspect heads)
+    """Every measure of the twins test on (painting, candidate) pairs: the descriptors (families, combined, aspects),
+    SSIM, the network's overall score and its aspect heads; the candidates as `twin_recall` orders them."""
+    if not len(twins): return {}, {}
+    rows = list(gallery.set_index('id').path.reindex(twins.painting).astype(str))
+    cols = [*gallery.path.astype(str), *twins.restyled, *twins.recomposed]
+    m = descriptor_matrices(run, rows, cols)
+    families = [f for f in FAMILIES if f'{f}_calibrated' in m]
+    scores = {f'{f}_calibrated': m[f'{f}_calibrated'] for f in families} | dict(combined=m['combined'])
+    scores |= aspect_values({f: m[f'{f}_calibrated'] for f in families}, load_calibration(run).aspect_families,
+                            run.params('similarity').weights)
+    R, C = [run.resolve(x) for x in rows], [run.resolve(x) for x in cols]
+    scores['ssim'] = ssim_matrix(R, C, p.ssim_size)
+    seeds = {}
+    if nets:
+        net = next(iter(nets.values()))
+        scores['siamese'] = np.asarray(net.similarity_matrix(R, C), np.float64)
+        seeds = aspect_matrices(nets, run, rows, cols)
+        for a, S in (seeds.get(next(iter(nets))) or {}).items(): scores[head_measure(a)] = S
+    return scores, seeds
+
+# %% ../nbs/07_evaluation.ipynb #44744f8f
+def prompt_drops(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
+                 boot:PaintingBootstrap,
+                 by:str='prompt_aspect', # the pairs column to group the prompts by (chapter 03's prompt_aspect)
+                ) -> dict: # group -> measure -> drop (value, lo, hi); and 'style - composition' per pair of measures
+    """Per group of prompts: each measure's mean drop, over (painting, prompt), from the lowest strength to the
+    highest; and the style drop minus the composition drop, for the teachers and for the heads."""
+    pos = test_set.pairs[test_set.pairs.kind == 'positive']
+    if by not in pos: by = 'prompt_id'
+    own = pos[['original_id', 'prompt_id', by, 'strength']].assign(**{m: S[pos.q, pos.g] for m, S in scores.items()})
+    lo, hi = own.strength.min(), own.strength.max()
+    ends = own[own.strength.isin([lo, hi])].groupby(['original_id', 'prompt_id', by, 'strength'])[list(scores)].mean()
+    drop = (ends.xs(lo, level='strength') - ends.xs(hi, level='strength')).dropna().reset_index()
+    pairs_ = [(f'{h}style', f'{h}composition') for h in ('', 'siamese:')]
+    out = {}
+    for g, d in drop.groupby(by):
+        W = boot.weights(d.original_id)
+        out[str(g)] = {m: boot.interval(d[m].mean(), weighted_means(W, d[m])) for m in scores}
+        for s, c in [(s, c) for s, c in pairs_ if s in d and c in d]:
+            x = (d[s] - d[c]).to_numpy()
+            out[str(g)][f'{s} - {c}'] = boot.interval(x.mean(), weighted_means(W, x))
+    return out
+
+# %% ../nbs/07_evaluation.ipynb #6a859d5b
+def aspect_results(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery): heads, teachers, the rest
+                   aspects:dict, # aspect -> its families
+                   boot:PaintingBootstrap, ks=(1, 5),
+                   seed_aspects:dict|None=None, # seed -> {aspect: (queries, gallery)} (`aspect_matrices`)
+                   main_seed:int|None=None,
+                   twins:tuple|None=None, # (`twin_set`, `twin_scores`) where the run has twins
+                   n_bootstrap:int=1000, seed:int=0, level:float=0.95, # the twins' own painting bootstrap
+                  ) -> dict: # families, heads (`aspect_verdicts`), discriminant, prompts, twins
+    "Every aspect test of the chapter: heads against their teachers, discriminant validity, prompts, twins."
+    heads = [a for a in aspects if head_measure(a) in scores]
+    kept = [*aspects, *(head_measure(a) for a in heads), 'siamese', 'combined']
+    out = dict(families={a: list(f) for a, f in aspects.items()}, heads=list(heads),
+               verdicts=aspect_verdicts(test_set, scores, aspects, boot, ks, seed_aspects, main_seed),
+               discriminant=discriminant_validity(test_set, scores, heads, boot) if heads else None,
+               prompts=prompt_drops(test_set, {m: scores[m] for m in kept if m in scores}, boot))
+    if twins is not None and len(twins[0]):
+        tset, (tscores, tseeds) = twins[0], twins[1]
+        tboot = PaintingBootstrap(tset.painting, n_bootstrap, seed, level)
+        seeds = {s: {k: v['value'] for k, v in r.items()}
+                 for s, r in ((s, twin_recall(test_set.gallery, tset, {head_measure(a): S for a, S in m.items()},
+                                              tboot)) for s, m in (tseeds or {}).items())}
+        seeds = {m: {w: float(np.mean([seeds[s][m][w] for s in seeds])) for w in ('restyled', 'recomposed')}
+                 for m in next(iter(seeds.values()), {})} if len(seeds) > 1 else {}
+        out['twins'] = dict(paintings=len(tset), recall=twin_recall(test_set.gallery, tset, tscores, tboot),
+                            seed_mean=seeds, seeds=len(tseeds or {}))
+    return out
+
 # %% ../nbs/07_evaluation.ipynb #e7a00590
 def evaluate(test_set:EvaluationSet,
              scores:dict, # measure -> (queries, gallery) scores; the Siamese network's: 'siamese'
@@ -357,11 +559,18 @@ def evaluate(test_set:EvaluationSet,
              n_bootstrap:int=1000, seed:int=0, level:float=0.95, ks=(1, 5),
              seed_scores:dict|None=None, # training seed -> its network's scores, the saved network's seed among them
              main_seed:int|None=None, # the saved network's seed
-            ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis; fidelity, seeds where they apply
+             aspects:dict|None=None, # aspect -> families: the teachers (`<aspect>`) and heads (`siamese:<aspect>`)
+                                     # in `scores` are tested apart (`aspect_results`), not in the main table
+             seed_aspects:dict|None=None, # seed -> {aspect: (queries, gallery)} (`aspect_matrices`)
+             twins:tuple|None=None, # (`twin_set`, its `twin_scores`) for the twins test
+            ) -> dict: # counts, bootstrap, agreement, breakdown, families, hypothesis; fidelity, seeds, aspects
     "Every number of the chapter, from the score matrices."
     if 'siamese' not in scores: raise KeyError("`scores` needs the Siamese network's matrix under 'siamese'")
     pairs = test_set.pairs
     boot = PaintingBootstrap(test_set.queries.painting, n_bootstrap, seed, level)
+    apart = {*(aspects or {}), *(head_measure(a) for a in aspects or {})}
+    scores, aspect_scores = ({m: S for m, S in scores.items() if m not in apart},
+                             {m: S for m, S in scores.items() if m in apart})
     pred = scores['siamese'][pairs.q, pairs.g]
     families = [f for f in (families or [*FAMILIES, 'combined', 'combined_raw']) if f in pairs]
     own, teacher = int((pairs.kind == 'positive').sum()), scores.get(target)
@@ -371,6 +580,9 @@ def evaluate(test_set:EvaluationSet,
     if seed_scores:
         main = main_seed if main_seed is not None else next(iter(seed_scores))
         extra['seeds'] = seed_spread(test_set, seed_scores, main, target, teacher, ks)
+    if aspects:
+        extra['aspects'] = aspect_results(test_set, scores | aspect_scores, aspects, boot, ks, seed_aspects,
+                                          main_seed, twins, n_bootstrap, seed, level)
     return extra | dict(
         counts=dict(test_pairs=len(pairs), own_pairs=own, other_pairs=len(pairs) - own, variants=len(test_set.queries),
                     variant_paintings=int(test_set.queries.painting.nunique()), test_paintings=len(test_set.gallery),
@@ -424,11 +636,14 @@ def jsonable(x):
 def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:dict, # `score_measures`
                      card:dict, # the network's JSON card
                      seed_scores:dict|None=None, # training seed -> scores (`seed_matrices`), the network's among them
+                     seed_aspects:dict|None=None, # seed -> {aspect: scores} (`aspect_matrices`)
+                     twins:tuple|None=None, # (`twin_set`, `twin_scores`)
                     ) -> dict: # the contents of metrics/eval.json
     "Evaluate the score matrices; write metrics/eval.json, then the figures and report.md from it."
     target = card.get('target', 'combined')
     results = evaluate(test_set, scores, target, n_bootstrap=p.n_bootstrap, seed=p.seed, level=p.level, ks=p.recall_k,
-                       seed_scores=seed_scores, main_seed=card.get('seed'))
+                       seed_scores=seed_scores, main_seed=card.get('seed'),
+                       aspects=load_calibration(run).aspect_families, seed_aspects=seed_aspects, twins=twins)
     described = ('architecture', 'target', 'input_size', 'encoder_weights', 'preset', 'seed', 'seeds')
     model = dict(path=str(p.model), validated_on=(card.get('siamese_params') or {}).get('validate_on'),
                  **{k: card.get(k) for k in described})
@@ -444,10 +659,18 @@ def write_evaluation(run:Run, p, test_set:EvaluationSet, scores:dict, measures:d
 def evaluate_run(run:Run, p, net, card:dict,
                  seed_nets:dict|None=None, # seed -> network sharing `net`'s encoder (`load_seed_nets`), `net`'s too
                 ) -> dict:
-    "`score_measures` (and the seeds' `seed_matrices`), then `write_evaluation`: the stage with the networks loaded."
+    """`score_measures` (and the seeds' `seed_matrices`, the aspect heads' `aspect_matrices`, the twins'
+    `twin_scores`), then `write_evaluation`: the stage with the networks loaded."""
     test_set, scores, measures = score_measures(run, p, net, card)
-    seed_scores = seed_matrices(seed_nets, run, test_set) if seed_nets and len(seed_nets) > 1 else None
-    return write_evaluation(run, p, test_set, scores, measures, card, seed_scores)
+    seed_nets = seed_nets or {int(card.get('seed') or 0): net}
+    seed_scores = seed_matrices(seed_nets, run, test_set) if len(seed_nets) > 1 else None
+    seed_aspects = aspect_matrices(seed_nets, run, list(test_set.queries.path), list(test_set.gallery.path))
+    for a, S in (seed_aspects.get(next(iter(seed_nets))) or {}).items():
+        scores[head_measure(a)] = S
+        measures[head_measure(a)] = dict(label=f'Siamese network: {a}', detail=f'{p.model}, its {a} head')
+    tset = twin_set(run, test_set.gallery)
+    twins = (tset, twin_scores(run, p, tset, test_set.gallery, seed_nets)) if len(tset) else None
+    return write_evaluation(run, p, test_set, scores, measures, card, seed_scores, seed_aspects, twins)
 
 # %% ../nbs/07_evaluation.ipynb #ef492155
 def stage(run:Run, p) -> dict:

@@ -11,10 +11,11 @@ from .runs import atomic_write, save_figure
 from .metrics import difference_verdict, group_order, pair_group
 
 # %% auto #0
-__all__ = ['PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'FIGURES', 'REPORT_FIGURES',
-           'missing_provenance', 'ci_text', 'percent', 'spread_text', 'hypothesis_table', 'markdown_table',
-           'agreement_table', 'fidelity_table', 'claim_sentences', 'figure_captions', 'report_markdown', 'write_report',
-           'plot_measures', 'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown',
+__all__ = ['PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'ASPECT_CRITERIA_SHOWN', 'FIGURES',
+           'REPORT_FIGURES', 'missing_provenance', 'ci_text', 'percent', 'spread_text', 'hypothesis_table',
+           'markdown_table', 'agreement_table', 'fidelity_table', 'claim_sentences', 'aspect_table',
+           'discriminant_table', 'twins_table', 'aspect_sentences', 'figure_captions', 'report_markdown',
+           'write_report', 'plot_measures', 'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown',
            'write_figures']
 
 # %% ../nbs/pipeline/report.ipynb #329a187d
@@ -177,6 +178,107 @@ def claim_sentences(results:dict, # the contents of metrics/eval.json
         )
     return out
 
+# %% ../nbs/pipeline/report.ipynb #fbf0f9be
+ASPECT_CRITERIA_SHOWN = ('strength', 'auc', 'recall@1')
+
+def aspect_table(results:dict, # the contents of metrics/eval.json
+                ) -> pd.DataFrame|None: # a row per aspect head and its teacher; None without aspect heads
+    "Each aspect head (its seeds' mean and range) beside its own teacher on the criteria it must reach."
+    asp = results.get('aspects') or {}
+    if not asp.get('heads'): return None
+    rows, label = [], lambda c: CRITERIA_LABELS.get(c, c)
+    for a in asp['heads']:
+        v = asp['verdicts'][a]
+        seeds = (v.get('seeds') or {}).get('criteria')
+        head = {label(c): (spread_text(seeds[c]) + ' (seeds)' if seeds else ci_text(v['head'][c]))
+                for c in ASPECT_CRITERIA_SHOWN}
+        rows.append({'aspect': a, 'measure': f"Siamese head ({' + '.join(asp['families'][a])})", **head,
+                     'reaches its teacher': ', '.join(label(c) for c, ok in v['holds'].items() if ok) or 'on none'})
+        rows.append({'aspect': a, 'measure': 'its teacher (descriptors)',
+                     **{label(c): ci_text(v['teacher'][c]) for c in ASPECT_CRITERIA_SHOWN}, 'reaches its teacher': ''})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/pipeline/report.ipynb #a655e636
+def discriminant_table(results:dict, # the contents of metrics/eval.json
+                      ) -> pd.DataFrame|None: # heads x teachers: Spearman with its interval, the own teacher in bold
+    "Each aspect head's Spearman with every aspect's teacher on the test pairs; its own teacher's in bold."
+    d = ((results.get('aspects') or {}).get('discriminant')) or {}
+    if not d.get('rows'): return None
+    cell = lambda r: (lambda s: f'**{s}**' if r['head'] == r['teacher'] else s)(
+        ci_text(dict(value=r['spearman_value'], lo=r['spearman_lo'], hi=r['spearman_hi'])))
+    t = pd.DataFrame(d['rows'])
+    out = t.assign(text=[cell(r) for r in d['rows']]).pivot(index='head', columns='teacher', values='text')
+    out = out.loc[list(dict.fromkeys(t['head'])), list(dict.fromkeys(t['teacher']))]
+    out['own teacher best'] = ['Spearman and MSE' if d['holds'][h]['spearman'] and d['holds'][h]['mse'] else
+                               'Spearman' if d['holds'][h]['spearman'] else 'MSE' if d['holds'][h]['mse'] else 'no'
+                               for h in out.index]
+    return out.rename_axis(index='head \\ teacher', columns=None).reset_index()
+
+# %% ../nbs/pipeline/report.ipynb #222127b5
+def twins_table(results:dict, # the contents of metrics/eval.json
+               ) -> pd.DataFrame|None: # a row per measure: restyled and recomposed recall@1 with intervals
+    "Recall@1 of each painting's restyled twin and of its recomposed twin, per measure, the aspect heads first."
+    tw = (results.get('aspects') or {}).get('twins')
+    if not tw: return None
+    labels = {m: (results.get('measures') or {}).get(m, {}).get('label', m) for m in tw['recall']}
+    order = sorted(tw['recall'], key=lambda m: (not m.startswith('siamese:'), m != 'siamese'))
+    seeds = tw.get('seed_mean') or {}
+    return pd.DataFrame([{'measure': labels[m],
+                          'restyled twin first (composition kept)': ci_text(tw['recall'][m]['restyled']),
+                          'recomposed twin first (style kept)': ci_text(tw['recall'][m]['recomposed']),
+                          f"{tw.get('seeds', 0)} seeds' mean": (f"{seeds[m]['restyled']:.2f} / {seeds[m]['recomposed']:.2f}"
+                                                                if m in seeds else '')}
+                         for m in order])
+
+# %% ../nbs/pipeline/report.ipynb #635dfa21
+def _pct(x:float) -> str: return f'{100 * x:.0f}%'
+
+def aspect_sentences(results:dict, # the contents of metrics/eval.json
+                    ) -> list: # one sentence per aspect claim; empty without aspects
+    "Which aspect claims hold on this run and which do not, one sentence each."
+    asp = results.get('aspects') or {}
+    if not asp: return []
+    label, out = lambda c: CRITERIA_LABELS.get(c, c), []
+    for a in asp.get('heads', []):
+        v = asp['verdicts'][a]
+        ok = [label(c) for c, h in v['holds'].items() if h]
+        bad = [label(c) for c, h in v['holds'].items() if not h]
+        out.append(f"**The {a} head {'reaches' if not bad else 'does not reach'} its teacher** "
+                   f"({' + '.join(asp['families'][a])}) "
+                   + (f"on {', '.join(ok)}" if ok else '') + ('; ' if ok and bad else '')
+                   + (f"falls short on {', '.join(bad)}" if bad else '') + ' (mean of its training seeds).')
+    if d := asp.get('discriminant'):
+        weak = [h for h, x in d['holds'].items() if not (x['spearman'] and x['mse'])]
+        out.append('**Discriminant validity holds**: every head agrees more with its own teacher than with the other '
+                   "aspects' (Spearman higher, MSE lower)." if not weak else
+                   f"**Discriminant validity does not hold for {', '.join(weak)}**: its Spearman or MSE is better "
+                   "against another aspect's teacher than against its own.")
+    if tw := asp.get('twins'):
+        r = tw['recall']
+        for head, which, other in (('composition', 'restyled', 'recomposed'), ('style', 'recomposed', 'restyled')):
+            m = f'siamese:{head}'
+            if m not in r: continue
+            rivals = {k: v[which]['value'] for k, v in r.items() if k != m and not (head == 'style' and
+                      not k.startswith('siamese'))}
+            best = max(rivals, key=rivals.get) if rivals else None
+            holds = best is None or r[m][which]['value'] > rivals[best]
+            name = (results.get('measures') or {}).get(best, {}).get('label', best)
+            out.append(f"**Twins, {head}: {'holds' if holds else 'does not hold'}.** The {head} head finds the {which} "
+                       f"twin first for {_pct(r[m][which]['value'])} of {tw['paintings']} paintings"
+                       + (f"; the best other measure, {name}, for {_pct(rivals[best])}." if best else '.'))
+    for g, d in (asp.get('prompts') or {}).items():
+        if g != 'style': continue
+        for key, who in (('style - composition', 'the descriptors'), ('siamese:style - siamese:composition',
+                                                                       "the network's heads")):
+            if key not in d: continue
+            x = d[key]
+            verdict = ('lower style more than composition' if x['lo'] is not None and x['lo'] > 0 else
+                       'lower composition more than style' if x['hi'] is not None and x['hi'] < 0 else
+                       'lower style and composition alike (no clear difference)')
+            out.append(f"**Style prompts, {who}:** they {verdict}: style drop minus composition drop "
+                       f"{ci_text(x)} from the lowest strength to the highest.")
+    return out
+
 # %% ../nbs/pipeline/report.ipynb #3112b0aa
 # what `write_figures` writes, relative to the run
 FIGURES = (
@@ -237,6 +339,20 @@ def report_markdown(results:dict, # the contents of metrics/eval.json
     ]
     captions = figure_captions(boot['level'])
     for f in REPORT_FIGURES: lines += [f'![{captions[f]}]({f})', '', f'*{captions[f]}*', '']
+    if (aspects := aspect_table(results)) is not None or (results.get('aspects') or {}).get('twins'):
+        lines += ['## Aspects: composition, style and content', '',
+                  "Each aspect head of the network against its own aspect's descriptor value (the families named), "
+                  "on the test split:", '']
+        if aspects is not None: lines += [markdown_table(aspects), '']
+        if (d := discriminant_table(results)) is not None:
+            lines += ["Discriminant validity: each head's Spearman with every aspect's teacher on the test pairs "
+                      "(its own in bold):", '', markdown_table(d), '']
+        if (t := twins_table(results)) is not None:
+            lines += [f"The twins: how often each measure ranks a painting's restyled twin (its layout, another "
+                      f"painting's palette and brushwork) or its recomposed twin first among the other test paintings "
+                      f"and the other twin ({results['aspects']['twins']['paintings']} paintings):", '',
+                      markdown_table(t), '']
+        lines += [*[s + '\n' for s in aspect_sentences(results)]]
     lines += ['## Agreement with the descriptor values', '',
               markdown_table(agreement_table(results).reset_index(names='metric')), '']
     if (fidelity := fidelity_table(results)) is not None:
