@@ -191,8 +191,10 @@ def query_files(paths:list, # what the user typed: image files and folders of th
 # %% ../nbs/pipeline/cli.ipynb #7ba7f00c
 def _ranked_text(name, found, ix, by) -> str:
     cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
-    head = f"  rank  " + '  '.join(f"{c:>8}" for c in cols) + '  original'
-    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:8.3f}" for c in cols) + f"  {r['original']}"
+    cols += [by] if by not in cols else []
+    w = max(8, *map(len, cols))
+    head = f"  rank  " + '  '.join(f"{c:>{w}}" for c in cols) + '  original'
+    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:{w}.3f}" for c in cols) + f"  {r['original']}"
             for r in found.to_dict('records')]
     title = f"{name}: the {len(found)} most similar of {len(ix)} originals in {shown(ix.root)}, ranked by {by}"
     return '\n'.join([title, head] + rows)
@@ -213,6 +215,7 @@ def artsim_search(images:list, # the images to find the originals of: image file
                   k:int=5, # how many originals per image
                   model:str|None=None, # the index's Siamese model, if it was moved; None: where the index says it is
                   by:str|None=None, # 'combined' or 'siamese'; None: combined
+                  aspect:str|None=None, # rank by this aspect of the descriptors (e.g. style) instead
                   as_json:bool=False, # print JSON instead of the tables
                   device:str='cpu', # torch device
                   out=None, # where the result goes (default: stdout)
@@ -234,6 +237,12 @@ def artsim_search(images:list, # the images to find the originals of: image file
         raise UsageError(f"--by siamese: the index {index} holds no Siamese embeddings "
                          "(index with --model to have them)")
     ix = load_index(index, sim, device)
+    if aspect is not None:
+        if by is not None: raise UsageError(f"--by {by} and --aspect {aspect}: rank by one of them")
+        if aspect not in (named := ix.calibration.aspect_families):
+            said = ', '.join(f"{a} ({' + '.join(f)})" for a, f in named.items())
+            raise UsageError(f"--aspect {aspect}: the index's calibration has the aspects {said}")
+        by = aspect
     sia = siamese_scale(ix.calibration, sim)
     rank_by, texts, results, tables = by or 'combined', [], [], []
     for name, path in queries:
@@ -269,6 +278,9 @@ def search_parser():
     p.add_argument('--index', required=True, metavar='INDEX', help="an index folder made by artsim_index")
     p.add_argument('-k', type=_positive, default=5, help="how many originals to list (default: 5)")
     p.add_argument('--by', choices=('combined', 'siamese'), help="what to rank by (default: combined)")
+    p.add_argument('--aspect', metavar='ASPECT',
+                   help="rank by one aspect of the descriptors instead: composition (shape + edges), style (color + "
+                        "texture) or content (semantic), as the index's calibration groups the families")
     p.add_argument('--model', metavar='PATH', help="the index's Siamese model, if it moved since the index was made")
     p.add_argument('--json', dest='as_json', action='store_true',
                    help="print JSON instead of a table: one object for one image, a list of them for several")

@@ -105,7 +105,7 @@ def evaluation_set(run:Run, max_paintings:int|None=None, # at most this many tes
 # %% ../nbs/07_evaluation.ipynb #e7a00430
 def descriptor_scores(run:Run, test_set:EvaluationSet,
                      ) -> tuple: # ({pairs column it reproduces: (queries, gallery) scores}, {measure: what it is})
-    "Chapter 03's values of every (variant, painting) pair from the run's cached descriptors: families, combined, aspects."
+    "Chapter 03's values of every (variant, painting) pair from the cached descriptors: families, combined, aspects."
     weights = run.params('similarity').weights
     matrices = descriptor_matrices(run, list(test_set.queries.path), list(test_set.gallery.path))
     families = [f for f in FAMILIES if f in matrices]

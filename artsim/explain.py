@@ -154,7 +154,7 @@ def format_comparison(a:str, b:str, # how to name the two images
                       sources:list=(), # lines saying what the calibration and the model were made from
                       unrelated:dict|None=None, # what unrelated pairs reach (see `change_summary`)
                       siamese_on_scale:bool=False, # the siamese score is on the calibration's scale (`siamese_scale`)
-                      aspects:dict|None=None, # aspect -> its families (`Calibration.aspect_families`); None: the default
+                      aspects:dict|None=None, # aspect -> families (`Calibration.aspect_families`); None: the default
                      ) -> str:
     "The comparison as a table, one row per value, what the scale and the model were made from, and the verdict."
     scale = ('calibrated (0 = as alike as two unrelated images of the calibration, 1 = identical)' if calibrated

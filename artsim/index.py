@@ -275,9 +275,10 @@ def search_index(index:Index, # from `load_index`
                  image, # the image to find the original of: a path, bytes, PIL image or uint8 array
                  k:int=5, # how many originals
                  model=None, # the index's `SiameseSimilarity`: adds the siamese column
-                 by:str|None=None, # 'combined' or 'siamese'; None: combined
+                 by:str|None=None, # 'combined', 'siamese' or an aspect of the index's calibration; None: combined
                  device:str='cpu',
-                ) -> pd.DataFrame: # rank, original (in the index's folder), combined, siamese (with a model), families
+                ) -> pd.DataFrame: # rank, original (in the index's folder), combined, siamese (with a model), families,
+                                   # aspects
     "The `k` originals of the index most similar to `image`, best first."
     im = load_image(image)
     Q = describe_images([im], index.calibration, device=device)
@@ -286,8 +287,11 @@ def search_index(index:Index, # from `load_index`
     if model is not None and index.embeddings is not None:
         cols['siamese'] = embedding_scores(model, model.embed([im])[0], index.embeddings)
     cols |= {f: s[f][0] for f in FAMILIES if f in s}
+    aspects = list(index.calibration.aspect_families)
+    cols |= {a: s[a][0] for a in aspects if a in s}
     by = by or 'combined'
-    if by not in ('combined', 'siamese'): raise UsageError(f"--by {by}: rank by combined or siamese")
+    if by not in ('combined', 'siamese', *aspects):
+        raise UsageError(f"--by {by}: rank by combined, siamese or an aspect ({', '.join(aspects)})")
     if by not in cols:
         raise UsageError(f"--by {by}: the index has no Siamese embeddings (index with --model to have them)")
     order = np.argsort(-cols[by], kind='stable')[:k]

@@ -223,12 +223,19 @@ def twins_table(results:dict, # the contents of metrics/eval.json
     labels = {m: (results.get('measures') or {}).get(m, {}).get('label', m) for m in tw['recall']}
     order = sorted(tw['recall'], key=lambda m: (not m.startswith('siamese:'), m != 'siamese'))
     seeds = tw.get('seed_mean') or {}
-    return pd.DataFrame([{'measure': labels[m],
-                          'restyled twin first (composition kept)': ci_text(tw['recall'][m]['restyled']),
-                          'recomposed twin first (style kept)': ci_text(tw['recall'][m]['recomposed']),
-                          f"{tw.get('seeds', 0)} seeds' mean": (f"{seeds[m]['restyled']:.2f} / {seeds[m]['recomposed']:.2f}"
-                                                                if m in seeds else '')}
-                         for m in order])
+    return pd.DataFrame(
+        [
+            {
+                'measure': labels[m],
+                'restyled twin first (composition kept)': ci_text(tw['recall'][m]['restyled']),
+                'recomposed twin first (style kept)': ci_text(tw['recall'][m]['recomposed']),
+                f"{tw.get('seeds', 0)} seeds' mean": (
+                    f"{seeds[m]['restyled']:.2f} / {seeds[m]['recomposed']:.2f}" if m in seeds else ''
+                ),
+            }
+            for m in order
+        ]
+    )
 
 # %% ../nbs/pipeline/report.ipynb #635dfa21
 def _pct(x:float) -> str: return f'{100 * x:.0f}%'

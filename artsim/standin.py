@@ -18,7 +18,8 @@ from .data import load_image
 # %% ../nbs/pipeline/standin.ipynb #564dbb5b
 def load_prompts(path=None, # a YAML prompt bank; None: the one shipped with artsim
                 ) -> pd.DataFrame:
-    "The prompt bank as a table indexed by prompt id, with columns `text`, `kind`, `aspect` (None: unlabelled), `standin`"
+    """The prompt bank as a table indexed by prompt id, with columns `text`, `kind`, `aspect` (None: unlabelled),
+    `standin`"""
     src = Path(path) if path else files('artsim').joinpath('prompts.yaml')
     bank = pd.DataFrame(yaml.safe_load(src.read_text(encoding='utf-8')))
     if 'aspect' not in bank: bank['aspect'] = None
