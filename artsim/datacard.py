@@ -75,6 +75,11 @@ COLUMN_DOCS = dict(
     generation_seconds="seconds the generator took for this image (its batch's time over its size)",
     combined_raw="the equal-weight (or the run's weights) mean of the raw family values",
     combined="the mean of the calibrated family values: the preliminary similarity, the Siamese network's target",
+    composition=("the composition aspect (chapter 03's default: the mean of the calibrated shape and edges values): "
+                 "how much of the painting's layout the variant keeps"),
+    style=("the style aspect (chapter 03's default: the mean of the calibrated color and texture values): how much "
+           "of the painting's palette and brushwork the variant keeps"),
+    content="the content aspect (chapter 03's default: the calibrated semantic value): what the two images show",
     siamese="the run's Siamese network's score for the pair (chapter 06's model, through artsim.SiameseSimilarity)")
 
 def column_doc(name:str) -> str:
@@ -278,7 +283,9 @@ def dataset_card(run:Run, state:dict, paintings:pd.DataFrame, pairs:pd.DataFrame
           f"- calibration: `{cal.get('mapping', '')}`; anchors (median raw value of unrelated pairs): "
           + ', '.join(f"{k} {v.get('anchor')}" for k, v in (cal.get('families') or {}).items())
           + f"; from {sum((cal.get('source') or {}).get('n_pairs', {}).values())} unrelated pairs",
-          f"- family weights of `combined`: {(stages.get('similarity') or {}).get('weights') or 'equal'}"]
+          f"- family weights of `combined`: {(stages.get('similarity') or {}).get('weights') or 'equal'}",
+          "- aspects (each the mean of its families' calibrated values): "
+          + ', '.join(f"{a} = {' + '.join(f)}" for a, f in (cal.get('aspects') or {}).items())]
     if model:
         a = model.get('architecture') or {}
         sha = state['identity']['artifacts'].get('models/siamese.safetensors', '')

@@ -60,10 +60,12 @@ def painting_rows(run:Run,
 
 # %% ../nbs/pipeline/export.ipynb #4084f00a
 _TABLE_COLUMNS = {'pair_id', 'original_id', 'variant_of', 'generated_path', 'prompt_id', 'prompt', 'strength', 'seed',
-                  'kind', 'original_path', 'genre', 'split', 'variant_genre', 'variant_split'}
+                  'kind', 'original_path', 'genre', 'split', 'variant_genre', 'variant_split', 'prompt_kind',
+                  'prompt_aspect'}
 
 def similarity_columns(scores:pd.DataFrame) -> list: # chapter 03's value columns, in its order
-    "The similarity columns of `similarity/pairs.parquet`: every family raw and calibrated, `combined_raw`, `combined`."
+    """The similarity columns of `similarity/pairs.parquet`: every family raw and calibrated, `combined_raw`,
+    `combined`, each aspect."""
     return [c for c in scores.columns if c not in _TABLE_COLUMNS]
 
 # %% ../nbs/pipeline/export.ipynb #03348b16
