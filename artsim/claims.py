@@ -9,9 +9,9 @@ from pathlib import Path
 from .runs import Run, STAGES, project_root, resolve_run_dir
 
 # %% auto #0
-__all__ = ['SPREAD', 'TRAINED', 'WAYS', 'TEST_CLAIMS', 'TIME_SAYS', 'UNPINNED_TOLERANCE', 'pipe_table', 'how_computed',
-           'stated_spread', 'compare_tables', 'student_problems', 'stated_seconds', 'run_seconds',
-           'calibration_problems', 'demo_calibration_check', 'check_claims', 'main']
+__all__ = ['SPREAD', 'TRAINED', 'WAYS', 'TEST_CLAIMS', 'TIME_SAYS', 'UNPINNED_TOLERANCE', 'README_ASPECTS', 'pipe_table',
+           'how_computed', 'stated_spread', 'compare_tables', 'student_problems', 'stated_seconds', 'run_seconds',
+           'calibration_problems', 'demo_calibration_check', 'aspect_problems', 'check_claims', 'main']
 
 # %% ../nbs/pipeline/claims.ipynb #92cee8fa
 def pipe_table(md:str, # a markdown text
@@ -176,6 +176,25 @@ def demo_calibration_check(run:Run) -> tuple: # (ok, lines)
     return not bad, bad or ["the run's chapters 00-02 give artsim/calibration.json " + ('exactly' if exact else
                                                                                        'within the kernels\' spread')]
 
+# %% ../nbs/pipeline/claims.ipynb #d00474b7
+README_ASPECTS = '### Composition, style and content in the last demo run' # the README's heading of the aspect tables
+
+def aspect_problems(readme:str, report:str, # the README's text; the run's report.md
+                   ) -> tuple: # (one line per difference, the number of table lines compared)
+    "Where the README's aspect tables differ from those of the run's report.md (chapter 07's aspect section)."
+    from artsim.docs import ASPECT_SECTION, report_section
+    made = [l.strip() for l in (report_section(report, ASPECT_SECTION) or '').split('\n') if l.strip().startswith('|')]
+    if not made:
+        return ["the run's report.md has no aspect tables: run chapter 07 with a network that has aspect heads"], 0
+    lines = readme.split('\n')
+    if README_ASPECTS not in lines: return [f"the README has no section '{README_ASPECTS}'"], 0
+    start = lines.index(README_ASPECTS) + 1
+    end = next((j for j in range(start, len(lines)) if lines[j].startswith('#')), len(lines))
+    stated = [l.strip() for l in lines[start:end] if l.strip().startswith('|')]
+    if stated == made: return [], len(made)
+    diff = [f'README {a!r}, run {b!r}' for a, b in zip(stated, made) if a != b][:3]
+    return diff or [f'README has {len(stated)} table lines, the run {len(made)}'], len(made)
+
 # %% ../nbs/pipeline/claims.ipynb #b5e227c9
 def check_claims(run_dir='runs/demo', # the demo run to check (relative: against the project root)
                  readme=None, # the README (default: the project's README.md)
@@ -194,6 +213,8 @@ def check_claims(run_dir='runs/demo', # the demo run to check (relative: against
     out.append(('headline table', not bad, bad or [f'{len(made)} rows, {how} (the run computed {way})']))
     checked, bad = student_problems(run.read_json('metrics/training.json'), run.read_json('metrics/eval.json'))
     out.append(('student and teacher', not bad, bad or [f'{len(checked)} claims hold']))
+    bad, n = aspect_problems(text, run.require('report.md').read_text(encoding='utf-8'))
+    out.append(('aspect tables', not bad, bad or [f'{n} table lines, digit for digit']))
     took, said = run_seconds(run), stated_seconds(text)
     out.append(("demo's time", took <= slack * said,
                 [f'{took:.0f} s of chapters; the README says {said:.0f} s, so at most {slack * said:.0f} s'

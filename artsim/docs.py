@@ -13,9 +13,9 @@ from .site import front_matter, plain_notebook, quarto_glob, sidebar_pages, link
 from .site import write_site, settle_anchors
 
 # %% auto #0
-__all__ = ['checkout_root', 'run_preset', 'find_runs', 'doc_url', 'source_url', 'repo_links', 'docs_pages', 'results_notebook',
-           'run_overview', 'stage_results', 'first_table', 'headline_table', 'readme_markdown', 'write_readme',
-           'build_preview', 'main']
+__all__ = ['ASPECT_SECTION', 'checkout_root', 'run_preset', 'find_runs', 'doc_url', 'source_url', 'repo_links', 'docs_pages',
+           'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table', 'report_section',
+           'aspect_section', 'readme_markdown', 'write_readme', 'build_preview', 'main']
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
 def checkout_root(path=None) -> Path:
@@ -241,6 +241,29 @@ def headline_table(root=None) -> str:
     if table is None: return f"`{where}/report.md` ({when}) holds no table yet."
     return (f"From `{where}/report.md` ({when}), a run of the `demo` preset: synthetic paintings and the classical "
             f"stand-in, so these numbers show the pipeline at work, not the thesis' result.\n\n{table}\n")
+
+# %% ../nbs/pipeline/docs.ipynb #246fa6f9
+ASPECT_SECTION = '## Aspects: composition, style and content' # report.md's heading of chapter 07's aspect tests
+
+def report_section(md:str, # a markdown text, e.g. a run's report.md
+                   heading:str=ASPECT_SECTION, # the section's heading line
+                  ) -> str|None: # the section's body, up to the next heading of its level; None where it is absent
+    "The body of one `## ` section of a markdown text."
+    lines = md.split('\n')
+    if heading not in lines: return None
+    start = lines.index(heading) + 1
+    end = next((j for j in range(start, len(lines)) if lines[j].startswith('## ')), len(lines))
+    return '\n'.join(lines[start:end]).strip()
+
+def aspect_section(root=None) -> str:
+    "The aspect tests of the latest demo run's `report.md` (tables and sentences), or a line saying there are none."
+    root = Path(root or checkout_root())
+    runs = find_runs(root, preset='demo', need='report.md')
+    body = report_section((runs[0]/'report.md').read_text(encoding='utf-8')) if runs else None
+    if body is None:
+        return ("No aspect tests yet: the evaluation chapter (07) writes them into `runs/demo/report.md`, and "
+                "`make readme` after `make demo` puts them here.")
+    return body + '\n' 
 
 # %% ../nbs/pipeline/docs.ipynb #f10fe1f4
 def readme_markdown(root=None) -> str:
