@@ -109,6 +109,10 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None,
     r = bpp('png', 'demo' if demo else 'photographs')
     where = f'{len(copied)} copied into the run' if len(copied) else 'read where they are'
     out['paintings (data/images, PNG)'] = (px * r if r else (0 if not px else None), where)
+    if len(plan.get('twins', ())):   # a demo run's twins: each at its layout painting's size
+        of = m.set_index('id')
+        tpx = float((of.width * of.height).reindex(plan.twins.layout_of).sum())
+        out['twins (data/twins, PNG)'] = (tpx * r if r else None, f'{len(plan.twins):,} twins')
     fmt = plan.cfg['generation']['variant_format']
     r = bpp(fmt, content)
     out[f'variants ({fmt})'] = (float((pairs.width * pairs.height).sum()) * r if r else None,
