@@ -244,15 +244,26 @@ def brushwork(rng:np.random.Generator, # draws the strokes or dots
     "Apply `genre`'s brushwork (`BRUSHWORK`) to `img` in place."
     b, (w, h) = BRUSHWORK[genre], img.size
     if b.get('blur'): img.paste(img.filter(ImageFilter.GaussianBlur(max(1., w / b['blur']))))
+    marks = []   # (shape, box or line, colour): the colours jittered from the pixels beneath, drawn all at once
     if b.get('dots'):
-        px = np.asarray(img).copy()
-        img.paste((250, 248, 240), [0, 0, w, h]); d = ImageDraw.Draw(img)
         r = max(1., w / b['dots']); n = int(w * h / (r * r) * .9)
-        for x, y in zip(rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n)):
-            d.ellipse([x - r, y - r, x + r, y + r], fill=_jitter(rng, px[int(y), int(x)], b['amount']))
-    if b.get('n'):
-        _strokes(rng, img, b['n'] * w // 16, max(b['min_length'], w // b['length']), max(1, w // b['width']),
-                 b['amount'], b.get('horizontal', False))
+        x, y = rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n)
+        marks = [('dot', [a - r, c - r, a + r, c + r], a, c) for a, c in zip(x, y)]
+    elif b.get('n'):
+        n, length = b['n'] * w // 16, max(b['min_length'], w // b['length'])
+        x, y = rng.integers(0, w, n), rng.integers(0, h, n)
+        angle = rng.normal(0, .3, n) if b.get('horizontal') else rng.uniform(0, np.pi, n)
+        dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+        marks = [('stroke', [(a - u, c - v), (a + u, c + v)], a, c) for a, c, u, v in zip(x, y, dx, dy)]
+    if not marks: return
+    px = np.asarray(img).astype(np.int64)
+    under = px[[int(m[3]) for m in marks], [int(m[2]) for m in marks]]
+    colours = np.clip(under + rng.integers(-b['amount'], b['amount'] + 1, under.shape), 0, 255)
+    if b.get('dots'): img.paste((250, 248, 240), [0, 0, w, h])
+    d, width = ImageDraw.Draw(img), max(1, w // b.get('width', w))
+    for (shape, at, *_), c in zip(marks, map(tuple, colours.tolist())):
+        if shape == 'dot': d.ellipse(at, fill=c)
+        else: d.line(at, fill=c, width=width)
 
 # %% ../nbs/pipeline/painter.ipynb #98a09bb0
 def twin(layout_img:Image.Image, # whose region map the twin has
