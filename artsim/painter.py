@@ -272,7 +272,7 @@ def twin(layout_img:Image.Image, # whose region map the twin has
          seed:int, # draws the brushwork
          k:int=12, # colour regions of the layout and colours of the palette, at most
         ) -> Image.Image:
-    "`layout_img`'s region map painted in `manner_img`'s palette and `manner_genre`'s brushwork, at `layout_img`'s size."
+    "`layout_img`'s region map in `manner_img`'s palette and `manner_genre`'s brushwork, at `layout_img`'s size."
     labels, own = painting_layout(layout_img, k)
     _, colours = painting_layout(manner_img, k)
     lum = np.array([.299, .587, .114])

@@ -319,8 +319,8 @@ def _plan_run(cfg, run_dir):
             forward_mpx=scored7 * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),
             images_loaded=scored7 * (len(c7['resnet_weights']) + 3)),
     }
-    return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, twins=twins, images=len(images),
-                    table=len(table))
+    return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, twins=twins,
+                    images=len(images), table=len(table))
 
 
 # %% ../nbs/pipeline/plan.ipynb #fe20d4b2
