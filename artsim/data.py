@@ -12,15 +12,15 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
 from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive_seed, project_path
-from .painter import DEMO_GENRES, demo_painting
+from .painter import DEMO_GENRES, demo_painting, twin
 from .sources import (BAD_COLUMNS, MANIFEST_COLUMNS, SOURCES, check_export, export_manifest, huggan_bytes,
                             read_csv_source, read_source, walk_files)
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'READS', 'LOCATIONS', 'REPORTS', 'ImageLoadError', 'load_image', 'image_list', 'source_path',
-           'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report', 'min_per_genre',
-           'check_collected', 'split_stratified', 'save_report', 'build_manifest', 'save_manifest', 'stage',
-           'show_samples']
+__all__ = ['MAX_PIXELS', 'READS', 'LOCATIONS', 'REPORTS', 'TWIN_COLUMNS', 'ImageLoadError', 'load_image', 'image_list',
+           'source_path', 'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report',
+           'min_per_genre', 'check_collected', 'split_stratified', 'save_report', 'build_manifest', 'save_manifest',
+           'twin_table', 'save_twins', 'stage', 'show_samples', 'show_twins']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -353,10 +353,46 @@ def save_manifest(run:Run, manifest:pd.DataFrame, bad:pd.DataFrame, report:dict)
     save_parquet(manifest, run.path/'data'/'manifest.parquet')
     save_report(run, bad, report)
 
+# %% ../nbs/00_data.ipynb #58d2f5b9
+TWIN_COLUMNS = ['path', 'twin', 'painting', 'layout_of', 'manner_of', 'split', 'genre']
+
+def twin_table(manifest:pd.DataFrame, # the paintings: id, genre, split
+               seed:int=0, # the run's seed: draws each twin's partner
+              ) -> pd.DataFrame: # `TWIN_COLUMNS`: a restyled and a recomposed twin per validation and test painting
+    "The twins of the validation and test paintings (nothing painted): each partner is of another genre, same split."
+    rows, ids = [], manifest.set_index('id')
+    for pid, r in ids[ids.split.isin(['valid', 'test'])].iterrows():
+        others = sorted(ids.index[(ids.split == r.split) & (ids.genre != r.genre)])
+        if not others: continue   # one genre in the split: no painting of another genre to pair with
+        for kind in ('restyled', 'recomposed'):
+            partner = others[np.random.default_rng(derive_seed(seed, 'twin', pid, kind)).integers(len(others))]
+            layout, manner = (pid, partner) if kind == 'restyled' else (partner, pid)
+            rows.append(dict(path=f'data/twins/{pid}-{kind}.png', twin=kind, painting=pid, layout_of=layout,
+                             manner_of=manner, split=r.split, genre=r.genre))
+    return pd.DataFrame(rows, columns=TWIN_COLUMNS).astype(str)
+
+# %% ../nbs/00_data.ipynb #ad7a20ba
+def save_twins(run:Run, manifest:pd.DataFrame, # the run and its paintings (`build_manifest`)
+               p, # the data chapter's parameters: source, seed
+              ) -> pd.DataFrame: # what `data/twins.parquet` now holds
+    "Paint the missing twins of a demo run (`twin_table`) under `data/twins/` and write `data/twins.parquet`."
+    twins = twin_table(manifest, p.seed or 0) if p.source == 'demo' else pd.DataFrame(columns=TWIN_COLUMNS)
+    ids, seen = manifest.set_index('id'), {}
+    image = lambda i: seen[i] if i in seen else seen.setdefault(i, load_image(run.resolve(ids.path[i])))
+    for t in twins.itertuples(index=False):
+        f = run.path/t.path
+        if f.exists(): continue   # painted by an earlier pass: a rerun paints only what is missing
+        seed = derive_seed(p.seed or 0, 'twin', t.painting, t.twin, 'brushwork')
+        save_image(twin(image(t.layout_of), image(t.manner_of), ids.genre[t.manner_of], seed), f)
+    save_parquet(twins, run.path/'data'/'twins.parquet')
+    return twins
+
 # %% ../nbs/00_data.ipynb #5e1d747d
 def stage(run:Run, p):
-    "The data stage, headless: build and save the manifest."
-    save_manifest(run, *build_manifest(run, p))
+    "The data stage, headless: build and save the manifest, and the twins of a demo run."
+    manifest, bad, report = build_manifest(run, p)
+    save_manifest(run, manifest, bad, report)
+    save_twins(run, manifest, p)
 
 # %% ../nbs/00_data.ipynb #1d816d6b
 def show_samples(run:Run, manifest:pd.DataFrame, n:int=4, seed:int=0):
@@ -370,5 +406,22 @@ def show_samples(run:Run, manifest:pd.DataFrame, n:int=4, seed:int=0):
             axs[r, c].set_axis_off()
             if c < len(sub): axs[r, c].imshow(load_image(run.resolve(sub.path.iloc[c])))
         axs[r, 0].set_title(g, loc='left', fontsize=8)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/00_data.ipynb #6926c330
+def show_twins(run:Run, twins:pd.DataFrame, # the run and its `data/twins.parquet`
+               manifest:pd.DataFrame, n:int=4):
+    "A grid: `n` paintings (one row each), with their restyled and their recomposed twin."
+    import matplotlib.pyplot as plt
+    ids, shown = manifest.set_index('id'), list(dict.fromkeys(twins.painting))[:n]
+    fig, axs = plt.subplots(max(len(shown), 1), 3, figsize=(5.4, 1.8 * max(len(shown), 1)), squeeze=False)
+    for row, pid in zip(axs, shown):
+        of = twins[twins.painting == pid].set_index('twin')
+        for ax, (path, title) in zip(row, [(ids.path[pid], f'{pid}'),
+                                           (of.path['restyled'], f"restyled ({of.manner_of['restyled']})"),
+                                           (of.path['recomposed'], f"recomposed ({of.layout_of['recomposed']})")]):
+            ax.imshow(load_image(run.resolve(path))); ax.set_title(title, fontsize=7)
+    for ax in axs.ravel(): ax.set_axis_off()
     fig.tight_layout()
     return fig

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_descriptors.ipynb #c9e651c7
 from __future__ import annotations
-import functools, hashlib, os, time, warnings
+import functools, hashlib, itertools, os, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
@@ -322,6 +322,9 @@ def extract_features(files:list, # image files
                      known:dict|None=None, # (file, bytes, mtime_ns) -> hash from a previous run
                      progress:bool=True, # show progress bars
                      state=None, # `shard_state`'s, when several processes share the work; None: this one does all
+                     # a label per file: a semantic batch holds one group's images, so that a group added later
+                     # leaves the others' batches (and the last bits of their vectors) as they were; None: one
+                     groups:list|None=None,
                     ) -> tuple: # (per-file DataFrame: file, bytes, mtime_ns, hash, error; counts of the work done)
     "Compute every missing vector of `families` for `files` into `store`; a rerun does no work."
     t0, families = time.perf_counter(), list(families)
@@ -364,7 +367,12 @@ def extract_features(files:list, # image files
     if 'semantic' in families:
         sem = list({h: f for f, h in zip(index.file, index.hash)
                     if isinstance(h, str) and h not in have['semantic'] and h not in errors}.items())
-        batches = [sem[i:i + encoder.batch_size] for i in range(0, len(sem), encoder.batch_size)]
+        group = {}
+        for h, g in zip(index.hash, [None] * len(index) if groups is None else groups): group.setdefault(h, g)
+        batches = []
+        for _, run_of in itertools.groupby(sem, key=lambda x: group[x[0]]):   # consecutive images of one group
+            run_of = list(run_of)
+            batches += [run_of[i:i + encoder.batch_size] for i in range(0, len(run_of), encoder.batch_size)]
         batches = _share(state, batches)   # whole batches, each with the images it has in one process
         with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) * 2)) as ex:
             nxt = [ex.submit(_load_or_error, f, encoder.size) for _, f in batches[0]] if batches else []
@@ -389,17 +397,20 @@ def extract_features(files:list, # image files
 # %% ../nbs/02_descriptors.ipynb #1445c806
 def images_of(manifest:pd.DataFrame, # the paintings: path
               pairs:pd.DataFrame|None=None, # chapter 01's pairs: generated_path; None: no variants yet
-             ) -> pd.DataFrame: # path (relative to the run), role ('original' or 'generated'), each path once
-    "The images a manifest and its pairs give to describe: the paintings, then the variants (`--plan` counts them)."
+              twins:pd.DataFrame|None=None, # chapter 00's twins (`data/twins.parquet`): path; None: no twins
+             ) -> pd.DataFrame: # path (relative to the run), role ('original', 'generated' or 'twin'), each path once
+    "The images to describe: the paintings, the variants, then the twins (`--plan` counts them)."
     parts = [pd.DataFrame(dict(path=manifest.path.astype(str), role='original'))]
     if pairs is not None: parts.append(pd.DataFrame(dict(path=pairs.generated_path.astype(str), role='generated')))
+    if twins is not None: parts.append(pd.DataFrame(dict(path=twins.path.astype(str), role='twin')))
     return pd.concat(parts, ignore_index=True).drop_duplicates('path').reset_index(drop=True)
 
 # %% ../nbs/02_descriptors.ipynb #66d99c8a
 def image_table(run:Run) -> pd.DataFrame: # path (relative to the run), role
-    "Every image the descriptors are needed for: the manifest's paintings and the generated variants."
+    "Every image the descriptors are needed for: the manifest's paintings, the generated variants and the twins."
     m = run.read_parquet('data/manifest.parquet')
-    return images_of(m, read_pairs(run) if run.resolve('generated/pairs.parquet').exists() else None)
+    twins = run.read_parquet('data/twins.parquet') if run.resolve('data/twins.parquet').exists() else None
+    return images_of(m, read_pairs(run) if run.resolve('generated/pairs.parquet').exists() else None, twins)
 
 # %% ../nbs/02_descriptors.ipynb #d523a711
 def descriptor_settings(p) -> dict: # size, semantic_weights, semantic_size, seed
@@ -431,7 +442,7 @@ REPORTS = ('features/extraction.json',)     # how the extraction went (workers, 
 
 # %% ../nbs/02_descriptors.ipynb #082167f8
 def stage(run:Run, p) -> None:
-    "Extract every family for the run's paintings and variants into `features/`; a rerun extracts only what is new."
+    "Extract every family for the run's paintings, variants and twins into `features/`; a rerun extracts what is new."
     images = image_table(run)
     families = list(p.families or FAMILIES)
     if unknown := set(families) - set(FAMILIES):
@@ -448,7 +459,8 @@ def stage(run:Run, p) -> None:
     quiet = os.environ.get('IN_TEST') or os.environ.get('TQDM_DISABLE')
     index, stats = extract_features([run.resolve(x) for x in images.path], store, families, p.size, encoder,
                                     p.n_jobs, p.chunk_size, known,
-                                    progress=not quiet and (state is None or state.is_main_process), state=state)
+                                    progress=not quiet and (state is None or state.is_main_process), state=state,
+                                    groups=list(images.role == 'twin'))   # the twins in batches of their own
     if state:   # each process has written its share's part files: the main process alone writes the results
         state.wait_for_everyone()
         if not state.is_main_process:

@@ -109,6 +109,10 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None,
     r = bpp('png', 'demo' if demo else 'photographs')
     where = f'{len(copied)} copied into the run' if len(copied) else 'read where they are'
     out['paintings (data/images, PNG)'] = (px * r if r else (0 if not px else None), where)
+    if len(plan.get('twins', ())):   # a demo run's twins: each at its layout painting's size
+        of = m.set_index('id')
+        tpx = float((of.width * of.height).reindex(plan.twins.layout_of).sum())
+        out['twins (data/twins, PNG)'] = (tpx * r if r else None, f'{len(plan.twins):,} twins')
     fmt = plan.cfg['generation']['variant_format']
     r = bpp(fmt, content)
     out[f'variants ({fmt})'] = (float((pairs.width * pairs.height).sum()) * r if r else None,
@@ -220,6 +224,7 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
     bare = '; '.join(f"no {s} variants of {', '.join(v)}" for s, v in g['genres_without_variants'].items() if v)
     sp_line = lambda k: f"{k} {sp['splits'][k]['paintings']:,} paintings, {sp['splits'][k]['variants']:,} variants"
     de = c['02_descriptors']
+    twins = f" + {_n(de['twins'])} twins" if de.get('twins') else ''   # a demo run's (chapter 00)
     # genres without variants in a split: said, with the option that draws every painting
     no_variants = [f"{bare}: chapters 05-07 judge nothing of them there "
                    "(-p originals_per_genre=null draws every painting)"] if bare else []
@@ -230,7 +235,7 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
                     f"per genre (train/valid/test): {per}"],
         '01_generation': [gen_line] + no_variants,
         '02_descriptors': [f"{_n(de['images'])} images to describe ({_n(de['paintings'])} paintings + "
-                           f"{_n(de['variants'])} variants), families {', '.join(de['families'])}"],
+                           f"{_n(de['variants'])} variants{twins}), families {', '.join(de['families'])}"],
         '03_similarity': [f"{_n(s['pairs'])} pairs scored ({_n(s['positive'])} positive + "
                           f"{_n(s['negative'])} negative), calibrated on {_n(s['calibration_pairs'])} unrelated pairs"],
         '04_finetune': [f"ResNet50 at {f['input_size']} px: {_n(f['train'])} training paintings x "

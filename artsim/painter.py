@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 # %% auto #0
-__all__ = ['DEMO_GENRES', 'DEMO_STYLES', 'demo_size', 'demo_painting']
+__all__ = ['DEMO_GENRES', 'DEMO_STYLES', 'BRUSHWORK', 'demo_size', 'demo_painting', 'painting_layout', 'brushwork', 'twin']
 
 # %% ../nbs/pipeline/painter.ipynb #5ee9ecce
 def _hsv(h, s, v) -> tuple:
@@ -209,3 +209,78 @@ def demo_painting(genre:str, # one of `DEMO_GENRES`
     img = Image.new('RGB', (2 * w, 2 * h))  # drawn at twice the size, then reduced: smooth edges
     DEMO_GENRES[genre](rng, img)
     return img.resize((w, h), Image.LANCZOS)
+
+# %% ../nbs/pipeline/painter.ipynb #b132a0bd
+def painting_layout(img:Image.Image, # a painting
+                    k:int=12, # colour regions at most
+                   ) -> tuple: # (label map (H, W) int64, 0 = darkest region; the regions' colours (n, 3) uint8)
+    "A painting's region map and palette: median-cut quantisation into `k` colours, ordered by luminance."
+    q = img.convert('RGB').quantize(k, method=Image.Quantize.MEDIANCUT)   # deterministic: no random start
+    pal, labels = np.asarray(q.getpalette(), np.int64).reshape(-1, 3), np.asarray(q)
+    used = np.unique(labels)
+    used = used[np.argsort(pal[used] @ np.array([299, 587, 114]), kind='stable')]
+    rank = np.zeros(256, np.int64); rank[used] = np.arange(len(used))
+    return rank[labels], pal[used].astype(np.uint8)
+
+# %% ../nbs/pipeline/painter.ipynb #6f49ad17
+# n: strokes per 16 px of width; length, width: the width divided by these (at least min_length, 1); amount: colour
+# jitter; blur: a Gaussian of the width / blur first; dots: pointillism's dot radius is the width / dots
+BRUSHWORK = dict(
+    landscape=dict(n=30, length=25, min_length=3, width=96, amount=25),
+    seascape=dict(n=40, length=12, min_length=4, width=96, amount=25, horizontal=True),
+    geometric_abstraction=dict(),
+    color_field=dict(blur=40, n=12, length=10, min_length=4, width=48, amount=10, horizontal=True),
+    portrait=dict(n=30, length=20, min_length=3, width=80, amount=20),
+    still_life=dict(n=25, length=25, min_length=3, width=96, amount=25),
+    pointillism=dict(dots=110, amount=40),
+    cityscape=dict(n=15, length=30, min_length=3, width=128, amount=12),
+)
+
+# %% ../nbs/pipeline/painter.ipynb #e8cb5c5c
+def brushwork(rng:np.random.Generator, # draws the strokes or dots
+              img:Image.Image, # the canvas, changed in place
+              genre:str, # whose brushwork: a key of `BRUSHWORK`
+             ):
+    "Apply `genre`'s brushwork (`BRUSHWORK`) to `img` in place."
+    b, (w, h) = BRUSHWORK[genre], img.size
+    if b.get('blur'): img.paste(img.filter(ImageFilter.GaussianBlur(max(1., w / b['blur']))))
+    marks = []   # (shape, box or line, colour): the colours jittered from the pixels beneath, drawn all at once
+    if b.get('dots'):
+        r = max(1., w / b['dots']); n = int(w * h / (r * r) * .9)
+        x, y = rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n)
+        marks = [('dot', [a - r, c - r, a + r, c + r], a, c) for a, c in zip(x, y)]
+    elif b.get('n'):
+        n, length = b['n'] * w // 16, max(b['min_length'], w // b['length'])
+        x, y = rng.integers(0, w, n), rng.integers(0, h, n)
+        angle = rng.normal(0, .3, n) if b.get('horizontal') else rng.uniform(0, np.pi, n)
+        dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+        marks = [('stroke', [(a - u, c - v), (a + u, c + v)], a, c) for a, c, u, v in zip(x, y, dx, dy)]
+    if not marks: return
+    px = np.asarray(img).astype(np.int64)
+    under = px[[int(m[3]) for m in marks], [int(m[2]) for m in marks]]
+    colours = np.clip(under + rng.integers(-b['amount'], b['amount'] + 1, under.shape), 0, 255)
+    if b.get('dots'): img.paste((250, 248, 240), [0, 0, w, h])
+    d, width = ImageDraw.Draw(img), max(1, w // b.get('width', w))
+    for (shape, at, *_), c in zip(marks, map(tuple, colours.tolist())):
+        if shape == 'dot': d.ellipse(at, fill=c)
+        else: d.line(at, fill=c, width=width)
+
+# %% ../nbs/pipeline/painter.ipynb #98a09bb0
+def twin(layout_img:Image.Image, # whose region map the twin has
+         manner_img:Image.Image, # whose palette it has
+         manner_genre:str, # whose brushwork it has (`BRUSHWORK`)
+         seed:int, # draws the brushwork
+         k:int=12, # colour regions of the layout and colours of the palette, at most
+        ) -> Image.Image:
+    "`layout_img`'s region map in `manner_img`'s palette and `manner_genre`'s brushwork, at `layout_img`'s size."
+    labels, own = painting_layout(layout_img, k)
+    _, colours = painting_layout(manner_img, k)
+    lum = np.array([.299, .587, .114])
+    mine, theirs = own @ lum, colours @ lum
+    spread = max(mine.max() - mine.min(), 1e-9)
+    target = (mine - mine.min()) / spread * (theirs.max() - theirs.min()) + theirs.min()
+    pick = np.abs(target[:, None] - theirs[None]).argmin(1)
+    h, w = labels.shape
+    canvas = Image.fromarray(colours[pick][labels]).resize((2 * w, 2 * h), Image.NEAREST)
+    brushwork(np.random.default_rng(seed), canvas, manner_genre)
+    return canvas.resize((w, h), Image.LANCZOS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import AttrDict
 from .runs import STAGES, Run
-from .data import candidate_order, min_per_genre, source_path, split_stratified
+from .data import candidate_order, min_per_genre, source_path, split_stratified, twin_table, TWIN_COLUMNS
 from .painter import demo_size
 from .sources import export_paintings, export_variants, read_demo, read_source
 from .generation import plan_pairs, select_originals, select_prompts
@@ -243,7 +243,9 @@ def _plan_run(cfg, run_dir):
         originals = select_originals(manifest, g.originals_per_genre, g.seed)
         pairs = plan_pairs(originals, bank, g.strengths, None, g.resolution, g.variant_format)   # no per-pair seeds
     table = pairs_with_negatives(pairs, manifest, s.negatives_per_original, s.seed)
-    images = images_of(manifest, pairs)   # chapter 02's images; each with its painting, as 03's `run_images` gives it
+    # chapter 00's twins (a demo run's), then chapter 02's images: each with its painting, as 03's `run_images` gives it
+    twins = twin_table(manifest, d.seed or 0) if d.source == 'demo' else pd.DataFrame(columns=TWIN_COLUMNS)
+    images = images_of(manifest, pairs, twins)
     source = dict(zip(manifest.path.astype(str), manifest.id))
     source |= dict(zip(pairs.generated_path.astype(str), pairs.original_id))
     cal = null_pairs(images.assign(source=images.path.map(source)), s.calibration_pairs, s.seed)
@@ -261,13 +263,13 @@ def _plan_run(cfg, run_dir):
     exported = how['kind'] == 'export'
     counts = {
         '00_data': dict(paintings=len(manifest), genres=len(split), per_genre_split=split,
-                        copied=int(manifest.copied.sum())),
+                        copied=int(manifest.copied.sum()), twins=len(twins)),
         '01_generation': dict(originals=len(originals), prompts=len(bank), variants=len(pairs),
                               strengths=pairs.strength.nunique() if exported else len(g.strengths),
                               variant_format=g.variant_format, genres_without_variants=bare,
                               generator='export' if exported else g.generator,
                               sizes=pairs.groupby(['width', 'height']).size().sort_values(ascending=False)),
-        '02_descriptors': dict(images=len(images), paintings=len(manifest), variants=len(pairs),
+        '02_descriptors': dict(images=len(images), paintings=len(manifest), variants=len(pairs), twins=len(twins),
                                families=list(de.families or FAMILIES)),
         '03_similarity': dict(positive=int((table.kind == 'positive').sum()),
                               negative=int((table.kind == 'negative').sum()),
@@ -283,6 +285,7 @@ def _plan_run(cfg, run_dir):
     # the work in the units of the time model: megapixels through a network, images described, pairs scored, ...
     gmp = float((pairs.width * pairs.height).sum()) / 1e6
     painted = float((manifest.width * manifest.height).sum())   # pixels
+    twinned = float((of.width * of.height).reindex(twins.layout_of).sum())   # a twin: its layout painting's size
     ssize = int(sp.siamese_size)
     c4, c5, c7 = counts['04_finetune'], counts['05_siamese'], counts['07_evaluation']
     mp4, mp5 = _mp(c4['input_size'], c4['input_size']), _mp(ssize, ssize)
@@ -291,7 +294,7 @@ def _plan_run(cfg, run_dir):
     semantic = 'semantic' in families
     scored7 = c7['variants'] + c7['test_paintings']
     work = {
-        '00_data': dict(paint_mpx=4 * painted / 1e6 if how['kind'] == 'demo' else 0.0,
+        '00_data': dict(paint_mpx=4 * (painted + twinned) / 1e6 if how['kind'] == 'demo' else 0.0,
                         decode_mpx=0.0 if how['kind'] == 'demo' else painted / 1e6),
         '01_generation': dict(
             standin_mpx=gmp if generator == 'standin' else 0.0,
@@ -316,8 +319,8 @@ def _plan_run(cfg, run_dir):
             forward_mpx=scored7 * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),
             images_loaded=scored7 * (len(c7['resnet_weights']) + 3)),
     }
-    return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, images=len(images),
-                    table=len(table))
+    return AttrDict(cfg=cfg, how=how, counts=counts, work=work, manifest=manifest, pairs=pairs, twins=twins,
+                    images=len(images), table=len(table))
 
 
 # %% ../nbs/pipeline/plan.ipynb #fe20d4b2

@@ -48,6 +48,10 @@ def compare_plan_with_run(plan, run:Path) -> dict:
     out['00_data: paintings per genre and split'] = (
         {k: int(v) for k, v in d['per_genre_split'].stack().items() if v},
         {k: int(v) for k, v in m.groupby(['genre', 'split']).size().items()})
+    # 00: the twins of a demo run's validation and test paintings, row by row
+    tw = r.read_parquet('data/twins.parquet')
+    out['00_data: twins'] = (plan.twins.astype(str).values.tolist(), tw.astype(str).values.tolist())
+    out['00_data: twins counted'] = (d['twins'], len(tw))
     # 01: the pairs, and the sizes of the variants written
     pairs = r.read_parquet('generated/pairs.parquet')
     out['01_generation: pairs'] = (plan.pairs.pair_id.tolist(), pairs.pair_id.tolist())
@@ -62,9 +66,9 @@ def compare_plan_with_run(plan, run:Path) -> dict:
     # 02: the images described
     images = r.read_parquet('features/images.parquet')
     de = c['02_descriptors']
-    out['02_descriptors: images, paintings, variants'] = (
-        (de['images'], de['paintings'], de['variants']),
-        (len(images), int((images.role == 'original').sum()), int((images.role == 'generated').sum())))
+    out['02_descriptors: images, paintings, variants, twins'] = (
+        (de['images'], de['paintings'], de['variants'], de['twins']),
+        (len(images), *(int((images.role == k).sum()) for k in ('original', 'generated', 'twin'))))
     out['02_descriptors: families'] = (sorted(de['families']), sorted(r.read_json('features/versions.json')))
     # 03: the pairs scored and the unrelated pairs calibrated on
     scores = r.read_parquet('similarity/pairs.parquet')
