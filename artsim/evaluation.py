@@ -10,6 +10,7 @@ import numpy as np, pandas as pd, torch
 from scipy import special
 import artsim
 from .runs import Run, derive_seed, save_json
+from .data import TWIN_COLUMNS
 from .backbone import Backbone, weights_info
 from .families import FAMILIES
 from .measures import aspect_values
@@ -23,8 +24,8 @@ from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, r
 from .report import write_figures, write_report
 
 # %% auto #0
-__all__ = ['ASPECT_CRITERIA', 'TWIN_COLUMNS', 'EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set',
-           'descriptor_scores', 'baseline_scores', 'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices',
+__all__ = ['ASPECT_CRITERIA', 'EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set', 'descriptor_scores',
+           'baseline_scores', 'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices',
            'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity',
            'seed_point_values', 'seed_spread', 'hypothesis', 'head_measure', 'aspect_heads', 'aspect_matrices',
            'aspect_verdicts', 'discriminant_validity', 'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops',
@@ -436,8 +437,6 @@ def discriminant_validity(test_set:EvaluationSet, scores:dict, # measure -> (que
     return dict(rows=rows, holds=holds)
 
 # %% ../nbs/07_evaluation.ipynb #a9b7a57d
-TWIN_COLUMNS = ['path', 'twin', 'painting', 'layout_of', 'manner_of', 'split', 'genre']
-
 def twin_set(run:Run, gallery:pd.DataFrame, # the test paintings: id, path
             ) -> pd.DataFrame: # a row per painting with both twins: painting, restyled, recomposed (paths)
     "The test paintings that have a restyled and a recomposed twin, both parents among the test paintings."
