@@ -337,7 +337,8 @@ def aspect_table(aspects:dict, # the stage's results' `aspects`: aspect -> summa
         rows[(a, f"teacher ({', '.join(v['families'])})")] = {c: round(v['teacher'][c], digits) for c in CRITERIA}
         head = f"head ({n} seed{'s' * (n > 1)}' mean)"
         rows[(a, head)] = {c: round(v['summary'][c]['mean'], digits) for c in CRITERIA}
-    return pd.DataFrame(rows, columns=list(rows) or None).T.rename(columns=labels).rename_axis(['aspect', 'scored by'])
+    index = pd.MultiIndex.from_arrays([[k[0] for k in rows], [k[1] for k in rows]], names=['aspect', 'scored by'])
+    return pd.DataFrame(list(rows.values()), index=index, columns=list(CRITERIA)).rename(columns=labels)
 
 # %% ../nbs/06_training.ipynb #5b2e0017
 def ablation_table(results:dict, # the stage's results: teacher, untrained, recipe, ablation
