@@ -434,7 +434,7 @@ def card_siamese_params(sp, # chapter 05's parameters, as the run recorded them 
 
 # %% ../nbs/06_training.ipynb #5b2e0018
 def stage(run:Run, p) -> AttrDict:
-    "Train the Siamese head from every seed; write the model, the other seeds' heads and metrics/training.json."
+    "Train the Siamese head, then a head per aspect, from every seed; write the models and metrics/training.json."
     check_params(p)
     sp, t0 = run.params('siamese', p.preset), time.perf_counter()
     data, made = load_siamese_data(run, p.teacher_dense_cells)
