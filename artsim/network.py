@@ -150,7 +150,8 @@ class SiameseNet(nn.Module):
                 where, _, buf = k.rpartition('.')
                 mine, theirs = self.head.get_submodule(where)._buffers, h.get_submodule(where)._buffers
                 if mine[buf] is theirs[buf]: continue
-                if mine[buf].shape != theirs[buf].shape or not torch.equal(mine[buf], theirs[buf].to(mine[buf])):
+                same = mine[buf].is_meta or torch.equal(mine[buf], theirs[buf].to(mine[buf])) # meta: sizes alone
+                if mine[buf].shape != theirs[buf].shape or not same:
                     raise ValueError(f"the {name} head's {k} is not the overall head's: the heads share a fixed part")
                 theirs[buf] = mine[buf]
         return self
