@@ -129,9 +129,11 @@ def estimate_disk(plan:AttrDict, rates:dict|None=None,
     out['Siamese features (siamese/)'] = (4.0 * (encoded * c5['feature_dim'] + c5['encoded_images'] * described),
                                           f"{encoded:,} images x {c5['feature_dim']:,} features, "
                                           f"{c5['encoded_images']:,} x {described:,} descriptor values")
-    if c6.get('tape_bytes'):
-        out['teacher tapes (06, temporary)'] = (float(c6['tape_bytes']),
-                                                f"{seeds} seeds' batches, float32, removed after")
+    if c6.get('tape_bytes'):   # the overall head's and every aspect head's
+        heads = 1 + len(c6['architecture'].get('aspects') or {})
+        out['teacher tapes (06, temporary)'] = (float(c6['tape_bytes'] + c6.get('aspect_tape_bytes', 0)),
+                                                f"{seeds} seeds' batches x {heads} head{'s' * (heads > 1)}, float32, "
+                                                "removed after")
     out['models (models/)'] = (float(c4['model_bytes'] + c6['model_bytes'] + (seeds - 1) * c6['seed_head_bytes']),
                                f'genre classifier, Siamese network and {seeds - 1} more seeds\' heads, float32')
     b = disk.get('run_other_bytes')
@@ -170,6 +172,8 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
     training = ((train['paintings'] + train['variants'] + c5['augmented'] + held_images) * width * 4   # the inputs
                 + fit * fd * (4 + 8 + 8) + fit * fit * 8   # the PCA: standardised, centred in float64, the Gram matrix
                 + kept(train) + block(train['variants'] if train['dense'] else 0, train['paintings']) + validation
+                # an aspect head's teacher: its own whole matrices, one aspect at a time
+                + (kept(train) + valid['cells'] * 8 if c6.get('aspect_trainings') else 0)
                 # the network it saves: the weights, `save_model`'s contiguous copies, the bytes and their sorted copy
                 + 4 * c6['model_bytes'])
     q, g = c['07_evaluation']['variants'], c['07_evaluation']['test_paintings']
@@ -245,6 +249,8 @@ def chapter_lines(plan:AttrDict) -> dict: # chapter -> lines of counts
                        f"({_n(sp['feature_dim'])} features each), {_n(sp['teacher_cells'])} teacher values"],
         '06_training': [f"{t['seeds']} seeds x {t['epochs']} epochs of {steps} batches on the stored features; "
                         f"ablation {t['ablation_rows']} rows, {_n(t['head_trainings'])} head trainings in all; "
+                        + (f"a head per aspect ({', '.join(t['architecture']['aspects'])}): "
+                           f"{_n(t['aspect_trainings'])} more trainings; " if t.get('aspect_trainings') else '') +
                         f"validated on {_n(t['valid_variants'])} {t['validate_on']} variants x "
                         f"{_n(t['valid_paintings'])} paintings"],
         '07_evaluation': [f"{_n(e['test_pairs'])} test pairs ({_n(e['own_pairs'])} own + {_n(e['other_pairs'])} "

@@ -20,7 +20,8 @@ from .siamese import standardiser
 
 # %% auto #0
 __all__ = ['pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'pca_size', 'fit_inputs', 'build_head', 'SiameseNet',
-           'architecture', 'empty_head', 'SiameseSimilarity', 'seed_head_state', 'save_seed_heads', 'load_seed_models']
+           'architecture', 'empty_head', 'network_state', 'empty_net', 'SiameseSimilarity', 'seed_head_state',
+           'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0050
 def pca_basis(Z:torch.Tensor, # (n, D) standardised training features, n much smaller than D
@@ -126,14 +127,34 @@ def build_head(fitted:tuple, # `fit_inputs`
         return SiameseHead(*fitted, embed_dim=embed_dim, sketch_dim=sketch_dim, knots=knots, seed=seed)
 
 # %% ../nbs/pipeline/network.ipynb #5318ab53
+_SHARED = ('mean', 'std', 'basis', 'score_map.knots') # a head's entries every seed and every aspect head shares
+
 class SiameseNet(nn.Module):
-    "The shared encoder read at several depths, and the head: images (or their features) in, embeddings or scores out."
+    "The shared encoder read at several depths, the head and one head per aspect: images (or features) in, scores out."
     def __init__(self, encoder:nn.Module, # a `resnet50_body`
                  pooling:dict, # stage -> grid side
-                 head:SiameseHead):
+                 head:SiameseHead, # the overall score's head
+                 aspects:dict|None=None, # aspect -> its `SiameseHead`, on the same fixed part as `head`
+                 families:dict|None=None, # aspect -> the descriptor families its teacher combined
+                ):
         super().__init__()
         self.encoder, self.head = encoder, head
         self.pooling = as_pooling(pooling)
+        self.aspects = nn.ModuleDict(aspects or {})
+        self.families = {a: list((families or {}).get(a, [])) for a in self.aspects}
+        self.tie()
+    def tie(self):
+        "Make every aspect head's fixed part (`_SHARED`) the very tensors of the overall head's: one copy of them."
+        for name, h in self.aspects.items():
+            for k in _SHARED:
+                where, _, buf = k.rpartition('.')
+                mine, theirs = self.head.get_submodule(where)._buffers, h.get_submodule(where)._buffers
+                if mine[buf] is theirs[buf]: continue
+                same = mine[buf].is_meta or torch.equal(mine[buf], theirs[buf].to(mine[buf])) # meta: sizes alone
+                if mine[buf].shape != theirs[buf].shape or not same:
+                    raise ValueError(f"the {name} head's {k} is not the overall head's: the heads share a fixed part")
+                theirs[buf] = mine[buf]
+        return self
     def features(self, x):
         "Pooled multi-scale features of normalised images; (N, D) features pass through unchanged."
         return x if x.ndim == 2 else pooled_features(self.encoder, x, self.pooling)
@@ -147,7 +168,8 @@ def architecture(model:SiameseNet) -> dict:
     return dict(name='siamese-resnet50-multiscale', backbone='resnet50', encoder_layout='fastai create_body',
                 pooling=model.pooling, feature_dim=int(h.mean.numel()),
                 pca_dim=h.pca_dim, embed_dim=h.projection.out_features, sketch_dim=h.sketch.d_out if h.sketch else 0,
-                knots=int(h.score_map.knots.numel()), score='clamp(1 - sum_k softplus(w_k) relu(t_k - cos), 0, 1)')
+                knots=int(h.score_map.knots.numel()), score='clamp(1 - sum_k softplus(w_k) relu(t_k - cos), 0, 1)',
+                aspects={a: list(model.families[a]) for a in model.aspects})
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0062
 def empty_head(a:dict, # an `architecture`
@@ -155,6 +177,20 @@ def empty_head(a:dict, # an `architecture`
     "A head of the architecture `a`, to load weights into."
     d, k = a['feature_dim'], a['pca_dim']
     return SiameseHead(torch.zeros(d), torch.ones(d), torch.zeros(d, k), a['embed_dim'], a['sketch_dim'], a['knots'])
+
+# %% ../nbs/pipeline/network.ipynb #42b3b0fe
+def network_state(model:SiameseNet) -> dict: # name -> tensor
+    "What the model file keeps: every entry, less the aspect heads' fixed part (the overall head's, `_SHARED`)."
+    shared = {f'aspects.{a}.{k}' for a in model.aspects for k in _SHARED}
+    return {k: v for k, v in model.state_dict().items() if k not in shared}
+
+# %% ../nbs/pipeline/network.ipynb #3a2075e9
+def empty_net(a:dict, # an `architecture` (with its aspects)
+              encoder:nn.Module|None=None, # the encoder; None: a random-init `resnet50_body` to load weights into
+             ) -> SiameseNet:
+    "A network of the architecture `a`, its overall and aspect heads empty, to load weights into."
+    return SiameseNet(resnet50_body('random') if encoder is None else encoder, a['pooling'], empty_head(a),
+                      {n: empty_head(a) for n in a['aspects']}, a['aspects'])
 
 # %% ../nbs/pipeline/network.ipynb #52b36522
 class SiameseSimilarity:
@@ -165,10 +201,12 @@ class SiameseSimilarity:
         self.device, self.batch_size = resolve_device(device, 'device'), batch_size
         self.model = model.eval().to(self.device)
         self.model.encoder.to(memory_format=torch.channels_last) # as chapter 05 encoded the training images
-        self.model.head.cpu() # the embeddings come back to the CPU; the head is small
+        self.model.head.cpu(); self.model.aspects.cpu() # the embeddings come back to the CPU; the heads are small
+        self.model.tie() # one fixed part again, wherever the move copied it
         self.card = dict(card, format=SIAMESE_KIND.format, architecture=architecture(model))
         self.size = int(self.card['input_size'])
     head = property(lambda self: self.model.head)
+    aspect_names = property(lambda self: list(self.model.aspects), doc='The aspects it scores, besides the overall.')
     def __repr__(self):
         a = self.card['architecture']['name']
         return f"SiameseSimilarity({a}, {self.size} px, target {self.card.get('target')!r}, {self.device})"
@@ -229,12 +267,42 @@ def similarity_matrix(self:SiameseSimilarity, A, # N images
     ea = self.embed(A, progress)
     return self.scores(ea, ea if B is None else self.embed(B, progress))
 
+# %% ../nbs/pipeline/network.ipynb #2e21995f
+@patch
+def aspect_embeddings(self:SiameseSimilarity, images, # a list of images: paths, bytes, PIL images or uint8 arrays
+                      progress:bool|None=None, # a progress bar; None: for more than 4 batches
+                     ) -> dict: # aspect -> float32 (n, its head's embedding size), unit rows
+    "Every aspect head's embeddings of `images`, each image through the encoder once."
+    f = self.features(images, progress)
+    with torch.inference_mode(): return {a: h.embed(f).numpy() for a, h in self.model.aspects.items()}
+
+# %% ../nbs/pipeline/network.ipynb #f71d1b06
+@patch
+def aspects(self:SiameseSimilarity, a, b, # two images: paths, bytes, PIL images or uint8 arrays
+           ) -> dict: # aspect -> float in [0, 1]; symmetric; an image against itself: 1 on every aspect
+    "How similar each aspect head finds two images (the overall score is `similarity`)."
+    ea, eb = self.aspect_embeddings([a]), self.aspect_embeddings([b])
+    with torch.inference_mode():
+        return {n: float(h.pair_scores(_rows(ea[n]), _rows(eb[n]))[0]) for n, h in self.model.aspects.items()}
+
+# %% ../nbs/pipeline/network.ipynb #343b14aa
+@patch
+def aspect_matrix(self:SiameseSimilarity, A, # N images
+                  B=None, # M images; None: A against itself
+                  progress:bool|None=None,
+                 ) -> dict: # aspect -> float32 (N, M)
+    "Every image of A against every image of B on each aspect: N + M encoder passes, one matrix product per aspect."
+    ea = self.aspect_embeddings(A, progress)
+    eb = ea if B is None else self.aspect_embeddings(B, progress)
+    with torch.inference_mode():
+        return {n: h.scores(_rows(ea[n]), _rows(eb[n])).numpy() for n, h in self.model.aspects.items()}
+
 # %% ../nbs/pipeline/network.ipynb #13a4a113
 @patch
 def save(self:SiameseSimilarity, path, # the stem: writes path.safetensors and path.json
         ) -> tuple[Path, Path]:
     "Write the weights (safetensors) and the card (JSON), each atomically; the card then names its weights file."
-    wf, cf = save_model(path, self.model.state_dict(), self.card, SIAMESE_KIND)
+    wf, cf = save_model(path, network_state(self.model), self.card, SIAMESE_KIND)
     self.card = json.loads(cf.read_text(encoding='utf-8'))
     return wf, cf
 
@@ -247,17 +315,22 @@ def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siame
     if missing := [k for k in ('architecture', 'input_size', 'normalisation') if k not in card]:
         raise ModelFileError(f'{path}: the card lacks {", ".join(missing)} of the model')
     a = card['architecture']
+    if 'aspects' not in a:
+        raise ModelFileError(f'{path}: the model was trained before the network had a head per aspect (its card '
+                             'names no aspects): run chapter 06_training again')
     try:
-        model = SiameseNet(resnet50_body('random'), a['pooling'], empty_head(a))
-        model.load_state_dict(sd, strict=True)
-    except (KeyError, TypeError, RuntimeError) as e:
+        model = empty_net(a)
+        shared = {f'aspects.{n}.{k}' for n in model.aspects for k in _SHARED}
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        if unexpected or set(missing) - shared:
+            raise RuntimeError(f'missing {sorted(set(missing) - shared)[:3]}, unexpected {sorted(unexpected)[:3]}')
+        model.tie()
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
         why = str(e).splitlines()[0]
         raise ModelFileError(f"{path}: the weights do not fit the card's architecture: {why}") from None
     return cls(model, card, device, batch_size)
 
 # %% ../nbs/pipeline/network.ipynb #4a635356
-_SHARED = ('mean', 'std', 'basis', 'score_map.knots') # the head's entries every seed shares with the main model
-
 def seed_head_state(head:SiameseHead) -> dict: # name -> tensor
     "What `save_seed_heads` keeps of a further seed's head: its entries less those every seed shares."
     return {k: v for k, v in head.state_dict().items() if k not in _SHARED}
@@ -267,11 +340,16 @@ def save_seed_heads(path, # the stem: writes path.safetensors and path.json
                     heads:dict, # seed -> `SiameseHead` (the main model's seed left out)
                     main:SiameseSimilarity, # the saved model whose encoder and fixed part the heads share
                     card:dict|None=None, # more to record: per-seed results, ...
+                    aspects:dict|None=None, # seed -> {aspect: `SiameseHead`}: each seed's aspect heads
                    ) -> tuple[Path, Path]:
-    "Write the learned weights of further seeds' heads, naming the model they belong with."
+    "Write the learned weights of further seeds' heads (overall and per aspect), naming the model they belong with."
     if not main.card.get('weights_sha256'):
         raise ValueError('save the main model first: the seed heads name its weights file')
+    if missing := [s for s in heads if set((aspects or {}).get(s, {})) != set(main.aspect_names)]:
+        raise ValueError(f'seeds {missing}: give each seed a head for every aspect of the model {main.aspect_names}')
     sd = {f'{s}.{k}': v for s, h in heads.items() for k, v in seed_head_state(h).items()}
+    sd |= {f'{s}.aspects.{a}.{k}': v for s in heads for a, h in (aspects or {}).get(s, {}).items()
+           for k, v in seed_head_state(h).items()}
     card = dict(card or {}, seeds=[int(s) for s in heads], model_sha256=main.card['weights_sha256'],
                 architecture=main.card['architecture'])
     return save_model(path, sd, card, SEEDS_KIND)
@@ -285,12 +363,20 @@ def load_seed_models(path, # models/siamese_seeds.safetensors, its card, their s
     if card.get('model_sha256') != main.card.get('weights_sha256'):
         raise ModelFileError(f'{path}: these seed heads belong with another model than {main.card.get("weights_file")} '
                              '(its SHA-256 differs): chapter 06 writes the two together')
-    out = {}
+    out, shared = {}, {k: main.head.state_dict()[k] for k in _SHARED}
     for s in card['seeds']:
-        head = empty_head(card['architecture'])
         own = {k.split('.', 1)[1]: v for k, v in sd.items() if k.split('.', 1)[0] == str(s)}
-        head.load_state_dict(own | {k: main.head.state_dict()[k] for k in _SHARED}, strict=True)
-        net = SiameseNet(main.model.encoder, main.model.pooling, head)
+        head, aspects = empty_head(card['architecture']), {a: empty_head(card['architecture'])
+                                                           for a in main.aspect_names}
+        try:
+            head.load_state_dict({k: v for k, v in own.items() if not k.startswith('aspects.')} | shared, strict=True)
+            for a, h in aspects.items():
+                h.load_state_dict({k[len(f'aspects.{a}.'):]: v for k, v in own.items() if k.startswith(f'aspects.{a}.')}
+                                  | shared, strict=True)
+        except RuntimeError as e:
+            raise ModelFileError(f"{path}: seed {s}'s heads do not fit the model's architecture "
+                                 f"({str(e).splitlines()[0]}): run chapter 06_training again") from None
+        net = SiameseNet(main.model.encoder, main.model.pooling, head, aspects, main.model.families)
         out[int(s)] = SiameseSimilarity(net, dict(main.card, seed=int(s), weights_sha256=None, weights_file=None),
                                         main.device, main.batch_size)
     return out

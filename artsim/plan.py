@@ -21,8 +21,10 @@ import torch
 from .backbone import as_pooling, feature_dim, resnet50_body
 from .finetune import genre_classifier
 from .siamese import SUMMARY_VARIANTS, TEACHER_DENSE_CELLS, encoded_splits, split_tables_of
-from .network import SiameseNet, empty_head, pca_size, seed_head_state
-from .training import ablation_runs, epoch_batches, epoch_teacher_cells, training_recipe, training_seeds
+from .measures import check_aspects
+from .network import empty_net, network_state, pca_size, seed_head_state
+from .training import ablation_runs, epoch_batches, epoch_teacher_cells, taught_aspects, training_recipe
+from .training import training_seeds
 from .training import check_params as check_training_params
 from .evaluation import evaluation_set_of
 from .commands import UsageError
@@ -157,8 +159,9 @@ def siamese_plan(tables:dict, # split -> `SplitTable`: chapter 05's `split_table
 def training_plan(tables:dict, # `split_tables_of`
                   tr, # the training chapter's parameters
                   sp, # the siamese chapter's
+                  aspects:dict|None=None, # aspect -> its families the run has (`taught_aspects`); None: none
                  ) -> dict: # seeds, epochs, steps per seed, the ablation's head trainings, the head's architecture, ...
-    "What chapter 06 trains, from its own functions: seeds, batches per epoch, the PCA's size and the ablation."
+    "What chapter 06 trains, from its own functions: seeds, batches per epoch, the PCA's size, ablation, aspect heads."
     try: check_training_params(tr)   # the chapter's own refusals, also where `--only` leaves it out of the runner's
     except ValueError as e: raise ValueError(f'06_training: {e}') from None
     r, seeds = training_recipe(tr), training_seeds(tr.seed, tr.seeds)
@@ -172,16 +175,20 @@ def training_plan(tables:dict, # `split_tables_of`
     # ablation's rows)
     cells = len(train.gallery) * len(train.queries) if dense else len(seeds) * r.epochs * per_epoch
     pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
+    tape = 0 if dense else len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch))
+    # every aspect head: the recipe's seeds against its own teacher, which computes what the overall one did
+    aspects = dict(aspects or {}) if tr.aspect_heads else {}
     return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
                 pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
                 head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
                 teacher_cells=cells + len(held.gallery) * len(held.queries),
-                tape_bytes=(0 if dense else
-                            len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch))),
-                valid_variants=len(held.queries), valid_paintings=len(held.gallery),
+                tape_bytes=tape, valid_variants=len(held.queries), valid_paintings=len(held.gallery),
+                aspect_trainings=len(aspects) * len(seeds),
+                aspect_teacher_cells=len(aspects) * (cells + len(held.gallery) * len(held.queries)),
+                aspect_tape_bytes=len(aspects) * tape,
                 architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
-                                  sketch_dim=r.sketch_dim, knots=r.knots))
+                                  sketch_dim=r.sketch_dim, knots=r.knots, aspects=aspects))
 
 # %% ../nbs/pipeline/plan.ipynb #5ce9bc85
 def evaluation_plan(table:pd.DataFrame, # chapter 03's pairs (`pairs_with_negatives`)
@@ -208,9 +215,9 @@ def model_bytes(n_classes:int, # the genres: the genre classifier's outputs
     with torch.random.fork_rng(devices=[]), torch.device('meta'):
         body = resnet50_body('random')
         genre = genre_classifier(n_classes, body)
-        siamese = SiameseNet(body, architecture['pooling'], empty_head(architecture))
-    return dict(genre=saved_bytes(genre.state_dict()), siamese=saved_bytes(siamese.state_dict()),
-                seed_head=saved_bytes(seed_head_state(siamese.head)))
+        siamese = empty_net(dict(architecture, aspects=architecture.get('aspects') or {}), body)
+    return dict(genre=saved_bytes(genre.state_dict()), siamese=saved_bytes(network_state(siamese)),
+                seed_head=sum(saved_bytes(seed_head_state(h)) for h in [siamese.head, *siamese.aspects.values()]))
 
 # %% ../nbs/pipeline/plan.ipynb #d3b585e7
 def _mp(w, h) -> float: return w * h / 1e6
@@ -250,7 +257,8 @@ def _plan_run(cfg, run_dir):
     source |= dict(zip(pairs.generated_path.astype(str), pairs.original_id))
     cal = null_pairs(images.assign(source=images.path.map(source)), s.calibration_pairs, s.seed)
     tables = split_tables_of(manifest, pairs)
-    sia, trp = siamese_plan(tables, sp, int(tr.teacher_dense_cells)), training_plan(tables, tr, sp)
+    aspects = taught_aspects(check_aspects(s.aspects), de.families or FAMILIES)   # the calibration's, as 06 trains them
+    sia, trp = siamese_plan(tables, sp, int(tr.teacher_dense_cells)), training_plan(tables, tr, sp, aspects)
     evp = evaluation_plan(table, manifest, ev.max_paintings, ev.seed)
     of = manifest.set_index('id')
     vg, vs = of.genre.reindex(pairs.original_id).to_numpy(object), of.split.reindex(pairs.original_id).to_numpy(object)
@@ -313,7 +321,8 @@ def _plan_run(cfg, run_dir):
                            images_loaded=c5['encoded_images'] + c5['augmented'] // max(1, int(sp.augmented_copies)),
                            descriptor_cells=c5['teacher_cells']),
         # the head trains on the stored features, seconds per seed: the chapter's fixed cost; the teacher's values
-        '06_training': dict(descriptor_cells=counts['06_training']['teacher_cells']),
+        '06_training': dict(descriptor_cells=counts['06_training']['teacher_cells']
+                                             + counts['06_training']['aspect_teacher_cells']),
         '07_evaluation': dict(
             ssim_cells=c7['cells'] * (int(ev.ssim_size) / 128) ** 2, descriptor_cells=c7['cells'], hashes=scored7,
             forward_mpx=scored7 * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),

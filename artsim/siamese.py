@@ -16,7 +16,7 @@ from .runs import Run, atomic_write, derive_seed, save_parquet
 from .backbone import (STAGE_CHANNELS, as_pooling, feature_dim, infer, input_image, pooled_features,
                              resnet50_body, weights_info)
 from .families import FAMILIES
-from .measures import combine
+from .measures import aspect_values, combine
 from .descriptors import FeatureStore, shard_device, shard_state
 from .similarity import Calibration, DescribedImages, compare_described, load_calibration, run_descriptions
 from .metrics import recall_at_k, roc_auc, spearman, strength_trend
@@ -109,13 +109,13 @@ def described_measures(A:DescribedImages, B:DescribedImages, # N and M described
                        calibration:Calibration, # chapter 03's calibration of the run
                        weights:dict|None=None, # family -> weight of the combined value (chapter 03's `weights`)
                       ) -> dict: # a column name of similarity/pairs.parquet -> (N, M) float64 values
-    "Chapter 03's value of every pair of an image of A and an image of B: each family raw and calibrated, combined."
+    "Chapter 03's value of every pair of an image of A and of B: each family raw and calibrated, combined, each aspect."
     raw = compare_described(A, B, weights, calibration, raw=True)
     families = [f for f in FAMILIES if f in raw]
     out = {f: raw[f] for f in families} | {f'{f}_calibrated': calibration.apply(f, raw[f]) for f in families}
-    return out | dict(
-        combined=combine({f: out[f'{f}_calibrated'] for f in families}, weights), combined_raw=raw['combined']
-    )
+    calibrated_ = {f: out[f'{f}_calibrated'] for f in families}
+    return out | dict(combined=combine(calibrated_, weights), combined_raw=raw['combined']) | aspect_values(
+        calibrated_, calibration.aspect_families, weights)
 
 # %% ../nbs/05_siamese.ipynb #d069996e
 def descriptor_matrices(run:Run, A:list, B:list, # image paths relative to the run: the rows and the columns
@@ -136,11 +136,12 @@ class Teacher:
     variants:DescribedImages # its variants (the queries' rows), described
     calibration:Calibration # chapter 03's calibration of the run
     weights:dict|None=None # family -> weight of the combined value (chapter 03's `weights`)
-    target:str='combined' # the measure taught: a key of `described_measures`
+    target:str='combined' # the measure taught: a key of `described_measures` (an aspect of the calibration too)
     dense_cells:int=TEACHER_DENSE_CELLS # a split of at most this many pairs: its whole matrix computed once and kept
     def __post_init__(self):
         families = [f for f in FAMILIES if f in self.paintings.vectors]
-        known = [*families, *(f'{f}_calibrated' for f in families), 'combined', 'combined_raw']
+        aspects = [a for a, fams in self.calibration.aspect_families.items() if set(fams) & set(families)]
+        known = [*families, *(f'{f}_calibrated' for f in families), 'combined', 'combined_raw', *aspects]
         if self.target not in known:
             raise ValueError(f'target {self.target!r} is not a descriptor measure; choose one of {sorted(known)}')
         self._matrix, self.computed = None, 0 # the whole matrix once made; the values computed so far

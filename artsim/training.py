@@ -20,8 +20,8 @@ from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit
 __all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'epoch_batches',
            'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape', 'train_head',
            'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs',
-           'ablation_table', 'one_pair', 'validation_claims', 'check_params', 'card_siamese_params', 'stage',
-           'plot_history', 'main']
+           'taught_aspects', 'aspect_split', 'train_aspect_heads', 'aspect_table', 'ablation_table', 'one_pair',
+           'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
     order_pairs = strength_pairs(d.table.queries) if r.order else None
     history, tape = [], None
     if tapes is not None and not d.teacher.dense:
-        key = f'seed{seed}-k{r.paintings_per_batch}-x{r.gallery_extra}-e{r.epochs}.f32'
+        key = f'{d.teacher.target}-seed{seed}-k{r.paintings_per_batch}-x{r.gallery_extra}-e{r.epochs}.f32'
         tape = TeacherTape(d.teacher, Path(tapes) / key)
     with single_thread():
         with torch.no_grad(): # the fixed part, once
@@ -295,6 +295,51 @@ def ablation_runs(p, # this chapter's parameters: ablation (row names; None: eve
     rows = dict(ABLATIONS) if p.ablation is None else {k: ABLATIONS[k] for k in p.ablation}
     return rows, seeds[:p.ablation_seeds or len(seeds)]
 
+# %% ../nbs/06_training.ipynb #b81b55d5
+def taught_aspects(aspects:dict, # aspect -> families: the calibration's `aspect_families`
+                   families, # the descriptor families the run has
+                  ) -> dict: # aspect -> the families of it the run has; an aspect with none is left out
+    "The aspects a head is trained for, each with the families its teacher combines."
+    return {a: [f for f in fams if f in families] for a, fams in aspects.items() if set(fams) & set(families)}
+
+# %% ../nbs/06_training.ipynb #1d99e1a0
+def aspect_split(d:SplitData, aspect:str) -> SplitData:
+    "The split with a teacher of its own teaching `aspect`: the same features, descriptors and provenance."
+    return replace(d, teacher=replace(d.teacher, target=aspect))
+
+# %% ../nbs/06_training.ipynb #309ced4d
+def train_aspect_heads(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list, # as `train_seeds` takes them
+                       aspects:dict, # aspect -> its families (`taught_aspects`)
+                       fitted:tuple, # the overall head's `fit_inputs`: every head's fixed part
+                       tapes=None, # `train_head`'s
+                      ) -> dict: # aspect -> families, heads, histories, criteria, summary, teacher, teacher_cells,
+                                 #  seconds
+    "A head per aspect from every seed, against its aspect's teacher; each head and its teacher judged on `held`."
+    out = {}
+    for a, fams in aspects.items():
+        t0, tr, ho = time.perf_counter(), aspect_split(train, a), aspect_split(held, a)
+        heads, histories, criteria, _ = train_seeds(r, tr, ho, seeds, fitted, tapes)
+        out[a] = dict(families=list(fams), heads=heads, histories=histories, criteria=criteria,
+                      summary=seed_summary(criteria), teacher=split_criteria(ho.teacher.matrix(), ho),
+                      teacher_cells=tr.teacher.computed + ho.teacher.computed,
+                      seconds=round(time.perf_counter() - t0, 2))
+    return out
+
+# %% ../nbs/06_training.ipynb #7f0e9c2c
+def aspect_table(aspects:dict, # the stage's results' `aspects`: aspect -> summary, teacher
+                 digits:int=3) -> pd.DataFrame: # per aspect: its teacher, its heads' mean; a criterion a column
+    "Each aspect head (its seeds' mean) beside its own aspect's teacher, on the split judged on."
+    labels = {'strength': 'strength ρ', 'auc': 'own vs other AUC', 'recall@1': 'recall@1', 'mse': 'MSE (whole matrix)',
+              'fidelity_spearman': 'fidelity: Spearman', 'fidelity_top1': 'fidelity: top-1 agrees'}
+    rows = {}
+    for a, v in aspects.items():
+        n = len(v['summary'][CRITERIA[0]]['values'])
+        rows[(a, f"teacher ({', '.join(v['families'])})")] = {c: round(v['teacher'][c], digits) for c in CRITERIA}
+        head = f"head ({n} seed{'s' * (n > 1)}' mean)"
+        rows[(a, head)] = {c: round(v['summary'][c]['mean'], digits) for c in CRITERIA}
+    index = pd.MultiIndex.from_arrays([[k[0] for k in rows], [k[1] for k in rows]], names=['aspect', 'scored by'])
+    return pd.DataFrame(list(rows.values()), index=index, columns=list(CRITERIA)).rename(columns=labels)
+
 # %% ../nbs/06_training.ipynb #5b2e0017
 def ablation_table(results:dict, # the stage's results: teacher, untrained, recipe, ablation
                    digits:int=3) -> pd.DataFrame: # a row per recipe, 'mean (min-max)' per criterion
@@ -370,6 +415,8 @@ def check_params(p):
     if min(float(p.temperature), float(p.listwise_temperature)) <= 0: raise ValueError('temperatures must be positive')
     if int(p.teacher_dense_cells) < 0:
         raise ValueError(f'teacher_dense_cells must be >= 0, got {p.teacher_dense_cells}')
+    if not isinstance(p.aspect_heads, bool):
+        raise ValueError(f'aspect_heads must be true or false, got {p.aspect_heads!r}')
 
 # %% ../nbs/06_training.ipynb #b128cac5
 # chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
@@ -387,7 +434,7 @@ def card_siamese_params(sp, # chapter 05's parameters, as the run recorded them 
 
 # %% ../nbs/06_training.ipynb #5b2e0018
 def stage(run:Run, p) -> AttrDict:
-    "Train the Siamese head from every seed; write the model, the other seeds' heads and metrics/training.json."
+    "Train the Siamese head, then a head per aspect, from every seed; write the models and metrics/training.json."
     check_params(p)
     sp, t0 = run.params('siamese', p.preset), time.perf_counter()
     data, made = load_siamese_data(run, p.teacher_dense_cells)
@@ -399,10 +446,14 @@ def stage(run:Run, p) -> AttrDict:
     fitted = fit_inputs(train.features, r.pca_dim, r.pca_fit_images, p.seed)
     for old in run.path.glob('.teacher-tapes-*'): shutil.rmtree(old, ignore_errors=True) # a stopped stage's
     rows, ablation_seeds = ablation_runs(p, seeds)
+    aspects = taught_aspects(train.teacher.calibration.aspect_families, train.teacher.paintings.vectors)
+    aspects = aspects if p.aspect_heads else {}
     with tempfile.TemporaryDirectory(dir=run.path, prefix='.teacher-tapes-') as tapes: # the recipe's, then the rows'
         heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted, tapes)
         untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
         ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted, tapes=tapes)
+        # the aspect heads after: the overall head and its ablation stay what they were without them
+        by_aspect = train_aspect_heads(r, train, held, seeds, aspects, fitted, tapes)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria),
                    teacher=split_criteria(held.teacher.matrix(), held),
@@ -410,7 +461,12 @@ def stage(run:Run, p) -> AttrDict:
                    teacher_cells=train.teacher.computed + held.teacher.computed)
     results |= dict(one_pair=one_pair(held.table.queries),
                     claims=validation_claims(results, one_pair(held.table.queries)))
-    net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed])
+    keep = ('families', 'criteria', 'summary', 'teacher', 'teacher_cells', 'seconds')
+    results |= dict(aspects={a: {k: v[k] for k in keep} for a, v in by_aspect.items()},
+                    aspect_teacher_cells=sum(v['teacher_cells'] for v in by_aspect.values()))
+    aspect_heads = lambda s: {a: v['heads'][s] for a, v in by_aspect.items()}
+    net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed],
+                     aspect_heads(p.seed), aspects)
     d = run.params('data', p.preset)   # what the network was trained on, for whoever loads it: its card says
     data = dict(source=d.source, source_path=None if d.source == 'demo' else str(d.source_path),
                 train_paintings=len(train.table.gallery), train_variants=len(train.table.queries))
@@ -419,14 +475,20 @@ def stage(run:Run, p) -> AttrDict:
                 preset=p.preset, seed=p.seed, seeds=seeds, device='cpu', numerics=numerics_info(),
                 siamese_params=card_siamese_params(sp, p), training_params=asdict(r),
                 validation=dict(split=made['validate_on'], **criteria[p.seed]),
-                history=histories[p.seed].to_dict('records'), data=data)
+                history=histories[p.seed].to_dict('records'), data=data,
+                aspect_validation={a: v['criteria'][p.seed] for a, v in by_aspect.items()})
     sim = SiameseSimilarity(net, card)
     sim.save(run.dir('models') / 'siamese')
     if len(seeds) > 1:
-        save_seed_heads(run.dir('models') / 'siamese_seeds', {s: heads[s] for s in seeds if s != p.seed}, sim,
-                        dict(validation={str(s): criteria[s] for s in seeds if s != p.seed}, split=made['validate_on']))
+        others = [s for s in seeds if s != p.seed]
+        save_seed_heads(run.dir('models') / 'siamese_seeds', {s: heads[s] for s in others}, sim,
+                        dict(validation={str(s): criteria[s] for s in others}, split=made['validate_on'],
+                             aspect_validation={str(s): {a: v['criteria'][s] for a, v in by_aspect.items()}
+                                                for s in others}),
+                        {s: aspect_heads(s) for s in others})
     save_json(results | dict(seconds=round(time.perf_counter() - t0, 1)), run.dir('metrics') / 'training.json')
-    return AttrDict(results, similarity=sim, heads=heads, histories=histories, data=data)
+    return AttrDict(results, similarity=sim, heads=heads, histories=histories, data=data,
+                    aspect_heads={a: v['heads'] for a, v in by_aspect.items()})
 
 # %% ../nbs/06_training.ipynb #b1dde5fa
 def plot_history(history:pd.DataFrame):

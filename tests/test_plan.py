@@ -119,6 +119,10 @@ def compare_plan_with_run(plan, run:Path) -> dict:
         (len(training['ablation']),
          len(training['seeds']) + sum(len(a['seeds']) for a in training['ablation'].values())))
     out["06_training: the teacher's values computed"] = (t['teacher_cells'], training['teacher_cells'])
+    out["06_training: aspect heads, their trainings, their teachers' values computed"] = (
+        (t['architecture']['aspects'], t['aspect_trainings'], t['aspect_teacher_cells']),
+        ({a: v['families'] for a, v in training['aspects'].items()},
+         sum(len(v['criteria']) for v in training['aspects'].values()), training['aspect_teacher_cells']))
     out['06_training: validated on'] = ((t['validate_on'], t['valid_variants'], t['valid_paintings']),
                                         (training['validate_on'], len(side(training['validate_on'], 'variant')),
                                          len(side(training['validate_on'], 'painting'))))
@@ -151,7 +155,8 @@ def test_the_plan_of_tiny_is_what_the_tiny_run_made(tiny_run, tmp_path):
     differ = {name for name, (planned, made) in compare_plan_with_run(other, tiny_run).items() if planned != made}
     assert differ == {'06_training: seeds, epochs, steps per seed', '06_training: ablation rows, head trainings',
                       "06_training: model bytes, other seeds' heads", '07_evaluation: counts',
-                      '07_evaluation: score matrix cells'}, differ
+                      '07_evaluation: score matrix cells',
+                      "06_training: aspect heads, their trainings, their teachers' values computed"}, differ
 
 
 def test_the_plan_counts_with_the_chapters_functions(tiny_run):
@@ -202,6 +207,12 @@ def test_the_plan_counts_with_the_chapters_functions(tiny_run):
             painting_batches(truth, len(train.gallery), tr.paintings_per_batch, tr.gallery_extra))))
         small_pca = training_plan(tables, AttrDict(tr | dict(pca_dim=100, pca_fit_images=5)), sp)
         assert small_pca['pca_dim'] == 4 == small_pca['architecture']['pca_dim']   # one fewer than the rows fitted
+        # a head per aspect: every seed again, each aspect's teacher computing what the overall one does
+        aspects = dict(composition=['shape', 'edges'], style=['color', 'texture'])
+        both = training_plan(tables, AttrDict(tr | dict(teacher_dense_cells=0)), sp, aspects)
+        assert (both['aspect_trainings'], both['aspect_teacher_cells'], both['aspect_tape_bytes']) == (
+            2 * big['seeds'], 2 * big['teacher_cells'], 2 * big['tape_bytes'])
+        assert training_plan(tables, AttrDict(tr | dict(aspect_heads=False)), sp, aspects)['aspect_trainings'] == 0
     for bound in (None, 1, 2, 3, 100):
         es = evaluation_set(run, bound, seed=7)
         mine = evaluation_plan(table, manifest, bound, seed=7)
@@ -223,7 +234,9 @@ def test_times_come_from_recorded_rates_and_are_never_invented(tiny_run, tmp_pat
     assert t['chapters']['05_siamese'][0] == pytest.approx(1.0 + 0.5 * sum(plan.work['05_siamese'].values()))
     # the head's training: the chapter's fixed cost; the teacher's values it computes
     assert t['chapters']['06_training'][0] == pytest.approx(1.0 + 0.5 * plan.work['06_training']['descriptor_cells'])
-    assert plan.work['06_training']['descriptor_cells'] == plan.counts['06_training']['teacher_cells'] > 0
+    c6 = plan.counts['06_training']   # the overall head's teacher values and every aspect head's
+    assert plan.work['06_training']['descriptor_cells'] == c6['teacher_cells'] + c6['aspect_teacher_cells'] > 0
+    assert c6['aspect_teacher_cells'] == len(c6['architecture']['aspects']) * c6['teacher_cells'] > 0
     # a CUDA device with no rates recorded for it: the GPU chapters are not measured, and say why
     gpu = estimate_time(plan, 'cuda', rates=rates)
     assert gpu['chapters']['04_finetune'][0] is None and 'CUDA' in gpu['chapters']['04_finetune'][1]
@@ -281,7 +294,7 @@ def test_model_sizes_are_those_of_the_models():
     warnings.simplefilter('ignore')
     from artsim.backbone import feature_dim, resnet50_body
     from artsim.finetune import genre_classifier
-    from artsim.network import SiameseNet, build_head, fit_inputs, seed_head_state
+    from artsim.network import SiameseNet, build_head, fit_inputs, network_state, seed_head_state
     import torch
     body = resnet50_body('random')
     pooling = {1: 4, 2: 4, 3: 1, 4: 1}
@@ -293,6 +306,12 @@ def test_model_sizes_are_those_of_the_models():
         assert sizes['genre'] == saved_bytes(genre_classifier(10, body).state_dict())
         assert sizes['siamese'] == saved_bytes(SiameseNet(body, pooling, head).state_dict()), sketch
         assert sizes['seed_head'] == saved_bytes(seed_head_state(head)), sketch
+        aspects = dict(composition=['shape', 'edges'], style=['color', 'texture'])
+        net = SiameseNet(body, pooling, head, {a: build_head(fitted, 4, sketch, 8, seed=1) for a in aspects}, aspects)
+        sizes = model_bytes(10, dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=8, embed_dim=4,
+                                     sketch_dim=sketch, knots=8, aspects=aspects))
+        assert sizes['siamese'] == saved_bytes(network_state(net)), sketch
+        assert sizes['seed_head'] == 3 * saved_bytes(seed_head_state(head)), sketch
 
 
 # -- what the chapters would stop on, found before anything runs ----------------------------------------------------

@@ -164,3 +164,37 @@ def test_siamese_command_line_errors(tmp_path):
     assert 'data/manifest.parquet does not exist' in r.stderr
     r = cli('--run-dir', str(tmp_path), '--preset', 'nope')
     assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_aspect_heads_in_the_files_identity_at_one_old_cards_refused(trained, sim, demo_root, tmp_path):
+    """The card names each aspect with its families; every seed's aspect heads, rebuilt from the two files, score as 06
+    trained them and give identical images 1; a card without aspects (a model trained before them) is refused, by
+    `SiameseSimilarity.load` and by `artsim_compare` in one line, naming chapter 06."""
+    import contextlib, io
+    import numpy as np
+    from artsim.cli import compare_main
+    from artsim.modelfile import ModelFileError, save_model
+    from artsim.network import SiameseNet, load_seed_models
+    res = trained['res']
+    assert sim.card['architecture']['aspects'] == {a: v['families'] for a, v in res.aspects.items()}
+    assert sim.aspect_names == list(res.aspects) == ['composition', 'style', 'content']
+    A, B = images(demo_root, 3), images(demo_root, 2, 'variant')
+    others = load_seed_models(trained['run'].path / 'models' / 'siamese_seeds', sim)
+    assert sorted(others) == res.seeds[1:]
+    for s, m in {res.seeds[0]: sim, **others}.items():
+        fa, fb, got = m.features(A), m.features(B), m.aspect_matrix(A, B)
+        for a, heads in res.aspect_heads.items():
+            with torch.inference_mode(): want = heads[s].scores(heads[s].embed(fa), heads[s].embed(fb)).numpy()
+            np.testing.assert_allclose(got[a], want, atol=1e-5, err_msg=f'seed {s}, {a}')
+        for a, M in m.aspect_matrix(A).items(): np.testing.assert_allclose(np.diag(M), 1, atol=1e-4, err_msg=a)
+        assert all(abs(v - 1) < 1e-4 for v in m.aspects(B[0], B[0]).values())
+    card = {k: v for k, v in sim.card.items() if k not in ('weights_file', 'weights_sha256', 'format')}
+    card['architecture'] = {k: v for k, v in card['architecture'].items() if k != 'aspects'}
+    old = SiameseNet(sim.model.encoder, sim.model.pooling, sim.head)
+    wf, _ = save_model(tmp_path / 'old' / 'siamese', old.state_dict(), card, SIAMESE_KIND)
+    with pytest.raises(ModelFileError, match='run chapter 06_training again$'): SiameseSimilarity.load(wf)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as code:
+        compare_main([str(A[0]), str(B[0]), '--model', str(wf)])
+    said = err.getvalue().strip().splitlines()
+    assert code.value.code == 1 and len(said) == 1 and 'run chapter 06_training again' in said[0], err.getvalue()
