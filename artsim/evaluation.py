@@ -541,9 +541,9 @@ def aspect_results(test_set:EvaluationSet, scores:dict, # measure -> (queries, g
     if twins is not None and len(twins[0]):
         tset, (tscores, tseeds) = twins[0], twins[1]
         tboot = PaintingBootstrap(tset.painting, n_bootstrap, seed, level)
-        seeds = {s: {k: v['value'] for k, v in r.items()}
-                 for s, r in ((s, twin_recall(test_set.gallery, tset, {head_measure(a): S for a, S in m.items()},
-                                              tboot)) for s, m in (tseeds or {}).items())}
+        recall = lambda m: twin_recall(test_set.gallery, tset, {head_measure(a): S for a, S in m.items()}, tboot)
+        seeds = {s: {h: {w: x['value'] for w, x in r.items()} for h, r in recall(m).items()}
+                 for s, m in (tseeds or {}).items()}
         seeds = {m: {w: float(np.mean([seeds[s][m][w] for s in seeds])) for w in ('restyled', 'recomposed')}
                  for m in next(iter(seeds.values()), {})} if len(seeds) > 1 else {}
         out['twins'] = dict(paintings=len(tset), recall=twin_recall(test_set.gallery, tset, tscores, tboot),
