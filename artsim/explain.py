@@ -82,13 +82,16 @@ def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
                    model=None, # a `SiameseSimilarity`; None: descriptors only
                    calibration='default', # see `open_calibration`; None: raw values
                    device:str='cpu', # torch device for the semantic family
-                  ) -> dict: # color, texture, shape, edges, semantic, combined (in [0, 1]), and siamese with a model
-    "Every descriptor family's similarity of two images, their combined value, and the Siamese score with a model."
+                  ) -> dict: # the families, combined, the aspects (in [0, 1]); siamese and siamese:<aspect> with a model
+    """Every descriptor family's similarity of two images, their combined value and aspects, and the Siamese scores
+    (overall and per aspect head) with a model."""
     cal = open_calibration(calibration)
     ims = [load_image(x) for x in (a, b)]
     D = describe_images(ims, cal, device=device)
     out = {f: float(v[0, 0]) for f, v in compare_described(D[:1], D[1:], calibration=cal).items()}
-    if model is not None: out['siamese'] = float(model.similarity(*ims))
+    if model is not None:
+        out['siamese'] = float(model.similarity(*ims))
+        out |= {f'siamese:{a}': v for a, v in model.aspects(*ims).items()} if model.aspect_names else {}
     return out
 
 # %% ../nbs/pipeline/explain.ipynb #c1a00018
@@ -142,6 +145,7 @@ def measure_words(key:str, model_name:str|None=None, weights:str|None=None, on_s
         return f"{segs} ({WEIGHTS_MEAN.get(weights, f'ResNet50 weights {Path(weights).name}: content')})"
     if key == 'combined': return 'mean of the families'
     if key in (aspects := check_aspects(aspects)): return f"{key}: mean of {' and '.join(aspects[key])}"
+    if key.startswith('siamese:'): return f"Siamese network's {key.split(':', 1)[1]} head, on its training data's scale"
     scale = "the calibration's scale" if on_scale else "its training data's scale"
     return f"Siamese network ({model_name}), on {scale}"
 
@@ -160,7 +164,8 @@ def format_comparison(a:str, b:str, # how to name the two images
     scale = ('calibrated (0 = as alike as two unrelated images of the calibration, 1 = identical)' if calibrated
              else 'raw (1 = identical)')
     rows = [f"A: {a}", f"B: {b}", f"similarity of A and B, {scale}:"]
-    rows += [f"  {k:<11} {v:5.2f}  {measure_words(k, model_name, semantic_weights, siamese_on_scale, aspects)}"
+    w = max(map(len, scores))
+    rows += [f"  {k:<{w}} {v:5.2f}  {measure_words(k, model_name, semantic_weights, siamese_on_scale, aspects)}"
              for k, v in scores.items()]
     words = family_words(semantic_weights) if semantic_weights else None
     return '\n'.join(rows + list(sources) + [change_summary(scores, calibrated, words, unrelated)])

@@ -147,12 +147,15 @@ def test_own_original_beats_another_painting(scores):
     assert (own > other.reindex(own.index)).mean() >= 0.9
 
 
-def test_weights_parameter_changes_only_the_combined_value(described_root, scores):
+def test_weights_parameter_changes_only_the_combined_value_and_the_weighted_aspects(described_root, scores):
     run = Run(described_root)
     stage(run, stage_p('similarity', weights=dict(color=1)))
     w = run.read_parquet('similarity/pairs.parquet')
     np.testing.assert_allclose(w.combined, w.color_calibrated); np.testing.assert_allclose(w.combined_raw, w.color)
-    pd.testing.assert_frame_equal(w.drop(columns=['combined', 'combined_raw']), scores.drop(columns=['combined', 'combined_raw']))
+    np.testing.assert_allclose(w['style'], w.color_calibrated)   # the aspects weigh their families as combined does
+    # composition and content: none of their families weighs anything, so they keep their families equally
+    cols = ['combined', 'combined_raw', 'style']
+    pd.testing.assert_frame_equal(w.drop(columns=cols), scores.drop(columns=cols))
     stage(run, stage_p('similarity'))  # leave the run as the other tests expect it
 
 
