@@ -75,16 +75,19 @@ COLUMN_DOCS = dict(
     generation_seconds="seconds the generator took for this image (its batch's time over its size)",
     combined_raw="the equal-weight (or the run's weights) mean of the raw family values",
     combined="the mean of the calibrated family values: the preliminary similarity, the Siamese network's target",
-    composition=("the composition aspect (chapter 03's default: the mean of the calibrated shape and edges values): "
-                 "how much of the painting's layout the variant keeps"),
-    style=("the style aspect (chapter 03's default: the mean of the calibrated color and texture values): how much "
-           "of the painting's palette and brushwork the variant keeps"),
-    content="the content aspect (chapter 03's default: the calibrated semantic value): what the two images show",
+    composition_aspect=("the composition aspect (chapter 03's default: the mean of the calibrated shape and edges "
+                        "values): how much of the painting's layout the variant keeps"),
+    style_aspect=("the style aspect (chapter 03's default: the mean of the calibrated color and texture values): how "
+                  "much of the painting's palette and brushwork the variant keeps (not the painting's `style`)"),
+    content_aspect="the content aspect (chapter 03's default: the calibrated semantic value): what the two images show",
     siamese="the run's Siamese network's score for the pair (chapter 06's model, through artsim.SiameseSimilarity)")
 
 def column_doc(name:str) -> str:
     "What an export column means."
     if name in COLUMN_DOCS: return COLUMN_DOCS[name]
+    if name.endswith('_aspect'):
+        return (f"the {name.removesuffix('_aspect')} aspect: the mean of its families' calibrated values (the card "
+                f"says which)")
     if name.endswith('_calibrated'):
         return (f"the {name.removesuffix('_calibrated')} value on the calibrated scale: 0 at the median of unrelated "
                 "pairs, 1 identical")

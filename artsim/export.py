@@ -13,6 +13,7 @@ from .data import load_image
 from .sources import (FORMAT, GENERATOR_COLUMNS, MANIFEST_COLUMNS, PAINTING_COLUMNS, PAIR_COLUMNS, STATE,
                             inside_run)
 from .generation import TIMINGS, read_pairs
+from .similarity import load_calibration
 from .datacard import (CONFIGS, IMAGE_TYPE, NO_SIAMESE, SPLITS, STRADDLING, column_type, dataset_card,
                              hf_feature)
 from .commands import CommandParser, UsageError, command_errors, resolve_device, shown
@@ -76,6 +77,8 @@ def pair_rows(run:Run,
     "The run's pairs as the export's rows, without their bytes: every variant, then every negative pair."
     gen = read_pairs(run).reset_index(drop=True)
     scores = run.read_parquet('similarity/pairs.parquet')
+    aspects = set(load_calibration(run).aspect_families)
+    scores = scores.rename(columns={a: f'{a}_aspect' for a in aspects})   # a pair's `style` is not a painting's
     sims = similarity_columns(scores)
     manifest = run.read_parquet('data/manifest.parquet').set_index('id')
     timings = (run.read_parquet(TIMINGS).set_index('pair_id').seconds if run.resolve(TIMINGS).is_file() else

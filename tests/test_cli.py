@@ -84,9 +84,13 @@ def test_compare_table_and_json(tiny):
     assert code == 0, err
     res = json.loads(out)
     want = descriptor_similarity(a, variant)
-    assert set(res['scores']) == set(want) | {'siamese'} and res['scale'] == 'calibrated'
+    heads = {f'siamese:{a}' for a in SiameseSimilarity.load(tiny['model']).aspect_names}
+    assert heads == {'siamese:composition', 'siamese:style', 'siamese:content'}   # the network's aspect heads
+    assert set(res['scores']) == set(want) | {'siamese'} | heads and res['scale'] == 'calibrated'
     np.testing.assert_allclose([res['scores'][k] for k in want], [want[k] for k in want], atol=1e-6)
     assert res['scores']['siamese'] == pytest.approx(SiameseSimilarity.load(tiny['model']).similarity(a, variant), abs=1e-6)
+    aspects = SiameseSimilarity.load(tiny['model']).aspects(a, variant)
+    assert [res['scores'][f'siamese:{k}'] for k in aspects] == pytest.approx(list(aspects.values()), abs=1e-6)
     assert res['verdict'] == rows[-1]
     raw = json.loads(run_main(compare_main, a, variant, '--calibration', 'none', '--json')[1])
     assert raw['scale'] == 'raw' and 'siamese' not in raw['scores'] and raw['scores']['color'] >= res['scores']['color']
