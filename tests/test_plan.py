@@ -268,7 +268,7 @@ def test_a_source_on_disk_is_counted_from_its_files(tmp_path):
     param = ['source=folder', f'source_path={src}', 'n_per_genre=4', 'originals_per_genre=2']
     plan = print_plan('demo', tmp_path / 'run', param=param, out=io.StringIO(), only='00,01')   # 04-07's needs aside
     assert plan.how['kind'] == 'disk' and not plan.how['exact']
-    assert plan.counts['00_data']['paintings'] == 8 and plan.counts['01_generation']['variants'] == 2 * 2 * 4 * 3
+    assert plan.counts['00_data']['paintings'] == 8 and plan.counts['01_generation']['variants'] == 2 * 2 * 5 * 3   # genres x paintings x the demo's prompts x strengths
     assert set(zip(plan.manifest.width, plan.manifest.height)) == {(128, 85)}   # the files' size, fitted to image_size
 
 
@@ -285,7 +285,7 @@ def test_the_plan_command_prints_and_writes_nothing(tmp_path):
     p = subprocess.run([str(EXE), '--plan', '--preset', 'demo', '--run-dir', str(tmp_path / 'r')], capture_output=True, text=True, env=_env(), cwd=ROOT)
     assert p.returncode == 0, p.stderr
     for ch in ('00_data', '03_similarity', '07_evaluation'): assert ch in p.stdout
-    assert '768 variants' in p.stdout and 'peak memory' in p.stdout and 'disk' in p.stdout
+    assert '960 variants' in p.stdout and 'peak memory' in p.stdout and 'disk' in p.stdout
     assert not (tmp_path / 'r').exists()
 
 
