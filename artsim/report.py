@@ -250,10 +250,11 @@ def aspect_sentences(results:dict, # the contents of metrics/eval.json
         v = asp['verdicts'][a]
         ok = [label(c) for c, h in v['holds'].items() if h]
         bad = [label(c) for c, h in v['holds'].items() if not h]
-        out.append(f"**The {a} head {'reaches' if not bad else 'does not reach'} its teacher** "
-                   f"({' + '.join(asp['families'][a])}) "
-                   + (f"on {', '.join(ok)}" if ok else '') + ('; ' if ok and bad else '')
-                   + (f"falls short on {', '.join(bad)}" if bad else '') + ' (mean of its training seeds).')
+        fams = ' + '.join(asp['families'][a])
+        out.append(f"**The {a} head reaches its teacher** ({fams}) on {', '.join(ok)} (mean of its training seeds)."
+                   if not bad else
+                   f"**The {a} head does not reach its teacher** ({fams}) on {', '.join(bad)}"
+                   + (f"; it does on {', '.join(ok)}" if ok else '') + ' (mean of its training seeds).')
     if d := asp.get('discriminant'):
         weak = [h for h, x in d['holds'].items() if not (x['spearman'] and x['mse'])]
         out.append('**Discriminant validity holds**: every head agrees more with its own teacher than with the other '
