@@ -365,7 +365,7 @@ def head_measure(aspect:str) -> str:
 
 def aspect_heads(net) -> dict: # aspect -> its head (a `SiameseHead`); empty for a network without aspect heads
     "The aspect heads of a loaded network, in its card's order."
-    heads = getattr(net.model, 'aspects', None) or {}
+    heads = getattr(getattr(net, 'model', None), 'aspects', None) or {}   # a stand-in network may have none
     return {a: heads[a] for a in heads}
 
 # %% ../nbs/07_evaluation.ipynb #9d2f999c

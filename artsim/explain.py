@@ -82,7 +82,7 @@ def compare_images(a, b, # two images: paths, bytes, PIL images or uint8 arrays
                    model=None, # a `SiameseSimilarity`; None: descriptors only
                    calibration='default', # see `open_calibration`; None: raw values
                    device:str='cpu', # torch device for the semantic family
-                  ) -> dict: # the families, combined, the aspects (in [0, 1]); siamese and siamese:<aspect> with a model
+                  ) -> dict: # the families, combined, the aspects (in [0, 1]); siamese, siamese:<aspect> with a model
     """Every descriptor family's similarity of two images, their combined value and aspects, and the Siamese scores
     (overall and per aspect head) with a model."""
     cal = open_calibration(calibration)

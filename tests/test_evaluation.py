@@ -104,7 +104,8 @@ def test_evaluation_set_without_test_pairs_says_what_to_do(tmp_path, eval_run):
 def test_descriptor_scores_reproduce_chapter_03(eval_run):
     test_set = evaluation_set(eval_run)
     scores, info = descriptor_scores(eval_run, test_set)
-    assert set(scores) == {*(f'{f}_calibrated' for f in FAMILIES), 'combined', 'combined_raw'} and set(info) == set(scores)
+    aspects = load_calibration(eval_run).aspect_families
+    assert set(scores) == {*(f'{f}_calibrated' for f in FAMILIES), 'combined', 'combined_raw', *aspects} and set(info) == set(scores)
     for m, S in scores.items():
         assert S.shape == (len(test_set.queries), len(test_set.gallery))
         np.testing.assert_allclose(S[test_set.pairs.q, test_set.pairs.g], test_set.pairs[m], atol=1e-6, err_msg=m)
