@@ -509,7 +509,9 @@ def prompt_drops(test_set:EvaluationSet, scores:dict, # measure -> (queries, gal
     pos = test_set.pairs[test_set.pairs.kind == 'positive']
     if by not in pos: by = 'prompt_id'
     own = pos[['original_id', 'prompt_id', by, 'strength']].assign(**{m: S[pos.q, pos.g] for m, S in scores.items()})
+    own[by] = own[by].astype(object).where(own[by].notna(), 'unlabelled')   # a prompt bank without aspect labels
     lo, hi = own.strength.min(), own.strength.max()
+    if not len(own) or lo == hi: return {}
     ends = own[own.strength.isin([lo, hi])].groupby(['original_id', 'prompt_id', by, 'strength'])[list(scores)].mean()
     drop = (ends.xs(lo, level='strength') - ends.xs(hi, level='strength')).dropna().reset_index()
     pairs_ = [(f'{h}style', f'{h}composition') for h in ('', 'siamese:')]
