@@ -279,6 +279,10 @@ def test_a_run_seeded_from_the_export_reproduces_the_evaluation(exported, tmp_pa
     strip = lambda o: ({k: strip(v) for k, v in o.items() if k not in WALL_CLOCK} if isinstance(o, dict) else
                        [strip(v) for v in o] if isinstance(o, list) else o)
     ev_a, ev_b = (strip(x.read_json('metrics/eval.json')) for x in (run, seeded))
+    # the export does not carry chapter 00's twins (they are painted for the procedural source only): the seeded run has
+    # none, so its aspect tests have no twins part; everything else is the exporting run's
+    assert 'twins' in ev_a['aspects'] and 'twins' not in ev_b['aspects']
+    ev_a['aspects'].pop('twins')
     assert ev_a == ev_b
     # and the seeded run's own export is the same dataset: the same shards, byte for byte
     r = export_cli(seeded.path, '--out', tmp_path/'again', '--shard-size', '40kB', '--no-progress')
