@@ -21,16 +21,15 @@ from .metrics import (PaintingBootstrap, auc_blocks, average_precision, differen
                             pair_group, pearson, recall_at_k, regression_metrics, resampled_auc, roc_auc, spearman,
                             strength_trend, weighted_means)
 from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, resnet_measure, ssim_matrix
-from .report import write_figures, write_report
+from .report import ASPECT_CRITERIA, head_measure, write_figures, write_report
 
 # %% auto #0
-__all__ = ['ASPECT_CRITERIA', 'EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set', 'descriptor_scores',
-           'baseline_scores', 'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices',
-           'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity',
-           'seed_point_values', 'seed_spread', 'hypothesis', 'head_measure', 'aspect_heads', 'aspect_matrices',
-           'aspect_verdicts', 'discriminant_validity', 'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops',
-           'aspect_results', 'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation',
-           'evaluate_run', 'stage']
+__all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set', 'descriptor_scores', 'baseline_scores',
+           'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices', 'check_descriptor_scores',
+           'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity', 'seed_point_values',
+           'seed_spread', 'hypothesis', 'aspect_heads', 'aspect_matrices', 'aspect_verdicts', 'discriminant_validity',
+           'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops', 'aspect_results', 'evaluate', 'starting_weights',
+           'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -359,10 +358,6 @@ def hypothesis(test_set:EvaluationSet, scores:dict, # measure -> (queries, galle
                 paintings=int(test_set.queries.painting.nunique()))
 
 # %% ../nbs/07_evaluation.ipynb #5dcdb38e
-def head_measure(aspect:str) -> str:
-    "The measure name of the network's head for `aspect`."
-    return f'siamese:{aspect}'
-
 def aspect_heads(net) -> dict: # aspect -> its head (a `SiameseHead`); empty for a network without aspect heads
     "The aspect heads of a loaded network, in its card's order."
     heads = getattr(getattr(net, 'model', None), 'aspects', None) or {}   # a stand-in network may have none
@@ -381,8 +376,6 @@ def aspect_matrices(nets:dict, # seed -> `SiameseSimilarity` (`load_seed_nets`),
                 for s, n in nets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #6fe5ac44
-ASPECT_CRITERIA = ('strength', 'auc', 'recall@1') # what each head must reach of its own teacher
-
 def aspect_verdicts(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery): the heads and the teachers
                     aspects:dict, # aspect -> its families
                     boot:PaintingBootstrap, ks=(1, 5),
@@ -514,7 +507,7 @@ def prompt_drops(test_set:EvaluationSet, scores:dict, # measure -> (queries, gal
     if not len(own) or lo == hi: return {}
     ends = own[own.strength.isin([lo, hi])].groupby(['original_id', 'prompt_id', by, 'strength'])[list(scores)].mean()
     drop = (ends.xs(lo, level='strength') - ends.xs(hi, level='strength')).dropna().reset_index()
-    pairs_ = [(f'{h}style', f'{h}composition') for h in ('', 'siamese:')]
+    pairs_ = [('style', 'composition'), (head_measure('style'), head_measure('composition'))]
     out = {}
     for g, d in drop.groupby(by):
         W = boot.weights(d.original_id)

@@ -11,12 +11,11 @@ from .runs import atomic_write, save_figure
 from .metrics import difference_verdict, group_order, pair_group
 
 # %% auto #0
-__all__ = ['PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'ASPECT_CRITERIA_SHOWN', 'FIGURES',
-           'REPORT_FIGURES', 'missing_provenance', 'ci_text', 'percent', 'spread_text', 'hypothesis_table',
-           'markdown_table', 'agreement_table', 'fidelity_table', 'claim_sentences', 'aspect_table',
-           'discriminant_table', 'twins_table', 'aspect_sentences', 'figure_captions', 'report_markdown',
-           'write_report', 'plot_measures', 'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown',
-           'write_figures']
+__all__ = ['PROVENANCE_FIELDS', 'DATA_SOURCES', 'GENERATORS', 'CRITERIA_LABELS', 'ASPECT_CRITERIA', 'FIGURES', 'REPORT_FIGURES',
+           'missing_provenance', 'ci_text', 'percent', 'spread_text', 'hypothesis_table', 'markdown_table',
+           'agreement_table', 'fidelity_table', 'claim_sentences', 'head_measure', 'aspect_table', 'discriminant_table',
+           'twins_table', 'aspect_sentences', 'figure_captions', 'report_markdown', 'write_report', 'plot_measures',
+           'plot_prediction_vs_target', 'plot_residuals_by_strength', 'plot_breakdown', 'write_figures']
 
 # %% ../nbs/pipeline/report.ipynb #329a187d
 # what the report refuses to be written without
@@ -179,7 +178,12 @@ def claim_sentences(results:dict, # the contents of metrics/eval.json
     return out
 
 # %% ../nbs/pipeline/report.ipynb #fbf0f9be
-ASPECT_CRITERIA_SHOWN = ('strength', 'auc', 'recall@1')
+ASPECT_CRITERIA = ('strength', 'auc', 'recall@1') # what each aspect head must reach of its own teacher (chapter 07)
+
+def head_measure(aspect:str) -> str:
+    "The measure name of the network's head for `aspect` in eval.json: `siamese:<aspect>`."
+    return f'siamese:{aspect}'
+
 
 def aspect_table(results:dict, # the contents of metrics/eval.json
                 ) -> pd.DataFrame|None: # a row per aspect head and its teacher; None without aspect heads
@@ -191,11 +195,11 @@ def aspect_table(results:dict, # the contents of metrics/eval.json
         v = asp['verdicts'][a]
         seeds = (v.get('seeds') or {}).get('criteria')
         head = {label(c): (spread_text(seeds[c]) + ' (seeds)' if seeds else ci_text(v['head'][c]))
-                for c in ASPECT_CRITERIA_SHOWN}
+                for c in ASPECT_CRITERIA}
         rows.append({'aspect': a, 'measure': f"Siamese head ({' + '.join(asp['families'][a])})", **head,
                      'reaches its teacher': ', '.join(label(c) for c, ok in v['holds'].items() if ok) or 'on none'})
         rows.append({'aspect': a, 'measure': 'its teacher (descriptors)',
-                     **{label(c): ci_text(v['teacher'][c]) for c in ASPECT_CRITERIA_SHOWN}, 'reaches its teacher': ''})
+                     **{label(c): ci_text(v['teacher'][c]) for c in ASPECT_CRITERIA}, 'reaches its teacher': ''})
     return pd.DataFrame(rows)
 
 # %% ../nbs/pipeline/report.ipynb #a655e636
@@ -264,7 +268,7 @@ def aspect_sentences(results:dict, # the contents of metrics/eval.json
     if tw := asp.get('twins'):
         r = tw['recall']
         for head, which, other in (('composition', 'restyled', 'recomposed'), ('style', 'recomposed', 'restyled')):
-            m = f'siamese:{head}'
+            m = head_measure(head)
             if m not in r: continue
             rivals = {k: v[which]['value'] for k, v in r.items() if k != m and not (head == 'style' and
                       not k.startswith('siamese'))}
