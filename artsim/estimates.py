@@ -157,9 +157,11 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
     # a block of the teacher's values: `described_measures`' matrices (each family raw and calibrated, 3 more)
     block = lambda rows, cols: (2 * fams + 3) * min(TEACHER_BLOCK_ROWS, rows) * cols * 8
     train, valid = sp['train'], held
-    kept = lambda s: s['cells'] * 8 if s['dense'] else 0   # a small split's whole matrix, kept
-    # the validation split: its whole matrix, a score matrix, the criteria's copies and ranks
-    validation = 4 * valid['cells'] * 8 + block(valid['variants'], valid['paintings'])
+    targets = c6.get('teacher_targets', 1)   # a small split keeps combined's and each aspect's whole matrix
+    kept = lambda s: s['cells'] * 8 * targets if s['dense'] else 0   # a small split's whole matrices, kept
+    # the validation split: its whole matrix (a small one's, each target's), a score matrix, the criteria's copies
+    validation = ((4 + (targets - 1) * valid['dense']) * valid['cells'] * 8
+                  + block(valid['variants'], valid['paintings']))
     encoder = c['04_finetune']['model_bytes'] + bs * ssize * ssize * 256   # weights; about four layer1 maps an image
     held_images = valid['paintings'] + valid['variants']
     layout = 2 * 4 * fd * (held_images + min(LAYOUT_TRAIN_ROWS, train['paintings'] + train['variants']))
@@ -172,8 +174,9 @@ def estimate_memory(plan:AttrDict, rates:dict|None=None, device:str='cpu',
     training = ((train['paintings'] + train['variants'] + c5['augmented'] + held_images) * width * 4   # the inputs
                 + fit * fd * (4 + 8 + 8) + fit * fit * 8   # the PCA: standardised, centred in float64, the Gram matrix
                 + kept(train) + block(train['variants'] if train['dense'] else 0, train['paintings']) + validation
-                # an aspect head's teacher: its own whole matrices, one aspect at a time
-                + (kept(train) + valid['cells'] * 8 if c6.get('aspect_trainings') else 0)
+                # the aspect heads' teachers: a large validation split's whole matrix each, kept while they train
+                + (len(c6['architecture']['aspects']) * valid['cells'] * 8 * (not valid['dense'])
+                   if c6.get('aspect_trainings') else 0)
                 # the network it saves: the weights, `save_model`'s contiguous copies, the bytes and their sorted copy
                 + 4 * c6['model_bytes'])
     q, g = c['07_evaluation']['variants'], c['07_evaluation']['test_paintings']

@@ -25,11 +25,11 @@ from .report import ASPECT_CRITERIA, head_measure, write_figures, write_report
 
 # %% auto #0
 __all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation_set', 'descriptor_scores', 'baseline_scores',
-           'load_siamese', 'siamese_matrix', 'load_seed_nets', 'seed_matrices', 'check_descriptor_scores',
-           'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity', 'seed_point_values',
-           'seed_spread', 'hypothesis', 'aspect_heads', 'aspect_matrices', 'aspect_verdicts', 'discriminant_validity',
-           'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops', 'aspect_results', 'evaluate', 'starting_weights',
-           'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
+           'load_siamese', 'EncodedImages', 'siamese_matrix', 'load_seed_nets', 'seed_matrices',
+           'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity',
+           'seed_point_values', 'seed_spread', 'hypothesis', 'aspect_heads', 'aspect_matrices', 'aspect_verdicts',
+           'discriminant_validity', 'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops', 'aspect_results',
+           'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -157,13 +157,32 @@ def load_siamese(run:Run, path='models/siamese.safetensors', # the model, relati
     net = SiameseSimilarity.load(f, device=device or 'cpu', batch_size=batch_size)
     return net, net.card
 
+# %% ../nbs/07_evaluation.ipynb #0aa146e9
+class EncodedImages:
+    "A network's encoder features of a run's images, by path: each image through the encoder once, however often asked."
+    def __init__(self, net, # a `SiameseSimilarity` (the seeds' networks share its encoder)
+                 run:Run):
+        self.net, self.run, self.known = net, run, {}
+    def __call__(self, paths, # image paths relative to the run
+                ) -> torch.Tensor: # float32 (len(paths), feature_dim), in the order asked
+        paths = [str(x) for x in paths]
+        if new := [x for x in dict.fromkeys(paths) if x not in self.known]:
+            self.known |= dict(zip(new, self.net.features([self.run.resolve(x) for x in new])))
+        if not paths: return torch.zeros(0, self.net.card['architecture']['feature_dim'])
+        return torch.stack([self.known[x] for x in paths])
+
 # %% ../nbs/07_evaluation.ipynb #390c8c01
 def siamese_matrix(model, # anything with `similarity_matrix(A, B)`, e.g. `SiameseSimilarity`
                    run:Run, test_set:EvaluationSet,
+                   encoded:EncodedImages|None=None, # `model`'s features kept by path; None: `similarity_matrix`
                   ) -> np.ndarray: # float64 (queries, gallery)
-    "The Siamese network's score of every test variant against every test painting, through `similarity_matrix`."
-    Q, G = [run.resolve(x) for x in test_set.queries.path], [run.resolve(x) for x in test_set.gallery.path]
-    S = model.similarity_matrix(Q, G)
+    "The Siamese network's score of every test variant against every test painting (`similarity_matrix`'s)."
+    if encoded is not None:
+        with torch.inference_mode():
+            h = model.model.head
+            S = h.scores(h.embed(encoded(test_set.queries.path)), h.embed(encoded(test_set.gallery.path))).numpy()
+    else: S = model.similarity_matrix([run.resolve(x) for x in test_set.queries.path],
+                                      [run.resolve(x) for x in test_set.gallery.path])
     return np.asarray(S, np.float64).reshape(len(test_set.queries), len(test_set.gallery))
 
 # %% ../nbs/07_evaluation.ipynb #7e5e0002
@@ -178,13 +197,14 @@ def load_seed_nets(run:Run, net, # the run; the loaded network (`load_siamese`)
 # %% ../nbs/07_evaluation.ipynb #7e5e0003
 def seed_matrices(nets:dict, # seed -> `SiameseSimilarity`, sharing one encoder (`load_seed_nets`)
                   run:Run, test_set:EvaluationSet,
+                  encoded:EncodedImages|None=None, # the shared encoder's features kept by path; None: made here
                  ) -> dict: # seed -> float64 (queries, gallery)
     "Every seed's score matrix on the test set: each image through the shared encoder once, then each seed's head."
     first = next(iter(nets.values()))
     if any(n.model.encoder is not first.model.encoder for n in nets.values()):
         raise ValueError('the seeds must share one encoder (load them with load_seed_nets)')
-    FQ, FG = (first.features([run.resolve(x) for x in paths])
-              for paths in (test_set.queries.path, test_set.gallery.path))
+    encoded = encoded if encoded is not None else EncodedImages(first, run)
+    FQ, FG = encoded(test_set.queries.path), encoded(test_set.gallery.path)
     with torch.inference_mode():
         return {s: n.head.scores(n.head.embed(FQ), n.head.embed(FG)).double().numpy() for s, n in nets.items()}
 
@@ -203,10 +223,11 @@ def check_descriptor_scores(test_set:EvaluationSet, scores:dict, # measure -> (q
 def score_measures(run:Run, p, # the stage parameters
                    net, # the Siamese network: anything with `similarity_matrix(A, B)`
                    card:dict, # its JSON card: target, input_size, encoder_weights, ...
+                   encoded:EncodedImages|None=None, # `net`'s features kept by path (`siamese_matrix`)
                   ) -> tuple: # (EvaluationSet, {measure: (queries, gallery) scores}, {measure: what it is})
     "The test split, and the score matrix of the Siamese network and of every baseline on it."
     test_set = evaluation_set(run, p.max_paintings, p.seed)
-    scores = dict(siamese=siamese_matrix(net, run, test_set))
+    scores = dict(siamese=siamese_matrix(net, run, test_set, encoded))
     trained_on = card.get('target', 'combined')
     measures = dict(siamese=dict(label='Siamese network', detail=f"{p.model}, trained on `{trained_on}`"))
     size = int(p.resnet_size or card.get('input_size') or 224) # by default the pixels the network sees
@@ -366,11 +387,13 @@ def aspect_heads(net) -> dict: # aspect -> its head (a `SiameseHead`); empty for
 # %% ../nbs/07_evaluation.ipynb #9d2f999c
 def aspect_matrices(nets:dict, # seed -> `SiameseSimilarity` (`load_seed_nets`), sharing one encoder
                     run:Run, rows:list, cols:list, # image paths relative to the run
+                    encoded:EncodedImages|None=None, # the shared encoder's features kept by path; None: made here
                    ) -> dict: # seed -> {aspect: float64 (rows, cols)}; {} for networks without aspect heads
     "Every seed's aspect heads on every (row, column) image pair: each image through the shared encoder once."
     first = next(iter(nets.values()))
     if not aspect_heads(first): return {}
-    FR, FC = (first.features([run.resolve(x) for x in paths]) for paths in (rows, cols))
+    encoded = encoded if encoded is not None else EncodedImages(first, run)
+    FR, FC = encoded(rows), encoded(cols)
     with torch.inference_mode():
         return {s: {a: h.scores(h.embed(FR), h.embed(FC)).double().numpy() for a, h in aspect_heads(n).items()}
                 for s, n in nets.items()}
@@ -471,6 +494,7 @@ def twin_recall(gallery:pd.DataFrame, # the test paintings: id
 def twin_scores(run:Run, p, # the stage parameters: ssim_size
                 twins:pd.DataFrame, gallery:pd.DataFrame, # `twin_set`, the test paintings
                 nets:dict|None=None, # seed -> network (`load_seed_nets`), the saved one first; None: descriptors only
+                encoded:EncodedImages|None=None, # the networks' encoder features kept by path; None: made here
                ) -> tuple: # ({measure: (painting, candidate) scores}, {seed: {aspect: scores}} of the aspect heads)
     """Every measure of the twins test on (painting, candidate) pairs: the descriptors (families, combined, aspects),
     SSIM, the network's overall score and its aspect heads; the candidates as `twin_recall` orders them."""
@@ -487,8 +511,14 @@ def twin_scores(run:Run, p, # the stage parameters: ssim_size
     seeds = {}
     if nets:
         net = next(iter(nets.values()))
-        scores['siamese'] = np.asarray(net.similarity_matrix(R, C), np.float64)
-        seeds = aspect_matrices(nets, run, rows, cols)
+        if encoded is None and not hasattr(net, 'features'): # a stand-in network: its own matrix
+            scores['siamese'] = np.asarray(net.similarity_matrix(R, C), np.float64)
+        else: # the overall score as `similarity_matrix` gives it, from the features kept
+            encoded = encoded if encoded is not None else EncodedImages(net, run)
+            with torch.inference_mode():
+                h = net.model.head
+                scores['siamese'] = h.scores(h.embed(encoded(rows)), h.embed(encoded(cols))).numpy().astype(np.float64)
+        seeds = aspect_matrices(nets, run, rows, cols, encoded)
         for a, S in (seeds.get(next(iter(nets))) or {}).items(): scores[head_measure(a)] = S
     return scores, seeds
 
@@ -655,15 +685,16 @@ def evaluate_run(run:Run, p, net, card:dict,
                 ) -> dict:
     """`score_measures` (and the seeds' `seed_matrices`, the aspect heads' `aspect_matrices`, the twins'
     `twin_scores`), then `write_evaluation`: the stage with the networks loaded."""
-    test_set, scores, measures = score_measures(run, p, net, card)
+    encoded = EncodedImages(net, run) if hasattr(net, 'features') else None   # a stand-in network: its own matrix
+    test_set, scores, measures = score_measures(run, p, net, card, encoded)
     seed_nets = seed_nets or {int(card.get('seed') or 0): net}
-    seed_scores = seed_matrices(seed_nets, run, test_set) if len(seed_nets) > 1 else None
-    seed_aspects = aspect_matrices(seed_nets, run, list(test_set.queries.path), list(test_set.gallery.path))
+    seed_scores = seed_matrices(seed_nets, run, test_set, encoded) if len(seed_nets) > 1 else None
+    seed_aspects = aspect_matrices(seed_nets, run, list(test_set.queries.path), list(test_set.gallery.path), encoded)
     for a, S in (seed_aspects.get(next(iter(seed_nets))) or {}).items():
         scores[head_measure(a)] = S
         measures[head_measure(a)] = dict(label=f'Siamese network: {a}', detail=f'{p.model}, its {a} head')
     tset = twin_set(run, test_set.gallery)
-    twins = (tset, twin_scores(run, p, tset, test_set.gallery, seed_nets)) if len(tset) else None
+    twins = (tset, twin_scores(run, p, tset, test_set.gallery, seed_nets, encoded)) if len(tset) else None
     return write_evaluation(run, p, test_set, scores, measures, card, seed_scores, seed_aspects, twins)
 
 # %% ../nbs/07_evaluation.ipynb #ef492155

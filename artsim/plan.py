@@ -176,16 +176,23 @@ def training_plan(tables:dict, # `split_tables_of`
     cells = len(train.gallery) * len(train.queries) if dense else len(seeds) * r.epochs * per_epoch
     pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
     tape = 0 if dense else len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch))
-    # every aspect head: the recipe's seeds against its own teacher, which computes what the overall one did
+    # every aspect head: each candidate recipe from the first seed, the chosen one's other seeds, against its own
+    # teacher, which computes what the overall one did, except a small split's whole matrix: the overall teacher's
+    # pass kept every aspect's (`Teacher.shared`)
+    targets = 1 + len(aspects or {})   # the whole matrices a small split keeps: combined's and each aspect's
     aspects = dict(aspects or {}) if tr.aspect_heads else {}
+    held_dense = len(held.gallery) * len(held.queries) <= int(tr.teacher_dense_cells)
+    per_aspect = len(seeds) + max(0, len(tr.aspect_recipes or ()) - 1)
     return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
                 pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
                 head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
                 teacher_cells=cells + len(held.gallery) * len(held.queries),
                 tape_bytes=tape, valid_variants=len(held.queries), valid_paintings=len(held.gallery),
-                aspect_trainings=len(aspects) * len(seeds),
-                aspect_teacher_cells=len(aspects) * (cells + len(held.gallery) * len(held.queries)),
+                aspect_trainings=len(aspects) * per_aspect,
+                aspect_teacher_cells=len(aspects) * ((0 if dense else cells)
+                                                     + (0 if held_dense else len(held.gallery) * len(held.queries))),
+                teacher_targets=targets,
                 aspect_tape_bytes=len(aspects) * tape,
                 architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
                                   sketch_dim=r.sketch_dim, knots=r.knots, aspects=aspects))

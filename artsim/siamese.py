@@ -5,7 +5,7 @@
 # %% ../nbs/05_siamese.ipynb #649d69d4
 from __future__ import annotations
 import json, os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
@@ -138,6 +138,8 @@ class Teacher:
     weights:dict|None=None # family -> weight of the combined value (chapter 03's `weights`)
     target:str='combined' # the measure taught: a key of `described_measures` (an aspect of the calibration too)
     dense_cells:int=TEACHER_DENSE_CELLS # a split of at most this many pairs: its whole matrix computed once and kept
+    # a small split's whole matrices (`combined` and each aspect), shared by the teachers `replace` makes of this one
+    shared:dict=field(default_factory=dict, repr=False, compare=False)
     def __post_init__(self):
         families = [f for f in FAMILIES if f in self.paintings.vectors]
         aspects = [a for a, fams in self.calibration.aspect_families.items() if set(fams) & set(families)]
@@ -157,20 +159,34 @@ class Teacher:
 def values(self:Teacher, rows, cols, # variant rows and painting rows (integer arrays)
           ) -> np.ndarray: # (len(rows), len(cols)) float64
     "The teacher's values of the (variant, painting) pairs rows x cols, computed from their descriptors now."
-    if not (len(rows) and len(cols)): return np.zeros((len(rows), len(cols)))
+    return self.measures(rows, cols)[self.target]
+
+@patch
+def measures(self:Teacher, rows, cols, # variant rows and painting rows (integer arrays)
+            ) -> dict: # every measure of `described_measures`: (len(rows), len(cols)) float64 each
+    "Every descriptor measure of the (variant, painting) pairs rows x cols, computed from their descriptors now."
+    if not (len(rows) and len(cols)):
+        return {k: np.zeros((len(rows), len(cols))) for k in ('combined', self.target)}
     self.computed += len(rows) * len(cols)
-    return described_measures(self.variants[rows], self.paintings[cols], self.calibration, self.weights)[self.target]
+    return described_measures(self.variants[rows], self.paintings[cols], self.calibration, self.weights)
 
 # %% ../nbs/05_siamese.ipynb #9e7ff337
 @patch
 def matrix(self:Teacher) -> np.ndarray: # (variants, paintings) float64
-    "The split's whole matrix, `TEACHER_BLOCK_ROWS` variants at a time; computed once and kept."
+    """The split's whole matrix, `TEACHER_BLOCK_ROWS` variants at a time; computed once and kept. A small split
+    (`dense`) keeps `combined`'s and every aspect's whole matrix from the same pass in `shared`, where the teachers
+    of its other targets (`replace(teacher, target=...)`) read theirs."""
+    if self._matrix is None and self.target in self.shared: self._matrix = self.shared[self.target]
     if self._matrix is None:
         n, m = self.shape
-        self._matrix = np.empty((n, m))
+        keep = [self.target, *({'combined', *self.calibration.aspect_families} - {self.target} if self.dense else ())]
+        out, block = {k: np.empty((n, m)) for k in keep}, {}
         for i in range(0, n, TEACHER_BLOCK_ROWS):
-            self._matrix[i:i + TEACHER_BLOCK_ROWS] = self.values(np.arange(i, min(n, i + TEACHER_BLOCK_ROWS)),
-                                                                 np.arange(m))
+            block = self.measures(np.arange(i, min(n, i + TEACHER_BLOCK_ROWS)), np.arange(m))
+            for k in keep:
+                if k in block: out[k][i:i + TEACHER_BLOCK_ROWS] = block[k]
+        if self.dense: self.shared.update({k: v for k, v in out.items() if k == self.target or k in block})
+        self._matrix = out[self.target]
     return self._matrix
 
 # %% ../nbs/05_siamese.ipynb #f0350fad
@@ -549,6 +565,7 @@ def teacher_summary(data:dict, max_variants:int=SUMMARY_VARIANTS) -> pd.DataFram
 # %% ../nbs/05_siamese.ipynb #5a1e0035
 def plot_teacher(data:dict, target:str='combined', max_variants:int=SUMMARY_VARIANTS):
     "The teacher's value per split (its `teacher_rows`), own and other pairs apart (each kind's own density)."
+    import matplotlib.pyplot as plt, seaborn as sns
     rows = []
     for s, d in data.items():
         v = teacher_rows(d, max_variants)

@@ -14,13 +14,15 @@ from .runs import Run, derive_seed, record_params, save_json
 from .backbone import resnet50_body, weights_info
 from .numerics import numerics_info
 from .siamese import SplitData, cosine_matrix, load_siamese_data, single_thread, split_criteria
+from .metrics import spearman
 from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'CRITERIA', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches', 'epoch_batches',
-           'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape', 'train_head',
-           'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation', 'ablation_runs',
-           'taught_aspects', 'aspect_split', 'train_aspect_heads', 'aspect_table', 'ablation_table', 'one_pair',
+__all__ = ['ABLATIONS', 'CRITERIA', 'THE_RECIPE', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches',
+           'epoch_batches', 'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape',
+           'train_head', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
+           'ablation_runs', 'taught_aspects', 'aspect_split', 'aspect_splits', 'train_aspect_heads', 'aspect_table',
+           'recipe_changes', 'own_pair_spearman', 'choose_aspect_recipe', 'ablation_table', 'one_pair',
            'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
@@ -307,18 +309,29 @@ def aspect_split(d:SplitData, aspect:str) -> SplitData:
     "The split with a teacher of its own teaching `aspect`: the same features, descriptors and provenance."
     return replace(d, teacher=replace(d.teacher, target=aspect))
 
+# %% ../nbs/06_training.ipynb #7dca9a04
+def aspect_splits(train:SplitData, held:SplitData, aspects:dict) -> dict: # aspect -> (train, held) `aspect_split`s
+    "Each aspect's training and held split, made once: each teacher's whole matrix is computed once for every use."
+    return {a: (aspect_split(train, a), aspect_split(held, a)) for a in aspects}
+
 # %% ../nbs/06_training.ipynb #309ced4d
 def train_aspect_heads(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list, # as `train_seeds` takes them
                        aspects:dict, # aspect -> its families (`taught_aspects`)
                        fitted:tuple, # the overall head's `fit_inputs`: every head's fixed part
                        tapes=None, # `train_head`'s
+                       splits:dict|None=None, # aspect -> (train, held) `aspect_split`s, their teachers' matrices
+                                              #  computed once for every use (`aspect_splits`); None: made here
+                       done:dict|None=None, # aspect -> (head, history) of `seeds[0]` already trained with `r`
                       ) -> dict: # aspect -> families, heads, histories, criteria, summary, teacher, teacher_cells,
                                  #  seconds
     "A head per aspect from every seed, against its aspect's teacher; each head and its teacher judged on `held`."
-    out = {}
+    out, splits, done = {}, splits or aspect_splits(train, held, aspects), done or {}
     for a, fams in aspects.items():
-        t0, tr, ho = time.perf_counter(), aspect_split(train, a), aspect_split(held, a)
-        heads, histories, criteria, _ = train_seeds(r, tr, ho, seeds, fitted, tapes)
+        (t0, (tr, ho)), first = (time.perf_counter(), splits[a]), done.get(a)
+        heads, histories, criteria, _ = train_seeds(r, tr, ho, seeds[1:] if first else seeds, fitted, tapes)
+        if first: # the first seed's head, trained before: judged here like the others
+            heads, histories = {seeds[0]: first[0]} | heads, {seeds[0]: first[1]} | histories
+            criteria = {seeds[0]: split_criteria(head_scores(first[0], ho), ho)} | criteria
         out[a] = dict(families=list(fams), heads=heads, histories=histories, criteria=criteria,
                       summary=seed_summary(criteria), teacher=split_criteria(ho.teacher.matrix(), ho),
                       teacher_cells=tr.teacher.computed + ho.teacher.computed,
@@ -339,6 +352,45 @@ def aspect_table(aspects:dict, # the stage's results' `aspects`: aspect -> summa
         rows[(a, head)] = {c: round(v['summary'][c]['mean'], digits) for c in CRITERIA}
     index = pd.MultiIndex.from_arrays([[k[0] for k in rows], [k[1] for k in rows]], names=['aspect', 'scored by'])
     return pd.DataFrame(list(rows.values()), index=index, columns=list(CRITERIA)).rename(columns=labels)
+
+# %% ../nbs/06_training.ipynb #a8835319
+THE_RECIPE = 'the recipe' # `aspect_recipes`' name for the overall head's recipe, unchanged
+
+def recipe_changes(name:str) -> dict: # the fields of the recipe it changes
+    "What an `aspect_recipes` candidate changes: nothing for 'the recipe', else its `ABLATIONS` row."
+    if name == THE_RECIPE: return {}
+    if name not in ABLATIONS: raise ValueError(f"unknown recipe {name!r}: '{THE_RECIPE}' or one of {list(ABLATIONS)}")
+    return dict(ABLATIONS[name])
+
+# %% ../nbs/06_training.ipynb #e0d3a98e
+def own_pair_spearman(S:np.ndarray, # (variants, paintings) scores of a head on `held`
+                      teachers:dict, # aspect -> its teacher's values on `held`'s own pairs
+                      held:SplitData) -> dict: # aspect -> Spearman over the own pairs
+    "A head's Spearman with each aspect's teacher over the split's own pairs (each variant with its painting)."
+    s = np.asarray(S)[np.arange(len(held.truth)), held.truth]
+    return {a: spearman(s, t) for a, t in teachers.items()}
+
+# %% ../nbs/06_training.ipynb #7fed24b6
+def choose_aspect_recipe(r:TrainingRecipe, train:SplitData, held:SplitData, seed:int, # the first seed
+                         aspects:dict, # aspect -> its families (`taught_aspects`)
+                         fitted:tuple, # every head's fixed part
+                         candidates:list, # `aspect_recipes`: names for `recipe_changes`
+                         tapes=None, splits:dict|None=None, # `train_aspect_heads`'
+                        ) -> tuple: # (the chosen name, {name: changes, spearman, margins, mean_margin, heads})
+    """Every candidate's aspect heads from `seed`, judged on `held`: the largest mean margin (own teacher's
+    Spearman minus the best other's, over the own pairs) wins, the first on a tie."""
+    splits, out = splits or aspect_splits(train, held, aspects), {}
+    own = (np.arange(len(held.truth)), held.truth)
+    teachers = {a: splits[a][1].teacher.matrix()[own] for a in aspects}
+    for name in candidates:
+        rr, heads, rho = replace(r, **recipe_changes(name)), {}, {}
+        for a in aspects:
+            heads[a] = train_head(rr, splits[a][0], fitted, seed, tapes)
+            rho[a] = own_pair_spearman(head_scores(heads[a][0], held), teachers, held)
+        margins = {a: rho[a][a] - max([v for b, v in rho[a].items() if b != a], default=0.0) for a in aspects}
+        out[name] = dict(changes=recipe_changes(name), spearman=rho, margins=margins,
+                         mean_margin=float(np.mean(list(margins.values()))) if margins else 0.0, heads=heads)
+    return max(out, key=lambda n: out[n]['mean_margin']), out
 
 # %% ../nbs/06_training.ipynb #5b2e0017
 def ablation_table(results:dict, # the stage's results: teacher, untrained, recipe, ablation
@@ -408,6 +460,9 @@ def check_params(p):
         raise ValueError(f'ablation_seeds must be at least 1, got {p.ablation_seeds}')
     if unknown := sorted(set(p.ablation or ()) - set(ABLATIONS)):
         raise ValueError(f'unknown ablation rows {unknown}; the rows are {list(ABLATIONS)}')
+    if p.aspect_heads and not p.aspect_recipes:
+        raise ValueError(f"aspect_recipes must name at least one recipe ('{THE_RECIPE}' or rows of ABLATIONS)")
+    for name in p.aspect_recipes or (): recipe_changes(name)
     if p.own_share is not None and not 0 <= float(p.own_share) <= 1:
         raise ValueError(f'own_share must lie in [0, 1], got {p.own_share}')
     if int(p.paintings_per_batch) < 1 or int(p.frozen_epochs) < 0:
@@ -453,7 +508,12 @@ def stage(run:Run, p) -> AttrDict:
         untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
         ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted, tapes=tapes)
         # the aspect heads after: the overall head and its ablation stay what they were without them
-        by_aspect = train_aspect_heads(r, train, held, seeds, aspects, fitted, tapes)
+        splits = aspect_splits(train, held, aspects)
+        chosen, candidates = (choose_aspect_recipe(r, train, held, seeds[0], aspects, fitted, p.aspect_recipes, tapes,
+                                                   splits) if aspects else (THE_RECIPE, {}))
+        ra = replace(r, **recipe_changes(chosen))
+        by_aspect = train_aspect_heads(ra, train, held, seeds, aspects, fitted, tapes, splits,
+                                       {a: h for a, h in candidates[chosen]['heads'].items()} if aspects else None)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria),
                    teacher=split_criteria(held.teacher.matrix(), held),
@@ -463,7 +523,10 @@ def stage(run:Run, p) -> AttrDict:
                     claims=validation_claims(results, one_pair(held.table.queries)))
     keep = ('families', 'criteria', 'summary', 'teacher', 'teacher_cells', 'seconds')
     results |= dict(aspects={a: {k: v[k] for k in keep} for a, v in by_aspect.items()},
-                    aspect_teacher_cells=sum(v['teacher_cells'] for v in by_aspect.values()))
+                    aspect_teacher_cells=sum(v['teacher_cells'] for v in by_aspect.values()),
+                    aspect_recipe=dict(chosen=chosen, changes=recipe_changes(chosen), seed=seeds[0], candidates={
+                        n: {k: v[k] for k in ('changes', 'spearman', 'margins', 'mean_margin')}
+                        for n, v in candidates.items()}))
     aspect_heads = lambda s: {a: v['heads'][s] for a, v in by_aspect.items()}
     net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed],
                      aspect_heads(p.seed), aspects)
@@ -476,7 +539,8 @@ def stage(run:Run, p) -> AttrDict:
                 siamese_params=card_siamese_params(sp, p), training_params=asdict(r),
                 validation=dict(split=made['validate_on'], **criteria[p.seed]),
                 history=histories[p.seed].to_dict('records'), data=data,
-                aspect_validation={a: v['criteria'][p.seed] for a, v in by_aspect.items()})
+                aspect_validation={a: v['criteria'][p.seed] for a, v in by_aspect.items()},
+                aspect_training_params=asdict(ra) if aspects else None)
     sim = SiameseSimilarity(net, card)
     sim.save(run.dir('models') / 'siamese')
     if len(seeds) > 1:
@@ -493,6 +557,7 @@ def stage(run:Run, p) -> AttrDict:
 # %% ../nbs/06_training.ipynb #b1dde5fa
 def plot_history(history:pd.DataFrame):
     "Each loss term per epoch (its mean over the epoch's batches), log scale."
+    import matplotlib.pyplot as plt, seaborn as sns
     long = history.drop(columns='loss').melt(id_vars='epoch', var_name='term', value_name='value')
     ax = sns.lineplot(long, x='epoch', y='value', hue='term')
     ax.set(xlabel='epoch', ylabel='loss term (mean over the epoch)', yscale='log')
