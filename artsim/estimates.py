@@ -23,10 +23,10 @@ UNIT_RATES = dict(paint_mpx='paint_s_per_mpx', decode_mpx='decode_s_per_mpx', st
                   handmade_images='handmade_s_per_image', forward_mpx='forward_s_per_mpx', train_mpx='train_s_per_mpx',
                   images_loaded='load_s_per_image', pairs='pair_s', ssim_cells='ssim_s_per_cell',
                   descriptor_cells='descriptor_s_per_cell', hashes='hash_s_per_image',
-                  refiner_steps='refiner UNet steps')
+                  head_row_steps='head_s_per_row_step', refiner_steps='refiner UNet steps')
 # on the CPU whatever the device
 CPU_UNITS = ('paint_mpx', 'decode_mpx', 'handmade_images', 'images_loaded', 'pairs', 'ssim_cells', 'descriptor_cells',
-             'hashes')
+             'hashes', 'head_row_steps')
 
 def load_rates(path=None) -> dict:
     "The recorded rates: `artsim/rates.json`, or the file `path`; {} when there is none."

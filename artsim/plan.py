@@ -183,6 +183,11 @@ def training_plan(tables:dict, # `split_tables_of`
     aspects = dict(aspects or {}) if tr.aspect_heads else {}
     held_dense = len(held.gallery) * len(held.queries) <= int(tr.teacher_dense_cells)
     per_aspect = len(seeds) + max(0, len(tr.aspect_recipes or ()) - 1)
+    # a training step embeds its batch's variants, its gallery and the gallery's augmented copies
+    batches = epoch_batches(truth, r.paintings_per_batch)
+    gallery = min(len(train.gallery), r.paintings_per_batch + r.gallery_extra)
+    step_rows = len(train.queries) / max(1, batches) + gallery * (1 + int(sp.augmented_copies or 0))
+    head_rows = (trainings + len(aspects) * per_aspect) * r.epochs * batches * step_rows
     return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
                 pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
@@ -192,7 +197,7 @@ def training_plan(tables:dict, # `split_tables_of`
                 aspect_trainings=len(aspects) * per_aspect,
                 aspect_teacher_cells=len(aspects) * ((0 if dense else cells)
                                                      + (0 if held_dense else len(held.gallery) * len(held.queries))),
-                teacher_targets=targets,
+                teacher_targets=targets, head_row_steps=head_rows,
                 aspect_tape_bytes=len(aspects) * tape,
                 architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
                                   sketch_dim=r.sketch_dim, knots=r.knots, aspects=aspects))
@@ -327,9 +332,10 @@ def _plan_run(cfg, run_dir):
         '05_siamese': dict(forward_mpx=(c5['encoded_images'] + c5['augmented']) * mp5,
                            images_loaded=c5['encoded_images'] + c5['augmented'] // max(1, int(sp.augmented_copies)),
                            descriptor_cells=c5['teacher_cells']),
-        # the head trains on the stored features, seconds per seed: the chapter's fixed cost; the teacher's values
+        # the heads train on the stored features: the rows each training step embeds; the teacher's values
         '06_training': dict(descriptor_cells=counts['06_training']['teacher_cells']
-                                             + counts['06_training']['aspect_teacher_cells']),
+                                             + counts['06_training']['aspect_teacher_cells'],
+                            head_row_steps=counts['06_training']['head_row_steps']),
         '07_evaluation': dict(
             ssim_cells=c7['cells'] * (int(ev.ssim_size) / 128) ** 2, descriptor_cells=c7['cells'], hashes=scored7,
             forward_mpx=scored7 * (len(c7['resnet_weights']) + 1) * _mp(*(2 * [int(ev.resnet_size or ssize)])),

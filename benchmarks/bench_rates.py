@@ -156,7 +156,36 @@ def cpu_rates(tmp, device):
                         cal.versions)
     r['descriptor_s_per_cell'] = timed(compare_described, D[:32], D[32:], None, cal, raw=True)[0] / 32 ** 2
     r['hash_s_per_image'] = timed(lambda: [E.perceptual_hash(f, 8) for f in files])[0] / len(files)
+    r['head_s_per_row_step'] = head_step_rate()
     return r, mem
+
+
+def head_step_rate(variants:int=102, gallery:int=40, copies:int=2, steps:int=60) -> float:
+    """06: seconds per row a training step of a head embeds, on a batch of the demo's shape (its variants, a gallery of
+    K + gallery_extra paintings, their augmented copies), with the chapter's loss terms, optimiser and one thread."""
+    import torch
+    from torch.nn import functional as F
+    from artsim.network import build_head, fit_inputs
+    from artsim.siamese import single_thread
+    from artsim.training import TrainingRecipe
+    r, g = TrainingRecipe(), torch.Generator().manual_seed(0)
+    feats = torch.randn(600, 15360, generator=g)
+    head = build_head(fit_inputs(feats, r.pca_dim), r.embed_dim, r.sketch_dim, r.knots, 0)
+    with torch.no_grad(): X = head.inputs(feats)
+    opt = torch.optim.AdamW(head.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    T, pos = torch.rand(variants, gallery, generator=g), torch.arange(variants) % gallery
+    def step():
+        Z = head.embed_inputs(X[:gallery + variants])
+        eg, ev = Z[:gallery], Z[gallery:]
+        C = ev @ eg.T
+        loss = ((head.score_map(C) - T) ** 2).mean() + F.cross_entropy(C / r.temperature, pos)
+        Ca = head.embed_inputs(X[200:200 + copies * gallery]) @ eg.T
+        loss = loss + F.cross_entropy(Ca / r.temperature, torch.arange(copies * gallery) % gallery)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    with single_thread():
+        step()
+        t = timed(lambda: [step() for _ in range(steps)])[0]
+    return t / steps / (variants + gallery + copies * gallery)
 
 
 def disk_rates(tmp):

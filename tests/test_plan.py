@@ -228,14 +228,17 @@ def test_times_come_from_recorded_rates_and_are_never_invented(tiny_run, tmp_pat
     rates = dict(devices=dict(cpu=dict(name='a CPU', measured='today', chapter_fixed_s={ch: 1.0 for ch in plan.work},
                                        rates={k: 0.5 for k in ('paint_s_per_mpx', 'standin_s_per_mpx', 'handmade_s_per_image', 'forward_s_per_mpx',
                                                               'train_s_per_mpx', 'load_s_per_image', 'pair_s', 'ssim_s_per_cell',
-                                                              'descriptor_s_per_cell', 'hash_s_per_image')})))
+                                                              'descriptor_s_per_cell', 'hash_s_per_image', 'head_s_per_row_step')})))
     t = estimate_time(plan, 'cpu', rates=rates)
     w = plan.work['03_similarity']['pairs']
     assert t['chapters']['03_similarity'][0] == pytest.approx(1.0 + 0.5 * w)
     assert t['chapters']['05_siamese'][0] == pytest.approx(1.0 + 0.5 * sum(plan.work['05_siamese'].values()))
-    # the head's training: the chapter's fixed cost; the teacher's values it computes
-    assert t['chapters']['06_training'][0] == pytest.approx(1.0 + 0.5 * plan.work['06_training']['descriptor_cells'])
-    c6 = plan.counts['06_training']   # the overall head's teacher values and every aspect head's
+    # the heads' training: the chapter's fixed cost; the teacher's values it computes; the rows its steps embed
+    w6 = plan.work['06_training']
+    assert t['chapters']['06_training'][0] == pytest.approx(1.0 + 0.5 * (w6['descriptor_cells'] + w6['head_row_steps']))
+    c6 = plan.counts['06_training']   # every training (overall, ablation, aspect heads), each step embedding rows
+    assert w6['head_row_steps'] == c6['head_row_steps'] > (c6['head_trainings'] + c6['aspect_trainings']) * c6['steps_per_seed']
+    # the overall head's teacher values and every aspect head's
     assert plan.work['06_training']['descriptor_cells'] == c6['teacher_cells'] + c6['aspect_teacher_cells'] > 0
     # a small split: the overall teacher's pass kept every aspect's whole matrix, so the aspect heads' teachers compute
     # nothing more (a large split's each compute what the overall one does: `test_the_plan_counts_with_the_chapters_functions`)
