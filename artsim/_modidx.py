@@ -224,6 +224,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                                                                  'artsim/evaluation.py'),
                                    'artsim.evaluation.EncodedImages.__init__': ( 'evaluation.html#encodedimages.__init__',
                                                                                  'artsim/evaluation.py'),
+                                   'artsim.evaluation.EncodedImages.scores': ( 'evaluation.html#encodedimages.scores',
+                                                                               'artsim/evaluation.py'),
                                    'artsim.evaluation.EvaluationSet': ('evaluation.html#evaluationset', 'artsim/evaluation.py'),
                                    'artsim.evaluation.EvaluationSet.__repr__': ( 'evaluation.html#evaluationset.__repr__',
                                                                                  'artsim/evaluation.py'),

@@ -170,6 +170,11 @@ class EncodedImages:
             self.known |= dict(zip(new, self.net.features([self.run.resolve(x) for x in new])))
         if not paths: return torch.zeros(0, self.net.card['architecture']['feature_dim'])
         return torch.stack([self.known[x] for x in paths])
+    def scores(self, head, # a `SiameseHead` on this encoder's features: the overall one, a seed's or an aspect's
+               rows, cols, # image paths relative to the run
+              ) -> np.ndarray: # float64 (len(rows), len(cols))
+        "The head's score of every (row, column) pair, from the features kept."
+        with torch.inference_mode(): return head.scores(head.embed(self(rows)), head.embed(self(cols))).double().numpy()
 
 # %% ../nbs/07_evaluation.ipynb #390c8c01
 def siamese_matrix(model, # anything with `similarity_matrix(A, B)`, e.g. `SiameseSimilarity`
@@ -177,10 +182,7 @@ def siamese_matrix(model, # anything with `similarity_matrix(A, B)`, e.g. `Siame
                    encoded:EncodedImages|None=None, # `model`'s features kept by path; None: `similarity_matrix`
                   ) -> np.ndarray: # float64 (queries, gallery)
     "The Siamese network's score of every test variant against every test painting (`similarity_matrix`'s)."
-    if encoded is not None:
-        with torch.inference_mode():
-            h = model.model.head
-            S = h.scores(h.embed(encoded(test_set.queries.path)), h.embed(encoded(test_set.gallery.path))).numpy()
+    if encoded is not None: S = encoded.scores(model.model.head, test_set.queries.path, test_set.gallery.path)
     else: S = model.similarity_matrix([run.resolve(x) for x in test_set.queries.path],
                                       [run.resolve(x) for x in test_set.gallery.path])
     return np.asarray(S, np.float64).reshape(len(test_set.queries), len(test_set.gallery))
@@ -204,9 +206,7 @@ def seed_matrices(nets:dict, # seed -> `SiameseSimilarity`, sharing one encoder 
     if any(n.model.encoder is not first.model.encoder for n in nets.values()):
         raise ValueError('the seeds must share one encoder (load them with load_seed_nets)')
     encoded = encoded if encoded is not None else EncodedImages(first, run)
-    FQ, FG = encoded(test_set.queries.path), encoded(test_set.gallery.path)
-    with torch.inference_mode():
-        return {s: n.head.scores(n.head.embed(FQ), n.head.embed(FG)).double().numpy() for s, n in nets.items()}
+    return {s: encoded.scores(n.head, test_set.queries.path, test_set.gallery.path) for s, n in nets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #e7a00445
 def check_descriptor_scores(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery) scores
@@ -393,10 +393,7 @@ def aspect_matrices(nets:dict, # seed -> `SiameseSimilarity` (`load_seed_nets`),
     first = next(iter(nets.values()))
     if not aspect_heads(first): return {}
     encoded = encoded if encoded is not None else EncodedImages(first, run)
-    FR, FC = encoded(rows), encoded(cols)
-    with torch.inference_mode():
-        return {s: {a: h.scores(h.embed(FR), h.embed(FC)).double().numpy() for a, h in aspect_heads(n).items()}
-                for s, n in nets.items()}
+    return {s: {a: encoded.scores(h, rows, cols) for a, h in aspect_heads(n).items()} for s, n in nets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #6fe5ac44
 def aspect_verdicts(test_set:EvaluationSet, scores:dict, # measure -> (queries, gallery): the heads and the teachers
@@ -515,9 +512,7 @@ def twin_scores(run:Run, p, # the stage parameters: ssim_size
             scores['siamese'] = np.asarray(net.similarity_matrix(R, C), np.float64)
         else: # the overall score as `similarity_matrix` gives it, from the features kept
             encoded = encoded if encoded is not None else EncodedImages(net, run)
-            with torch.inference_mode():
-                h = net.model.head
-                scores['siamese'] = h.scores(h.embed(encoded(rows)), h.embed(encoded(cols))).numpy().astype(np.float64)
+            scores['siamese'] = encoded.scores(net.model.head, rows, cols)
         seeds = aspect_matrices(nets, run, rows, cols, encoded)
         for a, S in (seeds.get(next(iter(nets))) or {}).items(): scores[head_measure(a)] = S
     return scores, seeds

@@ -175,7 +175,8 @@ def training_plan(tables:dict, # `split_tables_of`
     # ablation's rows)
     cells = len(train.gallery) * len(train.queries) if dense else len(seeds) * r.epochs * per_epoch
     pca = pca_size(len(train.gallery) + len(train.queries), r.pca_dim, r.pca_fit_images)   # fitted on train's features
-    tape = 0 if dense else len(seeds) * r.epochs * (4 * per_epoch + 8 * epoch_batches(truth, r.paintings_per_batch))
+    batches = epoch_batches(truth, r.paintings_per_batch)
+    tape = 0 if dense else len(seeds) * r.epochs * (4 * per_epoch + 8 * batches)
     # every aspect head: each candidate recipe from the first seed, the chosen one's other seeds, against its own
     # teacher, which computes what the overall one did, except a small split's whole matrix: the overall teacher's
     # pass kept every aspect's (`Teacher.shared`)
@@ -184,13 +185,12 @@ def training_plan(tables:dict, # `split_tables_of`
     held_dense = len(held.gallery) * len(held.queries) <= int(tr.teacher_dense_cells)
     per_aspect = len(seeds) + max(0, len(tr.aspect_recipes or ()) - 1)
     # a training step embeds its batch's variants, its gallery and the gallery's augmented copies
-    batches = epoch_batches(truth, r.paintings_per_batch)
     gallery = min(len(train.gallery), r.paintings_per_batch + r.gallery_extra)
     step_rows = len(train.queries) / max(1, batches) + gallery * (1 + int(sp.augmented_copies or 0))
     head_rows = (trainings + len(aspects) * per_aspect) * r.epochs * batches * step_rows
     return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
                 pca_fit_images=r.pca_fit_images,
-                steps_per_seed=r.epochs * epoch_batches(train.queries.truth.to_numpy(), r.paintings_per_batch),
+                steps_per_seed=r.epochs * batches,
                 head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
                 teacher_cells=cells + len(held.gallery) * len(held.queries),
                 tape_bytes=tape, valid_variants=len(held.queries), valid_paintings=len(held.gallery),

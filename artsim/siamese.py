@@ -144,6 +144,7 @@ class Teacher:
         families = [f for f in FAMILIES if f in self.paintings.vectors]
         aspects = [a for a, fams in self.calibration.aspect_families.items() if set(fams) & set(families)]
         known = [*families, *(f'{f}_calibrated' for f in families), 'combined', 'combined_raw', *aspects]
+        self._targets = ['combined', *aspects] # what a head can be taught: kept together where the split is small
         if self.target not in known:
             raise ValueError(f'target {self.target!r} is not a descriptor measure; choose one of {sorted(known)}')
         self._matrix, self.computed = None, 0 # the whole matrix once made; the values computed so far
@@ -166,7 +167,7 @@ def measures(self:Teacher, rows, cols, # variant rows and painting rows (integer
             ) -> dict: # every measure of `described_measures`: (len(rows), len(cols)) float64 each
     "Every descriptor measure of the (variant, painting) pairs rows x cols, computed from their descriptors now."
     if not (len(rows) and len(cols)):
-        return {k: np.zeros((len(rows), len(cols))) for k in ('combined', self.target)}
+        return {k: np.zeros((len(rows), len(cols))) for k in {self.target, *self._targets}}
     self.computed += len(rows) * len(cols)
     return described_measures(self.variants[rows], self.paintings[cols], self.calibration, self.weights)
 
@@ -179,13 +180,12 @@ def matrix(self:Teacher) -> np.ndarray: # (variants, paintings) float64
     if self._matrix is None and self.target in self.shared: self._matrix = self.shared[self.target]
     if self._matrix is None:
         n, m = self.shape
-        keep = [self.target, *({'combined', *self.calibration.aspect_families} - {self.target} if self.dense else ())]
-        out, block = {k: np.empty((n, m)) for k in keep}, {}
+        keep = [self.target, *(t for t in self._targets if t != self.target and self.dense)]
+        out = {k: np.empty((n, m)) for k in keep}
         for i in range(0, n, TEACHER_BLOCK_ROWS):
             block = self.measures(np.arange(i, min(n, i + TEACHER_BLOCK_ROWS)), np.arange(m))
-            for k in keep:
-                if k in block: out[k][i:i + TEACHER_BLOCK_ROWS] = block[k]
-        if self.dense: self.shared.update({k: v for k, v in out.items() if k == self.target or k in block})
+            for k in keep: out[k][i:i + TEACHER_BLOCK_ROWS] = block[k]
+        if self.dense: self.shared.update(out)
         self._matrix = out[self.target]
     return self._matrix
 

@@ -383,12 +383,13 @@ def choose_aspect_recipe(r:TrainingRecipe, train:SplitData, held:SplitData, seed
     own = (np.arange(len(held.truth)), held.truth)
     teachers = {a: splits[a][1].teacher.matrix()[own] for a in aspects}
     for name in candidates:
-        rr, heads, rho = replace(r, **recipe_changes(name)), {}, {}
+        changes, heads, rho = recipe_changes(name), {}, {}
+        rr = replace(r, **changes)
         for a in aspects:
             heads[a] = train_head(rr, splits[a][0], fitted, seed, tapes)
             rho[a] = own_pair_spearman(head_scores(heads[a][0], held), teachers, held)
         margins = {a: rho[a][a] - max([v for b, v in rho[a].items() if b != a], default=0.0) for a in aspects}
-        out[name] = dict(changes=recipe_changes(name), spearman=rho, margins=margins,
+        out[name] = dict(changes=changes, spearman=rho, margins=margins,
                          mean_margin=float(np.mean(list(margins.values()))) if margins else 0.0, heads=heads)
     return max(out, key=lambda n: out[n]['mean_margin']), out
 
@@ -513,7 +514,7 @@ def stage(run:Run, p) -> AttrDict:
                                                    splits) if aspects else (THE_RECIPE, {}))
         ra = replace(r, **recipe_changes(chosen))
         by_aspect = train_aspect_heads(ra, train, held, seeds, aspects, fitted, tapes, splits,
-                                       {a: h for a, h in candidates[chosen]['heads'].items()} if aspects else None)
+                                       candidates[chosen]['heads'] if aspects else None)
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria),
                    teacher=split_criteria(held.teacher.matrix(), held),
