@@ -21,7 +21,7 @@ from .modelfile import GENRE_KIND, ModelFileError, card_kind, current_spelling, 
 __all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_MODEL', 'STAGE_CHANNELS', 'WeightsUnavailable', 'imagenet_weights_file',
            'imagenet_state_dict', 'resnet50_state_dict', 'read_state_dict', 'load_resnet50_weights', 'weights_file',
            'resnet50', 'resnet50_body', 'weights_info', 'input_image', 'normalise', 'as_pooling', 'feature_dim',
-           'pooled_features', 'infer', 'Backbone']
+           'input_dims', 'pooled_features', 'infer', 'Backbone']
 
 # %% ../nbs/pipeline/backbone.ipynb #8661d261
 WEIGHTS = ('imagenet', 'random', 'genre') # named starting weights; any other value is the path of a state-dict file
@@ -190,17 +190,17 @@ def normalise(x:torch.Tensor, # (N, 3, H, W) uint8, or float in [0, 1]
     return (x - mean) / std
 
 # %% ../nbs/pipeline/backbone.ipynb #5b6a112c
-STAGE_CHANNELS = {1: 256, 2: 512, 3: 1024, 4: 2048} # channels of ResNet50's layer1 ... layer4
+STAGE_CHANNELS = {0: 3, 1: 256, 2: 512, 3: 1024, 4: 2048} # channels of the input image (stage 0), layer1 ... layer4
 
 def as_pooling(pooling:dict, # stage -> grid side, keys and values as ints or strings
               ) -> dict: # {stage: grid side} as ints, in stage order
     "A pooling layout with integer stages and sides, in stage order: the one form every module uses."
     try: out = {int(k): int(v) for k, v in pooling.items()}
     except (AttributeError, TypeError, ValueError):
-        raise ValueError(f'pooling must map stages 1-4 to grid sides, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; '
+        raise ValueError(f'pooling must map stages 0-4 to grid sides, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; '
                          f'got {pooling!r}') from None
     if not out or not set(out) <= set(STAGE_CHANNELS) or min(out.values()) < 1:
-        raise ValueError(f'pooling must map stages 1-4 to grid sides of at least 1, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; '
+        raise ValueError(f'pooling must map stages 0-4 to grid sides of at least 1, e.g. {{1: 4, 2: 4, 3: 1, 4: 1}}; '
                          f'got {pooling!r}')
     return dict(sorted(out.items()))
 
@@ -210,17 +210,25 @@ def feature_dim(pooling:dict|None=None, # stage -> grid side; None: {4: 1}
     "The length of the pooled feature vector."
     return sum(STAGE_CHANNELS[s] * g * g for s, g in as_pooling(pooling or {4: 1}).items())
 
+# %% ../nbs/pipeline/backbone.ipynb #0c60bb16
+def input_dims(pooling:dict|None=None, # stage -> grid side; None: {4: 1}
+              ) -> int:
+    "How many of the pooled features are the input image itself (stage 0): the first ones."
+    pooling = as_pooling(pooling or {4: 1})
+    return feature_dim({0: pooling[0]}) if 0 in pooling else 0
+
 # %% ../nbs/pipeline/backbone.ipynb #1ed545d5
 def pooled_features(body:nn.Sequential, # a `resnet50_body`
                     x:torch.Tensor, # (N, 3, H, W) normalised input
-                    pooling:dict|None=None, # stage (1-4) -> grid side; None: {4: 1}, the global average of layer4
+                    pooling:dict|None=None, # stage (0-4) -> grid side; None: {4: 1}, the global average of layer4
                    ) -> torch.Tensor: # (N, feature_dim(pooling))
-    "The body's feature maps at the stages of `pooling`, each average-pooled onto its grid, in stage order."
+    """The body's feature maps at the stages of `pooling`, each average-pooled onto its grid, in stage order;
+    stage 0 is the normalised input itself."""
     pooling = as_pooling(pooling or {4: 1})
-    out, last = [], max(pooling) + 3
-    for i, layer in enumerate(body[:last + 1]):
+    out = [F.adaptive_avg_pool2d(x, pooling[0]).flatten(1)] if 0 in pooling else []
+    for i, layer in enumerate(body[:max(pooling) + 4] if max(pooling) else []):
         x = layer(x)
-        if i - 3 in pooling: out.append(F.adaptive_avg_pool2d(x, pooling[i - 3]).flatten(1))
+        if i > 3 and i - 3 in pooling: out.append(F.adaptive_avg_pool2d(x, pooling[i - 3]).flatten(1))
     return torch.cat(out, 1) if len(out) > 1 else out[0]
 
 # %% ../nbs/pipeline/backbone.ipynb #6a7dce45

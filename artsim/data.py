@@ -20,7 +20,7 @@ from .sources import (BAD_COLUMNS, MANIFEST_COLUMNS, SOURCES, check_export, expo
 __all__ = ['MAX_PIXELS', 'READS', 'LOCATIONS', 'REPORTS', 'TWIN_COLUMNS', 'ImageLoadError', 'load_image', 'image_list',
            'source_path', 'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report',
            'min_per_genre', 'check_collected', 'split_stratified', 'save_report', 'build_manifest', 'save_manifest',
-           'twin_table', 'save_twins', 'stage', 'show_samples', 'show_twins']
+           'twin_table', 'save_twins', 'twin_set', 'stage', 'show_samples', 'show_twins']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -386,6 +386,19 @@ def save_twins(run:Run, manifest:pd.DataFrame, # the run and its paintings (`bui
         save_image(twin(image(t.layout_of), image(t.manner_of), ids.genre[t.manner_of], seed), f)
     save_parquet(twins, run.path/'data'/'twins.parquet')
     return twins
+
+# %% ../nbs/00_data.ipynb #dd095bed
+def twin_set(run:Run, gallery:pd.DataFrame, # a split's paintings: id, path
+            ) -> pd.DataFrame: # a row per painting with both twins: painting, restyled, recomposed (paths)
+    "The paintings of `gallery` that have a restyled and a recomposed twin whose parents are all in `gallery`."
+    f = run.resolve('data/twins.parquet')
+    twins = run.read_parquet('data/twins.parquet') if f.exists() else pd.DataFrame(columns=TWIN_COLUMNS)
+    ok = twins.layout_of.isin(gallery.id) & twins.manner_of.isin(gallery.id) & twins.painting.isin(gallery.id)
+    wide = twins[ok].pivot_table(index='painting', columns='twin', values='path', aggfunc='first')
+    if not {'restyled', 'recomposed'} <= set(wide.columns):
+        return pd.DataFrame(columns=['painting', 'restyled', 'recomposed'])
+    wide = wide.dropna(subset=['restyled', 'recomposed']).reset_index()
+    return wide[['painting', 'restyled', 'recomposed']].sort_values('painting').reset_index(drop=True)
 
 # %% ../nbs/00_data.ipynb #5e1d747d
 def stage(run:Run, p):

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from scipy import special
 import artsim
 from .runs import Run, derive_seed, save_json
-from .data import TWIN_COLUMNS
+from .data import twin_set
 from .backbone import Backbone, weights_info
 from .families import FAMILIES
 from .measures import aspect_values
@@ -19,7 +19,7 @@ from .siamese import descriptor_matrices
 from .network import load_seed_models
 from .metrics import (PaintingBootstrap, auc_blocks, average_precision, difference_verdict, group_order,
                             pair_group, pearson, recall_at_k, regression_metrics, resampled_auc, roc_auc, spearman,
-                            strength_trend, weighted_means)
+                            strength_trend, twin_firsts, weighted_means)
 from .baselines import hash_similarity, perceptual_hash, resnet_cosine_matrix, resnet_measure, ssim_matrix
 from .report import ASPECT_CRITERIA, head_measure, write_figures, write_report
 
@@ -28,8 +28,8 @@ __all__ = ['EvaluationSet', 'check_test_pairs', 'evaluation_set_of', 'evaluation
            'load_siamese', 'EncodedImages', 'siamese_matrix', 'load_seed_nets', 'seed_matrices',
            'check_descriptor_scores', 'score_measures', 'agreement', 'breakdown', 'family_agreement', 'fidelity',
            'seed_point_values', 'seed_spread', 'hypothesis', 'aspect_heads', 'aspect_matrices', 'aspect_verdicts',
-           'discriminant_validity', 'twin_set', 'twin_recall', 'twin_scores', 'prompt_drops', 'aspect_results',
-           'evaluate', 'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
+           'discriminant_validity', 'twin_recall', 'twin_scores', 'prompt_drops', 'aspect_results', 'evaluate',
+           'starting_weights', 'provenance', 'jsonable', 'write_evaluation', 'evaluate_run', 'stage']
 
 # %% ../nbs/07_evaluation.ipynb #e7a00340
 @dataclass
@@ -449,19 +449,6 @@ def discriminant_validity(test_set:EvaluationSet, scores:dict, # measure -> (que
                         mse=all(own['mse'] < point[b]['mse'] for b in gaps), margins=gaps)
     return dict(rows=rows, holds=holds)
 
-# %% ../nbs/07_evaluation.ipynb #a9b7a57d
-def twin_set(run:Run, gallery:pd.DataFrame, # the test paintings: id, path
-            ) -> pd.DataFrame: # a row per painting with both twins: painting, restyled, recomposed (paths)
-    "The test paintings that have a restyled and a recomposed twin, both parents among the test paintings."
-    f = run.resolve('data/twins.parquet')
-    twins = run.read_parquet('data/twins.parquet') if f.exists() else pd.DataFrame(columns=TWIN_COLUMNS)
-    ok = twins.layout_of.isin(gallery.id) & twins.manner_of.isin(gallery.id) & twins.painting.isin(gallery.id)
-    wide = twins[ok].pivot_table(index='painting', columns='twin', values='path', aggfunc='first')
-    if not {'restyled', 'recomposed'} <= set(wide.columns):
-        return pd.DataFrame(columns=['painting', 'restyled', 'recomposed'])
-    wide = wide.dropna(subset=['restyled', 'recomposed']).reset_index()
-    return wide[['painting', 'restyled', 'recomposed']].sort_values('painting').reset_index(drop=True)
-
 # %% ../nbs/07_evaluation.ipynb #c62889e0
 def twin_recall(gallery:pd.DataFrame, # the test paintings: id
                 twins:pd.DataFrame, # `twin_set`
@@ -470,22 +457,9 @@ def twin_recall(gallery:pd.DataFrame, # the test paintings: id
                 boot:PaintingBootstrap, # resamples of the twins' paintings
                ) -> dict: # measure -> restyled, recomposed: recall@1 with its interval
     "Per measure: how often a painting's restyled twin, and its recomposed twin, comes first among its candidates."
-    g, n = pd.Index(gallery.id), len(twins)
-    rows = g.get_indexer(twins.painting)
-    W = boot.weights(twins.painting)
-    out = {}
-    for m, S in scores.items():
-        S = np.asarray(S, np.float64)
-        keep = np.ones((n, len(g)), bool)
-        keep[np.arange(n), rows] = False   # the painting itself is not a candidate
-        others = S[rows, :len(g)][keep].reshape(n, len(g) - 1)
-        own = [S[rows, len(g) + k * n + np.arange(n)][:, None] for k in (0, 1)]   # its restyled, its recomposed twin
-        cand = np.concatenate([others, *own], 1)
-        out[m] = {}
-        for which, col in (('restyled', len(g) - 1), ('recomposed', len(g))):
-            r = recall_at_k(cand, np.full(n, col), 1)
-            out[m][which] = boot.interval(r.mean(), weighted_means(W, r))
-    return out
+    own, W = pd.Index(gallery.id).get_indexer(twins.painting), boot.weights(twins.painting)
+    return {m: {w: boot.interval(r.mean(), weighted_means(W, r)) for w, r in twin_firsts(S, own).items()}
+            for m, S in scores.items()}
 
 # %% ../nbs/07_evaluation.ipynb #b907e742
 def twin_scores(run:Run, p, # the stage parameters: ssim_size

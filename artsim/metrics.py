@@ -13,7 +13,7 @@ from .runs import derive_seed
 # %% auto #0
 __all__ = ['REGRESSION_METRICS', 'weighted_ranks', 'pearson', 'spearman', 'regression_metrics', 'PaintingBootstrap',
            'weighted_means', 'difference_verdict', 'roc_auc', 'auc_blocks', 'resampled_auc', 'own_ranks', 'recall_at_k',
-           'average_precision', 'strength_trend', 'pair_group', 'group_order']
+           'twin_firsts', 'average_precision', 'strength_trend', 'pair_group', 'group_order']
 
 # %% ../nbs/pipeline/metrics.ipynb #63594735
 def _weights(x, w) -> np.ndarray: return np.ones(len(x)) if w is None else np.asarray(w, np.float64)
@@ -197,6 +197,21 @@ def recall_at_k(S, # (queries, gallery) scores, higher = more similar
     "Per query: the chance that its own painting is among the top `k` (ties in random order)."
     above, ties = own_ranks(S, truth)
     return np.clip((k - above) / (ties + 1), 0, 1)
+
+# %% ../nbs/pipeline/metrics.ipynb #886ae9b2
+def twin_firsts(S, # (paintings with twins, candidates) scores: columns the gallery's paintings, then each row's
+                   # restyled twin, then each row's recomposed twin, in the rows' order
+                own, # (paintings with twins,) each row's painting: its column among the gallery's
+               ) -> dict: # 'restyled', 'recomposed' -> per row, recall@1 (ties in random order)
+    """Per painting: whether its restyled twin, and whether its recomposed twin, comes first among the other
+    paintings and its two twins."""
+    S, own = np.asarray(S, np.float64), np.asarray(own, int)
+    n = len(own); g = S.shape[1] - 2 * n
+    keep = np.ones((n, g), bool)
+    keep[np.arange(n), own] = False   # the painting itself is not a candidate
+    cand = np.concatenate([S[:, :g][keep].reshape(n, g - 1), S[np.arange(n), g + np.arange(n)][:, None],
+                           S[np.arange(n), g + n + np.arange(n)][:, None]], 1)
+    return {w: recall_at_k(cand, np.full(n, g - 1 + k), 1) for k, w in enumerate(('restyled', 'recomposed'))}
 
 # %% ../nbs/pipeline/metrics.ipynb #5376ab4d
 def average_precision(S, # (queries, gallery) scores, higher = more similar

@@ -14,14 +14,14 @@ from fastcore.basics import patch
 from .runs import derive_seed
 from .data import image_list
 from .modelfile import SEEDS_KIND, SIAMESE_KIND, ModelFileError, load_model, save_model
-from .backbone import as_pooling, infer, input_image, pooled_features, resnet50_body
+from .backbone import IMAGENET_STATS, as_pooling, infer, input_image, pooled_features, resnet50_body
 from .commands import resolve_device
 from .siamese import standardiser
 
 # %% auto #0
-__all__ = ['pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'pca_size', 'fit_inputs', 'build_head', 'SiameseNet',
-           'architecture', 'empty_head', 'network_state', 'empty_net', 'SiameseSimilarity', 'seed_head_state',
-           'save_seed_heads', 'load_seed_models']
+__all__ = ['LUMINANCE', 'pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'pca_size', 'fit_inputs', 'build_head',
+           'SiameseNet', 'architecture', 'empty_head', 'network_state', 'empty_net', 'SiameseSimilarity',
+           'seed_head_state', 'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0050
 def pca_basis(Z:torch.Tensor, # (n, D) standardised training features, n much smaller than D
@@ -58,36 +58,63 @@ class MonotoneMap(nn.Module):
         return (1 - (slopes * F.relu(self.knots - c.clamp(-1, 1).unsqueeze(-1))).sum(-1)).clamp(0, 1)
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0056
+LUMINANCE = (0.299, 0.587, 0.114) # ITU-R BT.601 weights of red, green and blue
+
 class SiameseHead(nn.Module):
-    "Pooled features to a unit embedding (standardised, PCA + projection, sketched residual); score = map(cosine)."
+    """Pooled features to a unit embedding (standardised, PCA + projection, sketched residual); score = map(cosine).
+    With a layout weight w the embedding also carries the input's luminance map (stage 0 of the features), so that
+    its cosine is (1 - w) cos(learned part) + w cos(luminance maps)."""
     def __init__(self, mean:torch.Tensor, std:torch.Tensor, # the training split's per-dimension statistics (D,)
                  basis:torch.Tensor, # (D, pca_dim) principal directions of the standardised training features
+                 layout_dims:int=0, # leading feature dims that are the input image (stage 0): outside the fixed part
                  embed_dim:int=128, # the learned projection's size
                  sketch_dim:int=1024, # the residual's count sketch size; 0: no sketch
                  knots:int=8, # of the monotone map
                  seed:int=0, # the sketch's hash
+                 layout_weight:float=0.0, # w in [0, 1): the luminance map's share of the cosine; 0: not read
+                 stats:dict=IMAGENET_STATS, # the input normalisation stage 0 was computed under
                 ):
         super().__init__()
+        if not 0 <= layout_weight < 1: raise ValueError(f'layout_weight must lie in [0, 1), got {layout_weight}')
+        if layout_weight and not layout_dims:
+            raise ValueError('a layout weight needs the input image among the features: pool stage 0 (chapter 05)')
         self.register_buffer('mean', mean.float()); self.register_buffer('std', std.float())
         self.register_buffer('basis', basis.float())
         self.sketch = CountSketch(len(mean), sketch_dim, seed) if sketch_dim else None
         self.projection = nn.Linear(basis.shape[1], embed_dim)
         self.log_beta = nn.Parameter(torch.zeros(())) if sketch_dim else None
         self.score_map = MonotoneMap(knots)
+        self.layout_dims, self.layout_weight = int(layout_dims), float(layout_weight)
+        # the luminance of a normalised pixel, less a constant: sum_c LUMINANCE_c std_c x_c
+        self.register_buffer('mix', torch.tensor(LUMINANCE) * torch.tensor(stats['std']), persistent=False)
     pca_dim = property(lambda self: self.basis.shape[1])
-    dim = property(lambda self: self.projection.out_features + (self.sketch.d_out if self.sketch else 0),
-                   doc='Embedding size.')
+    layout_cells = property(lambda self: self.layout_dims // 3 + 1 if self.layout_weight else 0,
+                            doc="The luminance map's cells in the embedding, and one for a flat image.")
+    dim = property(lambda self: self.projection.out_features + (self.sketch.d_out if self.sketch else 0)
+                   + self.layout_cells, doc='Embedding size.')
+    def luminance(self, f):
+        "Stage 0's luminance map, centred, with a tiny constant cell (a flat image's map), unit length."
+        y = torch.einsum('c,ncp->np', self.mix, f[:, :self.layout_dims].reshape(len(f), 3, -1))
+        y = torch.cat([y - y.mean(1, keepdim=True), torch.full((len(f), 1), 1e-6, dtype=y.dtype)], 1)
+        return F.normalize(y, dim=1)
     def inputs(self, f, chunk:int=4096):
-        "The fixed part: standardised features as PCA coordinates, then the residual's sketch; `chunk` rows at a time."
+        """The fixed part: standardised features as PCA coordinates, then the residual's sketch, then (with a layout
+        weight) the luminance map; `chunk` rows at a time."""
         if len(f) > chunk: return torch.cat([self.inputs(f[i:i + chunk], chunk) for i in range(0, len(f), chunk)])
-        z = (f - self.mean) / self.std
+        z = (f[:, self.layout_dims:] - self.mean) / self.std
         u = z @ self.basis
-        return u if self.sketch is None else torch.cat([u, self.sketch(z - u @ self.basis.T)], 1)
+        x = u if self.sketch is None else torch.cat([u, self.sketch(z - u @ self.basis.T)], 1)
+        return torch.cat([x, self.luminance(f)], 1) if self.layout_weight else x
     def embed_inputs(self, x):
-        "The learned part: projection of the PCA coordinates, the scaled sketch, L2-normalised together."
+        """The learned part: projection of the PCA coordinates, the scaled sketch, L2-normalised together; beside it,
+        with weight w, the luminance map."""
+        end = x.shape[1] - self.layout_cells
         e = self.projection(x[:, :self.pca_dim])
-        if self.sketch is not None: e = torch.cat([e, self.log_beta.exp() * x[:, self.pca_dim:]], 1)
-        return F.normalize(e, dim=1)
+        if self.sketch is not None: e = torch.cat([e, self.log_beta.exp() * x[:, self.pca_dim:end]], 1)
+        e = F.normalize(e, dim=1)
+        if not self.layout_weight: return e
+        w = self.layout_weight
+        return torch.cat([e * (1 - w) ** .5, x[:, end:] * w ** .5], 1)
     def embed(self, f): return self.embed_inputs(self.inputs(f))
     def scores(self, ea, eb):
         "Every row of `ea` against every row of `eb`: one matrix product, then the map."
@@ -108,23 +135,28 @@ def pca_size(n:int, # training features (rows) there are
 def fit_inputs(features:torch.Tensor, # (n, D) training features
                pca_dim:int=256, # directions kept (at most n - 1)
                max_images:int|None=None, # fit on a seeded sample of at most this many rows; None: all
-               seed:int=0) -> tuple: # (mean, std, basis)
+               seed:int=0,
+               layout_dims:int=0, # leading dims that are the input image (stage 0): left out of the fixed part
+              ) -> tuple: # (mean, std, basis, layout_dims)
     "The head's fixed part from the training features: per-dimension statistics and the principal directions."
+    features = features[:, layout_dims:]
     if max_images and len(features) > max_images:
         rows = np.random.default_rng(derive_seed(seed, 'pca-sample')).choice(len(features), max_images, replace=False)
         features = features[np.sort(rows)]
     mean, std = standardiser(features)
-    return mean, std, pca_basis((features - mean) / std, pca_size(len(features), pca_dim))
+    return mean, std, pca_basis((features - mean) / std, pca_size(len(features), pca_dim)), int(layout_dims)
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0059
 def build_head(fitted:tuple, # `fit_inputs`
                embed_dim:int=128, sketch_dim:int=1024, knots:int=8,
                seed:int=0, # the projection's initial weights and the sketch's hash
+               layout_weight:float=0.0, # the luminance map's share of the cosine (`SiameseHead`)
               ) -> SiameseHead:
     "A head on the fitted fixed part, its learned weights drawn from `seed`."
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, 'siamese-head'))
-        return SiameseHead(*fitted, embed_dim=embed_dim, sketch_dim=sketch_dim, knots=knots, seed=seed)
+        return SiameseHead(*fitted, embed_dim=embed_dim, sketch_dim=sketch_dim, knots=knots, seed=seed,
+                           layout_weight=layout_weight)
 
 # %% ../nbs/pipeline/network.ipynb #5318ab53
 _SHARED = ('mean', 'std', 'basis', 'score_map.knots') # a head's entries every seed and every aspect head shares
@@ -166,17 +198,21 @@ def architecture(model:SiameseNet) -> dict:
     "What rebuilds `model` before its weights are loaded."
     h = model.head
     return dict(name='siamese-resnet50-multiscale', backbone='resnet50', encoder_layout='fastai create_body',
-                pooling=model.pooling, feature_dim=int(h.mean.numel()),
+                pooling=model.pooling, feature_dim=int(h.mean.numel()) + h.layout_dims,
                 pca_dim=h.pca_dim, embed_dim=h.projection.out_features, sketch_dim=h.sketch.d_out if h.sketch else 0,
                 knots=int(h.score_map.knots.numel()), score='clamp(1 - sum_k softplus(w_k) relu(t_k - cos), 0, 1)',
-                aspects={a: list(model.families[a]) for a in model.aspects})
+                aspects={a: list(model.families[a]) for a in model.aspects}, layout_dims=h.layout_dims,
+                layout_weights={n: x.layout_weight for n, x in [('overall', h), *model.aspects.items()]})
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0062
 def empty_head(a:dict, # an `architecture`
+               name:str='overall', # the head: 'overall' or an aspect (its layout weight)
               ) -> SiameseHead:
     "A head of the architecture `a`, to load weights into."
-    d, k = a['feature_dim'], a['pca_dim']
-    return SiameseHead(torch.zeros(d), torch.ones(d), torch.zeros(d, k), a['embed_dim'], a['sketch_dim'], a['knots'])
+    k, lay = a['pca_dim'], a.get('layout_dims', 0) # cards before stage 0: no layout
+    d = a['feature_dim'] - lay
+    return SiameseHead(torch.zeros(d), torch.ones(d), torch.zeros(d, k), lay, a['embed_dim'], a['sketch_dim'],
+                       a['knots'], layout_weight=a.get('layout_weights', {}).get(name, 0.0))
 
 # %% ../nbs/pipeline/network.ipynb #42b3b0fe
 def network_state(model:SiameseNet) -> dict: # name -> tensor
@@ -190,7 +226,7 @@ def empty_net(a:dict, # an `architecture` (with its aspects)
              ) -> SiameseNet:
     "A network of the architecture `a`, its overall and aspect heads empty, to load weights into."
     return SiameseNet(resnet50_body('random') if encoder is None else encoder, a['pooling'], empty_head(a),
-                      {n: empty_head(a) for n in a['aspects']}, a['aspects'])
+                      {n: empty_head(a, n) for n in a['aspects']}, a['aspects'])
 
 # %% ../nbs/pipeline/network.ipynb #52b36522
 class SiameseSimilarity:
@@ -366,7 +402,7 @@ def load_seed_models(path, # models/siamese_seeds.safetensors, its card, their s
     out, shared = {}, {k: main.head.state_dict()[k] for k in _SHARED}
     for s in card['seeds']:
         own = {k.split('.', 1)[1]: v for k, v in sd.items() if k.split('.', 1)[0] == str(s)}
-        head, aspects = empty_head(card['architecture']), {a: empty_head(card['architecture'])
+        head, aspects = empty_head(card['architecture']), {a: empty_head(card['architecture'], a)
                                                            for a in main.aspect_names}
         try:
             head.load_state_dict({k: v for k, v in own.items() if not k.startswith('aspects.')} | shared, strict=True)

@@ -18,7 +18,7 @@ from .similarity import null_pairs, pairs_with_negatives
 from .families import FAMILIES
 from .descriptors import images_of
 import torch
-from .backbone import as_pooling, feature_dim, resnet50_body
+from .backbone import as_pooling, feature_dim, input_dims, resnet50_body
 from .finetune import genre_classifier
 from .siamese import SUMMARY_VARIANTS, TEACHER_DENSE_CELLS, encoded_splits, split_tables_of
 from .measures import check_aspects
@@ -160,6 +160,7 @@ def training_plan(tables:dict, # `split_tables_of`
                   tr, # the training chapter's parameters
                   sp, # the siamese chapter's
                   aspects:dict|None=None, # aspect -> its families the run has (`taught_aspects`); None: none
+                  twinned:bool=False, # the split judged on has twins (a demo run): the layout weights are chosen
                  ) -> dict: # seeds, epochs, steps per seed, the ablation's head trainings, the head's architecture, ...
     "What chapter 06 trains, from its own functions: seeds, batches per epoch, the PCA's size, ablation, aspect heads."
     try: check_training_params(tr)   # the chapter's own refusals, also where `--only` leaves it out of the runner's
@@ -184,22 +185,26 @@ def training_plan(tables:dict, # `split_tables_of`
     aspects = dict(aspects or {}) if tr.aspect_heads else {}
     held_dense = len(held.gallery) * len(held.queries) <= int(tr.teacher_dense_cells)
     per_aspect = len(seeds) + max(0, len(tr.aspect_recipes or ()) - 1)
+    # the twins choose each layout weight: every candidate but 0 (the chosen recipe's head) from the first seed
+    layout = sum(sum(1 for w in ws if w) for a, ws in (tr.get('layout_weights') or {}).items() if a in aspects)
+    layout = layout if twinned else 0
     # a training step embeds its batch's variants, its gallery and the gallery's augmented copies
     gallery = min(len(train.gallery), r.paintings_per_batch + r.gallery_extra)
     step_rows = len(train.queries) / max(1, batches) + gallery * (1 + int(sp.augmented_copies or 0))
-    head_rows = (trainings + len(aspects) * per_aspect) * r.epochs * batches * step_rows
+    head_rows = (trainings + len(aspects) * per_aspect + layout) * r.epochs * batches * step_rows
     return dict(seeds=len(seeds), epochs=r.epochs, ablation_rows=len(rows), pca_dim=pca,
                 pca_fit_images=r.pca_fit_images,
                 steps_per_seed=r.epochs * batches,
                 head_trainings=trainings, validate_on=sp.validate_on, teacher_dense=dense,
                 teacher_cells=cells + len(held.gallery) * len(held.queries),
                 tape_bytes=tape, valid_variants=len(held.queries), valid_paintings=len(held.gallery),
-                aspect_trainings=len(aspects) * per_aspect,
+                aspect_trainings=len(aspects) * per_aspect + layout, layout_trainings=layout,
                 aspect_teacher_cells=len(aspects) * ((0 if dense else cells)
                                                      + (0 if held_dense else len(held.gallery) * len(held.queries))),
                 teacher_targets=targets, head_row_steps=head_rows,
                 aspect_tape_bytes=len(aspects) * tape,
-                architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), pca_dim=pca, embed_dim=r.embed_dim,
+                architecture=dict(pooling=pooling, feature_dim=feature_dim(pooling), layout_dims=input_dims(pooling),
+                                  pca_dim=pca, embed_dim=r.embed_dim,
                                   sketch_dim=r.sketch_dim, knots=r.knots, aspects=aspects))
 
 # %% ../nbs/pipeline/plan.ipynb #5ce9bc85
@@ -270,7 +275,8 @@ def _plan_run(cfg, run_dir):
     cal = null_pairs(images.assign(source=images.path.map(source)), s.calibration_pairs, s.seed)
     tables = split_tables_of(manifest, pairs)
     aspects = taught_aspects(check_aspects(s.aspects), de.families or FAMILIES)   # the calibration's, as 06 trains them
-    sia, trp = siamese_plan(tables, sp, int(tr.teacher_dense_cells)), training_plan(tables, tr, sp, aspects)
+    twinned = sp.validate_on in set(twins.split)   # 06 chooses the layout weights on that split's twins
+    sia, trp = siamese_plan(tables, sp, int(tr.teacher_dense_cells)), training_plan(tables, tr, sp, aspects, twinned)
     evp = evaluation_plan(table, manifest, ev.max_paintings, ev.seed)
     of = manifest.set_index('id')
     vg, vs = of.genre.reindex(pairs.original_id).to_numpy(object), of.split.reindex(pairs.original_id).to_numpy(object)

@@ -33,11 +33,11 @@ __all__ = ['SPLITS', 'TEACHER_BLOCK_ROWS', 'TEACHER_DENSE_CELLS', 'ENCODE_CHUNK'
 
 # %% ../nbs/05_siamese.ipynb #5a1e0001
 def stage_sides(size:int, # the input's side, in pixels
-               ) -> dict: # stage (1-4) -> the side of its feature map
+               ) -> dict: # stage (0-4) -> the side of its feature map (0: the input itself)
     "The side of each ResNet50 stage's feature map for a square input of `size` pixels."
     conv = lambda s, k, st, pad: (s + 2 * pad - k) // st + 1
     side = conv(conv(size, 7, 2, 3), 3, 2, 1) # the stem: a strided 7 x 7 convolution, then max pooling
-    out = {1: side}
+    out = {0: size, 1: side}
     for stage in (2, 3, 4): out[stage] = side = conv(side, 3, 2, 1)
     return out
 

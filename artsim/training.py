@@ -11,19 +11,22 @@ import numpy as np, pandas as pd, torch
 from torch.nn import functional as F
 from fastcore.basics import AttrDict
 from .runs import Run, derive_seed, record_params, save_json
-from .backbone import resnet50_body, weights_info
+from .data import twin_set
+from .backbone import input_dims, resnet50_body, weights_info
 from .numerics import numerics_info
-from .siamese import SplitData, cosine_matrix, load_siamese_data, single_thread, split_criteria
-from .metrics import spearman
+from .siamese import (SplitData, cosine_matrix, encode_images, encode_paths, load_siamese_data, single_thread,
+                            split_criteria)
+from .metrics import spearman, twin_firsts
 from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'CRITERIA', 'THE_RECIPE', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches',
+__all__ = ['ABLATIONS', 'CRITERIA', 'THE_RECIPE', 'TWIN_KEEPS', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches',
            'epoch_batches', 'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape',
            'train_head', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
            'ablation_runs', 'taught_aspects', 'aspect_split', 'aspect_splits', 'train_aspect_heads', 'aspect_table',
-           'recipe_changes', 'own_pair_spearman', 'choose_aspect_recipe', 'ablation_table', 'one_pair',
-           'validation_claims', 'check_params', 'card_siamese_params', 'stage', 'plot_history', 'main']
+           'recipe_changes', 'own_pair_spearman', 'choose_aspect_recipe', 'HeldTwins', 'held_twins',
+           'choose_layout_weights', 'ablation_table', 'one_pair', 'validation_claims', 'check_params',
+           'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -185,9 +188,10 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
                fitted:tuple, # `fit_inputs` of the training features
                seed:int=0, # the head's initial weights and sketch, the batches
                tapes=None, # a folder for `TeacherTape`s where the split computes each batch's values; None: none
+               layout_weight:float=0.0, # the input's luminance map's share of the head's cosine (`SiameseHead`)
               ) -> tuple: # (the trained head, in eval mode; every epoch's mean loss and terms over its batches)
     "Train a head on the stored features of the training split, from one seed."
-    head = build_head(fitted, r.embed_dim, r.sketch_dim, r.knots, seed)
+    head = build_head(fitted, r.embed_dim, r.sketch_dim, r.knots, seed, layout_weight)
     rng = np.random.default_rng(derive_seed(seed, 'painting-batches'))
     steps = r.epochs * epoch_batches(d.truth, r.paintings_per_batch)
     opt = torch.optim.AdamW(head.parameters(), lr=r.lr, weight_decay=r.weight_decay)
@@ -248,14 +252,14 @@ CRITERIA = ('strength', 'auc', 'recall@1', 'mse', 'fidelity_spearman', 'fidelity
 
 # %% ../nbs/06_training.ipynb #5b2e0014
 def train_seeds(r:TrainingRecipe, train:SplitData, held:SplitData, # the recipe, the training split, the split judged on
-                seeds:list, fitted:tuple|None=None, # `fit_inputs` (None: fitted here)
-                tapes=None, # `train_head`'s
+                seeds:list, fitted:tuple|None=None, # `fit_inputs` (None: fitted here, on all the features)
+                tapes=None, layout_weight:float=0.0, # `train_head`'s
                ) -> tuple: # ({seed: head}, {seed: history}, {seed: `split_criteria` on `held`}, seconds per seed)
     "Train the recipe from each seed and judge each head on `held`."
     fitted = fitted or fit_inputs(train.features, r.pca_dim, r.pca_fit_images, seeds[0])
     heads, histories, criteria, t0 = {}, {}, {}, time.perf_counter()
     for s in seeds:
-        heads[s], histories[s] = train_head(r, train, fitted, s, tapes)
+        heads[s], histories[s] = train_head(r, train, fitted, s, tapes, layout_weight)
         criteria[s] = split_criteria(head_scores(heads[s], held), held)
     return heads, histories, criteria, (time.perf_counter() - t0) / max(1, len(seeds))
 
@@ -276,6 +280,7 @@ def run_ablation(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list,
                  progress:bool=False, tapes=None) -> dict: # name -> dict(changes, seeds, summary, seconds)
     "Each row's recipe trained from `seeds` and judged on `held`."
     out, cache = {}, {(r.pca_dim, r.pca_fit_images): fitted} if fitted else {}
+    layout_dims = fitted[3] if fitted else 0
     items = list((ABLATIONS if rows is None else rows).items())
     if progress:
         from tqdm.auto import tqdm
@@ -283,7 +288,8 @@ def run_ablation(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:list,
     for name, change in items:
         rr = replace(r, **change)
         key = (rr.pca_dim, rr.pca_fit_images)
-        if key not in cache: cache[key] = fit_inputs(train.features, rr.pca_dim, rr.pca_fit_images, seeds[0])
+        if key not in cache:
+            cache[key] = fit_inputs(train.features, rr.pca_dim, rr.pca_fit_images, seeds[0], layout_dims)
         _, _, criteria, seconds = train_seeds(rr, train, held, seeds, cache[key], tapes)
         out[name] = dict(changes=change, seeds=seeds, criteria=criteria, summary=seed_summary(criteria),
                          seconds=seconds)
@@ -322,13 +328,15 @@ def train_aspect_heads(r:TrainingRecipe, train:SplitData, held:SplitData, seeds:
                        splits:dict|None=None, # aspect -> (train, held) `aspect_split`s, their teachers' matrices
                                               #  computed once for every use (`aspect_splits`); None: made here
                        done:dict|None=None, # aspect -> (head, history) of `seeds[0]` already trained with `r`
+                       layout:dict|None=None, # aspect -> its head's layout weight (`choose_layout_weights`); else 0
                       ) -> dict: # aspect -> families, heads, histories, criteria, summary, teacher, teacher_cells,
                                  #  seconds
     "A head per aspect from every seed, against its aspect's teacher; each head and its teacher judged on `held`."
     out, splits, done = {}, splits or aspect_splits(train, held, aspects), done or {}
     for a, fams in aspects.items():
         (t0, (tr, ho)), first = (time.perf_counter(), splits[a]), done.get(a)
-        heads, histories, criteria, _ = train_seeds(r, tr, ho, seeds[1:] if first else seeds, fitted, tapes)
+        heads, histories, criteria, _ = train_seeds(r, tr, ho, seeds[1:] if first else seeds, fitted, tapes,
+                                                    (layout or {}).get(a, 0.0))
         if first: # the first seed's head, trained before: judged here like the others
             heads, histories = {seeds[0]: first[0]} | heads, {seeds[0]: first[1]} | histories
             criteria = {seeds[0]: split_criteria(head_scores(first[0], ho), ho)} | criteria
@@ -392,6 +400,64 @@ def choose_aspect_recipe(r:TrainingRecipe, train:SplitData, held:SplitData, seed
         out[name] = dict(changes=changes, spearman=rho, margins=margins,
                          mean_margin=float(np.mean(list(margins.values()))) if margins else 0.0, heads=heads)
     return max(out, key=lambda n: out[n]['mean_margin']), out
+
+# %% ../nbs/06_training.ipynb #3a525dd5
+TWIN_KEEPS = {'composition': 'restyled', 'style': 'recomposed'} # aspect -> the twin that keeps it
+
+# %% ../nbs/06_training.ipynb #6dad42c3
+@dataclass
+class HeldTwins:
+    "The twins of a split's paintings with their encoder features: what a layout weight is chosen on."
+    twins:pd.DataFrame # `twin_set`: painting, restyled, recomposed
+    features:torch.Tensor # (2 x twins, feature_dim): the restyled twins, then the recomposed ones
+    own:np.ndarray # each row's painting: its gallery row in the split
+    def __len__(self): return len(self.twins)
+    def firsts(self, head:SiameseHead, held:SplitData) -> dict: # 'restyled', 'recomposed' -> recall@1
+        "How often `head` ranks each painting's restyled, and its recomposed, twin first (`twin_firsts`)."
+        with torch.inference_mode():
+            e = head.embed(held.paintings)
+            S = head.scores(e[self.own], torch.cat([e, head.embed(self.features)])).double().numpy()
+        return {w: float(r.mean()) for w, r in twin_firsts(S, self.own).items()}
+
+# %% ../nbs/06_training.ipynb #5cb61ad7
+def held_twins(run:Run, held:SplitData, # the run and the split the choice is made on
+               made:dict, # what made chapter 05's features (`load_siamese_data`): the encoder, size, pooling
+              ) -> HeldTwins:
+    "The split's twins through chapter 05's encoder, as it encoded the split's images (none: an empty set)."
+    twins = twin_set(run, held.table.gallery)
+    own = pd.Index(held.table.gallery.id).get_indexer(twins.painting)
+    if not len(twins): return HeldTwins(twins, held.features[:0], own)
+    body = resnet50_body(made['encoder_weights'], run, made['seed']).eval()
+    encode = lambda x: encode_images(body, x, made['pooling'], made['normalisation'])
+    return HeldTwins(twins, encode_paths(run, [*twins.restyled, *twins.recomposed], made['input_size'], encode), own)
+
+# %% ../nbs/06_training.ipynb #288e8c56
+def choose_layout_weights(r:TrainingRecipe, splits:dict, held:SplitData, # the aspect heads' recipe, `aspect_splits`
+                          fitted:tuple, seed:int, # every head's fixed part; the first seed
+                          candidates:dict, # aspect -> candidate layout weights (`layout_weights`)
+                          twins:HeldTwins, # the held split's (`held_twins`)
+                          tapes=None,
+                          done:dict|None=None, # aspect -> (head, history) of `seed` with `r` and weight 0
+                         ) -> dict: # aspect -> chosen, candidates (weight, restyled, recomposed, spearman, margin),
+                                    #  heads (weight -> (head, history))
+    """Each aspect's head from `seed` with each candidate weight, judged on `held`'s twins: the most often first
+    of the aspect's own twin (`TWIN_KEEPS`) among the weights with a positive margin, the first on a tie; without
+    twins, the first candidate, nothing trained."""
+    own = (np.arange(len(held.truth)), held.truth)
+    teachers = {a: splits[a][1].teacher.matrix()[own] for a in splits}
+    out = {}
+    for a, ws in candidates.items():
+        rows, heads = [], {}
+        for w in ws if len(twins) else ():
+            old = (done or {}).get(a) if w == 0 else None
+            heads[w] = old or train_head(r, splits[a][0], fitted, seed, tapes, w)
+            rho = own_pair_spearman(head_scores(heads[w][0], held), teachers, held)
+            margin = rho[a] - max([v for b, v in rho.items() if b != a], default=0.0)
+            rows.append(dict(weight=w, **twins.firsts(heads[w][0], held), spearman=rho, margin=margin))
+        ok = [x for x in rows if x['margin'] > 0]
+        chosen = max(ok, key=lambda x: x[TWIN_KEEPS[a]])['weight'] if ok else ws[0]
+        out[a] = dict(chosen=chosen, twin=TWIN_KEEPS[a], candidates=rows, heads=heads)
+    return out
 
 # %% ../nbs/06_training.ipynb #5b2e0017
 def ablation_table(results:dict, # the stage's results: teacher, untrained, recipe, ablation
@@ -473,6 +539,11 @@ def check_params(p):
         raise ValueError(f'teacher_dense_cells must be >= 0, got {p.teacher_dense_cells}')
     if not isinstance(p.aspect_heads, bool):
         raise ValueError(f'aspect_heads must be true or false, got {p.aspect_heads!r}')
+    for a, ws in (p.layout_weights or {}).items():
+        if a not in TWIN_KEEPS:
+            raise ValueError(f'layout_weights: {a!r} has no twin to choose its weight on; only {list(TWIN_KEEPS)} do')
+        if not ws or not all(isinstance(w, (int, float)) and 0 <= w < 1 for w in ws):
+            raise ValueError(f'layout_weights: {a} needs a list of weights in [0, 1), got {ws!r}')
 
 # %% ../nbs/06_training.ipynb #b128cac5
 # chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
@@ -499,22 +570,31 @@ def stage(run:Run, p) -> AttrDict:
                          f"'{made['encoder_weights']}' names: run chapter 05_siamese again")
     train, held = data['train'], data[made['validate_on']]
     r, seeds = training_recipe(p), training_seeds(p.seed, p.seeds)
-    fitted = fit_inputs(train.features, r.pca_dim, r.pca_fit_images, p.seed)
+    fitted = fit_inputs(train.features, r.pca_dim, r.pca_fit_images, p.seed, input_dims(made['pooling']))
     for old in run.path.glob('.teacher-tapes-*'): shutil.rmtree(old, ignore_errors=True) # a stopped stage's
     rows, ablation_seeds = ablation_runs(p, seeds)
     aspects = taught_aspects(train.teacher.calibration.aspect_families, train.teacher.paintings.vectors)
     aspects = aspects if p.aspect_heads else {}
+    layout = {a: [float(w) for w in ws] for a, ws in (p.layout_weights or {}).items() if a in aspects}
+    if any(any(ws) for ws in layout.values()) and not fitted[3]:
+        raise ValueError("layout_weights need the input image among chapter 05's features: give its pooling a stage 0 "
+                         "(e.g. {0: 16, 1: 4, 2: 4, 3: 1, 4: 1}) and run chapter 05_siamese again")
     with tempfile.TemporaryDirectory(dir=run.path, prefix='.teacher-tapes-') as tapes: # the recipe's, then the rows'
         heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted, tapes)
-        untrained = split_criteria(cosine_matrix(held.variants, held.paintings, *fitted[:2]), held)
+        lay = fitted[3] # the input image's features: outside the fixed part, and the untrained cosine
+        untrained = split_criteria(cosine_matrix(held.variants[:, lay:], held.paintings[:, lay:], *fitted[:2]), held)
         ablation = run_ablation(r, train, held, ablation_seeds, rows, fitted, tapes=tapes)
         # the aspect heads after: the overall head and its ablation stay what they were without them
         splits = aspect_splits(train, held, aspects)
         chosen, candidates = (choose_aspect_recipe(r, train, held, seeds[0], aspects, fitted, p.aspect_recipes, tapes,
                                                    splits) if aspects else (THE_RECIPE, {}))
         ra = replace(r, **recipe_changes(chosen))
+        first = dict(candidates[chosen]['heads']) if aspects else {}
+        twins = held_twins(run, held, made) if layout else None
+        layout = choose_layout_weights(ra, splits, held, fitted, seeds[0], layout, twins, tapes, first)
+        for a, v in layout.items(): first[a] = v['heads'].get(v['chosen'], first[a] if not v['chosen'] else None)
         by_aspect = train_aspect_heads(ra, train, held, seeds, aspects, fitted, tapes, splits,
-                                       candidates[chosen]['heads'] if aspects else None)
+                                       {a: h for a, h in first.items() if h}, {a: v['chosen'] for a, v in layout.items()})
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria),
                    teacher=split_criteria(held.teacher.matrix(), held),
@@ -527,7 +607,9 @@ def stage(run:Run, p) -> AttrDict:
                     aspect_teacher_cells=sum(v['teacher_cells'] for v in by_aspect.values()),
                     aspect_recipe=dict(chosen=chosen, changes=recipe_changes(chosen), seed=seeds[0], candidates={
                         n: {k: v[k] for k in ('changes', 'spearman', 'margins', 'mean_margin')}
-                        for n, v in candidates.items()}))
+                        for n, v in candidates.items()}),
+                    aspect_layout={a: dict(chosen=v['chosen'], twin=v['twin'], seed=seeds[0], twins=len(twins),
+                                           candidates=v['candidates']) for a, v in layout.items()})
     aspect_heads = lambda s: {a: v['heads'][s] for a, v in by_aspect.items()}
     net = SiameseNet(resnet50_body(made['encoder_weights'], run, made['seed']), made['pooling'], heads[p.seed],
                      aspect_heads(p.seed), aspects)
