@@ -913,6 +913,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                  'artsim.training.aspect_table': ('training.html#aspect_table', 'artsim/training.py'),
                                  'artsim.training.batch_loss': ('training.html#batch_loss', 'artsim/training.py'),
                                  'artsim.training.card_siamese_params': ('training.html#card_siamese_params', 'artsim/training.py'),
+                                 'artsim.training.check_layout_input': ('training.html#check_layout_input', 'artsim/training.py'),
                                  'artsim.training.check_params': ('training.html#check_params', 'artsim/training.py'),
                                  'artsim.training.choose_aspect_recipe': ('training.html#choose_aspect_recipe', 'artsim/training.py'),
                                  'artsim.training.choose_layout_weights': ('training.html#choose_layout_weights', 'artsim/training.py'),

@@ -25,7 +25,7 @@ from .measures import check_aspects
 from .network import empty_net, network_state, pca_size, seed_head_state
 from .training import ablation_runs, epoch_batches, epoch_teacher_cells, taught_aspects, training_recipe
 from .training import training_seeds
-from .training import check_params as check_training_params
+from .training import check_layout_input, check_params as check_training_params
 from .evaluation import evaluation_set_of
 from .commands import UsageError
 
@@ -163,7 +163,10 @@ def training_plan(tables:dict, # `split_tables_of`
                   twinned:bool=False, # the split judged on has twins (a demo run): the layout weights are chosen
                  ) -> dict: # seeds, epochs, steps per seed, the ablation's head trainings, the head's architecture, ...
     "What chapter 06 trains, from its own functions: seeds, batches per epoch, the PCA's size, ablation, aspect heads."
-    try: check_training_params(tr)   # the chapter's own refusals, also where `--only` leaves it out of the runner's
+    try:
+        check_training_params(tr)   # the chapter's own refusals, also where `--only` leaves it out of the runner's
+        check_layout_input({a: ws for a, ws in (tr.get('layout_weights') or {}).items() if a in (aspects or {})},
+                           sp.pooling)
     except ValueError as e: raise ValueError(f'06_training: {e}') from None
     r, seeds = training_recipe(tr), training_seeds(tr.seed, tr.seeds)
     rows, ablation_seeds = ablation_runs(tr, seeds)

@@ -26,7 +26,7 @@ __all__ = ['ABLATIONS', 'CRITERIA', 'THE_RECIPE', 'TWIN_KEEPS', 'READS', 'Traini
            'ablation_runs', 'taught_aspects', 'aspect_split', 'aspect_splits', 'train_aspect_heads', 'aspect_table',
            'recipe_changes', 'own_pair_spearman', 'choose_aspect_recipe', 'HeldTwins', 'held_twins',
            'choose_layout_weights', 'ablation_table', 'one_pair', 'validation_claims', 'check_params',
-           'card_siamese_params', 'stage', 'plot_history', 'main']
+           'check_layout_input', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -545,6 +545,15 @@ def check_params(p):
         if not ws or not all(isinstance(w, (int, float)) and 0 <= w < 1 for w in ws):
             raise ValueError(f'layout_weights: {a} needs a list of weights in [0, 1), got {ws!r}')
 
+# %% ../nbs/06_training.ipynb #84d12aa4
+def check_layout_input(layout_weights:dict|None, # aspect -> candidate weights, the aspects the run teaches
+                       pooling:dict, # chapter 05's
+                      ):
+    "Refuse a layout weight other than 0 where chapter 05's features do not hold the input image (stage 0)."
+    if any(any(ws) for ws in (layout_weights or {}).values()) and not input_dims(pooling):
+        raise ValueError("layout_weights other than 0 need the input image among chapter 05's features: give its "
+                         "pooling a stage 0 (e.g. {0: 16, 1: 4, 2: 4, 3: 1, 4: 1}), or set layout_weights={}")
+
 # %% ../nbs/06_training.ipynb #b128cac5
 # chapter 05's features, teacher values and tables; the encoder the saved model carries; the images its checks score
 READS = ('data', 'generation', 'finetune', 'siamese')
@@ -576,9 +585,7 @@ def stage(run:Run, p) -> AttrDict:
     aspects = taught_aspects(train.teacher.calibration.aspect_families, train.teacher.paintings.vectors)
     aspects = aspects if p.aspect_heads else {}
     layout = {a: [float(w) for w in ws] for a, ws in (p.layout_weights or {}).items() if a in aspects}
-    if any(any(ws) for ws in layout.values()) and not fitted[3]:
-        raise ValueError("layout_weights need the input image among chapter 05's features: give its pooling a stage 0 "
-                         "(e.g. {0: 16, 1: 4, 2: 4, 3: 1, 4: 1}) and run chapter 05_siamese again")
+    check_layout_input(layout, made['pooling'])
     with tempfile.TemporaryDirectory(dir=run.path, prefix='.teacher-tapes-') as tapes: # the recipe's, then the rows'
         heads, histories, criteria, seconds = train_seeds(r, train, held, seeds, fitted, tapes)
         lay = fitted[3] # the input image's features: outside the fixed part, and the untrained cosine
@@ -592,9 +599,11 @@ def stage(run:Run, p) -> AttrDict:
         first = dict(candidates[chosen]['heads']) if aspects else {}
         twins = held_twins(run, held, made) if layout else None
         layout = choose_layout_weights(ra, splits, held, fitted, seeds[0], layout, twins, tapes, first)
-        for a, v in layout.items(): first[a] = v['heads'].get(v['chosen'], first[a] if not v['chosen'] else None)
-        by_aspect = train_aspect_heads(ra, train, held, seeds, aspects, fitted, tapes, splits,
-                                       {a: h for a, h in first.items() if h}, {a: v['chosen'] for a, v in layout.items()})
+        for a, v in layout.items(): # the chosen weight's first-seed head; none yet where the twins trained none
+            if v['chosen'] in v['heads']: first[a] = v['heads'][v['chosen']]
+            elif v['chosen']: del first[a]
+        by_aspect = train_aspect_heads(ra, train, held, seeds, aspects, fitted, tapes, splits, first,
+                                       {a: v['chosen'] for a, v in layout.items()})
     results = dict(validate_on=made['validate_on'], target=made['target'], seeds=seeds, recipe=asdict(r),
                    criteria=criteria, summary=seed_summary(criteria),
                    teacher=split_criteria(held.teacher.matrix(), held),

@@ -123,7 +123,9 @@ def compare_plan_with_run(plan, run:Path) -> dict:
         (t['architecture']['aspects'], t['aspect_trainings'], t['aspect_teacher_cells']),
         ({a: v['families'] for a, v in training['aspects'].items()},
          sum(len(v['criteria']) for v in training['aspects'].values())
-         + len(training['aspects']) * (len(training['aspect_recipe']['candidates']) - 1), training['aspect_teacher_cells']))
+         + len(training['aspects']) * (len(training['aspect_recipe']['candidates']) - 1)
+         + sum(1 for v in training['aspect_layout'].values() for x in v['candidates'] if x['weight']),
+         training['aspect_teacher_cells']))
     out['06_training: validated on'] = ((t['validate_on'], t['valid_variants'], t['valid_paintings']),
                                         (training['validate_on'], len(side(training['validate_on'], 'variant')),
                                          len(side(training['validate_on'], 'painting'))))
@@ -214,6 +216,10 @@ def test_the_plan_counts_with_the_chapters_functions(tiny_run):
         assert (both['aspect_trainings'], both['aspect_teacher_cells'], both['aspect_tape_bytes']) == (
             2 * (big['seeds'] + len(tr.aspect_recipes) - 1), 2 * big['teacher_cells'], 2 * big['tape_bytes'])
         assert training_plan(tables, AttrDict(tr | dict(aspect_heads=False)), sp, aspects)['aspect_trainings'] == 0
+        # twins on the split judged on: each layout weight but 0 trained once more, from the first seed
+        twinned = training_plan(tables, AttrDict(tr | dict(teacher_dense_cells=0)), sp, aspects, twinned=True)
+        assert (twinned['layout_trainings'], both['layout_trainings']) == (sum(map(bool, tr.layout_weights['composition'])), 0)
+        assert twinned['aspect_trainings'] == both['aspect_trainings'] + twinned['layout_trainings'] == both['aspect_trainings'] + 1
     for bound in (None, 1, 2, 3, 100):
         es = evaluation_set(run, bound, seed=7)
         mine = evaluation_plan(table, manifest, bound, seed=7)
