@@ -76,7 +76,7 @@ def artsim_compare(a:str, b:str, # the two image files
     if sia: scores['siamese'] = float(calibrated(scores['siamese'], sia['anchor']))   # 0: as alike as unrelated images
     unrelated = ({'combined': cal.unrelated['combined']} if cal is not None and 'combined' in cal.unrelated else {})
     if sia: unrelated['siamese'] = sia
-    made = model_source(sim, Path(model).name) if sim else None
+    made = model_source(sim, Path(model).resolve().name) if sim else None
     sources = [f"calibration: {calibration_source(cal)}"] + ([f"model: {made}"] if sim else [])
     line = change_summary(scores, cal is not None, family_words(w), unrelated)
     if as_json:
@@ -89,8 +89,9 @@ def artsim_compare(a:str, b:str, # the two image files
                                          if f in FAMILIES or f in aspects},
                                unrelated_q99={m: s.get('q99') for m, s in unrelated.items()}, scores=scores,
                                verdict=line), indent=2, ensure_ascii=False)
-    else: text = format_comparison(a, b, scores, cal is not None, Path(model).name if model else None, w, sources,
-                                   unrelated, bool(sia), aspects)
+    else:
+        name = Path(model).resolve().name if model else None   # '.' names the run directory it is
+        text = format_comparison(a, b, scores, cal is not None, name, w, sources, unrelated, bool(sia), aspects)
     print(text, file=out or sys.stdout)
     return dict(scores=scores, verdict=line)
 
@@ -146,7 +147,7 @@ def artsim_index(folder:str, # the folder of originals
             f"{shown(Path(r['out'])/'images.parquet')})")
     if n_ign: say(f"  ignored {counted(n_ign, 'file')} not named as images, e.g. {r['ignored'][0]}")
     say(f"  calibration: {calibration_source(open_calibration(calibration))}")
-    if sim: say(f"  model: {model_source(sim, Path(model).name)}")
+    if sim: say(f"  model: {model_source(sim, Path(model).resolve().name)}")
     return r
 
 # %% ../nbs/pipeline/cli.ipynb #7f7d1a9e
@@ -202,7 +203,7 @@ def _ranked_text(name, found, ix, by) -> str:
 def _search_sources(ix, sim, where, sia) -> list:
     "The lines under the tables: what the calibration and the model were made from, what unrelated images reach."
     lines = [f"calibration: {calibration_source(ix.calibration)}"]
-    if sim: lines.append(f"model: {model_source(sim, Path(where).name)}")
+    if sim: lines.append(f"model: {model_source(sim, Path(where).resolve().name)}")
     reach = [(m, s['q99']) for m, s in [('combined', ix.calibration.unrelated.get('combined')), ('siamese', sia)]
              if s and 'q99' in s]
     said = '; '.join(f'{m} {q:.3f}' for m, q in reach)
@@ -328,7 +329,7 @@ def artsim_calibrate(folder:str, # the collection: image files anywhere below it
     if sim is not None:   # the same pairs through the network: what its score is for unrelated images of the collection
         E, p = sim.embed(readable, progress=False), collection_pairs(len(readable), pairs, seed)
         s = np.asarray(sim.pair_scores(E[p.a.to_numpy()], E[p.b.to_numpy()]), np.float64)
-        who = dict(model=sim.card.get('weights_sha256'), model_file=Path(model).name)
+        who = dict(model=sim.card.get('weights_sha256'), model_file=Path(model).resolve().name)
         cal.unrelated['siamese'] = null_statistics(s) | who
     cal.save(dest)
     cal.origin = shown(dest)
