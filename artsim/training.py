@@ -24,9 +24,9 @@ __all__ = ['ABLATIONS', 'CRITERIA', 'THE_RECIPE', 'TWIN_KEEPS', 'READS', 'Traini
            'epoch_batches', 'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape',
            'train_head', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
            'ablation_runs', 'taught_aspects', 'aspect_split', 'aspect_splits', 'train_aspect_heads', 'aspect_table',
-           'recipe_changes', 'own_pair_spearman', 'choose_aspect_recipe', 'HeldTwins', 'held_twins',
-           'choose_layout_weights', 'ablation_table', 'one_pair', 'validation_claims', 'check_params',
-           'check_layout_input', 'card_siamese_params', 'stage', 'plot_history', 'main']
+           'recipe_changes', 'own_pair_spearman', 'own_pair_teachers', 'own_pair_margin', 'choose_aspect_recipe',
+           'HeldTwins', 'held_twins', 'choose_layout_weights', 'ablation_table', 'one_pair', 'validation_claims',
+           'check_params', 'check_layout_input', 'card_siamese_params', 'stage', 'plot_history', 'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -378,6 +378,16 @@ def own_pair_spearman(S:np.ndarray, # (variants, paintings) scores of a head on 
     s = np.asarray(S)[np.arange(len(held.truth)), held.truth]
     return {a: spearman(s, t) for a, t in teachers.items()}
 
+def own_pair_teachers(splits:dict, held:SplitData) -> dict: # aspect -> its teacher's values on `held`'s own pairs
+    "Each aspect's teacher (`aspect_splits`' held split) on the split's own pairs: what `own_pair_spearman` takes."
+    return {a: ho.teacher.matrix()[np.arange(len(held.truth)), held.truth] for a, (_, ho) in splits.items()}
+
+def own_pair_margin(rho:dict, # aspect -> a head's Spearman with its teacher (`own_pair_spearman`)
+                    aspect:str, # the head's own aspect
+                   ) -> float:
+    "The head's Spearman with its own aspect's teacher minus its best with another's (the other's 0 where none)."
+    return rho[aspect] - max([v for b, v in rho.items() if b != aspect], default=0.0)
+
 # %% ../nbs/06_training.ipynb #7fed24b6
 def choose_aspect_recipe(r:TrainingRecipe, train:SplitData, held:SplitData, seed:int, # the first seed
                          aspects:dict, # aspect -> its families (`taught_aspects`)
@@ -388,15 +398,14 @@ def choose_aspect_recipe(r:TrainingRecipe, train:SplitData, held:SplitData, seed
     """Every candidate's aspect heads from `seed`, judged on `held`: the largest mean margin (own teacher's
     Spearman minus the best other's, over the own pairs) wins, the first on a tie."""
     splits, out = splits or aspect_splits(train, held, aspects), {}
-    own = (np.arange(len(held.truth)), held.truth)
-    teachers = {a: splits[a][1].teacher.matrix()[own] for a in aspects}
+    teachers = own_pair_teachers(splits, held)
     for name in candidates:
         changes, heads, rho = recipe_changes(name), {}, {}
         rr = replace(r, **changes)
         for a in aspects:
             heads[a] = train_head(rr, splits[a][0], fitted, seed, tapes)
             rho[a] = own_pair_spearman(head_scores(heads[a][0], held), teachers, held)
-        margins = {a: rho[a][a] - max([v for b, v in rho[a].items() if b != a], default=0.0) for a in aspects}
+        margins = {a: own_pair_margin(rho[a], a) for a in aspects}
         out[name] = dict(changes=changes, spearman=rho, margins=margins,
                          mean_margin=float(np.mean(list(margins.values()))) if margins else 0.0, heads=heads)
     return max(out, key=lambda n: out[n]['mean_margin']), out
@@ -443,17 +452,15 @@ def choose_layout_weights(r:TrainingRecipe, splits:dict, held:SplitData, # the a
     """Each aspect's head from `seed` with each candidate weight, judged on `held`'s twins: the most often first
     of the aspect's own twin (`TWIN_KEEPS`) among the weights with a positive margin, the first on a tie; without
     twins, the first candidate, nothing trained."""
-    own = (np.arange(len(held.truth)), held.truth)
-    teachers = {a: splits[a][1].teacher.matrix()[own] for a in splits}
-    out = {}
+    teachers, out = own_pair_teachers(splits, held), {}
     for a, ws in candidates.items():
         rows, heads = [], {}
         for w in ws if len(twins) else ():
             old = (done or {}).get(a) if w == 0 else None
             heads[w] = old or train_head(r, splits[a][0], fitted, seed, tapes, w)
             rho = own_pair_spearman(head_scores(heads[w][0], held), teachers, held)
-            margin = rho[a] - max([v for b, v in rho.items() if b != a], default=0.0)
-            rows.append(dict(weight=w, **twins.firsts(heads[w][0], held), spearman=rho, margin=margin))
+            rows.append(dict(weight=w, **twins.firsts(heads[w][0], held), spearman=rho,
+                             margin=own_pair_margin(rho, a)))
         ok = [x for x in rows if x['margin'] > 0]
         chosen = max(ok, key=lambda x: x[TWIN_KEEPS[a]])['weight'] if ok else ws[0]
         out[a] = dict(chosen=chosen, twin=TWIN_KEEPS[a], candidates=rows, heads=heads)
