@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, json, time, shutil, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, ast, json, time, shutil, hashlib, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
@@ -16,8 +16,9 @@ from .commands import CommandParser, UsageError, fail, parse_overrides
 
 # %% auto #0
 __all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config', 'prepare_run',
-           'chapter_code', 'chapter_identity', 'rerun_reasons', 'ChapterFailed', 'is_export_hook', 'run_chapter',
-           'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'print_plan', 'parser', 'main']
+           'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'ChapterFailed', 'is_export_hook',
+           'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'print_plan', 'parser',
+           'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 def find_nbs(nbs=None) -> Path:
@@ -109,6 +110,36 @@ def chapter_code(path) -> str:
     "The code cells of a chapter, the part of it that decides what it writes."
     return '\n'.join(c['source'] for c in _cells(path) if c['cell_type'] == 'code')
 
+def _imported(src:str) -> set: # the artsim modules `src` imports by name ('network', ...)
+    out, lines = set(), [l for l in src.split('\n') if not l.lstrip().startswith(('%', '!'))]   # a chapter's magics
+    for node in ast.walk(ast.parse('\n'.join(lines))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('artsim.')}
+        elif isinstance(node, ast.ImportFrom):
+            m = node.module or ''
+            if node.level == 1 and m: out.add(m.split('.')[0])                    # from .network import ...
+            elif node.level == 1 or m == 'artsim': out |= {a.name for a in node.names}   # from artsim import network
+            elif m.startswith('artsim.'): out.add(m.split('.')[1])                # from artsim.network import ...
+    return out
+
+def library_digests(stage:str, # the chapter's stage
+                    code:str='', # the chapter's code (`chapter_code`): the modules its cells import count too
+                   ) -> dict: # 'artsim.<module>' -> digest of its source, sorted by name
+    """The artsim modules a chapter runs on: its stage's module, the modules its cells import, and every artsim module
+    these import, directly or through another, each with the digest of its source. Part of a chapter's identity: a
+    change to any of them redoes it. `artsim.stages`, which finds each stage's module and so imports them all, is
+    left out: through it every chapter would run on every module."""
+    from artsim.stages import stage_module
+    root, seen = Path(artsim.__file__).parent, {}
+    todo = [stage_module(stage).__name__.rpartition('.')[2], *sorted(_imported(code))]
+    while todo:
+        m = todo.pop()
+        if m in seen or m == 'stages' or not (root/f'{m}.py').is_file(): continue
+        src = (root/f'{m}.py').read_text(encoding='utf-8')
+        seen[m] = _sha(src)
+        todo += sorted(_imported(src))
+    return {f'artsim.{m}': seen[m] for m in sorted(seen)}
+
 def _done(run_dir:Path, chapter:str) -> dict|None:
     f = run_dir/'.done'/f'{chapter}.json'
     return json.loads(f.read_text()) if f.exists() else None
@@ -122,14 +153,16 @@ def chapter_identity(run_dir:Path, # the run directory
                     ) -> dict:
     """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its
     code, the fingerprint of what it reads outside the run, the content digest of every artifact of the run it reads,
-    and the result-bearing parameters of the stages it reads (read through `Run.params`: 06 takes 05's sketch)."""
+    and the result-bearing parameters of the stages it reads (read through `Run.params`: 06 takes 05's sketch);
+    the artsim modules its stage runs on (`library_digests`)."""
     from artsim.stages import content_files, identity_params, stage_fingerprint, stage_reads
     known, ups = ({} if known is None else known), stage_reads(stage, params)
     reads = file_digests(run_dir, content_files(run_dir, ups), known)
     known.update(reads)
     ident = dict(params=identity_params(stage, params), code=_sha(code), source=stage_fingerprint(stage, params),
                  inputs={rel: d[2] for rel, d in reads.items()},
-                 upstream={s: identity_params(s, cfg[s]) for s in ups if cfg and s in cfg})
+                 upstream={s: identity_params(s, cfg[s]) for s in ups if cfg and s in cfg},
+                 library=library_digests(stage, code))
     return json.loads(json.dumps(ident, sort_keys=True, default=str))   # as .done/ records it: JSON keys and values
 
 # %% ../nbs/pipeline/reproduce.ipynb #f11e0a8d
@@ -144,11 +177,12 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
                  ) -> list: # [] when the chapter is done
     "Why a chapter must run (again): what is new since its record, one phrase per kind of change."
     if prev is None: return ['not run before']
-    if 'upstream' not in (prev.get('identity') or {}): return ['recorded by an earlier artsim']
+    if not {'upstream', 'library'} <= set(prev.get('identity') or {}): return ['recorded by an earlier artsim']
     old, why = prev['identity'], []   # both as JSON gives them back: compared as they are
     def changed(a:dict, b:dict) -> list: return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if ps := changed(old['params'], identity['params']): why.append('parameters: ' + ', '.join(ps))
     if old['code'] != identity['code']: why.append(f'code: {chapter}')
+    if ms := changed(old['library'], identity['library']): why.append('code: ' + _listed(ms))
     if old['source'] != identity['source']: why.append('input: the source data')
     if fs := changed(old['inputs'], identity['inputs']): why.append('input: ' + _listed(fs))
     a, b = old['upstream'], identity['upstream']
