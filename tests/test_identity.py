@@ -52,6 +52,19 @@ def test_a_result_bearing_change_redoes_its_chapter_and_those_that_read_what_cha
     assert done['because'] == ['parameters: size'] and done['identity']['params']['size'] == 48
 
 
+
+def test_a_changed_module_redoes_the_chapters_that_run_on_it(tiny_run, tmp_path):
+    "A run whose records say artsim.network was another file (as after an upgrade of artsim): 06 and 07 say so and run."
+    run = copy_run(tiny_run.path, tmp_path/'run')
+    for chapter in NAMES.values():
+        f = run/'.done'/f'{chapter}.json'
+        done = json.loads(f.read_text())
+        if 'artsim.network' in done['identity']['library']: done['identity']['library']['artsim.network'] = 'another'
+        f.write_text(json.dumps(done))
+    said = _run(run)
+    assert {c for c, (s, _) in said.items() if s == 'ran'} == {NAMES['training'], NAMES['evaluation']}, said
+    assert said[NAMES['training']][1] == said[NAMES['evaluation']][1] == 'code: artsim.network', said
+
 @pytest.mark.parametrize('stage, settings', [('descriptors', ['n_jobs=1', 'chunk_size=3']), ('finetune', ['num_workers=1']),
                                              ('training', [])])   # 05 and 07 read every stage before them
 def test_a_chapter_writes_the_same_content_from_what_it_declares_it_reads(tiny_run, tmp_path, stage, settings):
