@@ -379,6 +379,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                    'artsim.generation.finished_pairs': ('generation.html#finished_pairs', 'artsim/generation.py'),
                                    'artsim.generation.fit_size': ('generation.html#fit_size', 'artsim/generation.py'),
                                    'artsim.generation.generate_pairs': ('generation.html#generate_pairs', 'artsim/generation.py'),
+                                   'artsim.generation.input_fingerprint': ('generation.html#input_fingerprint', 'artsim/generation.py'),
                                    'artsim.generation.load_refiner': ('generation.html#load_refiner', 'artsim/generation.py'),
                                    'artsim.generation.make_generator': ('generation.html#make_generator', 'artsim/generation.py'),
                                    'artsim.generation.merge_pairs': ('generation.html#merge_pairs', 'artsim/generation.py'),
