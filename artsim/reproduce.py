@@ -153,8 +153,8 @@ def chapter_identity(run_dir:Path, # the run directory
                     ) -> dict:
     """What a chapter's results depend on, and nothing else: its result-bearing parameters (`identity_params`), its
     code, the fingerprint of what it reads outside the run, the content digest of every artifact of the run it reads,
-    and the result-bearing parameters of the stages it reads (read through `Run.params`: 06 takes 05's sketch);
-    the artsim modules its stage runs on (`library_digests`)."""
+    the result-bearing parameters of the stages it reads (read through `Run.params`: 06 takes 05's sketch),
+    and the artsim modules it runs on (`library_digests`)."""
     from artsim.stages import content_files, identity_params, stage_fingerprint, stage_reads
     known, ups = ({} if known is None else known), stage_reads(stage, params)
     reads = file_digests(run_dir, content_files(run_dir, ups), known)
