@@ -877,6 +877,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                'artsim.stages.prepare': ('pipeline/stages.html#prepare', 'artsim/stages.py'),
                                'artsim.stages.same_params': ('pipeline/stages.html#same_params', 'artsim/stages.py'),
                                'artsim.stages.stage_fingerprint': ('pipeline/stages.html#stage_fingerprint', 'artsim/stages.py'),
+                               'artsim.stages.stage_input': ('pipeline/stages.html#stage_input', 'artsim/stages.py'),
                                'artsim.stages.stage_module': ('pipeline/stages.html#stage_module', 'artsim/stages.py'),
                                'artsim.stages.stage_modules': ('pipeline/stages.html#stage_modules', 'artsim/stages.py'),
                                'artsim.stages.stage_reads': ('pipeline/stages.html#stage_reads', 'artsim/stages.py')},

@@ -174,6 +174,7 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
                   identity:dict, # its `chapter_identity` now
                   outputs:dict, # its own artifacts now (`file_digests`)
                   chapter:str, # its name
+                  source:str='the source data', # what its input from outside the run is (its stage's `INPUT`)
                  ) -> list: # [] when the chapter is done
     "Why a chapter must run (again): what is new since its record, one phrase per kind of change."
     if prev is None: return ['not run before']
@@ -183,7 +184,7 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
     if ps := changed(old['params'], identity['params']): why.append('parameters: ' + ', '.join(ps))
     if old['code'] != identity['code']: why.append(f'code: {chapter}')
     if ms := changed(old['library'], identity['library']): why.append('code: ' + _listed(ms))
-    if old['source'] != identity['source']: why.append('input: the source data')
+    if old['source'] != identity['source']: why.append(f'input: {source}')
     if fs := changed(old['inputs'], identity['inputs']): why.append('input: ' + _listed(fs))
     a, b = old['upstream'], identity['upstream']
     for s in changed(a, b): why.append(f'parameters of {s}: ' + ', '.join(changed(a.get(s) or {}, b.get(s) or {})))
@@ -356,7 +357,7 @@ def artsim_reproduce(
     out=None,             # where the per-chapter lines go (default: stdout)
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
-    from artsim.stages import content_files
+    from artsim.stages import content_files, stage_input
     # the plan imports the chapters' modules (PyTorch, fastai): loaded here, so that --help answers at once
     from artsim.plan import check_counts
     out = out or sys.stdout
@@ -383,7 +384,7 @@ def artsim_reproduce(
         identity = chapter_identity(run_dir, stage, params, chapter_code(path), known, cfg)
         prev = _done(run_dir, name)
         outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
-        why = ['--force'] if force else rerun_reasons(prev, identity, outputs, name)
+        why = ['--force'] if force else rerun_reasons(prev, identity, outputs, name, stage_input(stage))
         if not why:
             # moved or copied: the files' new modification times, so that the next check reads none of them again
             if outputs != prev.get('outputs'): save_json({**prev, 'outputs': outputs}, done)

@@ -11,8 +11,9 @@ from .runs import STAGES, Run, artifact_stage, in_test, record_params, stage_par
 from . import data, generation, descriptors, similarity
 
 # %% auto #0
-__all__ = ['UPSTREAM_ENV', 'stage_modules', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'execution_only',
-           'identity_params', 'same_params', 'copy_upstream', 'prepare', 'stage_reads', 'content_files']
+__all__ = ['UPSTREAM_ENV', 'stage_modules', 'stage_module', 'check_stage_params', 'stage_fingerprint', 'stage_input',
+           'execution_only', 'identity_params', 'same_params', 'copy_upstream', 'prepare', 'stage_reads',
+           'content_files']
 
 # %% ../nbs/pipeline/stages.ipynb #2764a6da
 def stage_modules(heavy:bool=True, # also chapters 04-07's modules, which load PyTorch and fastai
@@ -40,6 +41,10 @@ def stage_fingerprint(stage:str, p:dict) -> str:
     "A fingerprint of what `stage` reads from outside the run (its module's `input_fingerprint`); '' for nothing."
     f = getattr(stage_module(stage), 'input_fingerprint', None)
     return f(AttrDict(p)) if f else ''
+
+def stage_input(stage:str) -> str:
+    "What `stage` reads from outside the run, in words (its module's `INPUT`): how a rerun says it changed."
+    return getattr(stage_module(stage), 'INPUT', 'the source data')
 
 # %% ../nbs/pipeline/stages.ipynb #d525adf1
 def _declared(stage:str, name:str) -> tuple:

@@ -65,6 +65,20 @@ def test_a_changed_module_redoes_the_chapters_that_run_on_it(tiny_run, tmp_path)
     assert {c for c, (s, _) in said.items() if s == 'ran'} == {NAMES['training'], NAMES['evaluation']}, said
     assert said[NAMES['training']][1] == said[NAMES['evaluation']][1] == 'code: artsim.network', said
 
+
+def test_01s_input_is_its_prompts_a_bank_moved_is_the_same_an_edited_prompt_is_not(tiny_run, tmp_path):
+    "The shipped bank copied elsewhere and named by prompt_bank: nothing to redo; a prompt's text edited there: 01 says so."
+    import yaml
+    run = copy_run(tiny_run.path, tmp_path/'run')
+    rows, bank = yaml.safe_load((ROOT/'artsim'/'prompts.yaml').read_text()), tmp_path/'bank.yaml'
+    bank.write_text(yaml.safe_dump(rows, sort_keys=False))
+    said = _run(run, '-p', f'prompt_bank={bank}')
+    assert said == {c: ('skipped', '') for c in NAMES.values()}, said
+    next(r for r in rows if r['id'] == 'mythical')['text'] += ', with dragons'   # a prompt of the tiny preset
+    bank.write_text(yaml.safe_dump(rows, sort_keys=False))
+    said = _run(run, '-p', f'prompt_bank={bank}', '--only', '01')
+    assert said == {NAMES['generation']: ('ran', 'input: the prompts')}, said
+
 @pytest.mark.parametrize('stage, settings', [('descriptors', ['n_jobs=1', 'chunk_size=3']), ('finetune', ['num_workers=1']),
                                              ('training', [])])   # 05 and 07 read every stage before them
 def test_a_chapter_writes_the_same_content_from_what_it_declares_it_reads(tiny_run, tmp_path, stage, settings):
