@@ -660,6 +660,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                   'artsim.reproduce._kernel_env': ('pipeline/reproduce.html#_kernel_env', 'artsim/reproduce.py'),
                                   'artsim.reproduce._listed': ('pipeline/reproduce.html#_listed', 'artsim/reproduce.py'),
                                   'artsim.reproduce._log_to': ('pipeline/reproduce.html#_log_to', 'artsim/reproduce.py'),
+                                  'artsim.reproduce._module': ('pipeline/reproduce.html#_module', 'artsim/reproduce.py'),
                                   'artsim.reproduce._runnable': ('pipeline/reproduce.html#_runnable', 'artsim/reproduce.py'),
                                   'artsim.reproduce._sha': ('pipeline/reproduce.html#_sha', 'artsim/reproduce.py'),
                                   'artsim.reproduce._stage_of': ('pipeline/reproduce.html#_stage_of', 'artsim/reproduce.py'),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/pipeline/reproduce.ipynb #3f6f73af
 from __future__ import annotations
-import os, re, sys, ast, json, time, shutil, hashlib, logging, argparse, contextlib, importlib.util
+import os, re, sys, ast, json, time, shutil, hashlib, functools, logging, argparse, contextlib, importlib.util
 from pathlib import Path
 import yaml
 import artsim
@@ -122,6 +122,11 @@ def _imported(src:str) -> set: # the artsim modules `src` imports by name ('netw
             elif m.startswith('artsim.'): out.add(m.split('.')[1])                # from artsim.network import ...
     return out
 
+@functools.lru_cache(maxsize=None)
+def _module(path:str, size:int, mtime_ns:int) -> tuple: # (digest, the artsim modules it imports): parsed once
+    src = Path(path).read_text(encoding='utf-8')
+    return _sha(src), tuple(sorted(_imported(src)))
+
 def library_digests(stage:str, # the chapter's stage
                     code:str='', # the chapter's code (`chapter_code`): the modules its cells import count too
                    ) -> dict: # 'artsim.<module>' -> digest of its source, sorted by name
@@ -134,10 +139,11 @@ def library_digests(stage:str, # the chapter's stage
     todo = [stage_module(stage).__name__.rpartition('.')[2], *sorted(_imported(code))]
     while todo:
         m = todo.pop()
-        if m in seen or m == 'stages' or not (root/f'{m}.py').is_file(): continue
-        src = (root/f'{m}.py').read_text(encoding='utf-8')
-        seen[m] = _sha(src)
-        todo += sorted(_imported(src))
+        f = root/f'{m}.py'
+        if m in seen or m == 'stages' or not f.is_file(): continue
+        st = f.stat()
+        seen[m], imports = _module(str(f), st.st_size, st.st_mtime_ns)
+        todo += imports
     return {f'artsim.{m}': seen[m] for m in sorted(seen)}
 
 def _done(run_dir:Path, chapter:str) -> dict|None:
