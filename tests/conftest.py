@@ -51,9 +51,18 @@ def pytest_configure(config):
     config.addinivalue_line('markers', "claims: a README command run whole, as a user types it: run by make check-claims "
                                        "(CI runs it after make demo), left out of make test")
     if hasattr(config, 'workerinput') or os.environ.get(TINY_ENV): return  # an xdist worker: the main process started it
+    # Every temporary file of the session in one folder, removed when it ends: the tests', pytest's own, and those of
+    # every process they start (TMPDIR is inherited), which a notebook's example or a killed process leaves behind
+    # (about 1 GB a session otherwise). Kept, and named, when a test failed.
+    config._artsim_tmp = Path(tempfile.mkdtemp(prefix='artsim-tests-'))
+    os.environ['TMPDIR'] = str(config._artsim_tmp); tempfile.tempdir = None   # read again from TMPDIR
     base = Path(tempfile.mkdtemp(prefix='artsim-test-tiny-'))
     os.environ[TINY_ENV] = str(base)   # inherited by xdist's workers, which are started after this
     config._artsim_tiny = (base, _start_tiny(base) if _wants_tiny(config) else None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._artsim_passed = exitstatus in (0, 5)   # 5: no test was chosen
 
 
 def pytest_unconfigure(config):
@@ -63,6 +72,9 @@ def pytest_unconfigure(config):
         os.killpg(proc.pid, signal.SIGKILL); proc.wait()
     os.environ.pop(TINY_ENV, None)
     shutil.rmtree(base, ignore_errors=True)
+    tmp = config._artsim_tmp
+    if getattr(config, '_artsim_passed', False): shutil.rmtree(tmp, ignore_errors=True)
+    else: print(f"\nThis session's temporary files, a failed test's among them, are kept in {tmp}", file=sys.stderr)
 
 
 # The longest modules first, so that two workers end together (pytest-xdist hands whole modules out in this order with
