@@ -39,6 +39,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
             'artsim.claims': { 'artsim.claims._cells': ('pipeline/claims.html#_cells', 'artsim/claims.py'),
                                'artsim.claims._first_number': ('pipeline/claims.html#_first_number', 'artsim/claims.py'),
                                'artsim.claims._numbers': ('pipeline/claims.html#_numbers', 'artsim/claims.py'),
+                               'artsim.claims._numbers_within': ('pipeline/claims.html#_numbers_within', 'artsim/claims.py'),
                                'artsim.claims._rule': ('pipeline/claims.html#_rule', 'artsim/claims.py'),
                                'artsim.claims.aspect_line_problems': ('pipeline/claims.html#aspect_line_problems', 'artsim/claims.py'),
                                'artsim.claims.aspect_problems': ('pipeline/claims.html#aspect_problems', 'artsim/claims.py'),

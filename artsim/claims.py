@@ -15,6 +15,8 @@ __all__ = ['SPREAD', 'TRAINED', 'WAYS', 'TEST_CLAIMS', 'TIME_SAYS', 'UNPINNED_TO
            'check_claims', 'main']
 
 # %% ../nbs/pipeline/claims.ipynb #92cee8fa
+def _cells(line:str) -> list: return [c.strip() for c in line.strip().strip('|').split('|')]   # a table line's
+
 def pipe_table(md:str, # a markdown text
                header:str, # how the table's header line starts, e.g. '| measure'
               ) -> dict: # row name (first cell) -> the row's other cells
@@ -25,7 +27,7 @@ def pipe_table(md:str, # a markdown text
     rows = {}
     for l in lines[start + 2:]:  # the header, then the line of dashes
         if not l.strip().startswith('|'): break
-        cells = [c.strip() for c in l.strip().strip('|').split('|')]
+        cells = _cells(l)
         rows[cells[0]] = cells[1:]
     return rows
 
@@ -60,6 +62,11 @@ def _first_number(cell:str) -> float|None:
     m = re.search(r'-?\d+\.\d+', cell)
     return float(m.group()) if m else None
 
+def _numbers_within(x:str, y:str, tol:float) -> bool:
+    "Both cells start their numbers within `tol` of each other, or neither holds a number."
+    u, v = _first_number(x), _first_number(y)
+    return (u is None) == (v is None) and (u is None or abs(u - v) <= tol + 1e-9)
+
 def compare_tables(stated:dict, made:dict, # row -> cells: the README's table and the run's
                    trained:float=0., other:float=0., # tolerances of the trained rows and of the others
                   ) -> list: # one line per difference; [] when the run gives the README's table
@@ -73,8 +80,7 @@ def compare_tables(stated:dict, made:dict, # row -> cells: the README's table an
             out += [f'{name!r}: README {x!r}, run {y!r}' for x, y in zip(a, b) if x != y]
             continue
         for x, y in zip(a, b):
-            u, v = _first_number(x), _first_number(y)
-            if (u is None) != (v is None) or (u is not None and abs(u - v) > tol + 1e-9):
+            if not _numbers_within(x, y, tol):
                 out.append(f'{name!r}: README {x!r}, run {y!r}: more than ±{tol:.2f} apart')
     return out
 
@@ -182,7 +188,6 @@ README_ASPECTS = '### Composition, style and content in the last demo run' # the
 
 VERDICTS = ('reaches its teacher', 'own teacher best') # aspect columns whose words follow a trained head's numbers
 
-def _cells(line:str) -> list: return [c.strip() for c in line.strip().strip('|').split('|')]
 def _rule(line:str) -> bool: return set(line) <= set('|-: ')   # a table's line under its header
 
 def aspect_line_problems(stated:list, made:list, # the table lines of the README's aspect section and of the run's
@@ -201,9 +206,8 @@ def aspect_line_problems(stated:list, made:list, # the table lines of the README
         tol = trained if learned else other
         if not tol or _rule(a) or len(ca) != len(cb): out.append(f'README {a!r}, run {b!r}'); continue
         for col, x, y in zip(header + [''] * len(ca), ca, cb):
-            u, v = _first_number(x), _first_number(y)
-            ok = (x == y or (learned and col in VERDICTS) if u is None and v is None else
-                  u is not None and v is not None and abs(u - v) <= tol + 1e-9)
+            words = _first_number(x) is None and _first_number(y) is None
+            ok = _numbers_within(x, y, tol) and (not words or x == y or (learned and col in VERDICTS))
             if not ok: out.append(f'README {a!r}, run {b!r}: more than ±{tol:.2f} apart'); break
     return out
 
