@@ -19,9 +19,9 @@ from .commands import resolve_device
 from .siamese import standardiser
 
 # %% auto #0
-__all__ = ['LUMINANCE', 'pca_basis', 'CountSketch', 'MonotoneMap', 'SiameseHead', 'pca_size', 'fit_inputs', 'build_head',
-           'SiameseNet', 'architecture', 'empty_head', 'network_state', 'empty_net', 'SiameseSimilarity',
-           'seed_head_state', 'save_seed_heads', 'load_seed_models']
+__all__ = ['LUMINANCE', 'pca_basis', 'CountSketch', 'MonotoneMap', 'ScoreCalibration', 'fit_calibration', 'SiameseHead',
+           'pca_size', 'fit_inputs', 'build_head', 'SiameseNet', 'architecture', 'empty_head', 'network_state',
+           'empty_net', 'SiameseSimilarity', 'seed_head_state', 'save_seed_heads', 'load_seed_models']
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0050
 def pca_basis(Z:torch.Tensor, # (n, D) standardised training features, n much smaller than D
@@ -57,13 +57,60 @@ class MonotoneMap(nn.Module):
         slopes = F.softplus(self.raw_slopes)
         return (1 - (slopes * F.relu(self.knots - c.clamp(-1, 1).unsqueeze(-1))).sum(-1)).clamp(0, 1)
 
+# %% ../nbs/pipeline/network.ipynb #1a467e0c
+class ScoreCalibration(nn.Module):
+    "A score to its calibrated value: increasing, piecewise linear between `edges`, exactly 1 at 1; first the identity."
+    def __init__(self, knots:int=8): # segments between 0 and 1
+        super().__init__()
+        self.register_buffer('edges', torch.linspace(0, 1, knots + 1))
+        self.register_buffer('values', torch.linspace(0, 1, knots + 1))
+    def forward(self, s):
+        s = s.clamp(0, 1)
+        i = torch.searchsorted(self.edges, s.contiguous()).clamp(1, len(self.edges) - 1)
+        e0, e1, v0, v1 = self.edges[i - 1], self.edges[i], self.values[i - 1], self.values[i]
+        return v1 - (v1 - v0) * (e1 - s) / (e1 - e0)
+    def set(self, edges, values):
+        "Take fitted `edges` and `values` (`fit_calibration`)."
+        with torch.no_grad():
+            self.edges.copy_(torch.as_tensor(edges)); self.values.copy_(torch.as_tensor(values))
+        return self
+
+# %% ../nbs/pipeline/network.ipynb #fe88dc80
+def fit_calibration(scores:np.ndarray, # a head's scores in [0, 1]
+                    teacher:np.ndarray, # the teacher's values of the same pairs
+                    weights:np.ndarray|None=None, # each pair's weight; None: equal
+                    knots:int=8, # segments
+                    min_slope:float=1e-3, # every segment's slope at least this: no two scores become one
+                   ) -> tuple: # (edges, values), knots + 1 each: `ScoreCalibration.set`
+    """The increasing piecewise-linear map closest to the teacher (weighted least squares), 1 at 1 and at least 0 at 0;
+    its edges at the scores' weighted quantiles (nine tenths) and evenly spaced (a tenth), so strictly increasing."""
+    from scipy.optimize import minimize
+    s, y = np.clip(np.asarray(scores, np.float64).ravel(), 0, 1), np.asarray(teacher, np.float64).ravel()
+    w = np.full(len(s), 1.0) if weights is None else np.asarray(weights, np.float64).ravel()
+    if not (len(s) == len(y) == len(w)) or not len(s) or (w < 0).any() or not w.sum():
+        raise ValueError(f'fit_calibration needs as many scores, teacher values and non-negative weights '
+                         f'(not all 0), got {len(s)}, {len(y)} and {len(w)}')
+    o, q = np.argsort(s, kind='stable'), np.arange(knots + 1) / knots
+    cw = np.cumsum(w[o]) / w.sum()
+    edges = .9 * np.r_[0, np.interp(q[1:-1], cw, s[o]), 1] + .1 * q
+    width = np.diff(edges)
+    A = np.clip((edges[1:][None] - s[:, None]) / width, 0, 1) * np.sqrt(w / w.sum())[:, None] # score = 1 - phi @ d
+    b = (1 - y) * np.sqrt(w / w.sum())
+    res = minimize(lambda d: ((A @ d - b) ** 2).sum(), width * (1 - min_slope) + min_slope * width,
+                   jac=lambda d: 2 * A.T @ (A @ d - b), method='SLSQP', bounds=[(min_slope * x, 1) for x in width],
+                   constraints=[dict(type='ineq', fun=lambda d: 1 - d.sum(), jac=lambda d: -np.ones_like(d))])
+    d = np.clip(res.x, min_slope * width, None)
+    d *= min(1.0, 1 / d.sum())
+    return edges, 1 - np.r_[np.cumsum(d[::-1])[::-1], 0]
+
 # %% ../nbs/pipeline/network.ipynb #5a1e0056
 LUMINANCE = (0.299, 0.587, 0.114) # ITU-R BT.601 weights of red, green and blue
 
 class SiameseHead(nn.Module):
     """Pooled features to a unit embedding (standardised, PCA + projection, sketched residual); score = map(cosine).
     With a layout weight w the embedding also carries the input's luminance map (stage 0 of the features), so that
-    its cosine is (1 - w) cos(learned part) + w cos(luminance maps)."""
+    its cosine is (1 - w) cos(learned part) + w cos(luminance maps), and its score is calibrated (`ScoreCalibration`).
+    """
     def __init__(self, mean:torch.Tensor, std:torch.Tensor, # the training split's per-dimension statistics (D,)
                  basis:torch.Tensor, # (D, pca_dim) principal directions of the standardised training features
                  layout_dims:int=0, # leading feature dims that are the input image (stage 0): outside the fixed part
@@ -73,6 +120,7 @@ class SiameseHead(nn.Module):
                  seed:int=0, # the sketch's hash
                  layout_weight:float=0.0, # w in [0, 1): the luminance map's share of the cosine; 0: not read
                  stats:dict=IMAGENET_STATS, # the input normalisation stage 0 was computed under
+                 calibrated:bool|None=None, # a `ScoreCalibration` after the map; None: with a layout weight
                 ):
         super().__init__()
         if not 0 <= layout_weight < 1: raise ValueError(f'layout_weight must lie in [0, 1), got {layout_weight}')
@@ -84,6 +132,8 @@ class SiameseHead(nn.Module):
         self.projection = nn.Linear(basis.shape[1], embed_dim)
         self.log_beta = nn.Parameter(torch.zeros(())) if sketch_dim else None
         self.score_map = MonotoneMap(knots)
+        calibrated = bool(layout_weight) if calibrated is None else calibrated
+        self.calibration = ScoreCalibration(knots) if calibrated else None
         self.layout_dims, self.layout_weight = int(layout_dims), float(layout_weight)
         # the luminance of a normalised pixel, less a constant: sum_c LUMINANCE_c std_c x_c
         self.register_buffer('mix', torch.tensor(LUMINANCE) * torch.tensor(stats['std']), persistent=False)
@@ -116,12 +166,16 @@ class SiameseHead(nn.Module):
         w = self.layout_weight
         return torch.cat([e * (1 - w) ** .5, x[:, end:] * w ** .5], 1)
     def embed(self, f): return self.embed_inputs(self.inputs(f))
+    def score(self, c):
+        "Cosines to scores: the monotone map, then the calibration where the head has one."
+        s = self.score_map(c)
+        return s if self.calibration is None else self.calibration(s)
     def scores(self, ea, eb):
         "Every row of `ea` against every row of `eb`: one matrix product, then the map."
-        return self.score_map(ea @ eb.T)
+        return self.score(ea @ eb.T)
     def pair_scores(self, ea, eb):
         "Row i of `ea` against row i of `eb`."
-        return self.score_map((ea * eb).sum(1))
+        return self.score((ea * eb).sum(1))
 
 # %% ../nbs/pipeline/network.ipynb #1bd0c308
 def pca_size(n:int, # training features (rows) there are
@@ -197,12 +251,14 @@ class SiameseNet(nn.Module):
 def architecture(model:SiameseNet) -> dict:
     "What rebuilds `model` before its weights are loaded."
     h = model.head
+    heads = [('overall', h), *model.aspects.items()]
     return dict(name='siamese-resnet50-multiscale', backbone='resnet50', encoder_layout='fastai create_body',
                 pooling=model.pooling, feature_dim=int(h.mean.numel()) + h.layout_dims,
                 pca_dim=h.pca_dim, embed_dim=h.projection.out_features, sketch_dim=h.sketch.d_out if h.sketch else 0,
                 knots=int(h.score_map.knots.numel()), score='clamp(1 - sum_k softplus(w_k) relu(t_k - cos), 0, 1)',
                 aspects={a: list(model.families[a]) for a in model.aspects}, layout_dims=h.layout_dims,
-                layout_weights={n: x.layout_weight for n, x in [('overall', h), *model.aspects.items()]})
+                layout_weights={n: x.layout_weight for n, x in heads},
+                calibrated=[n for n, x in heads if x.calibration is not None])
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0062
 def empty_head(a:dict, # an `architecture`
@@ -212,7 +268,8 @@ def empty_head(a:dict, # an `architecture`
     k, lay = a['pca_dim'], a.get('layout_dims', 0) # cards before stage 0: no layout
     d = a['feature_dim'] - lay
     return SiameseHead(torch.zeros(d), torch.ones(d), torch.zeros(d, k), lay, a['embed_dim'], a['sketch_dim'],
-                       a['knots'], layout_weight=a.get('layout_weights', {}).get(name, 0.0))
+                       a['knots'], layout_weight=a.get('layout_weights', {}).get(name, 0.0),
+                       calibrated=name in a.get('calibrated', []))
 
 # %% ../nbs/pipeline/network.ipynb #42b3b0fe
 def network_state(model:SiameseNet) -> dict: # name -> tensor
@@ -354,6 +411,9 @@ def load(cls:SiameseSimilarity, path, # models/siamese.safetensors, models/siame
     if 'aspects' not in a:
         raise ModelFileError(f'{path}: the model was trained before the network had a head per aspect (its card '
                              'names no aspects): run chapter 06_training again')
+    if 'calibrated' not in a and any((a.get('layout_weights') or {}).values()):
+        raise ModelFileError(f"{path}: the model was trained before a head with a layout weight calibrated its score "
+                             "(its card names no `calibrated` heads): run chapter 06_training again")
     try:
         model = empty_net(a)
         shared = {f'aspects.{n}.{k}' for n in model.aspects for k in _SHARED}

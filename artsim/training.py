@@ -17,16 +17,18 @@ from .numerics import numerics_info
 from .siamese import (SplitData, cosine_matrix, encode_images, encode_paths, load_siamese_data, single_thread,
                             split_criteria)
 from .metrics import spearman, twin_firsts
-from .network import SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit_inputs, save_seed_heads
+from .network import (SiameseHead, SiameseNet, SiameseSimilarity, build_head, fit_calibration, fit_inputs,
+                            save_seed_heads)
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CRITERIA', 'THE_RECIPE', 'TWIN_KEEPS', 'READS', 'TrainingRecipe', 'training_recipe', 'painting_batches',
            'epoch_batches', 'epoch_teacher_cells', 'strength_pairs', 'batch_loss', 'head_scores', 'TeacherTape',
-           'train_head', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary', 'run_ablation',
-           'ablation_runs', 'taught_aspects', 'aspect_split', 'aspect_splits', 'train_aspect_heads', 'aspect_table',
-           'recipe_changes', 'own_pair_spearman', 'own_pair_teachers', 'own_pair_margin', 'choose_aspect_recipe',
-           'HeldTwins', 'held_twins', 'choose_layout_weights', 'ablation_table', 'one_pair', 'validation_claims',
-           'check_params', 'check_layout_input', 'card_siamese_params', 'stage', 'plot_history', 'main']
+           'calibrate_head', 'train_head', 'weights_equal', 'training_seeds', 'train_seeds', 'seed_summary',
+           'run_ablation', 'ablation_runs', 'taught_aspects', 'aspect_split', 'aspect_splits', 'train_aspect_heads',
+           'aspect_table', 'recipe_changes', 'own_pair_spearman', 'own_pair_teachers', 'own_pair_margin',
+           'choose_aspect_recipe', 'HeldTwins', 'held_twins', 'choose_layout_weights', 'ablation_table', 'one_pair',
+           'validation_claims', 'check_params', 'check_layout_input', 'card_siamese_params', 'stage', 'plot_history',
+           'main']
 
 # %% ../nbs/06_training.ipynb #22088653
 @dataclass(frozen=True)
@@ -183,6 +185,27 @@ class TeacherTape:
         if finished: os.replace(self.partial, self.path)
         else: self.partial.unlink(missing_ok=True)
 
+# %% ../nbs/06_training.ipynb #d6dfe895
+def calibrate_head(head:SiameseHead, d:SplitData, # a trained head with a `ScoreCalibration`; the training split
+                   X:torch.Tensor, # `head.inputs(d.features)`
+                   batches:list, # (variant rows, gallery rows, teacher values) of its training's last epoch
+                   own_share:float|None=0.5, # own and other pairs weighted as the MSE term weighs them (`own_share`)
+                  ) -> SiameseHead:
+    """Fit the head's score calibration (`fit_calibration`) to the teacher on `batches`, the head's weights fixed:
+    every batch weighs as much, and within it own and other pairs as the MSE term takes them."""
+    scores, teacher, weights = [], [], []
+    with torch.no_grad():
+        for variants, gallery, T in batches:
+            Z = head.embed_inputs(X[np.concatenate([gallery, d.n_paintings + variants])])
+            own = np.asarray(gallery)[None, :] == d.truth[variants][:, None]
+            w = (np.where(own, own_share / max(1, own.sum()), (1 - own_share) / max(1, (~own).sum()))
+                 if own_share is not None else np.full(own.shape, 1 / own.size))
+            scores.append(head.score_map(Z[len(gallery):] @ Z[:len(gallery)].T).double().numpy().ravel())
+            teacher.append(np.asarray(T, np.float64).ravel()); weights.append(w.ravel())
+    head.calibration.set(*fit_calibration(np.concatenate(scores), np.concatenate(teacher), np.concatenate(weights),
+                                          len(head.calibration.edges) - 1))
+    return head
+
 # %% ../nbs/06_training.ipynb #bc960e59
 def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
                fitted:tuple, # `fit_inputs` of the training features
@@ -197,7 +220,7 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
     opt = torch.optim.AdamW(head.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, r.lr, total_steps=max(1, steps), pct_start=r.warmup)
     order_pairs = strength_pairs(d.table.queries) if r.order else None
-    history, tape = [], None
+    history, tape, last = [], None, [] # last: the last epoch's batches, which a layout head's calibration is fitted on
     if tapes is not None and not d.teacher.dense:
         key = f'{d.teacher.target}-seed{seed}-k{r.paintings_per_batch}-x{r.gallery_extra}-e{r.epochs}.f32'
         tape = TeacherTape(d.teacher, Path(tapes) / key)
@@ -212,6 +235,9 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
                 batches = painting_batches(d.truth, d.n_paintings, r.paintings_per_batch, r.gallery_extra, rng)
                 for variants, gallery in batches:
                     T = tape(variants, gallery) if tape else None
+                    if head.calibration is not None and epoch == r.epochs - 1:
+                        T = d.teacher.block(variants, gallery) if T is None else T
+                        last.append((variants, gallery, T))
                     loss, terms = batch_loss(head, r, d, X, variants, gallery, order_pairs, X_aug, T)
                     opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); schedule.step()
                     seen.append(dict(loss=float(loss.detach()), **terms))
@@ -220,6 +246,7 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
             if tape: tape.close(finished=False)
             raise
     if tape: tape.close()
+    if head.calibration is not None: calibrate_head(head.eval(), d, X, last, r.own_share)
     return head.eval(), pd.DataFrame(history)
 
 # %% ../nbs/06_training.ipynb #5b2e0009
