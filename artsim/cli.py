@@ -193,9 +193,9 @@ def query_files(paths:list, # what the user typed: image files and folders of th
 def _ranked_text(name, found, ix, by) -> str:
     cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
     cols += [by] if by not in cols else []
-    w = max(8, *map(len, cols))
-    head = f"  rank  " + '  '.join(f"{c:>{w}}" for c in cols) + '  original'
-    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:{w}.3f}" for c in cols) + f"  {r['original']}"
+    ws = [max(8, len(c)) for c in cols]
+    head = f"  rank  " + '  '.join(f"{c:>{w}}" for c, w in zip(cols, ws)) + '  original'
+    rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:{w}.3f}" for c, w in zip(cols, ws)) + f"  {r['original']}"
             for r in found.to_dict('records')]
     title = f"{name}: the {len(found)} most similar of {len(ix)} originals in {shown(ix.root)}, ranked by {by}"
     return '\n'.join([title, head] + rows)
@@ -216,7 +216,8 @@ def artsim_search(images:list, # the images to find the originals of: image file
                   k:int=5, # how many originals per image
                   model:str|None=None, # the index's Siamese model, if it was moved; None: where the index says it is
                   by:str|None=None, # 'combined' or 'siamese'; None: combined
-                  aspect:str|None=None, # rank by this aspect of the descriptors (e.g. style) instead
+                  aspect:str|None=None, # rank by this aspect (e.g. style): of the descriptors, or with by='siamese'
+                                        # of the network's aspect head
                   as_json:bool=False, # print JSON instead of the tables
                   device:str='cpu', # torch device
                   out=None, # where the result goes (default: stdout)
@@ -239,11 +240,10 @@ def artsim_search(images:list, # the images to find the originals of: image file
                          "(index with --model to have them)")
     ix = load_index(index, sim, device)
     if aspect is not None:
-        if by is not None: raise UsageError(f"--by {by} and --aspect {aspect}: rank by one of them")
         if aspect not in (named := ix.calibration.aspect_families):
             said = ', '.join(f"{a} ({' + '.join(f)})" for a, f in named.items())
             raise UsageError(f"--aspect {aspect}: the index's calibration has the aspects {said}")
-        by = aspect
+        by = f'siamese:{aspect}' if by == 'siamese' else aspect
     sia = siamese_scale(ix.calibration, sim)
     rank_by, texts, results, tables = by or 'combined', [], [], []
     for name, path in queries:
@@ -280,8 +280,9 @@ def search_parser():
     p.add_argument('-k', type=_positive, default=5, help="how many originals to list (default: 5)")
     p.add_argument('--by', choices=('combined', 'siamese'), help="what to rank by (default: combined)")
     p.add_argument('--aspect', metavar='ASPECT',
-                   help="rank by one aspect of the descriptors instead: composition (shape + edges), style (color + "
-                        "texture) or content (semantic), as the index's calibration groups the families")
+                   help="rank by one aspect instead: composition (shape + edges), style (color + texture) or content "
+                        "(semantic), as the index's calibration groups the families; of the descriptors, or with "
+                        "--by siamese of the network's head for that aspect")
     p.add_argument('--model', metavar='PATH', help="the index's Siamese model, if it moved since the index was made")
     p.add_argument('--json', dest='as_json', action='store_true',
                    help="print JSON instead of a table: one object for one image, a list of them for several")

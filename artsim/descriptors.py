@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_descriptors.ipynb #c9e651c7
 from __future__ import annotations
-import functools, hashlib, itertools, os, time, warnings
+import functools, hashlib, itertools, os, re, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
@@ -133,10 +133,14 @@ class FeatureStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
+    def _parts(self, family):
+        "The family's part files (`<family>-<ns>-<pid>.parquet`): not another family's whose name begins with it."
+        part = re.compile(re.escape(family) + r'-\d+-\d+\.parquet')
+        return sorted(f for f in (self.root / 'parts').glob(f'{family}-*.parquet') if part.fullmatch(f.name))
     def _files(self, family):
         "The family's compacted file, if any, then its parts."
         whole = [f for f in [self.root / f'{family}.parquet'] if f.exists()]
-        return whole + sorted((self.root / 'parts').glob(f'{family}-*.parquet'))
+        return whole + self._parts(family)
 
 # %% ../nbs/02_descriptors.ipynb #b619475c
 _SCHEMA = pa.schema([('hash', pa.string()), ('version', pa.string()), ('vector', pa.list_(pa.float32()))])
@@ -193,7 +197,7 @@ def put(self:FeatureStore, family:str, version:str, hashes:list, vectors):
 @patch
 def consolidate(self:FeatureStore, family:str):
     "Fold the part files into `features/<family>.parquet`, its rows sorted by version and content hash."
-    parts = sorted((self.root / 'parts').glob(f'{family}-*.parquet'))
+    parts = self._parts(family)
     if not parts: return
     t = pa.concat_tables([pq.read_table(f, schema=_SCHEMA) for f in self._files(family)])
     t = t.take(np.flatnonzero(~t.select(['hash', 'version']).to_pandas().duplicated(keep='last')))

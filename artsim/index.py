@@ -5,7 +5,7 @@
 # %% ../nbs/pipeline/indexing.ipynb #8288ed70
 from __future__ import annotations
 import json, time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
@@ -20,8 +20,8 @@ from .commands import CommandFailed, UsageError, existing
 
 # %% auto #0
 __all__ = ['INDEX_FORMAT', 'open_calibration', 'find_images', 'calibration_digest', 'model_identity', 'index_versions',
-           'version_differences', 'read_index_meta', 'check_index_folder', 'model_version', 'embed_missing',
-           'build_index', 'Index', 'load_index', 'embedding_scores', 'search_index']
+           'version_differences', 'read_index_meta', 'check_index_folder', 'model_version', 'embedding_families',
+           'embed_missing', 'build_index', 'Index', 'load_index', 'embedding_scores', 'search_index']
 
 # %% ../nbs/pipeline/indexing.ipynb #9edb506c
 def open_calibration(src='default', # 'default' (artsim's own), 'none' (raw values), a run directory or a .json file
@@ -132,6 +132,11 @@ def model_version(model) -> str:
     return f"siamese-{model_identity(model)[:16]}"
 
 # %% ../nbs/pipeline/indexing.ipynb #d93a512a
+def embedding_families(aspects:list, # the model's aspect heads (`SiameseSimilarity.aspect_names`)
+                      ) -> dict: # store family -> the head (None: the overall one)
+    "The families an index's store keeps a model's embeddings under: `siamese`, then `siamese-<aspect>` per head."
+    return {'siamese': None} | {f'siamese-{a}': a for a in aspects}
+
 def embed_missing(model, # a `SiameseSimilarity`
                   store:FeatureStore, # the index's store
                   files:list, hashes:list, # readable image files and their content hashes
@@ -139,14 +144,19 @@ def embed_missing(model, # a `SiameseSimilarity`
                   chunk:int=256, # images per stored part
                   progress:bool=False,
                  ) -> int: # images embedded
-    "Embed every image whose hash has no embedding of `model` in `store` yet."
-    version = version or model_version(model)
-    have = store.hashes('siamese', version)
-    todo = list({h: f for f, h in zip(files, hashes) if h not in have}.items())
+    """Embed every image whose hash lacks an embedding of `model` in `store` yet, by its overall head or by one of
+    its aspect heads (`embedding_families`): each such image through the encoder once, then every head."""
+    version, families = version or model_version(model), embedding_families(model.aspect_names)
+    have = {f: store.hashes(f, version) for f in families}
+    todo = list({h: f for f, h in zip(files, hashes) if any(h not in have[x] for x in families)}.items())
     with tqdm(total=len(todo), desc='siamese', unit='image', disable=not progress) as bar:
         for i in range(0, len(todo), chunk):
             part = todo[i:i + chunk]
-            store.put('siamese', version, [h for h, _ in part], model.embed([f for _, f in part], progress=False))
+            overall, aspects = model.all_embeddings([f for _, f in part], progress=False)
+            for family, head in families.items():
+                rows = [j for j, (h, _) in enumerate(part) if h not in have[family]]
+                E = overall if head is None else aspects[head]
+                store.put(family, version, [part[j][0] for j in rows], E[rows])
             bar.update(len(part))
     return len(todo)
 
@@ -182,6 +192,7 @@ def build_index(folder, # the originals: image files anywhere below it
     check_index_folder(out, want)
     meta = dict(format=INDEX_FORMAT, **want,
                 model_version=f"siamese-{want['model'][:16]}" if model is not None else None,
+                model_aspects=list(model.aspect_names) if model is not None else [],
                 model_path=str(Path(model_path).absolute()) if model_path else None, settings=s, complete=False,
                 calibration_origin=cal.origin)   # the scale's own name: the index keeps a copy of it
     save_json(meta, out/'index.json')
@@ -198,7 +209,7 @@ def build_index(folder, # the originals: image files anywhere below it
         raise CommandFailed(f"none of the {len(files)} image files in {folder} can be read, e.g. {table.error[0]}")
     embedded = (embed_missing(model, store, list(table.file[ok]), list(table.hash[ok]), meta['model_version'],
                               progress=progress) if model else 0)
-    for f in list(versions) + (['siamese'] if model else []): store.consolidate(f)
+    for f in list(versions) + (list(embedding_families(model.aspect_names)) if model else []): store.consolidate(f)
     images = table.assign(path=[Path(f).relative_to(folder).as_posix() for f in table.file])
     images = images[['path', 'bytes', 'mtime_ns', 'hash', 'error']]
     save_parquet(images, out/'images.parquet')
@@ -219,6 +230,7 @@ class Index:
     calibration:Calibration # its copy of the calibration
     described:DescribedImages # the readable originals (names relative to `root`) and their descriptor vectors
     embeddings:np.ndarray|None # float32 (n, embed_dim), one row per original; None without a model
+    aspect_embeddings:dict=field(default_factory=dict) # aspect -> its head's embeddings, as `embeddings`
 
     def __len__(self): return len(self.described)
     @property
@@ -257,43 +269,58 @@ def load_index(path, # the index folder
     store, hashes = FeatureStore(path/'features'), list(images.hash)
     vectors = {f: _rows(store, f, v, hashes, path) for f, v in meta['descriptors'].items()}
     E = _rows(store, 'siamese', meta['model_version'], hashes, path) if meta.get('model') else None
-    return Index(path, meta, cal, DescribedImages(list(images.path), vectors, dict(meta['descriptors'])), E)
+    A = {a: _rows(store, f, meta['model_version'], hashes, path)
+         for f, a in embedding_families(meta.get('model_aspects') or []).items() if a} if meta.get('model') else {}
+    return Index(path, meta, cal, DescribedImages(list(images.path), vectors, dict(meta['descriptors'])), E, A)
 
 # %% ../nbs/pipeline/indexing.ipynb #c1a00042
 def embedding_scores(model, # a `SiameseSimilarity`
                    e:np.ndarray, # the query's embedding, (embed_dim,)
                    E:np.ndarray, # the originals' embeddings, (n, embed_dim)
                    block:int=1 << 16, # rows per product: bounds the memory
+                   aspect:str|None=None, # embeddings of this aspect's head; None: the overall head's
                   ) -> np.ndarray: # float32 (n,)
     "The Siamese score of one embedding against each row of `E`: a matrix product per block of rows (`model.scores`)."
     if not len(E): return np.zeros(0, np.float32)
     e = np.asarray(e, np.float32)[None]
-    return np.concatenate([model.scores(e, E[i:i + block])[0] for i in range(0, len(E), block)])
+    return np.concatenate([model.scores(e, E[i:i + block], aspect)[0] for i in range(0, len(E), block)])
 
 # %% ../nbs/pipeline/indexing.ipynb #6678b9b6
 def search_index(index:Index, # from `load_index`
                  image, # the image to find the original of: a path, bytes, PIL image or uint8 array
                  k:int=5, # how many originals
                  model=None, # the index's `SiameseSimilarity`: adds the siamese column
-                 by:str|None=None, # 'combined', 'siamese' or an aspect of the index's calibration; None: combined
+                 by:str|None=None, # 'combined', 'siamese', an aspect of the index's calibration (the descriptors'),
+                                   # or 'siamese:<aspect>' (the network's aspect head); None: combined
                  device:str='cpu',
                 ) -> pd.DataFrame: # rank, original (in the index's folder), combined, siamese (with a model), families,
-                                   # aspects
+                                   # aspects, siamese:<aspect> (with a model, per aspect head the index holds)
     "The `k` originals of the index most similar to `image`, best first."
     im = load_image(image)
     Q = describe_images([im], index.calibration, device=device)
     s = compare_described(Q, index.described, calibration=index.calibration)
-    cols = {'combined': s['combined'][0]}
+    cols, heads = {'combined': s['combined'][0]}, {}
     if model is not None and index.embeddings is not None:
-        cols['siamese'] = embedding_scores(model, model.embed([im])[0], index.embeddings)
+        e, ea = model.all_embeddings([im])   # one pass through the encoder, then every head
+        cols['siamese'] = embedding_scores(model, e[0], index.embeddings)
+        heads = {f'siamese:{a}': embedding_scores(model, ea[a][0], E, aspect=a)
+                 for a, E in index.aspect_embeddings.items() if a in ea}
     cols |= {f: s[f][0] for f in FAMILIES if f in s}
     aspects = list(index.calibration.aspect_families)
-    cols |= {a: s[a][0] for a in aspects if a in s}
+    cols |= {a: s[a][0] for a in aspects if a in s} | heads
     by = by or 'combined'
-    if by not in ('combined', 'siamese', *aspects):
-        raise UsageError(f"--by {by}: rank by combined, siamese or an aspect ({', '.join(aspects)})")
-    if by not in cols:
+    named = ('combined', 'siamese', *aspects, *(f'siamese:{a}' for a in aspects))
+    if by not in named: raise UsageError(f"--by {by}: rank by {', '.join(named)}")
+    if by not in cols and index.embeddings is None:
         raise UsageError(f"--by {by}: the index has no Siamese embeddings (index with --model to have them)")
+    if by not in cols and model is None: raise UsageError(f"--by {by}: give the index's Siamese model to rank by it")
+    if by not in cols:
+        a = by.split(':', 1)[1]
+        raise UsageError(f"--by {by}: the index holds no embeddings of the network's {a} head: run artsim_index "
+                         f"{index.root} --out {index.path} --model MODEL again, which adds them"
+                         if a in model.aspect_names else
+                         f"--by {by}: the Siamese model has no {a} head (its aspect heads: "
+                         f"{', '.join(model.aspect_names) or 'none'})")
     order = np.argsort(-cols[by], kind='stable')[:k]
     return pd.DataFrame({'rank': np.arange(1, len(order) + 1), 'original': [index.paths[i] for i in order]} |
                         {c: v[order] for c, v in cols.items()})

@@ -339,9 +339,11 @@ def pair_scores(self:SiameseSimilarity, ea:np.ndarray, eb:np.ndarray, # paired r
 # %% ../nbs/pipeline/network.ipynb #5a1e0064
 @patch
 def scores(self:SiameseSimilarity, ea:np.ndarray, eb:np.ndarray, # (N, dim) and (M, dim) embeddings
+           aspect:str|None=None, # the embeddings of this aspect's head (`aspect_embeddings`); None: the overall head's
           ) -> np.ndarray: # float32 (N, M)
-    "Every embedding of `ea` against every embedding of `eb`: one matrix product, then the map."
-    with torch.inference_mode(): return self.model.head.scores(_rows(ea), _rows(eb)).numpy()
+    "Every embedding of `ea` against every embedding of `eb`: one matrix product, then the head's map."
+    head = self.model.head if aspect is None else self.model.aspects[aspect]
+    with torch.inference_mode(): return head.scores(_rows(ea), _rows(eb)).numpy()
 
 # %% ../nbs/pipeline/network.ipynb #5a1e0065
 @patch
@@ -368,6 +370,16 @@ def aspect_embeddings(self:SiameseSimilarity, images, # a list of images: paths,
     "Every aspect head's embeddings of `images`, each image through the encoder once."
     f = self.features(images, progress)
     with torch.inference_mode(): return {a: h.embed(f).numpy() for a, h in self.model.aspects.items()}
+
+# %% ../nbs/pipeline/network.ipynb #542f665f
+@patch
+def all_embeddings(self:SiameseSimilarity, images, # a list of images: paths, bytes, PIL images or uint8 arrays
+                   progress:bool|None=None, # a progress bar; None: for more than 4 batches
+                  ) -> tuple: # (the overall head's, {aspect: its head's}): float32 unit rows, one per image
+    "The overall head's and every aspect head's embeddings of `images`, each image through the encoder once."
+    f = self.features(images, progress)
+    with torch.inference_mode():
+        return self.model.head.embed(f).numpy(), {a: h.embed(f).numpy() for a, h in self.model.aspects.items()}
 
 # %% ../nbs/pipeline/network.ipynb #f71d1b06
 @patch

@@ -205,6 +205,8 @@ def test_search_bad_input(tiny, bad, indexes, tmp_path):
              ((var, '--index', plain, '-k', 'five'), 2, 'not a positive whole number'),
              ((var, '--index', plain, '--by', 'siamese'), 2, 'holds no Siamese embeddings'),
              ((var, '--index', plain, '--by', 'colour'), 2, 'invalid choice'),
+             ((var, '--index', plain, '--by', 'siamese', '--aspect', 'style'), 2, 'holds no Siamese embeddings'),
+             ((var, '--index', model, '--by', 'siamese', '--aspect', 'colour'), 2, "the index's calibration has the aspects"),
              ((var, '--index', plain, '--model', tiny['model']), 2, 'holds no Siamese embeddings'),
              ((var, '--index', model, '--model', bad / 'model.pkl'), 1, 'never unpickles')]
     for argv, code, says in cases:
@@ -304,6 +306,36 @@ def test_search_equals_the_pair_loop(tiny, small):
         np.testing.assert_allclose(found.combined, loop.combined, atol=1e-5)
         np.testing.assert_allclose(found.siamese, loop.siamese, atol=1e-5)
     assert list(search_index(ix, var, k=3, model=model).original) == list(found.sort_values('combined', ascending=False).original[:3])
+    # each aspect head: its column and its ranking, against `aspects` of the pair, one pair at a time
+    assert model.aspect_names and set(ix.aspect_embeddings) == set(model.aspect_names)
+    heads = pd.DataFrame([dict(original=p, **{f'siamese:{a}': v for a, v in model.aspects(var, ix.root / p).items()})
+                          for p in ix.paths])
+    for a in model.aspect_names:
+        found = search_index(ix, var, k=len(ix), model=model, by=f'siamese:{a}')
+        loop = heads.sort_values(f'siamese:{a}', ascending=False, kind='stable').reset_index(drop=True)
+        assert list(found.original) == list(loop.original), a
+        np.testing.assert_allclose(found[f'siamese:{a}'], loop[f'siamese:{a}'], atol=1e-5)
+
+
+def test_search_by_an_aspect_head_and_an_index_made_before_the_heads(tiny, indexes, tmp_path):
+    """`--by siamese --aspect A` ranks by the network's head for A; an index whose store lacks the heads'
+    embeddings (made before artsim_index kept them) says to index again, and the rerun adds them."""
+    var = tiny['variants'][0][0]
+    code, out, err = run_main(search_main, var, '--index', indexes['model'], '--by', 'siamese', '--aspect', 'composition', '-k', 2)
+    assert code == 0 and 'ranked by siamese:composition' in out.splitlines()[0], out + err
+    assert out.splitlines()[1].split() == ['rank', 'combined', 'siamese', 'siamese:composition', 'original'], out
+    ix = tmp_path / 'old'
+    shutil.copytree(indexes['model'], ix)
+    for f in (ix / 'features').glob('siamese-*.parquet'): f.unlink()
+    meta = json.loads((ix / 'index.json').read_text()); del meta['model_aspects']
+    (ix / 'index.json').write_text(json.dumps(meta))
+    assert run_main(search_main, var, '--index', ix, '-k', 2)[0] == 0   # the overall score still searches
+    one_line_error(*run_main(search_main, var, '--index', ix, '--by', 'siamese', '--aspect', 'style')[::2], 2,
+                   "holds no embeddings of the network's style head: run artsim_index")
+    code, out2, err = run_main(index_main, tiny['originals'], '--out', ix, '--model', tiny['model'], '--jobs', 1)
+    assert code == 0 and 'embedded 32 with the Siamese model (0 from the cache)' in out2, out2 + err
+    code, again, err = run_main(search_main, var, '--index', ix, '--by', 'siamese', '--aspect', 'composition', '-k', 2)
+    assert code == 0 and again.splitlines()[1:4] == out.splitlines()[1:4], again + err
 
 
 def test_resume_does_only_the_new_image_reports_bad_files_and_follows_a_moved_folder(tiny, tmp_path):
