@@ -194,7 +194,7 @@ def _ranked_text(name, found, ix, by) -> str:
     cols = ['combined'] + (['siamese'] if 'siamese' in found else [])
     cols += [by] if by not in cols else []
     ws = [max(8, len(c)) for c in cols]
-    head = f"  rank  " + '  '.join(f"{c:>{w}}" for c, w in zip(cols, ws)) + '  original'
+    head = "  rank  " + '  '.join(f"{c:>{w}}" for c, w in zip(cols, ws)) + '  original'
     rows = [f"  {r['rank']:>4}  " + '  '.join(f"{r[c]:{w}.3f}" for c, w in zip(cols, ws)) + f"  {r['original']}"
             for r in found.to_dict('records')]
     title = f"{name}: the {len(found)} most similar of {len(ix)} originals in {shown(ix.root)}, ranked by {by}"
