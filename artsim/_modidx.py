@@ -681,6 +681,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                   'artsim.reproduce.artsim_reproduce': ('pipeline/reproduce.html#artsim_reproduce', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_code': ('pipeline/reproduce.html#chapter_code', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_identity': ('pipeline/reproduce.html#chapter_identity', 'artsim/reproduce.py'),
+                                  'artsim.reproduce.chapter_plan': ('pipeline/reproduce.html#chapter_plan', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_warnings': ('pipeline/reproduce.html#chapter_warnings', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapters': ('pipeline/reproduce.html#chapters', 'artsim/reproduce.py'),
                                   'artsim.reproduce.check_config': ('pipeline/reproduce.html#check_config', 'artsim/reproduce.py'),

@@ -273,7 +273,9 @@ def format_plan(plan:AttrDict, device:str, rates:dict|None=None, run_dir=None, p
     estimated = '' if plan.how['exact'] else ' (the counts below follow from this estimate)'
     head = f"artsim_reproduce --plan: preset {preset}, device {device}, run directory {run_dir}"
     L = [f"{head} (nothing is run or written)", f"paintings: {plan.how['note']}{estimated}", f"times: {times}", '']
-    known = 0.
+    known, runs, may = 0., 0., 0.
+    status = plan.get('status') or {}   # `chapter_plan`'s, where the run directory holds finished chapters
+    if all(s == ('runs', ['not run before']) for s in status.values()): status = {}
     for ch, lines in chapter_lines(plan).items():
         secs, why, part = tm['chapters'][ch]
         known += secs or 0
@@ -281,10 +283,16 @@ def format_plan(plan:AttrDict, device:str, rates:dict|None=None, run_dir=None, p
         L += [f"{'':<15} {x}" for x in lines[1:]]
         measured = f"; the parts measured on this CPU: {_dur(part)}" if part else ''
         L.append(f"{'':<15} time: {_dur(secs)}" + (f" ({why}{measured})" if why else ''))
+        if ch in status:
+            st, because = status[ch]
+            L.append(f"{'':<15} " + ('done before: skipped' if st == 'done' else f"{st}: {'; '.join(because)}"))
+            runs += (secs or 0) * (st == 'runs'); may += (secs or 0) * (st == 'may run')
     missing = [ch for ch, (sec, *_) in tm['chapters'].items() if sec is None]
     total_time = ('not measured (no chapter has rates for this device)' if len(missing) == len(tm['chapters'])
                   else _dur(known) + (f" plus {', '.join(missing)} (not measured)" if missing else ''))
     L += ['', 'time, all chapters: ' + total_time]
+    if status: L.append(f"time of what runs: {_dur(runs)}" + (f"; {_dur(runs + may)} if the chapters that may run do"
+                                                             if may else ''))
     total = sum(b for b, _ in disk.values() if b)
     L.append(f"disk: {_bytes(total)}" + (' at least' if any(b is None for b, _ in disk.values()) else ''))
     L += [f"  {k:<30} {_bytes(b):>12}  {why}" for k, (b, why) in disk.items()]

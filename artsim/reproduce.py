@@ -15,10 +15,10 @@ from .numerics import pinned_env
 from .commands import CommandParser, UsageError, fail, parse_overrides
 
 # %% auto #0
-__all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config', 'prepare_run',
-           'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'ChapterFailed', 'is_export_hook',
-           'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'print_plan', 'parser',
-           'main']
+__all__ = ['PLAN_STATUS', 'REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config',
+           'prepare_run', 'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'chapter_plan',
+           'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra',
+           'artsim_reproduce', 'print_plan', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 def find_nbs(nbs=None) -> Path:
@@ -198,6 +198,33 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
     if gone := [f for f in sorted(rec) if f not in outputs or outputs[f][2] != rec[f][2]]:
         why.append('output changed or missing: ' + _listed(gone))
     return why
+
+# %% ../nbs/pipeline/reproduce.ipynb #442942ff
+PLAN_STATUS = ('runs', 'may run', 'done') # what `chapter_plan` says of a chapter
+
+def chapter_plan(run_dir, # the run directory
+                 chapters:list, # (name, stage, path) of the chosen chapters, in order (`prepare_run`'s)
+                 cfg:dict, # stage -> its resolved parameters
+                 force:bool=False, # `--force`: every chosen chapter runs
+                ) -> dict: # chapter -> (one of `PLAN_STATUS`, [reasons])
+    """What `artsim_reproduce` would do with each chapter now, from the run's records (`rerun_reasons`): run it, skip
+    it, or run it only if a chapter before it that runs writes other results than before."""
+    from artsim.stages import content_files, stage_input, stage_reads
+    run_dir, known, out, running = Path(run_dir), {}, {}, {}
+    for n, _, _ in chapters: known.update((_done(run_dir, n) or {}).get('outputs') or {})
+    for name, stage, path in chapters:
+        prev = _done(run_dir, name)
+        if force or prev is None:
+            out[name], running[stage] = ('runs', ['--force' if force else 'not run before']), name; continue
+        identity = chapter_identity(run_dir, stage, cfg[stage], chapter_code(path), known, cfg)
+        outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
+        why = rerun_reasons(prev, identity, outputs, name, stage_input(stage))
+        after = [running[s] for s in stage_reads(stage, cfg[stage]) if s in running]
+        if why: out[name] = ('runs', why)
+        elif after: out[name] = ('may run', [f"if {_listed(after)} write{'s' * (len(after) == 1)} other results"])
+        else: out[name] = ('done', []); continue
+        running[stage] = name
+    return out
 
 # %% ../nbs/pipeline/reproduce.ipynb #76966c91
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
@@ -418,8 +445,8 @@ def artsim_reproduce(
 
 # %% ../nbs/pipeline/reproduce.ipynb #96328164
 def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|None=None, param:list|None=None,
-               nbs=None, only:str|None=None, start:str|None=None, # as `artsim_reproduce` takes them
-               out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s)
+               nbs=None, only:str|None=None, start:str|None=None, force:bool=False, # as `artsim_reproduce` takes them
+               out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s), with `status` (`chapter_plan`'s)
     "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
     from artsim.plan import KNOWN_SOURCES, check_counts
     from artsim.estimates import format_plan
@@ -430,6 +457,7 @@ def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|N
         if 'does not exist' not in str(e) or cfg['data']['source'] not in KNOWN_SOURCES: raise
         check_config(cfg, [c for c in r.chapters if c[1] != 'data'])
     plan = check_counts(cfg, run_dir, r.chapters, missing_source_ok=False)
+    plan['status'] = chapter_plan(run_dir, r.chapters, cfg, force)
     print(format_plan(plan, cfg['data']['device'], rates, run_dir, preset), file=out or sys.stdout)
     return plan
 

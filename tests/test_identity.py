@@ -25,6 +25,13 @@ def _run(run, *args, timeout=900):
     return {w[0]: (w[1], w[4][1:-1] if w[1] == 'ran' else '') for w in lines}
 
 
+def _plan(run, *param) -> dict:
+    "What `artsim_reproduce --plan` says of each chapter of the tiny preset in `run`: chapter -> (status, reasons)."
+    import io
+    from artsim.reproduce import print_plan
+    return print_plan('tiny', str(run), param=list(param), out=io.StringIO())['status']
+
+
 def _content(run, stage) -> dict:
     return {f: d[2] for f, d in file_digests(run, content_files(run, [stage])).items()}
 
@@ -40,8 +47,13 @@ def test_a_run_copied_without_its_times_skips_every_chapter_and_execution_settin
 
 def test_a_result_bearing_change_redoes_its_chapter_and_those_that_read_what_changed(tiny_run, tmp_path):
     run = copy_run(tiny_run.path, tmp_path/'run')
+    plan = _plan(run, 'n_jobs=2', 'size=48')   # first what --plan foresees: 02 runs, what reads it may
+    assert plan[NAMES['descriptors']] == ('runs', ['parameters: size']) and plan[NAMES['finetune']] == ('done', []), plan
+    assert plan[NAMES['similarity']] == ('runs', ['parameters of descriptors: size']), plan   # its identity holds 02's
+    assert plan[NAMES['training']] == ('may run', [f"if {NAMES['siamese']} writes other results"]), plan   # reads 05 alone
     said = _run(run, '-p', 'n_jobs=2', '-p', 'size=48')
     ran = {c for c, (s, _) in said.items() if s == 'ran'}
+    assert ran == {c for c, (s, _) in plan.items() if s != 'done'}, (plan, said)   # each one that may run, did
     # 02 reads the images; 03 its features; 04 the paintings alone; 05 02's and 03's values; 06 05's data; 07 all
     assert ran == {NAMES[s] for s in ('descriptors', 'similarity', 'siamese', 'training', 'evaluation')}, said
     assert said[NAMES['descriptors']][1] == 'parameters: size', said
@@ -61,6 +73,9 @@ def test_a_changed_module_redoes_the_chapters_that_run_on_it(tiny_run, tmp_path)
         done = json.loads(f.read_text())
         if 'artsim.network' in done['identity']['library']: done['identity']['library']['artsim.network'] = 'another'
         f.write_text(json.dumps(done))
+    plan = _plan(run)
+    assert plan == {c: ('runs', ['code: artsim.network']) if c in (NAMES['training'], NAMES['evaluation']) else ('done', [])
+                    for c in NAMES.values()}, plan
     said = _run(run)
     assert {c for c, (s, _) in said.items() if s == 'ran'} == {NAMES['training'], NAMES['evaluation']}, said
     assert said[NAMES['training']][1] == said[NAMES['evaluation']][1] == 'code: artsim.network', said
