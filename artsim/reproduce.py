@@ -489,8 +489,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', dest='progress', action='store_false',
                    help="no progress bar (one is shown only on a terminal)")
     p.add_argument('--plan', action='store_true',
-                   help="print what the run will make, its time, disk and peak memory, and stop "
-                        "(nothing is run or written)")
+                   help="print what the run will make, its time, disk and peak memory, which chapters of the run "
+                        "directory are done and which will run, and why, and stop (nothing is run or written)")
     return p
 
 # %% ../nbs/pipeline/reproduce.ipynb #f43b6729
