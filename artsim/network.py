@@ -96,7 +96,7 @@ def fit_calibration(scores:np.ndarray, # a head's scores in [0, 1]
     width = np.diff(edges)
     A = np.clip((edges[1:][None] - s[:, None]) / width, 0, 1) * np.sqrt(w / w.sum())[:, None] # score = 1 - phi @ d
     b = (1 - y) * np.sqrt(w / w.sum())
-    res = minimize(lambda d: ((A @ d - b) ** 2).sum(), width * (1 - min_slope) + min_slope * width,
+    res = minimize(lambda d: ((A @ d - b) ** 2).sum(), width, # from the identity
                    jac=lambda d: 2 * A.T @ (A @ d - b), method='SLSQP', bounds=[(min_slope * x, 1) for x in width],
                    constraints=[dict(type='ineq', fun=lambda d: 1 - d.sum(), jac=lambda d: -np.ones_like(d))])
     d = np.clip(res.x, min_slope * width, None)

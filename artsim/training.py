@@ -246,7 +246,7 @@ def train_head(r:TrainingRecipe, d:SplitData, # the recipe, the training split
             if tape: tape.close(finished=False)
             raise
     if tape: tape.close()
-    if head.calibration is not None: calibrate_head(head.eval(), d, X, last, r.own_share)
+    if head.calibration is not None and last: calibrate_head(head.eval(), d, X, last, r.own_share) # 0 epochs: none
     return head.eval(), pd.DataFrame(history)
 
 # %% ../nbs/06_training.ipynb #5b2e0009
