@@ -15,10 +15,10 @@ from .numerics import pinned_env
 from .commands import CommandParser, UsageError, fail, parse_overrides
 
 # %% auto #0
-__all__ = ['PLAN_STATUS', 'REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config',
-           'prepare_run', 'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'chapter_plan',
-           'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra', 'check_extra',
-           'artsim_reproduce', 'print_plan', 'parser', 'main']
+__all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config', 'prepare_run',
+           'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'recorded_outputs', 'chapter_state',
+           'chapter_plan', 'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra',
+           'check_extra', 'artsim_reproduce', 'print_plan', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 def find_nbs(nbs=None) -> Path:
@@ -200,25 +200,34 @@ def rerun_reasons(prev:dict|None, # the chapter's record in .done/, None when it
     return why
 
 # %% ../nbs/pipeline/reproduce.ipynb #442942ff
-PLAN_STATUS = ('runs', 'may run', 'done') # what `chapter_plan` says of a chapter
+def recorded_outputs(run_dir:Path, chapters:list) -> dict: # artifact -> its recorded digest
+    "The artifacts the chapters' records in `.done/` list: unchanged files are not read again (`file_digests`)."
+    return {k: v for n, _, _ in chapters for k, v in ((_done(run_dir, n) or {}).get('outputs') or {}).items()}
+
+def chapter_state(run_dir:Path, name:str, stage:str, path, cfg:dict, # a chapter of the run, every stage's parameters
+                  known:dict, # artifact -> digest already read (`recorded_outputs`); takes the chapter's own
+                 ) -> tuple: # (`rerun_reasons`' list, the chapter's identity now, its outputs now, its record)
+    "Why the chapter must run now ([]: done), with what the answer was computed from."
+    from artsim.stages import content_files, stage_input
+    identity = chapter_identity(run_dir, stage, cfg[stage], chapter_code(path), known, cfg)
+    prev = _done(run_dir, name)
+    outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
+    return rerun_reasons(prev, identity, outputs, name, stage_input(stage)), identity, outputs, prev
 
 def chapter_plan(run_dir, # the run directory
                  chapters:list, # (name, stage, path) of the chosen chapters, in order (`prepare_run`'s)
                  cfg:dict, # stage -> its resolved parameters
                  force:bool=False, # `--force`: every chosen chapter runs
-                ) -> dict: # chapter -> (one of `PLAN_STATUS`, [reasons])
-    """What `artsim_reproduce` would do with each chapter now, from the run's records (`rerun_reasons`): run it, skip
+                ) -> dict: # chapter -> (status: 'runs', 'may run' or 'done'; [reasons])
+    """What `artsim_reproduce` would do with each chapter now, from the run's records (`chapter_state`): run it, skip
     it, or run it only if a chapter before it that runs writes other results than before."""
-    from artsim.stages import content_files, stage_input, stage_reads
-    run_dir, known, out, running = Path(run_dir), {}, {}, {}
-    for n, _, _ in chapters: known.update((_done(run_dir, n) or {}).get('outputs') or {})
+    from artsim.stages import stage_reads
+    run_dir, out, running = Path(run_dir), {}, {}
+    known = recorded_outputs(run_dir, chapters)
     for name, stage, path in chapters:
-        prev = _done(run_dir, name)
-        if force or prev is None:
+        if force or _done(run_dir, name) is None:   # nothing to compare (and a source not downloaded yet is fine)
             out[name], running[stage] = ('runs', ['--force' if force else 'not run before']), name; continue
-        identity = chapter_identity(run_dir, stage, cfg[stage], chapter_code(path), known, cfg)
-        outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
-        why = rerun_reasons(prev, identity, outputs, name, stage_input(stage))
+        why = chapter_state(run_dir, name, stage, path, cfg, known)[0]
         after = [running[s] for s in stage_reads(stage, cfg[stage]) if s in running]
         if why: out[name] = ('runs', why)
         elif after: out[name] = ('may run', [f"if {_listed(after)} write{'s' * (len(after) == 1)} other results"])
@@ -390,7 +399,7 @@ def artsim_reproduce(
     out=None,             # where the per-chapter lines go (default: stdout)
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
-    from artsim.stages import content_files, stage_input
+    from artsim.stages import content_files
     # the plan imports the chapters' modules (PyTorch, fastai): loaded here, so that --help answers at once
     from artsim.plan import check_counts
     out = out or sys.stdout
@@ -410,14 +419,11 @@ def artsim_reproduce(
     w = max(len(c[0]) for c in chs) if chs else 0
     bar = progress and sys.stderr.isatty()
     say(f"artsim_reproduce: preset {preset}, {len(chs)} chapter{'s' * (len(chs) != 1)} -> {run_dir}")
-    rows, t_all, known = [], time.time(), {}
-    for n, _, _ in all_chs: known.update((_done(run_dir, n) or {}).get('outputs') or {})   # unchanged: not read again
+    rows, t_all, known = [], time.time(), recorded_outputs(run_dir, all_chs)   # unchanged files: not read again
     for name, stage, path in chs:
         params, done = cfg[stage], run_dir/'.done'/f'{name}.json'
-        identity = chapter_identity(run_dir, stage, params, chapter_code(path), known, cfg)
-        prev = _done(run_dir, name)
-        outputs = file_digests(run_dir, content_files(run_dir, [stage]), known); known.update(outputs)
-        why = ['--force'] if force else rerun_reasons(prev, identity, outputs, name, stage_input(stage))
+        why, identity, outputs, prev = chapter_state(run_dir, name, stage, path, cfg, known)
+        why = ['--force'] if force else why
         if not why:
             # moved or copied: the files' new modification times, so that the next check reads none of them again
             if outputs != prev.get('outputs'): save_json({**prev, 'outputs': outputs}, done)

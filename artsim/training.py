@@ -195,12 +195,13 @@ def calibrate_head(head:SiameseHead, d:SplitData, # a trained head with a `Score
     every batch weighs as much, and within it own and other pairs as the MSE term takes them."""
     scores, teacher, weights = [], [], []
     with torch.no_grad():
+        Z = head.embed_inputs(X)   # every painting and variant once; the batches index into it
+        paintings, variants_ = Z[:d.n_paintings], Z[d.n_paintings:]
         for variants, gallery, T in batches:
-            Z = head.embed_inputs(X[np.concatenate([gallery, d.n_paintings + variants])])
             own = np.asarray(gallery)[None, :] == d.truth[variants][:, None]
             w = (np.where(own, own_share / max(1, own.sum()), (1 - own_share) / max(1, (~own).sum()))
                  if own_share is not None else np.full(own.shape, 1 / own.size))
-            scores.append(head.score_map(Z[len(gallery):] @ Z[:len(gallery)].T).double().numpy().ravel())
+            scores.append(head.score_map(variants_[variants] @ paintings[gallery].T).double().numpy().ravel())
             teacher.append(np.asarray(T, np.float64).ravel()); weights.append(w.ravel())
     head.calibration.set(*fit_calibration(np.concatenate(scores), np.concatenate(teacher), np.concatenate(weights),
                                           len(head.calibration.edges) - 1))
