@@ -11,8 +11,8 @@ from .descriptors import l2_normalise
 from .backbone import Backbone
 
 # %% auto #0
-__all__ = ['gray_image', 'ssim_matrix', 'ssim_similarity', 'perceptual_hash', 'hash_similarity', 'resnet_measure',
-           'resnet_cosine_matrix']
+__all__ = ['SSIM_WINDOW', 'SSIM_K1', 'SSIM_K2', 'gray_image', 'ssim_matrix', 'ssim_similarity', 'perceptual_hash',
+           'hash_similarity', 'resnet_measure', 'resnet_cosine_matrix']
 
 # %% ../nbs/pipeline/baselines.ipynb #4a410492
 def gray_image(src, # path, bytes, PIL image or uint8 array
@@ -22,21 +22,46 @@ def gray_image(src, # path, bytes, PIL image or uint8 array
     return working_image(src, size) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 # %% ../nbs/pipeline/baselines.ipynb #f690cb0f
+SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03 # scikit-image's defaults for `structural_similarity`
+
+def _ssim_stats(g:np.ndarray, # float32 (n, S, S) grayscale images
+               ) -> tuple: # (local means, local means of the squares), each (n, S, S)
+    from scipy.ndimage import uniform_filter
+    box = dict(size=SSIM_WINDOW, axes=(1, 2))
+    return uniform_filter(g, **box), uniform_filter(g * g, **box)
+
 def ssim_matrix(A:list, B:list, # images: paths, bytes, PIL images or uint8 arrays
                 size:int=128, # side of the grayscale images compared (at least 7)
                 progress:bool=False, # a progress bar over the rows
+                chunk:int=256, # images of `B` compared with one of `A` at once: memory is about 40 x chunk x size²
                ) -> np.ndarray: # (len(A), len(B)) SSIM in [-1, 1]
-    "SSIM (scikit-image, 7 x 7 windows) of every image of `A` against every image of `B`, each image loaded once."
-    from skimage.metrics import structural_similarity
-    if size < 7: raise ValueError(f'SSIM needs images of at least 7 x 7 pixels, got size={size}')
-    ga, gb = [gray_image(a, size) for a in A], [gray_image(b, size) for b in B]
+    """SSIM of every image of `A` against every image of `B`, each image loaded once: scikit-image's
+    `structural_similarity` (7 x 7 windows, data range 1), its arithmetic step for step in float32, with each
+    image's local means and squares filtered once instead of once per pair."""
+    from scipy.ndimage import uniform_filter
+    if size < SSIM_WINDOW: raise ValueError(f'SSIM needs images of at least 7 x 7 pixels, got size={size}')
+    stack = lambda X: np.stack([gray_image(x, size) for x in X]) if len(X) else np.zeros((0, size, size), np.float32)
+    ga, gb = stack(A), stack(B)
+    (ua, uaa), (ub, ubb) = _ssim_stats(ga), _ssim_stats(gb)
+    np_ = SSIM_WINDOW ** 2
+    cov_norm, C1, C2, pad = np_ / (np_ - 1), SSIM_K1 ** 2, SSIM_K2 ** 2, (SSIM_WINDOW - 1) // 2
     out = np.empty((len(ga), len(gb)))
     rows = range(len(ga))
     if progress:
         from tqdm.auto import tqdm
         rows = tqdm(rows, desc='SSIM', unit='image')
     for i in rows:
-        for j, y in enumerate(gb): out[i, j] = structural_similarity(ga[i], y, data_range=1.0)
+        x, ux, uxx = ga[i], ua[i], uaa[i]
+        vx = cov_norm * (uxx - ux * ux)
+        for j0 in range(0, len(gb), chunk):
+            y, uy, uyy = gb[j0:j0 + chunk], ub[j0:j0 + chunk], ubb[j0:j0 + chunk]
+            uxy = uniform_filter(x * y, size=SSIM_WINDOW, axes=(1, 2))
+            vy = cov_norm * (uyy - uy * uy)
+            vxy = cov_norm * (uxy - ux * uy)
+            A1, A2, B1, B2 = 2 * ux * uy + C1, 2 * vxy + C2, ux ** 2 + uy ** 2 + C1, vx + vy + C2
+            S = (A1 * A2) / (B1 * B2)
+            # each map's mean as scikit-image takes it: a cropped view of one contiguous map
+            out[i, j0:j0 + len(y)] = [s[pad:-pad, pad:-pad].mean(dtype=np.float64) for s in S]
     return out
 
 # %% ../nbs/pipeline/baselines.ipynb #d82c4fd7
