@@ -26,6 +26,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                  'artsim.backbone.resnet50_body': ('pipeline/backbone.html#resnet50_body', 'artsim/backbone.py'),
                                  'artsim.backbone.resnet50_state_dict': ( 'pipeline/backbone.html#resnet50_state_dict',
                                                                           'artsim/backbone.py'),
+                                 'artsim.backbone.slow_conv': ('pipeline/backbone.html#slow_conv', 'artsim/backbone.py'),
+                                 'artsim.backbone.sub_batches': ('pipeline/backbone.html#sub_batches', 'artsim/backbone.py'),
                                  'artsim.backbone.weights_file': ('pipeline/backbone.html#weights_file', 'artsim/backbone.py'),
                                  'artsim.backbone.weights_info': ('pipeline/backbone.html#weights_info', 'artsim/backbone.py')},
             'artsim.baselines': { 'artsim.baselines._ssim_stats': ('pipeline/baselines.html#_ssim_stats', 'artsim/baselines.py'),

@@ -18,10 +18,11 @@ from .runs import Run, file_sha256
 from .modelfile import GENRE_KIND, ModelFileError, card_kind, current_spelling, load_model, sniff
 
 # %% auto #0
-__all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_MODEL', 'STAGE_CHANNELS', 'WeightsUnavailable', 'imagenet_weights_file',
-           'imagenet_state_dict', 'resnet50_state_dict', 'read_state_dict', 'load_resnet50_weights', 'weights_file',
-           'resnet50', 'resnet50_body', 'weights_info', 'input_image', 'normalise', 'as_pooling', 'feature_dim',
-           'input_dims', 'pooled_features', 'infer', 'Backbone']
+__all__ = ['WEIGHTS', 'IMAGENET_STATS', 'GENRE_MODEL', 'STAGE_CHANNELS', 'SLOW_CONV_BATCH', 'WeightsUnavailable',
+           'imagenet_weights_file', 'imagenet_state_dict', 'resnet50_state_dict', 'read_state_dict',
+           'load_resnet50_weights', 'weights_file', 'resnet50', 'resnet50_body', 'weights_info', 'input_image',
+           'normalise', 'as_pooling', 'feature_dim', 'input_dims', 'pooled_features', 'slow_conv', 'sub_batches',
+           'infer', 'Backbone']
 
 # %% ../nbs/pipeline/backbone.ipynb #8661d261
 WEIGHTS = ('imagenet', 'random', 'genre') # named starting weights; any other value is the path of a state-dict file
@@ -231,6 +232,21 @@ def pooled_features(body:nn.Sequential, # a `resnet50_body`
         if i > 3 and i - 3 in pooling: out.append(F.adaptive_avg_pool2d(x, pooling[i - 3]).flatten(1))
     return torch.cat(out, 1) if len(out) > 1 else out[0]
 
+# %% ../nbs/pipeline/backbone.ipynb #1612b878
+SLOW_CONV_BATCH = 4 # the fewest images PyTorch's CPU convolution without oneDNN computes one by one
+
+def slow_conv(device='cpu') -> bool:
+    "Whether PyTorch convolves on `device` by im2col and GEMM: the CPU with oneDNN and NNPACK off (portable numerics)."
+    return (torch.device(device).type == 'cpu' and not torch.backends.mkldnn.enabled
+            and not torch._C._get_nnpack_enabled())
+
+def sub_batches(x:torch.Tensor, # a batch
+                n:int=SLOW_CONV_BATCH, # images per sub-batch
+               ) -> list: # views of `x`: batches of `n`, the last of n to 2n - 1; `x` whole when shorter than 2n
+    "`x` cut into batches of `n` images, none shorter than `n` unless `x` is."
+    cuts = [*range(0, n * max(1, len(x) // n), n), len(x)]
+    return [x[a:b] for a, b in zip(cuts, cuts[1:])]
+
 # %% ../nbs/pipeline/backbone.ipynb #6a7dce45
 def infer(fn:Callable, # normalised (N, 3, S, S) input -> (N, ...) output
           batches:Iterable, # uint8 or [0, 1] float image batches (N, 3, S, S)
@@ -239,17 +255,19 @@ def infer(fn:Callable, # normalised (N, 3, S, S) input -> (N, ...) output
           channels_last:bool|None=None, # channels-last inputs; None: on CUDA
           fp16:bool|None=None, # fp16 autocast; None: on CUDA (never on the CPU)
           dim:int|None=None, # the output width, for an empty result
+          per_image:bool=False, # `fn` computes each image alone (no layer mixes a batch): see `sub_batches`
          ) -> torch.Tensor: # float32 rows on the CPU
     "`fn` over `batches` of images, normalised, without gradients."
     device = torch.device(device)
     cuda = device.type == 'cuda'
     cl = cuda if channels_last is None else channels_last
+    split = per_image and cl and slow_conv(device)
     out = []
     with torch.inference_mode(), torch.autocast('cuda', dtype=torch.float16, enabled=cuda and fp16 is not False):
         for x in batches:
             x = normalise(x.to(device), stats)
             if cl: x = x.contiguous(memory_format=torch.channels_last)
-            out.append(fn(x).float().cpu())
+            out += [fn(part).float().cpu() for part in (sub_batches(x) if split else [x])]
     return torch.cat(out) if out else torch.zeros(0, dim or 0)
 
 # %% ../nbs/pipeline/backbone.ipynb #4633a51d
@@ -276,7 +294,7 @@ class Backbone:
                 ) -> torch.Tensor: # float32 (n, dim) on the CPU
         "Pooled features of image batches."
         return infer(lambda x: pooled_features(self.body, x, self.pooling), batches, self.stats, self.device,
-                     self.channels_last, dim=self.dim)
+                     self.channels_last, dim=self.dim, per_image=True)
 
     def __call__(self, images:list, # paths, bytes, PIL images or uint8 arrays
                  progress:bool=False) -> np.ndarray: # float32 (len(images), dim)

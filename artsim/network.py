@@ -317,7 +317,7 @@ def features(self:SiameseSimilarity, images, # a list of images: paths, bytes, P
         starts = tqdm(starts, desc='embedding', unit='batch')
     batches = (torch.stack([input_image(s, self.size) for s in images[i:i + self.batch_size]]) for i in starts)
     return infer(self.model.features, batches, self.card['normalisation'], self.device, channels_last=True,
-                 dim=self.card['architecture']['feature_dim'])
+                 dim=self.card['architecture']['feature_dim'], per_image=True)
 
 # %% ../nbs/pipeline/network.ipynb #cfff27c9
 @patch

@@ -268,7 +268,7 @@ def encode_images(body:nn.Module, # a `resnet50_body`, in eval mode
     body = body.to(memory_format=torch.channels_last)
     batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
     return infer(lambda x: pooled_features(body, x, pooling), batches, stats, device, channels_last=True,
-                 dim=feature_dim(pooling))
+                 dim=feature_dim(pooling), per_image=True)
 
 # %% ../nbs/05_siamese.ipynb #5a1e0025
 def read_images(run:Run, paths, size:int) -> torch.Tensor: # uint8 (N, 3, size, size)
