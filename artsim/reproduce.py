@@ -399,13 +399,14 @@ def artsim_reproduce(
     out=None,             # where the per-chapter lines go (default: stdout)
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
-    from artsim.stages import content_files
-    # the plan imports the chapters' modules (PyTorch, fastai): loaded here, so that --help answers at once
-    from artsim.plan import check_counts
     out = out or sys.stdout
     def say(*a, end='\n'): print(*a, end=end, file=out, flush=True)
-    # everything that can be checked, before anything is written or started
+    # everything that can be checked, before anything is written or started; first what needs no chapter's module
     r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
+    # the stages and the plan import the chapters' modules (PyTorch, fastai): loaded here, so that --help and a
+    # misspelt option or parameter answer at once
+    from artsim.stages import content_files
+    from artsim.plan import check_counts
     all_chs, chs, overrides, run_dir, cfg = r.all_chapters, r.chapters, r.overrides, r.run_dir, r.cfg
     check_config(cfg, chs)
     check_counts(cfg, run_dir, chs)
@@ -454,9 +455,9 @@ def print_plan(preset:str='demo', run_dir=None, seed:int|None=None, device:str|N
                nbs=None, only:str|None=None, start:str|None=None, force:bool=False, # as `artsim_reproduce` takes them
                out=None, rates=None, **_) -> AttrDict: # the plan (`plan_run`'s), with `status` (`chapter_plan`'s)
     "`artsim_reproduce --plan`: resolve and check the run as the runner does, plan it, print it; nothing is written."
+    r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)   # first what needs no chapter's module
     from artsim.plan import KNOWN_SOURCES, check_counts
     from artsim.estimates import format_plan
-    r = prepare_run(preset, run_dir, seed, device, param, only, start, nbs)
     cfg, run_dir = r.cfg, r.run_dir
     try: check_config(cfg, r.chapters)
     except UsageError as e:   # a source not downloaded yet is what a plan is for

@@ -2,10 +2,11 @@
 against the same batches run in `sub_batches` of four, side by side in one run, the features checked equal to the last
 bit.
 
-    python -m artsim.numerics -- python benchmarks/bench_encoder.py [--n 128] [--size 128] [--batch 64] [--repeats 3]
+    python benchmarks/bench_encoder.py [--n 128] [--size 128] [--batch 64] [--repeats 3]
 
-Run it under the pin (`python -m artsim.numerics --`, as the chapters run): oneDNN and NNPACK off, PyTorch's threads
-as a portable run has them. The body is randomly initialised (the weights do not change the work), in channels-last
+It pins PyTorch as a portable chapter does (`artsim.numerics.pin_torch`: oneDNN and NNPACK off, the pin's two
+threads); `python -m artsim.numerics -- python benchmarks/bench_encoder.py` adds the pin's MKL and OpenBLAS switches,
+as `artsim_reproduce` starts the chapters. The body is randomly initialised (the weights do not change the work), in channels-last
 format, pooled as chapter 05 pools it. Medians of `--repeats` runs; printed and written to
 benchmarks/results/encoder.json.
 """
@@ -26,7 +27,7 @@ def main(argv=None):
     ap.add_argument('--batch', type=int, default=64); ap.add_argument('--repeats', type=int, default=3)
     a = ap.parse_args(argv)
     pin_torch()
-    if not slow_conv(): raise SystemExit('oneDNN or NNPACK is on: run this under `python -m artsim.numerics --`')
+    assert slow_conv(), 'pin_torch left oneDNN or NNPACK on'
     genres = list(DEMO_GENRES)
     images = torch.stack([input_image(demo_painting(genres[i % len(genres)], i, a.size), a.size) for i in range(a.n)])
     body = resnet50_body('random', seed=0).eval()
