@@ -240,6 +240,7 @@ def slow_conv(device='cpu') -> bool:
     return (torch.device(device).type == 'cpu' and not torch.backends.mkldnn.enabled
             and not torch._C._get_nnpack_enabled())
 
+# %% ../nbs/pipeline/backbone.ipynb #09fae59f
 def sub_batches(x:torch.Tensor, # a batch
                 n:int=SLOW_CONV_BATCH, # images per sub-batch
                ) -> list: # views of `x`: batches of `n`, the last of n to 2n - 1; `x` whole when shorter than 2n

@@ -30,6 +30,7 @@ def _ssim_stats(g:np.ndarray, # float32 (n, S, S) grayscale images
     box = dict(size=SSIM_WINDOW, axes=(1, 2))
     return uniform_filter(g, **box), uniform_filter(g * g, **box)
 
+# %% ../nbs/pipeline/baselines.ipynb #a5f9050f
 def ssim_matrix(A:list, B:list, # images: paths, bytes, PIL images or uint8 arrays
                 size:int=128, # side of the grayscale images compared (at least 7)
                 progress:bool=False, # a progress bar over the rows
