@@ -30,7 +30,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                  'artsim.backbone.sub_batches': ('pipeline/backbone.html#sub_batches', 'artsim/backbone.py'),
                                  'artsim.backbone.weights_file': ('pipeline/backbone.html#weights_file', 'artsim/backbone.py'),
                                  'artsim.backbone.weights_info': ('pipeline/backbone.html#weights_info', 'artsim/backbone.py')},
-            'artsim.baselines': { 'artsim.baselines._ssim_stats': ('pipeline/baselines.html#_ssim_stats', 'artsim/baselines.py'),
+            'artsim.baselines': { 'artsim.baselines._box_mean': ('pipeline/baselines.html#_box_mean', 'artsim/baselines.py'),
                                   'artsim.baselines.gray_image': ('pipeline/baselines.html#gray_image', 'artsim/baselines.py'),
                                   'artsim.baselines.hash_similarity': ('pipeline/baselines.html#hash_similarity', 'artsim/baselines.py'),
                                   'artsim.baselines.perceptual_hash': ('pipeline/baselines.html#perceptual_hash', 'artsim/baselines.py'),

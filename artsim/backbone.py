@@ -233,7 +233,7 @@ def pooled_features(body:nn.Sequential, # a `resnet50_body`
     return torch.cat(out, 1) if len(out) > 1 else out[0]
 
 # %% ../nbs/pipeline/backbone.ipynb #1612b878
-SLOW_CONV_BATCH = 4 # the fewest images PyTorch's CPU convolution without oneDNN computes one by one
+SLOW_CONV_BATCH = 4 # from this batch size on, the CPU convolution without oneDNN gives each image the same bits
 
 def slow_conv(device='cpu') -> bool:
     "Whether PyTorch convolves on `device` by im2col and GEMM: the CPU with oneDNN and NNPACK off (portable numerics)."

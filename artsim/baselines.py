@@ -24,11 +24,10 @@ def gray_image(src, # path, bytes, PIL image or uint8 array
 # %% ../nbs/pipeline/baselines.ipynb #f690cb0f
 SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03 # scikit-image's defaults for `structural_similarity`
 
-def _ssim_stats(g:np.ndarray, # float32 (n, S, S) grayscale images
-               ) -> tuple: # (local means, local means of the squares), each (n, S, S)
+def _box_mean(g:np.ndarray, # float32 (n, S, S) maps
+             ) -> np.ndarray: # (n, S, S): each map's mean over the SSIM window around each pixel
     from scipy.ndimage import uniform_filter
-    box = dict(size=SSIM_WINDOW, axes=(1, 2))
-    return uniform_filter(g, **box), uniform_filter(g * g, **box)
+    return uniform_filter(g, size=SSIM_WINDOW, axes=(1, 2))
 
 # %% ../nbs/pipeline/baselines.ipynb #a5f9050f
 def ssim_matrix(A:list, B:list, # images: paths, bytes, PIL images or uint8 arrays
@@ -39,11 +38,10 @@ def ssim_matrix(A:list, B:list, # images: paths, bytes, PIL images or uint8 arra
     """SSIM of every image of `A` against every image of `B`, each image loaded once: scikit-image's
     `structural_similarity` (7 x 7 windows, data range 1), its arithmetic step for step in float32, with each
     image's local means and squares filtered once instead of once per pair."""
-    from scipy.ndimage import uniform_filter
     if size < SSIM_WINDOW: raise ValueError(f'SSIM needs images of at least 7 x 7 pixels, got size={size}')
     stack = lambda X: np.stack([gray_image(x, size) for x in X]) if len(X) else np.zeros((0, size, size), np.float32)
     ga, gb = stack(A), stack(B)
-    (ua, uaa), (ub, ubb) = _ssim_stats(ga), _ssim_stats(gb)
+    ua, uaa, ub, ubb = _box_mean(ga), _box_mean(ga * ga), _box_mean(gb), _box_mean(gb * gb)
     np_ = SSIM_WINDOW ** 2
     cov_norm, C1, C2, pad = np_ / (np_ - 1), SSIM_K1 ** 2, SSIM_K2 ** 2, (SSIM_WINDOW - 1) // 2
     out = np.empty((len(ga), len(gb)))
@@ -56,7 +54,7 @@ def ssim_matrix(A:list, B:list, # images: paths, bytes, PIL images or uint8 arra
         vx = cov_norm * (uxx - ux * ux)
         for j0 in range(0, len(gb), chunk):
             y, uy, uyy = gb[j0:j0 + chunk], ub[j0:j0 + chunk], ubb[j0:j0 + chunk]
-            uxy = uniform_filter(x * y, size=SSIM_WINDOW, axes=(1, 2))
+            uxy = _box_mean(x * y)
             vy = cov_norm * (uyy - uy * uy)
             vxy = cov_norm * (uxy - ux * uy)
             A1, A2, B1, B2 = 2 * ux * uy + C1, 2 * vxy + C2, ux ** 2 + uy ** 2 + C1, vx + vy + C2

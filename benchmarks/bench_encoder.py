@@ -6,14 +6,14 @@ bit.
 
 It pins PyTorch as a portable chapter does (`artsim.numerics.pin_torch`: oneDNN and NNPACK off, the pin's two
 threads); `python -m artsim.numerics -- python benchmarks/bench_encoder.py` adds the pin's MKL and OpenBLAS switches,
-as `artsim_reproduce` starts the chapters. The body is randomly initialised (the weights do not change the work), in channels-last
-format, pooled as chapter 05 pools it. Medians of `--repeats` runs; printed and written to
+as `artsim_reproduce` starts the chapters. The body is randomly initialised (the weights do not change the work), in
+channels-last format, pooled as chapter 05 pools it. Medians of `--repeats` runs; printed and written to
 benchmarks/results/encoder.json.
 """
 import argparse, json, statistics, time
 from pathlib import Path
 import torch
-from artsim.backbone import IMAGENET_STATS, input_image, resnet50_body, slow_conv
+from artsim.backbone import IMAGENET_STATS, feature_dim, infer, input_image, pooled_features, resnet50_body, slow_conv
 from artsim.numerics import pin_torch
 from artsim.painter import DEMO_GENRES, demo_painting
 from artsim.siamese import encode_images
@@ -30,13 +30,12 @@ def main(argv=None):
     assert slow_conv(), 'pin_torch left oneDNN or NNPACK on'
     genres = list(DEMO_GENRES)
     images = torch.stack([input_image(demo_painting(genres[i % len(genres)], i, a.size), a.size) for i in range(a.n)])
-    body = resnet50_body('random', seed=0).eval()
-    import artsim.backbone as bb
-    def encode(split:bool): # `infer` asks `slow_conv` whether to cut a batch: told no, it runs each batch whole
-        real, bb.slow_conv = bb.slow_conv, lambda device='cpu': split
-        try: return encode_images(body, images, POOLING, IMAGENET_STATS, a.batch)
-        finally: bb.slow_conv = real
-    unsplit, split = (lambda: encode(False)), (lambda: encode(True))
+    body = resnet50_body('random', seed=0).eval().to(memory_format=torch.channels_last)
+    batches = lambda: (images[i:i + a.batch] for i in range(0, a.n, a.batch))
+    # before: `infer` running each batch whole; now: chapter 05's `encode_images`, which asks for sub-batches
+    unsplit = lambda: infer(lambda x: pooled_features(body, x, POOLING), batches(), IMAGENET_STATS,
+                            channels_last=True, dim=feature_dim(POOLING))
+    split = lambda: encode_images(body, images, POOLING, IMAGENET_STATS, a.batch)
     times = {'whole': [], 'sub-batches': []}
     for _ in range(a.repeats):
         for name, fn in (('whole', unsplit), ('sub-batches', split)):
