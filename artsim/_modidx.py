@@ -683,6 +683,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                   'artsim.reproduce._stage_of': ('pipeline/reproduce.html#_stage_of', 'artsim/reproduce.py'),
                                   'artsim.reproduce.artsim_reproduce': ('pipeline/reproduce.html#artsim_reproduce', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_code': ('pipeline/reproduce.html#chapter_code', 'artsim/reproduce.py'),
+                                  'artsim.reproduce.chapter_engine': ('pipeline/reproduce.html#chapter_engine', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_identity': ('pipeline/reproduce.html#chapter_identity', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_plan': ('pipeline/reproduce.html#chapter_plan', 'artsim/reproduce.py'),
                                   'artsim.reproduce.chapter_state': ('pipeline/reproduce.html#chapter_state', 'artsim/reproduce.py'),

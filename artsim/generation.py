@@ -172,8 +172,8 @@ def load_refiner(model_id:str=REFINER_ID, model_dir=None, revision:str|None=None
                  local_files_only:bool=False):
     "The img2img pipeline ready on `device`, and the revision it came from; `WeightsMissing` before any work if absent"
     import torch
+    path, rev = refiner_files(model_id, model_dir, revision, variant, local_files_only)  # before diffusers' slow import
     from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline
-    path, rev = refiner_files(model_id, model_dir, revision, variant, local_files_only)
     dt = resolve_dtype(dtype, device)
     try: from diffusers.utils.deprecation_utils import _resolve_dtype; dkw = 'dtype'  # diffusers renamed torch_dtype
     except ImportError: dkw = 'torch_dtype'

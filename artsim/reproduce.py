@@ -15,10 +15,10 @@ from .numerics import pinned_env
 from .commands import CommandParser, UsageError, fail, parse_overrides
 
 # %% auto #0
-__all__ = ['REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config', 'prepare_run',
-           'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'recorded_outputs', 'chapter_state',
-           'chapter_plan', 'ChapterFailed', 'is_export_hook', 'run_chapter', 'chapter_warnings', 'MissingExtra',
-           'check_extra', 'artsim_reproduce', 'print_plan', 'parser', 'main']
+__all__ = ['SAVE_EVERY', 'REPRODUCE_NEEDS', 'find_nbs', 'chapters', 'select_chapters', 'resolve_config', 'check_config',
+           'prepare_run', 'chapter_code', 'library_digests', 'chapter_identity', 'rerun_reasons', 'recorded_outputs',
+           'chapter_state', 'chapter_plan', 'ChapterFailed', 'is_export_hook', 'chapter_engine', 'run_chapter',
+           'chapter_warnings', 'MissingExtra', 'check_extra', 'artsim_reproduce', 'print_plan', 'parser', 'main']
 
 # %% ../nbs/pipeline/reproduce.ipynb #fb067902
 def find_nbs(nbs=None) -> Path:
@@ -329,8 +329,52 @@ def _runnable(path:Path) -> Path:
     f.write_text(json.dumps(nb), encoding='utf-8')
     return f
 
+# %% ../nbs/pipeline/reproduce.ipynb #0ca099fd
+SAVE_EVERY = 5.0 # seconds between writes of a running chapter's notebook (0: each cell's start and end, as papermill)
+
+@functools.cache
+def chapter_engine(save_every:float=SAVE_EVERY, # seconds between writes while the chapter runs
+                  ) -> str: # the name to give papermill's `execute_notebook` as `engine_name`
+    "papermill's nbclient engine, under a name of its own, writing the running notebook every `save_every` seconds."
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class Manager(NotebookExecutionManager):
+        write_next = False
+        def save(self, **kwargs):
+            if self.write_next or (self.now() - self.last_save_time).total_seconds() >= save_every:
+                self.write_next = False
+                super().save(**kwargs)
+        def _at_once(self, step, *args, **kwargs):
+            self.write_next = True
+            step(*args, **kwargs)
+        def notebook_start(self, **kwargs): self._at_once(super().notebook_start, **kwargs)
+        def cell_exception(self, cell, cell_index=None, **kwargs):
+            self._at_once(super().cell_exception, cell, cell_index, **kwargs)
+        def notebook_complete(self, **kwargs): self._at_once(super().notebook_complete, **kwargs)
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, **kwargs):
+            # papermill's `Engine.execute_notebook`, with the manager above
+            nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                             autosave_cell_every=autosave_cell_every)
+            nb_man.notebook_start()
+            try: cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    name = f'artsim-every-{save_every:g}s'
+    papermill_engines.register(name, Engine)
+    Engine.Manager = Manager
+    return name
+
 # %% ../nbs/pipeline/reproduce.ipynb #13f1965c
-def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:bool=False):
+def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:bool=False,
+                save_every:float=SAVE_EVERY, # seconds between writes of `out` while it runs (`chapter_engine`)
+               ):
     "Run the notebook `path` with papermill into `out` with `params`, details into `log`; `ChapterFailed` if it raises."
     import papermill as pm
     from traitlets.config import Config
@@ -348,7 +392,7 @@ def run_chapter(path:Path, out:Path, params:dict, log:Path, cwd=None, progress:b
         try:
             pm.execute_notebook(str(_runnable(path)), str(out), parameters=params, kernel_name='python3',
                                 progress_bar=bar, config=config, cwd=str(cwd or Path.cwd()), log_output=True,
-                                report_mode=False)
+                                report_mode=False, engine_name=chapter_engine(save_every))
         except pm.PapermillExecutionError as e:
             tb = _ANSI.sub('', '\n'.join(e.traceback or [])) or f"{e.ename}: {e.evalue}"
             logger.error("chapter %s failed in cell [%s]:\n%s", path.stem, e.exec_count, tb)
@@ -397,6 +441,7 @@ def artsim_reproduce(
     nbs:str=None,         # the chapters' folder (default: the clone's nbs/, else the chapters shipped in the package)
     progress:bool=True,   # a progress bar over the running chapter's cells, on a terminal
     out=None,             # where the per-chapter lines go (default: stdout)
+    save_every:float=SAVE_EVERY, # seconds between writes of a running chapter's notebook (`chapter_engine`)
 ) -> list:                # (chapter, status, seconds) per chapter
     "Run artsim's chapters in order with papermill, for a preset, into a run directory."
     out = out or sys.stdout
@@ -434,7 +479,7 @@ def artsim_reproduce(
         t0, log = time.time(), run_dir/'logs'/f'{name}.log'
         done.unlink(missing_ok=True)   # until it ends: redone with --force, it is not done
         for f in interrupted_writes(run_dir): shutil.rmtree(f) if f.is_dir() else f.unlink()   # what a kill left
-        try: run_chapter(path, run_dir/'notebooks'/path.name, params, log, progress=bar)
+        try: run_chapter(path, run_dir/'notebooks'/path.name, params, log, progress=bar, save_every=save_every)
         except (ChapterFailed, KeyboardInterrupt) as e:
             dt, status = time.time() - t0, 'FAILED' if isinstance(e, ChapterFailed) else 'STOPPED'
             say(('' if not bar else f"  {name:<{w}}  ") + f"{status:<7}  {dt:6.1f} s  ({'; '.join(why)})")
