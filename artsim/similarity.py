@@ -11,7 +11,6 @@ from importlib import resources
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from scipy import stats
 from tqdm.auto import tqdm
 from .data import image_list, load_image
 from .families import FAMILIES, HANDMADE, describe
@@ -302,6 +301,7 @@ def strength_correlations(scores:pd.DataFrame, # `score_pairs` output
                           columns:list|None=None, # the similarity columns; None: the raw families and `combined`
                          ) -> pd.DataFrame: # per column: Spearman rho and p-value over the positive pairs
     "Spearman correlation of similarity columns with strength, over the positive pairs."
+    from scipy import stats   # here: `import artsim` does not wait for scipy.stats
     pos = scores[scores.kind == 'positive']
     cols = columns or [c for c in list(FAMILIES) + ['combined'] if c in pos]
     rows = [dict(zip(('rho', 'p'), stats.spearmanr(pos.strength, pos[c]))) for c in cols]
