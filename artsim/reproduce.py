@@ -353,11 +353,12 @@ def chapter_engine(save_every:float=SAVE_EVERY, # seconds between writes while t
         def notebook_complete(self, **kwargs): self._at_once(super().notebook_complete, **kwargs)
 
     class Engine(NBClientEngine):
+        manager = Manager
         @classmethod
         def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
                              autosave_cell_every=30, **kwargs):
             # papermill's `Engine.execute_notebook`, with the manager above
-            nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+            nb_man = cls.manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
                              autosave_cell_every=autosave_cell_every)
             nb_man.notebook_start()
             try: cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
@@ -368,7 +369,6 @@ def chapter_engine(save_every:float=SAVE_EVERY, # seconds between writes while t
 
     name = f'artsim-every-{save_every:g}s'
     papermill_engines.register(name, Engine)
-    Engine.Manager = Manager
     return name
 
 # %% ../nbs/pipeline/reproduce.ipynb #13f1965c

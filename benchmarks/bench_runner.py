@@ -9,7 +9,7 @@ It first makes a tiny run of every chapter in a temporary folder (about two minu
 `--force`, each way in turn, `--repeats` times. Medians of the chapters' seconds as the runner reports them; printed and
 written to benchmarks/results/runner.json.
 """
-import argparse, io, json, statistics, tempfile
+import argparse, io, json, shutil, statistics, tempfile
 from pathlib import Path
 from artsim.reproduce import SAVE_EVERY, artsim_reproduce
 
@@ -26,24 +26,27 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--chapters', default='00,03,06'); ap.add_argument('--repeats', type=int, default=3)
     a = ap.parse_args(argv)
-    run = Path(tempfile.mkdtemp(prefix='bench-runner-'))/'run'
-    artsim_reproduce('tiny', str(run), progress=False, out=io.StringIO())
-    ways = {'every cell': 0, f'every {SAVE_EVERY:g} s': SAVE_EVERY}
-    times, seen = {w: [] for w in ways}, {}
-    for _ in range(a.repeats):
-        for way, every in ways.items():
-            said = artsim_reproduce('tiny', str(run), only=a.chapters, force=True, progress=False, out=io.StringIO(),
-                                    save_every=every)
-            assert all(s == 'ran' for _, s, _ in said), said
-            times[way].append(sum(t for _, _, t in said))
-            got = {n: cells(run/'notebooks'/f'{n}.ipynb') for n, _, _ in said}
-            assert seen.setdefault('cells', got) == got, 'the executed chapters differ'
+    tmp = Path(tempfile.mkdtemp(prefix='bench-runner-'))
+    run, ways, first = tmp/'run', {'every cell': 0, f'every {SAVE_EVERY:g} s': SAVE_EVERY}, None
+    times = {w: [] for w in ways}
+    try:
+        artsim_reproduce('tiny', str(run), progress=False, out=io.StringIO())
+        for _ in range(a.repeats):
+            for way, every in ways.items():
+                said = artsim_reproduce('tiny', str(run), only=a.chapters, force=True, progress=False,
+                                        out=io.StringIO(), save_every=every)
+                assert all(s == 'ran' for _, s, _ in said), said
+                times[way].append(sum(t for _, _, t in said))
+                got = {n: cells(run/'notebooks'/f'{n}.ipynb') for n, _, _ in said}
+                first = first or got
+                assert got == first, 'the executed chapters differ'
+    finally: shutil.rmtree(tmp, ignore_errors=True)
     med = {w: statistics.median(v) for w, v in times.items()}
     (old, new), names = med.values(), list(med)
-    res = dict(chapters=a.chapters, repeats=a.repeats, save_every=SAVE_EVERY, seconds={w: v for w, v in times.items()},
+    res = dict(chapters=a.chapters, repeats=a.repeats, save_every=SAVE_EVERY, seconds=times,
                median_every_cell_s=old, median_throttled_s=new, ratio=old / new, same_cells=True)
-    print(f"tiny chapters {a.chapters}, medians of {a.repeats}: written {names[0]} {old:.1f} s, {names[1]} {new:.1f} s, "
-          f"{old / new:.2f}x; the executed chapters' cells and outputs are the same")
+    print(f"tiny chapters {a.chapters}, medians of {a.repeats}: written {names[0]} {old:.1f} s, "
+          f"{names[1]} {new:.1f} s, {old / new:.2f}x; the executed chapters' cells and outputs are the same")
     out = Path(__file__).parent/'results'/'runner.json'
     out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=1) + '\n')
 
