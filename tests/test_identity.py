@@ -4,12 +4,9 @@ the chapters that read what it wrote differently, each saying why; a moved sourc
 declarations behind it are checked against the chapters themselves: a chapter run with other values of its
 `EXECUTION_ONLY` parameters, or with only the artifacts of the stages it declares it `READS`, writes the same content."""
 import json, os, shutil, subprocess
-from pathlib import Path
-import pytest
 
 from artsim.reproduce import chapters
-from artsim.runs import STAGES, file_digests
-from artsim.stages import content_files, stage_reads, execution_only, _declared
+from artsim.stages import execution_only
 from conftest import ROOT, EXE, copy_run, user_env
 from test_reproduce import _my_paintings
 
@@ -30,10 +27,6 @@ def _plan(run, *param) -> dict:
     import io
     from artsim.reproduce import print_plan
     return print_plan('tiny', str(run), param=list(param), out=io.StringIO())['status']
-
-
-def _content(run, stage) -> dict:
-    return {f: d[2] for f, d in file_digests(run, content_files(run, [stage])).items()}
 
 
 def test_a_run_copied_without_its_times_skips_every_chapter_and_execution_settings_redo_nothing(tiny_run, tmp_path):
@@ -93,27 +86,6 @@ def test_01s_input_is_its_prompts_a_bank_moved_is_the_same_an_edited_prompt_is_n
     bank.write_text(yaml.safe_dump(rows, sort_keys=False))
     said = _run(run, '-p', f'prompt_bank={bank}', '--only', '01')
     assert said == {NAMES['generation']: ('ran', 'input: the prompts')}, said
-
-@pytest.mark.parametrize('stage, settings', [('descriptors', ['n_jobs=1', 'chunk_size=3']), ('finetune', ['num_workers=1']),
-                                             ('training', [])])   # 05 and 07 read every stage before them
-def test_a_chapter_writes_the_same_content_from_what_it_declares_it_reads(tiny_run, tmp_path, stage, settings):
-    """The chapter run again with other values of its execution-only settings, in a copy of the shared run that holds only
-    the artifacts of the stages it `READS` (their reports removed too): its content artifacts are the shared run's, byte
-    for byte (JSON and timed tables without their wall-clock fields), and the chapters after it stay done."""
-    run = copy_run(tiny_run.path, tmp_path/'run')
-    p = {**json.loads(json.dumps(__import__('yaml').safe_load((run/'config.yaml').read_text())['stages'][stage]))}
-    keep = set(stage_reads(stage, p))
-    gone = [f for f in content_files(run, [s for s in STAGES if s not in keep])] + \
-           [r for s in keep for r in _declared(s, 'REPORTS') if (run/r).exists()]
-    for f in gone: (run/f).unlink()
-    assert gone
-    said = _run(run, '--only', NAMES[stage], '--force', '-p', 'n_jobs=2', *[a for s in settings for a in ('-p', s)])
-    assert said[NAMES[stage]] == ('ran', '--force'), said
-    assert _content(run, stage) == _content(tiny_run.path, stage)
-    for f in gone: shutil.copy2(tiny_run.path/f, run/f)   # the rest of the run back: the chapters after it are still done
-    after = _run(run, '-p', 'n_jobs=2')
-    assert all(s == 'skipped' for s, _ in after.values()), after
-
 
 def test_a_moved_source_folder_redoes_at_most_chapter_00(tmp_path):
     "`mv` keeps the files' times: nothing to redo. A copy with new times: 00 reads it again, writes the same, 01 stays done."
