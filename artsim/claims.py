@@ -10,9 +10,9 @@ from .runs import Run, STAGES, project_root, resolve_run_dir
 
 # %% auto #0
 __all__ = ['SPREAD', 'TRAINED', 'WAYS', 'TEST_CLAIMS', 'TIME_SAYS', 'UNPINNED_TOLERANCE', 'README_ASPECTS', 'VERDICTS',
-           'pipe_table', 'how_computed', 'stated_spread', 'compare_tables', 'student_problems', 'stated_seconds',
-           'run_seconds', 'calibration_problems', 'demo_calibration_check', 'aspect_line_problems', 'aspect_problems',
-           'check_claims', 'main']
+           'LAYOUT_SAYS', 'pipe_table', 'how_computed', 'stated_spread', 'compare_tables', 'student_problems',
+           'stated_seconds', 'run_seconds', 'calibration_problems', 'demo_calibration_check', 'aspect_line_problems',
+           'aspect_problems', 'layout_problems', 'check_claims', 'main']
 
 # %% ../nbs/pipeline/claims.ipynb #92cee8fa
 def _cells(line:str) -> list: return [c.strip() for c in line.strip().strip('|').split('|')]   # a table line's
@@ -227,6 +227,31 @@ def aspect_problems(readme:str, report:str, # the README's text; the run's repor
     stated = [l.strip() for l in lines[start:end] if l.strip().startswith('|')]
     return aspect_line_problems(stated, made, trained, other)[:3], len(made)
 
+# %% ../nbs/pipeline/claims.ipynb #18fecae1
+LAYOUT_SAYS = 'Chapter 06 chose the ' # how the README's sentences on the layout weights start (`layout_sentences`)
+
+def _chosen(sentence:str) -> tuple: # (the sentence up to its bold weight, the weight, the candidates' words)
+    m = re.match(r'(.*?)\*\*(-?\d+(?:\.\d+)?)\*\*(.*?) on the ', sentence)
+    return (m.group(1), float(m.group(2)), m.group(3)) if m else (sentence, None, None)
+
+def layout_problems(readme:str, training:dict, # the README's text; the run's metrics/training.json
+                    trained:float=0., # how far the chosen weight may be from the README's (`stated_spread`)
+                   ) -> tuple: # (one line per difference, the number of sentences compared)
+    """Where the README's sentences on chapter 06's layout weights differ from what the run chose
+    (`artsim.docs.layout_sentences`): word for word when `trained` is 0, else the same head and candidates with
+    the chosen weight within `trained`."""
+    from artsim.docs import layout_sentences
+    made = layout_sentences(training)
+    stated = [l.strip() for l in readme.split('\n') if l.strip().startswith(LAYOUT_SAYS)]
+    if len(stated) != len(made): return [f'the README says {len(stated)} layout weights, the run chose {len(made)}'], 0
+    out = []
+    for a, b in zip(stated, made):
+        if a == b: continue
+        (ha, wa, ca), (hb, wb, cb) = _chosen(a), _chosen(b)
+        if not trained or wa is None or (ha, ca) != (hb, cb) or abs(wa - wb) > trained + 1e-9:
+            out.append(f'README {a!r}, run {b!r}')
+    return out, len(made)
+
 # %% ../nbs/pipeline/claims.ipynb #b5e227c9
 def check_claims(run_dir='runs/demo', # the demo run to check (relative: against the project root)
                  readme=None, # the README (default: the project's README.md)
@@ -247,6 +272,9 @@ def check_claims(run_dir='runs/demo', # the demo run to check (relative: against
     out.append(('student and teacher', not bad, bad or [f'{len(checked)} claims hold']))
     bad, n = aspect_problems(text, run.require('report.md').read_text(encoding='utf-8'), trained, other)
     out.append(('aspect tables', not bad, bad or [f'{n} table lines, {how}']))
+    bad, n = layout_problems(text, run.read_json('metrics/training.json'), trained)
+    out.append(('layout weight', not bad, bad or [f"{n} of chapter 06's choices, "
+                                                   + ('word for word' if not trained else f'within ±{trained:.2f}')]))
     took, said = run_seconds(run), stated_seconds(text)
     out.append(("demo's time", took <= slack * said,
                 [f'{took:.0f} s of chapters; the README says {said:.0f} s, so at most {slack * said:.0f} s'

@@ -15,7 +15,8 @@ from .site import write_site, settle_anchors
 # %% auto #0
 __all__ = ['ASPECT_SECTION', 'checkout_root', 'run_preset', 'find_runs', 'doc_url', 'source_url', 'repo_links', 'docs_pages',
            'results_notebook', 'run_overview', 'stage_results', 'first_table', 'headline_table', 'report_section',
-           'aspect_section', 'readme_markdown', 'write_readme', 'build_preview', 'main']
+           'aspect_section', 'layout_sentences', 'layout_section', 'readme_markdown', 'write_readme', 'build_preview',
+           'main']
 
 # %% ../nbs/pipeline/docs.ipynb #ab108c57
 def checkout_root(path=None) -> Path:
@@ -264,6 +265,44 @@ def aspect_section(root=None) -> str:
         return ("No aspect tests yet: the evaluation chapter (07) writes them into `runs/demo/report.md`, and "
                 "`make readme` after `make demo` puts them here.")
     return body + '\n' 
+
+# %% ../nbs/pipeline/docs.ipynb #a7729f71
+def _w(x:float) -> str: return f'{x:g}'   # a layout weight as the candidates are written: 0, 0.5, 0.95
+
+def _listed(xs:list) -> str: return ', '.join(xs[:-1]) + f' and {xs[-1]}' if len(xs) > 1 else ''.join(xs)
+
+_SPLIT_NAMES = dict(valid='validation', test='test', train='training')
+
+def layout_sentences(training:dict, # a run's metrics/training.json (chapter 06)
+                    ) -> list[str]: # a sentence per aspect head that chose a layout weight
+    "Which layout weight chapter 06 chose for each aspect head, of which candidates and why, in the run's numbers."
+    out = []
+    split = _SPLIT_NAMES.get(training.get('validate_on', 'valid'), training.get('validate_on'))
+    for a, c in (training.get('aspect_layout') or {}).items():
+        rows = c.get('candidates') or []
+        if not rows: continue
+        twin, pick = c['twin'], next(r for r in rows if r['weight'] == c['chosen'])
+        weights = _listed([_w(r['weight']) for r in rows])
+        head = (f"Chapter 06 chose the {a} head's layout weight **{_w(c['chosen'])}** of the candidates {weights} on "
+                f"the twins of the {split} split's {c['twins']} paintings")
+        if pick['margin'] <= 0:
+            out.append(f"{head}: with none of them did the head's Spearman with the {a} teacher stay ahead of its "
+                       "Spearman with the other aspects' teachers, so the first candidate stays.")
+            continue
+        tied = [_w(r['weight']) for r in rows if r is not pick and r['margin'] > 0 and r[twin] == pick[twin]]
+        out.append(f"{head}: of the weights whose head agreed more with the {a} teacher than with the other aspects' "
+                   f"(Spearman), its head ranked the {twin} twin first most often, for {pick[twin]:.2f} of the "
+                   f"paintings (Spearman margin {pick['margin']:.2f})"
+                   + (f"; {_listed(tied)} did as well, and the first such weight is kept." if tied else '.'))
+    return out
+
+def layout_section(root=None) -> str:
+    "The layout weights the latest demo run's chapter 06 chose (`layout_sentences`), or a line saying there are none."
+    root = Path(root or checkout_root())
+    runs = find_runs(root, preset='demo', need='metrics/training.json')
+    said = layout_sentences(json.loads((runs[0]/'metrics'/'training.json').read_text(encoding='utf-8'))) if runs else []
+    if not said: return "No layout weight yet: chapter 06 chooses it, and `make readme` after `make demo` puts it here."
+    return '\n\n'.join(said) + '\n'
 
 # %% ../nbs/pipeline/docs.ipynb #f10fe1f4
 def readme_markdown(root=None) -> str:
