@@ -1,0 +1,116 @@
+"""The README's commands that read the demo run, run as a user types them, and what they print held to what the README
+shows: "A scale of your own" (artsim_calibrate on 18 photos, artsim_compare of two photos on the shipped scale and on
+theirs) and "The dataset, exported" (artsim_export's line). Each runs in a folder of its own that holds the demo run as
+runs/demo, so nothing is written into the clone. The network's numbers may move within the README's spread for rows
+from training, as the tables do (artsim.claims.stated_spread, for how the run computed); every other number, and every
+word, is the README's, but for the seconds a command took and the size of files holding the network's scores."""
+import os, re, subprocess
+from pathlib import Path
+import pytest
+import yaml
+
+from artsim.claims import how_computed, pipe_table, stated_spread
+from test_reproduce import ROOT
+
+pytestmark = pytest.mark.claims   # the demo run's model and minutes of work: make check-claims runs it after make demo
+
+README = (ROOT/'README.md').read_text(encoding='utf-8')
+RUN = ROOT/os.environ.get('ARTSIM_CLAIMS_RUN', 'runs/demo')   # make check-claims sets it to its CLAIMS_RUN
+NUMBER = re.compile(r'-?\d+(?:\.\d+)?')
+SECONDS = re.compile(r'\(\d+(?:\.\d+)? s\)$')   # how long a command took, at the end of its line
+LEARNED = ('siamese', "network's")   # from here on a line's numbers are the network's
+
+
+def section(heading:str) -> str:
+    "The README's lines from the heading to the next heading of its level or above (a `#` in a code block is none)."
+    lines, level, out, fenced = README.split('\n'), len(heading.split()[0]), None, False
+    for l in lines:
+        fenced ^= l.startswith('```')
+        if out is None:
+            if l == heading: out = [l]
+            continue
+        if not fenced and re.match(r'#{1,%d} ' % level, l): break
+        out.append(l)
+    assert out, f'the README has no {heading!r}'
+    return '\n'.join(out)
+
+
+def blocks(text:str, lang:str) -> list:
+    "The fenced code blocks of `text` with this info string ('' for a command's output)."
+    return [b for l, b in re.findall(r'^```(\w*)\n(.*?)^```$', text, re.S | re.M) if l == lang]
+
+
+@pytest.fixture(scope='module')
+def trained() -> float:
+    "How far the network's numbers may stray from the README's, for how the demo run computed."
+    if not (RUN/'report.md').is_file(): pytest.fail(f'no demo run in {RUN}: make demo first (or set ARTSIM_CLAIMS_RUN)')
+    numerics = yaml.safe_load((RUN/'config.yaml').read_text())['numerics']
+    return stated_spread(README)[how_computed(numerics)][0]
+
+
+def in_a_folder_with_the_demo_run(tmp_path:Path, commands:str) -> str:
+    "Run the README's commands with bash from a folder holding the demo run as runs/demo and .venv; their stdout."
+    (tmp_path/'runs').mkdir()
+    (tmp_path/'runs'/'demo').symlink_to(RUN.resolve())
+    (tmp_path/'.venv').symlink_to(ROOT/'.venv')
+    bin_ = str(ROOT/'.venv'/'bin')
+    env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'ARTSIM_RUNS')}
+    env |= dict(PATH=f"{bin_}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(ROOT/'.venv'))   # `source .venv/bin/activate`
+    r = subprocess.run(['bash', '-eo', 'pipefail', '-c', commands], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def differences(stated:str, made:str, trained:float) -> list:
+    """Where a README line differs from the printed one: its words, a number, or one of the network's numbers (after
+    'siamese' or "network's") by more than `trained`."""
+    split = lambda s: (NUMBER.split(s), [float(x) for x in NUMBER.findall(s)])
+    (wa, na), (wb, nb) = split(stated), split(made)
+    if wa != wb or len(na) != len(nb): return [f'README {stated!r}, printed {made!r}']
+    out, learned = [], False
+    for words, x, y in zip(wa, na, nb):
+        learned = learned or any(w in words.lower() for w in LEARNED)
+        if abs(x - y) > (trained if learned else 0.) + 1e-9:
+            out.append(f'README {stated!r}, printed {made!r}: {x:g} against {y:g}')
+    return out
+
+
+def compare_blocks(out:str) -> list:
+    "Each artsim_compare's rows as measure -> calibrated value, and its verdict line, in the order printed."
+    found = []
+    for part in out.split('A: ')[1:]:
+        lines = part.splitlines()
+        rows = {m.group(1): m.group(2) for l in lines if (m := re.match(r'  (\S+)\s+(-?\d\.\d\d)  ', l))}
+        found.append((rows, lines[-1]))
+    return found
+
+
+def test_a_scale_of_your_own_prints_what_the_readme_shows(tmp_path, trained):
+    text = section('### A scale of your own')
+    out = in_a_folder_with_the_demo_run(tmp_path, blocks(text, 'sh')[0])
+    shown = blocks(text, '')[0].strip().splitlines()
+    printed = out.splitlines()[:len(shown)]
+    bad = [d for a, b in zip(shown, printed) for d in differences(SECONDS.sub('', a), SECONDS.sub('', b), trained)]
+    assert not bad, bad
+    shipped, photos = compare_blocks(out)
+    table = pipe_table(text, '| measure')
+    assert set(table) - {'last line'} <= set(shipped[0]), (table, shipped[0])
+    for measure, cells in table.items():
+        for cell, (rows, last) in zip(cells, (shipped, photos)):
+            if measure == 'last line': bad += differences(cell, last.split('): ')[0] + ')', trained)
+            else: bad += differences(f'{measure} {NUMBER.search(cell).group()}', f'{measure} {rows[measure]}', trained)
+    assert not bad, bad
+
+
+def test_the_export_prints_what_the_readme_shows(tmp_path, trained):
+    text = section('## The dataset, exported')
+    out = in_a_folder_with_the_demo_run(tmp_path, blocks(text, 'sh')[0])
+    shown = blocks(text, '')[0].strip()
+    line = next(l for l in out.splitlines() if l.startswith('artsim_export: '))
+    # the shards hold the network's scores: their size may move with them; the rest word for word
+    size = re.compile(r'(\d+(?:\.\d+)?) MB')
+    words = lambda s: size.sub('MB', SECONDS.sub('', s))
+    assert differences(words(shown), words(line), 0.) == [], (shown, line)
+    a, b = (float(size.search(s).group(1)) for s in (shown, line))
+    assert abs(a - b) <= (0.2 if trained else 0.), (shown, line)   # 0.1 MB is the printed digit
