@@ -1,6 +1,7 @@
 """The README's commands that read the demo run, run as a user types them, and what they print held to what the README
-shows: "A scale of your own" (artsim_calibrate on 18 photos, artsim_compare of two photos on the shipped scale and on
-theirs) and "The dataset, exported" (artsim_export's line). Each runs in a folder of its own that holds the demo run as
+shows: "From the command line" (artsim_compare, artsim_index and artsim_search on the demo's images), "A scale of your
+own" (artsim_calibrate on 18 photos, artsim_compare of two photos on the shipped scale and on theirs) and "The dataset,
+exported" (artsim_export's line). Each runs in a folder of its own that holds the demo run as
 runs/demo, so nothing is written into the clone. The network's numbers may move within the README's spread for rows
 from training, as the tables do (artsim.claims.stated_spread, for how the run computed); every other number, and every
 word, is the README's, but for the seconds a command took and the size of files holding the network's scores."""
@@ -50,9 +51,10 @@ def trained() -> float:
 
 def in_a_folder_with_the_demo_run(tmp_path:Path, commands:str) -> str:
     "Run the README's commands with bash from a folder holding the demo run as runs/demo and .venv; their stdout."
-    (tmp_path/'runs').mkdir()
-    (tmp_path/'runs'/'demo').symlink_to(RUN.resolve())
-    (tmp_path/'.venv').symlink_to(ROOT/'.venv')
+    if not (tmp_path/'runs').exists():
+        (tmp_path/'runs').mkdir()
+        (tmp_path/'runs'/'demo').symlink_to(RUN.resolve())
+        (tmp_path/'.venv').symlink_to(ROOT/'.venv')
     bin_ = str(ROOT/'.venv'/'bin')
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'ARTSIM_RUNS')}
     env |= dict(PATH=f"{bin_}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(ROOT/'.venv'))   # `source .venv/bin/activate`
@@ -114,3 +116,22 @@ def test_the_export_prints_what_the_readme_shows(tmp_path, trained):
     assert differences(words(shown), words(line), 0.) == [], (shown, line)
     a, b = (float(size.search(s).group(1)) for s in (shown, line))
     assert abs(a - b) <= (0.2 if trained else 0.), (shown, line)   # 0.1 MB is the printed digit
+
+
+def transcripts(text:str) -> list:
+    "(commands, what the README shows they print): each `sh` block of `text` with the output block right after it."
+    parts = re.findall(r'^```(\w*)\n(.*?)^```$\n*', text, re.S | re.M)
+    return [(a, b) for (la, a), (lb, b) in zip(parts, parts[1:]) if la == 'sh' and lb == '']
+
+
+def test_the_command_line_section_prints_what_the_readme_shows(tmp_path, trained):
+    "Compare, index and search, in the README's order: every line as shown, but for the seconds a command took."
+    shown = transcripts(section('## From the command line').split('\n### ')[0])   # not its subsections
+    assert len(shown) == 3, shown
+    bad = []
+    for commands, said in shown:
+        out = in_a_folder_with_the_demo_run(tmp_path, commands).splitlines()
+        said = said.strip().splitlines()
+        if len(out) != len(said): bad.append(f'{commands.splitlines()[0]}: {len(out)} lines printed, {len(said)} shown')
+        bad += [d for a, b in zip(said, out) for d in differences(SECONDS.sub('', a), SECONDS.sub('', b), trained)]
+    assert not bad, bad
