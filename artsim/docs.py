@@ -297,10 +297,11 @@ def layout_sentences(training:dict, # a run's metrics/training.json (chapter 06)
     return out
 
 def layout_section(root=None) -> str:
-    "The layout weights the latest demo run's chapter 06 chose (`layout_sentences`), or a line saying there are none."
+    "The layout weights chapter 06 chose in the run `aspect_section` shows (`layout_sentences`), or a line saying none."
     root = Path(root or checkout_root())
-    runs = find_runs(root, preset='demo', need='metrics/training.json')
-    said = layout_sentences(json.loads((runs[0]/'metrics'/'training.json').read_text(encoding='utf-8'))) if runs else []
+    runs = find_runs(root, preset='demo', need='report.md')   # the run whose tables the README shows
+    f = runs[0]/'metrics'/'training.json' if runs else None
+    said = layout_sentences(json.loads(f.read_text(encoding='utf-8'))) if f and f.is_file() else []
     if not said: return "No layout weight yet: chapter 06 chooses it, and `make readme` after `make demo` puts it here."
     return '\n\n'.join(said) + '\n'
 
