@@ -1,10 +1,11 @@
-"""The README's commands that read the demo run, run as a user types them, and what they print held to what the README
-shows: "From the command line" (artsim_compare, artsim_index and artsim_search on the demo's images), "A scale of your
-own" (artsim_calibrate on 18 photos, artsim_compare of two photos on the shipped scale and on theirs) and "The dataset,
-exported" (artsim_export's line). Each runs in a folder of its own that holds the demo run as
-runs/demo, so nothing is written into the clone. The network's numbers may move within the README's spread for rows
-from training, as the tables do (artsim.claims.stated_spread, for how the run computed); every other number, and every
-word, is the README's, but for the seconds a command took and the size of files holding the network's scores."""
+"""The README's commands, run as a user types them, and what they print held to what the README shows: "What it costs,
+before paying for it" (`--plan` of the full preset and of a thesis-sized run), "From the command line" (artsim_compare,
+artsim_index and artsim_search on the demo's images), "A scale of your own" (artsim_calibrate on 18 photos,
+artsim_compare of two photos on the shipped scale and on theirs) and "The dataset, exported" (artsim_export's line).
+Each runs in a folder of its own that holds the demo run as runs/demo, so nothing is written into the clone. The
+network's numbers may move within the README's spread for rows from training, as the tables do
+(artsim.claims.stated_spread, for how the run computed); every other number, and every word, is the README's, but for
+the seconds a command took and the size of files holding the network's scores."""
 import os, re, subprocess
 from pathlib import Path
 import pytest
@@ -135,3 +136,18 @@ def test_the_command_line_section_prints_what_the_readme_shows(tmp_path, trained
         if len(out) != len(said): bad.append(f'{commands.splitlines()[0]}: {len(out)} lines printed, {len(said)} shown')
         bad += [d for a, b in zip(said, out) for d in differences(SECONDS.sub('', a), SECONDS.sub('', b), trained)]
     assert not bad, bad
+
+
+def test_the_full_presets_plans_print_what_the_readme_shows(tmp_path):
+    "`--plan` of the full preset and of a thesis-sized run, before the download: every line as shown (nothing is run)."
+    import torch   # here, not when make test collects this module and leaves it out
+    if torch.cuda.is_available(): pytest.skip('the README shows the plans of a machine without a CUDA GPU')
+    shown = [(c, o) for c, o in transcripts(section('### What it costs, before paying for it')) if '...' not in o]
+    assert [c.split('--run-dir ')[1].split()[0] for c, _ in shown] == ['/data/runs/full', '/data/runs/thesis200'], shown
+    bad = []
+    for commands, said in shown:
+        out = in_a_folder_with_the_demo_run(tmp_path, commands).splitlines()
+        said = said.strip().splitlines()
+        if out != said: bad += [f'README {a!r}, printed {b!r}' for a, b in zip(said, out) if a != b] or \
+                               [f'{len(out)} lines printed, {len(said)} shown']
+    assert not bad, bad[:5]
