@@ -268,11 +268,12 @@ def check_claims(run_dir='runs/demo', # the demo run to check (relative: against
     bad = compare_tables(pipe_table(text, '| measure'), made, trained, other)
     how = 'digit for digit' if trained == other == 0 else f'trained rows within ±{trained:.2f}, the others ±{other:.2f}'
     out.append(('headline table', not bad, bad or [f'{len(made)} rows, {how} (the run computed {way})']))
-    checked, bad = student_problems(run.read_json('metrics/training.json'), run.read_json('metrics/eval.json'))
+    training = run.read_json('metrics/training.json')
+    checked, bad = student_problems(training, run.read_json('metrics/eval.json'))
     out.append(('student and teacher', not bad, bad or [f'{len(checked)} claims hold']))
     bad, n = aspect_problems(text, run.require('report.md').read_text(encoding='utf-8'), trained, other)
     out.append(('aspect tables', not bad, bad or [f'{n} table lines, {how}']))
-    bad, n = layout_problems(text, run.read_json('metrics/training.json'), trained)
+    bad, n = layout_problems(text, training, trained)
     out.append(('layout weight', not bad, bad or [f"{n} of chapter 06's choices, "
                                                    + ('word for word' if not trained else f'within ±{trained:.2f}')]))
     took, said = run_seconds(run), stated_seconds(text)

@@ -12,9 +12,8 @@ identity)."""
 import json, os, re, shutil, signal, subprocess, sys, time, uuid
 from pathlib import Path
 import pytest
-import yaml
 
-from artsim.runs import STAGES, artifact_stage, interrupted_writes
+from artsim.runs import STAGES, Run, artifact_stage, interrupted_writes
 from artsim.stages import content_files, stage_reads, _declared
 from conftest import ROOT, EXE, copy_run, user_env
 from runfiles import differ
@@ -70,9 +69,7 @@ def test_a_stopped_chapter_reruns_to_what_an_uninterrupted_run_wrote(tiny_run, t
                   if f.is_file() and artifact_stage(f.relative_to(run).as_posix()) == stage)
     assert made, f'the tiny run has no artifacts of {stage}'
     undo(run, name, stage)
-    # the stage's parameters as a chapter reads them (JSON's keys: pooling's stages as strings)
-    params = json.loads(json.dumps(yaml.safe_load((run/'config.yaml').read_text())['stages'][stage]))
-    keep = set(stage_reads(stage, params))
+    keep = set(stage_reads(stage, Run(run).params(stage)))
     gone = [f for f in content_files(run, [s for s in STAGES if s not in keep])] + \
            [r for s in keep for r in _declared(s, 'REPORTS') if (run/r).exists()]
     for f in gone: (run/f).unlink()

@@ -9,9 +9,11 @@ the seconds a command took and the size of files holding the network's scores.""
 import os, re, subprocess
 from pathlib import Path
 import pytest
-import yaml
 
 from artsim.claims import how_computed, pipe_table, stated_spread
+from artsim.docs import report_section
+from artsim.runs import Run
+from conftest import user_env
 from test_reproduce import ROOT
 
 pytestmark = pytest.mark.claims   # the demo run's model and minutes of work: make check-claims runs it after make demo
@@ -24,17 +26,10 @@ LEARNED = ('siamese', "network's")   # from here on a line's numbers are the net
 
 
 def section(heading:str) -> str:
-    "The README's lines from the heading to the next heading of its level or above (a `#` in a code block is none)."
-    lines, level, out, fenced = README.split('\n'), len(heading.split()[0]), None, False
-    for l in lines:
-        fenced ^= l.startswith('```')
-        if out is None:
-            if l == heading: out = [l]
-            continue
-        if not fenced and re.match(r'#{1,%d} ' % level, l): break
-        out.append(l)
-    assert out, f'the README has no {heading!r}'
-    return '\n'.join(out)
+    "The README's text under `heading`, up to its next `## ` heading."
+    body = report_section(README, heading)
+    assert body is not None, f'the README has no {heading!r}'
+    return body
 
 
 def blocks(text:str, lang:str) -> list:
@@ -46,8 +41,7 @@ def blocks(text:str, lang:str) -> list:
 def trained() -> float:
     "How far the network's numbers may stray from the README's, for how the demo run computed."
     if not (RUN/'report.md').is_file(): pytest.fail(f'no demo run in {RUN}: make demo first (or set ARTSIM_CLAIMS_RUN)')
-    numerics = yaml.safe_load((RUN/'config.yaml').read_text())['numerics']
-    return stated_spread(README)[how_computed(numerics)][0]
+    return stated_spread(README)[how_computed(Run(RUN).config['numerics'])][0]
 
 
 def in_a_folder_with_the_demo_run(tmp_path:Path, commands:str) -> str:
@@ -56,9 +50,8 @@ def in_a_folder_with_the_demo_run(tmp_path:Path, commands:str) -> str:
         (tmp_path/'runs').mkdir()
         (tmp_path/'runs'/'demo').symlink_to(RUN.resolve())
         (tmp_path/'.venv').symlink_to(ROOT/'.venv')
-    bin_ = str(ROOT/'.venv'/'bin')
-    env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'ARTSIM_RUNS')}
-    env |= dict(PATH=f"{bin_}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(ROOT/'.venv'))   # `source .venv/bin/activate`
+    venv = ROOT/'.venv'   # as `source .venv/bin/activate` leaves the shell
+    env = user_env(PATH=f"{venv/'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(venv))
     r = subprocess.run(['bash', '-eo', 'pipefail', '-c', commands], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -127,7 +120,7 @@ def transcripts(text:str) -> list:
 
 def test_the_command_line_section_prints_what_the_readme_shows(tmp_path, trained):
     "Compare, index and search, in the README's order: every line as shown, but for the seconds a command took."
-    shown = transcripts(section('## From the command line').split('\n### ')[0])   # not its subsections
+    shown = transcripts(section('## From the command line').split('\n### ')[0])   # not its subsection
     assert len(shown) == 3, shown
     bad = []
     for commands, said in shown:
