@@ -1,5 +1,6 @@
 """The README's commands, run as a user types them, and what they print held to what the README shows: "What it costs,
-before paying for it" (`--plan` of the full preset and of a thesis-sized run), "From the command line" (artsim_compare,
+before paying for it" (`--plan` of the full preset, of a thesis-sized run, of the demo before and after `make demo`),
+"Your own paintings" (`--plan` of a folder too small for the batch size), "From the command line" (artsim_compare,
 artsim_index and artsim_search on the demo's images), "A scale of your own" (artsim_calibrate on 18 photos,
 artsim_compare of two photos on the shipped scale and on theirs) and "The dataset, exported" (artsim_export's line).
 Each runs in a folder of its own that holds the demo run as runs/demo, so nothing is written into the clone. The
@@ -44,16 +45,21 @@ def trained() -> float:
     return stated_spread(README)[how_computed(Run(RUN).config['numerics'])][0]
 
 
+def as_typed(folder:Path, commands:str) -> subprocess.CompletedProcess:
+    "Run the README's commands with bash from `folder`, with the clone's .venv there and on PATH, as a user's shell."
+    if not (folder/'.venv').exists(): (folder/'.venv').symlink_to(ROOT/'.venv')
+    venv = ROOT/'.venv'   # as `source .venv/bin/activate` leaves the shell
+    env = user_env(PATH=f"{venv/'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(venv))
+    return subprocess.run(['bash', '-eo', 'pipefail', '-c', commands], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=1200)
+
+
 def in_a_folder_with_the_demo_run(tmp_path:Path, commands:str) -> str:
     "Run the README's commands with bash from a folder holding the demo run as runs/demo and .venv; their stdout."
     if not (tmp_path/'runs').exists():
         (tmp_path/'runs').mkdir()
         (tmp_path/'runs'/'demo').symlink_to(RUN.resolve())
-        (tmp_path/'.venv').symlink_to(ROOT/'.venv')
-    venv = ROOT/'.venv'   # as `source .venv/bin/activate` leaves the shell
-    env = user_env(PATH=f"{venv/'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(venv))
-    r = subprocess.run(['bash', '-eo', 'pipefail', '-c', commands], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=1200)
+    r = as_typed(tmp_path, commands)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r.stdout
 
@@ -144,3 +150,70 @@ def test_the_full_presets_plans_print_what_the_readme_shows(tmp_path):
         if out != said: bad += [f'README {a!r}, printed {b!r}' for a, b in zip(said, out) if a != b] or \
                                [f'{len(out)} lines printed, {len(said)} shown']
     assert not bad, bad[:5]
+
+
+def test_the_demo_plan_after_make_demo_prints_what_the_readme_shows(tmp_path):
+    """`--plan` of the demo with the descriptors at another size, after `make demo`: each chapter's name, what it would
+    do and why, and the two times, as shown (the README leaves each chapter's own lines out, as '...')."""
+    import torch
+    if torch.cuda.is_available(): pytest.skip('the README shows the plan of a machine without a CUDA GPU')
+    plans = transcripts(section('### What it costs, before paying for it'))
+    (commands, said), = [(c, o) for c, o in plans if '...' in o]
+    assert '--run-dir' not in commands, commands   # the demo's run directory, runs/demo: the folder's
+    out = in_a_folder_with_the_demo_run(tmp_path, commands).splitlines()
+    chapter, status = re.compile(r'^\d\d_\w+ +'), re.compile(r'^ +(done before|runs|may run)\b')
+    shown = [chapter.match(l).group() + '...' if chapter.match(l) else l for l in out
+             if chapter.match(l) or status.match(l) or l.startswith('time, all') or l.startswith('time of what')]
+    assert shown == said.strip().splitlines(), '\n'.join(shown)
+
+
+def test_the_plan_of_a_folder_too_small_for_bs_says_what_the_readme_shows(tmp_path):
+    """"Your own paintings": `--plan` of the demo preset on a folder of 4 genres x 8 images stops before anything
+    runs with the README's error, and writes nothing."""
+    from artsim.painter import demo_painting
+    text = section('## Your own paintings')
+    (commands, said), = [(c, o) for c, o in transcripts(text) if '--plan' in c]
+    src = tmp_path/'my_paintings'
+    for g in ('landscape', 'portrait', 'cityscape', 'still_life'):
+        (src/g).mkdir(parents=True)
+        for i in range(8): demo_painting(g, 1000 + i, 256).save(src/g/f'{g}-{i}.jpg', quality=92)
+    assert 'source_path=my_paintings' in commands and 'A folder of 4 genres with 8 images each' in text, commands
+    r = as_typed(tmp_path, commands)
+    assert r.returncode == 2 and r.stdout == '', (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
+    assert r.stderr.strip().splitlines()[-1] == said.strip(), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.venv', 'my_paintings'], list(tmp_path.iterdir())
+
+
+def test_the_demo_plan_counts_what_make_demo_makes(tmp_path):
+    """"Checked on the demo": the counts and times the README gives for `--plan --preset demo` in a fresh clone (no
+    run yet) are the plan's, and the counts are what the demo run holds."""
+    import pandas as pd
+    import torch
+    if torch.cuda.is_available(): pytest.skip('the README gives the plan of a machine without a CUDA GPU')
+    text = ' '.join(section('### What it costs, before paying for it').split())
+    claim = re.search(r'`artsim_reproduce --plan --preset demo` plans ([\d,]+) paintings, ([\d,]+) twins of them, '
+                      r'([\d,]+) variants, ([\d,]+) images to describe and ([\d,]+) scored pairs.*? it estimates '
+                      r'(\d+ min) \((\d+) s\).*?\(04: (\d+) s planned, \d+ s measured; 05: (\d+) s, \d+ s\).*?'
+                      r'\((\d+) s planned, \d+ s measured\)', text)
+    assert claim, 'the README no longer says what --plan --preset demo plans'
+    paintings, twins, variants, images, pairs, total, secs, t04, t05, t06 = claim.groups()
+    r = as_typed(tmp_path, '.venv/bin/artsim_reproduce --plan --preset demo')   # no runs/ here, as in a fresh clone
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    lines = {m.group(1): m.group(2) for m in re.finditer(r'^(\d\d_\w+) +(.*)$', out, re.M)}
+    assert lines['00_data'].startswith(f'{paintings} paintings in '), lines['00_data']
+    assert f'= {variants} variants' in lines['01_generation'], lines['01_generation']
+    assert lines['02_descriptors'].startswith(f'{images} images to describe (') and f' + {twins} twins)' in \
+        lines['02_descriptors'], lines['02_descriptors']
+    assert lines['03_similarity'].startswith(f'{pairs} pairs scored'), lines['03_similarity']
+    assert f'time, all chapters: {total}' in out.splitlines(), out
+    times = [int(t) for t in re.findall(r'^ +time: (\d+) s$', out, re.M)]
+    assert len(times) == 8 and sum(times) == int(secs), times   # every chapter under a minute's 'N s'
+    assert [times[4], times[5], times[6]] == [int(t04), int(t05), int(t06)], times
+    n = lambda s: int(s.replace(',', ''))
+    run = Run(RUN).path
+    rows = lambda f: pd.read_parquet(run/f)
+    scored = rows('similarity/pairs.parquet')
+    made = (len(rows('data/manifest.parquet')), len(rows('data/twins.parquet')), int((scored.kind == 'positive').sum()),
+            len(rows('features/images.parquet')), len(scored))
+    assert made == tuple(map(n, (paintings, twins, variants, images, pairs))), made
