@@ -9,9 +9,9 @@ from test_reproduce import ROOT, _cli
 
 pytestmark = pytest.mark.claims   # minutes of chapters: make check-claims runs it (CI), make test leaves it out
 
-# Lengths that no count of the collection depends on (epochs, finder iterations, bootstrap draws), cut so that the test
+# Lengths that no count of the collection depends on (epochs, bootstrap draws), cut so that the test
 # takes a minute: what could stop a small collection (its splits, batch sizes, pairs) is decided by the command's own values
-SHORTER = ['-p', 'epochs=1', '-p', 'lr_find_iters=4', '-p', 'frozen_epochs=10', '-p', 'n_bootstrap=100']
+SHORTER = ['-p', 'epochs=1', '-p', 'frozen_epochs=10', '-p', 'n_bootstrap=100']
 
 
 def test_a_folder_of_4_genres_x_8_images_runs_every_chapter_with_the_readmes_command(tmp_path):

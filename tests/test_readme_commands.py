@@ -193,8 +193,7 @@ def test_the_demo_plan_counts_what_make_demo_makes(tmp_path):
     text = ' '.join(section('### What it costs, before paying for it').split())
     claim = re.search(r'`artsim_reproduce --plan --preset demo` plans ([\d,]+) paintings, ([\d,]+) twins of them, '
                       r'([\d,]+) variants, ([\d,]+) images to describe and ([\d,]+) scored pairs.*? it estimates '
-                      r'(\d+ min) \((\d+) s\).*?\(04: (\d+) s planned, \d+ s measured; 05: (\d+) s, \d+ s\).*?'
-                      r'\((\d+) s planned, \d+ s measured\)', text)
+                      r'(\d+ min) \((\d+) s; 04: (\d+) s, 05: (\d+) s, 06: (\d+) s\)', text)
     assert claim, 'the README no longer says what --plan --preset demo plans'
     paintings, twins, variants, images, pairs, total, secs, t04, t05, t06 = claim.groups()
     r = as_typed(tmp_path, '.venv/bin/artsim_reproduce --plan --preset demo')   # no runs/ here, as in a fresh clone
