@@ -1,6 +1,7 @@
 """The full preset's inputs in miniature, made in the test: WikiArt in the ArtGAN layout, a randomly initialised
 SDXL-refiner-shaped pipeline saved as diffusers files, and a ResNet50 state dict where torchvision looks for its
-ImageNet weights. Fixtures in conftest.py; tests/test_rehearsal.py runs the `full` preset on them."""
+ImageNet weights. Fixtures in conftest.py; tests/test_rehearsal.py runs the `full` preset on them. And the README's
+folder of one's own paintings ("Your own paintings"), 4 genres x 8 images."""
 import json
 from pathlib import Path
 
@@ -85,3 +86,13 @@ def make_imagenet_stand_in(torch_home:Path, # what TORCH_HOME will be
     torch.manual_seed(seed)
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), f)
     return f
+
+
+def make_own_folder(src, # the folder to write: <genre>/<genre>-<i>.jpg
+                    genres=('landscape', 'portrait', 'cityscape', 'still_life'), per_genre:int=8) -> Path:
+    "The README's small folder of one's own paintings: 4 genres x 8 JPEGs, 256 px."
+    src = Path(src)
+    for g in genres:
+        (src/g).mkdir(parents=True)
+        for i in range(per_genre): demo_painting(g, 1000 + i, 256).save(src/g/f'{g}-{i}.jpg', quality=92)
+    return src

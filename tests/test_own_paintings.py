@@ -2,15 +2,14 @@
 generated folder of 4 genres x 8 images, runs all eight chapters on the first try."""
 
 import json, shlex
-from pathlib import Path
 import pytest
-from artsim.painter import demo_painting
+from miniatures import make_own_folder
 from test_reproduce import ROOT, _cli
 
 pytestmark = pytest.mark.claims   # minutes of chapters: make check-claims runs it (CI), make test leaves it out
 
-# Lengths that no count of the collection depends on (epochs, bootstrap draws), cut so that the test
-# takes a minute: what could stop a small collection (its splits, batch sizes, pairs) is decided by the command's own values
+# Lengths that no count of the collection depends on (epochs, bootstrap draws), cut so that the test takes a minute:
+# what could stop a small collection (its splits, batch sizes, pairs) is decided by the command's own values
 SHORTER = ['-p', 'epochs=1', '-p', 'frozen_epochs=10', '-p', 'n_bootstrap=100']
 
 
@@ -20,10 +19,7 @@ def test_a_folder_of_4_genres_x_8_images_runs_every_chapter_with_the_readmes_com
     lines = (ROOT/'README.md').read_text().splitlines()
     cmd = next(l for l in lines if l.startswith('.venv/bin/artsim_reproduce ') and 'source=folder' in l
                and ' -p bs=' in l and '--plan' not in l)
-    src = tmp_path/'my_paintings'
-    for g in ('landscape', 'portrait', 'cityscape', 'still_life'):
-        (src/g).mkdir(parents=True)
-        for i in range(8): demo_painting(g, 1000 + i, 256).save(src/g/f'{g}-{i}.jpg', quality=92)
+    src = make_own_folder(tmp_path/'my_paintings')
     args = [a.replace('source_path=my_paintings', f'source_path={src}') for a in shlex.split(cmd)[1:]]
     assert f'source_path={src}' in args, cmd
     args[args.index('--run-dir') + 1] = str(tmp_path/'runs'/'mine')

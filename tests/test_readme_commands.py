@@ -15,6 +15,7 @@ from artsim.claims import how_computed, pipe_table, stated_spread
 from artsim.docs import report_section
 from artsim.runs import Run
 from conftest import user_env
+from miniatures import make_own_folder
 from test_reproduce import ROOT
 
 pytestmark = pytest.mark.claims   # the demo run's model and minutes of work: make check-claims runs it after make demo
@@ -170,13 +171,9 @@ def test_the_demo_plan_after_make_demo_prints_what_the_readme_shows(tmp_path):
 def test_the_plan_of_a_folder_too_small_for_bs_says_what_the_readme_shows(tmp_path):
     """"Your own paintings": `--plan` of the demo preset on a folder of 4 genres x 8 images stops before anything
     runs with the README's error, and writes nothing."""
-    from artsim.painter import demo_painting
     text = section('## Your own paintings')
     (commands, said), = [(c, o) for c, o in transcripts(text) if '--plan' in c]
-    src = tmp_path/'my_paintings'
-    for g in ('landscape', 'portrait', 'cityscape', 'still_life'):
-        (src/g).mkdir(parents=True)
-        for i in range(8): demo_painting(g, 1000 + i, 256).save(src/g/f'{g}-{i}.jpg', quality=92)
+    make_own_folder(tmp_path/'my_paintings')
     assert 'source_path=my_paintings' in commands and 'A folder of 4 genres with 8 images each' in text, commands
     r = as_typed(tmp_path, commands)
     assert r.returncode == 2 and r.stdout == '', (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
