@@ -138,10 +138,15 @@ def test_the_command_line_section_prints_what_the_readme_shows(tmp_path, trained
     assert not bad, bad
 
 
-def test_the_full_presets_plans_print_what_the_readme_shows(tmp_path):
-    "`--plan` of the full preset and of a thesis-sized run, before the download: every line as shown (nothing is run)."
+def skip_where_cuda():
+    "The README's plans are those of a machine without a CUDA GPU: with one, --plan adds the GPU's rates."
     import torch   # here, not when make test collects this module and leaves it out
     if torch.cuda.is_available(): pytest.skip('the README shows the plans of a machine without a CUDA GPU')
+
+
+def test_the_full_presets_plans_print_what_the_readme_shows(tmp_path):
+    "`--plan` of the full preset and of a thesis-sized run, before the download: every line as shown (nothing is run)."
+    skip_where_cuda()
     shown = [(c, o) for c, o in transcripts(section('### What it costs, before paying for it')) if '...' not in o]
     assert [c.split('--run-dir ')[1].split()[0] for c, _ in shown] == ['/data/runs/full', '/data/runs/thesis200'], shown
     bad = []
@@ -156,8 +161,7 @@ def test_the_full_presets_plans_print_what_the_readme_shows(tmp_path):
 def test_the_demo_plan_after_make_demo_prints_what_the_readme_shows(tmp_path):
     """`--plan` of the demo with the descriptors at another size, after `make demo`: each chapter's name, what it would
     do and why, and the two times, as shown (the README leaves each chapter's own lines out, as '...')."""
-    import torch
-    if torch.cuda.is_available(): pytest.skip('the README shows the plan of a machine without a CUDA GPU')
+    skip_where_cuda()
     plans = transcripts(section('### What it costs, before paying for it'))
     (commands, said), = [(c, o) for c, o in plans if '...' in o]
     assert '--run-dir' not in commands, commands   # the demo's run directory, runs/demo: the folder's
@@ -185,8 +189,7 @@ def test_the_demo_plan_counts_what_make_demo_makes(tmp_path):
     """"Checked on the demo": the counts and times the README gives for `--plan --preset demo` in a fresh clone (no
     run yet) are the plan's, and the counts are what the demo run holds."""
     import pandas as pd
-    import torch
-    if torch.cuda.is_available(): pytest.skip('the README gives the plan of a machine without a CUDA GPU')
+    skip_where_cuda()
     text = ' '.join(section('### What it costs, before paying for it').split())
     claim = re.search(r'`artsim_reproduce --plan --preset demo` plans ([\d,]+) paintings, ([\d,]+) twins of them, '
                       r'([\d,]+) variants, ([\d,]+) images to describe and ([\d,]+) scored pairs.*? it estimates '
