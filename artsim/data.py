@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps, UnidentifiedImageError
 from fastprogress.fastprogress import progress_bar
-from .runs import Run, save_parquet, save_json, atomic_write, save_image, derive_seed, project_path
+from .runs import Run, save_parquet, save_json, atomic_write, save_image_if_changed, derive_seed
+from .runs import project_path
 from .painter import DEMO_GENRES, demo_painting, twin
 from .sources import (BAD_COLUMNS, MANIFEST_COLUMNS, SOURCES, check_export, export_manifest, huggan_bytes,
                             read_csv_source, read_source, walk_files)
@@ -220,7 +221,7 @@ def collect(run:Run, cands:pd.DataFrame, n_per_genre:int, min_size:int=0, image_
                     shrunk.append(img.size)
                 img = _fit(img, image_size)
                 f = run.path/'data'/'images'/g/f'{c.id}.png'
-                if not f.exists(): save_image(img, f)
+                save_image_if_changed(img, f)   # a rerun with other settings replaces what changed
                 path = run.rel(f)
             else: path = str(Path(c.src).absolute())
             kept[g].append(dict(id=c.id, path=path, artist=c.artist, genre=g, style=c.style,
@@ -375,15 +376,14 @@ def twin_table(manifest:pd.DataFrame, # the paintings: id, genre, split
 def save_twins(run:Run, manifest:pd.DataFrame, # the run and its paintings (`build_manifest`)
                p, # the data chapter's parameters: source, seed
               ) -> pd.DataFrame: # what `data/twins.parquet` now holds
-    "Paint the missing twins of a demo run (`twin_table`) under `data/twins/` and write `data/twins.parquet`."
+    "Paint the twins of a demo run (`twin_table`) under `data/twins/` and write `data/twins.parquet`."
     twins = twin_table(manifest, p.seed or 0) if p.source == 'demo' else pd.DataFrame(columns=TWIN_COLUMNS)
     ids, seen = manifest.set_index('id'), {}
     image = lambda i: seen[i] if i in seen else seen.setdefault(i, load_image(run.resolve(ids.path[i])))
     for t in twins.itertuples(index=False):
         f = run.path/t.path
-        if f.exists(): continue   # painted by an earlier pass: a rerun paints only what is missing
         seed = derive_seed(p.seed or 0, 'twin', t.painting, t.twin, 'brushwork')
-        save_image(twin(image(t.layout_of), image(t.manner_of), ids.genre[t.manner_of], seed), f)
+        save_image_if_changed(twin(image(t.layout_of), image(t.manner_of), ids.genre[t.manner_of], seed), f)
     save_parquet(twins, run.path/'data'/'twins.parquet')
     return twins
 

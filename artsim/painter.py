@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 # %% auto #0
-__all__ = ['DEMO_GENRES', 'DEMO_STYLES', 'BRUSHWORK', 'demo_size', 'demo_painting', 'painting_layout', 'brushwork', 'twin']
+__all__ = ['DEMO_GENRES', 'DEMO_STYLES', 'BRUSHWORK', 'demo_size', 'demo_painting', 'painting_layout', 'brushwork',
+           'layout_smooth', 'twin']
 
 # %% ../nbs/pipeline/painter.ipynb #5ee9ecce
 def _hsv(h, s, v) -> tuple:
@@ -267,15 +268,24 @@ def brushwork(rng:np.random.Generator, # draws the strokes or dots
         if shape == 'dot': d.ellipse(at, fill=c)
         else: d.line(at, fill=c, width=width)
 
+# %% ../nbs/pipeline/painter.ipynb #2c6882b6
+def layout_smooth(size:tuple, # an image's (width, height)
+                 ) -> int: # an odd median filter size, in pixels: 5 at 96 to 143 px
+    "The median filter a twin reads its layout image through: wider than a stroke or a dot, narrower than a face."
+    return 2 * (max(size) // 48) + 1
+
 # %% ../nbs/pipeline/painter.ipynb #98a09bb0
 def twin(layout_img:Image.Image, # whose region map the twin has
          manner_img:Image.Image, # whose palette it has
          manner_genre:str, # whose brushwork it has (`BRUSHWORK`)
          seed:int, # draws the brushwork
          k:int=12, # colour regions of the layout and colours of the palette, at most
+         smooth:int|None=None, # the median filter (px, odd) the layout image is read through; None: `layout_smooth`
         ) -> Image.Image:
     "`layout_img`'s region map in `manner_img`'s palette and `manner_genre`'s brushwork, at `layout_img`'s size."
-    labels, own = painting_layout(layout_img, k)
+    smooth = layout_smooth(layout_img.size) if smooth is None else smooth
+    labels, own = painting_layout(layout_img.convert('RGB').filter(ImageFilter.MedianFilter(smooth)) if smooth > 1
+                                  else layout_img, k)
     _, colours = painting_layout(manner_img, k)
     lum = np.array([.299, .587, .114])
     mine, theirs = own @ lum, colours @ lum

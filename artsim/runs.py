@@ -17,8 +17,9 @@ from fastcore.basics import AttrDict, patch
 __all__ = ['STAGES', 'PRESETS', 'RUNS_ENV', 'ARTIFACT_STAGES', 'WORK_PREFIX', 'WALL_CLOCK', 'merge_preset', 'load_presets',
            'preset_params', 'ParameterError', 'typed_override', 'resolve_params', 'temporary_dir', 'project_root',
            'project_path', 'resolve_run_dir', 'in_test', 'stage_params', 'Run', 'artifact_stage', 'atomic_write',
-           'interrupted_writes', 'image_options', 'save_parquet', 'save_json', 'save_image', 'save_yaml', 'save_figure',
-           'stable_safetensors', 'derive_seed', 'record_params', 'file_sha256', 'content_digest', 'file_digests']
+           'interrupted_writes', 'image_options', 'save_parquet', 'save_json', 'save_image', 'save_image_if_changed',
+           'save_yaml', 'save_figure', 'stable_safetensors', 'derive_seed', 'record_params', 'file_sha256',
+           'content_digest', 'file_digests']
 
 # %% ../nbs/pipeline/runs.ipynb #9494e97f
 STAGES = ('data', 'generation', 'descriptors', 'similarity', 'finetune', 'siamese', 'training', 'evaluation')
@@ -280,6 +281,19 @@ def save_image(img, path):
     "Write the PIL image `img` to `path`, atomically: the format from the suffix, its options from `image_options`."
     fmt = Image.registered_extensions()[Path(path).suffix.lower()]
     with atomic_write(path) as f: img.save(f, format=fmt, **image_options(path))
+
+# %% ../nbs/pipeline/runs.ipynb #7a9d5673
+def save_image_if_changed(img, path) -> bool: # whether it wrote
+    """`save_image`, unless `path` already holds these pixels: a rerun that paints the same image leaves the file (and
+    its time, by which chapter 02 knows it) as it was, and one whose image changed replaces it."""
+    path = Path(path)
+    if path.exists():
+        try:
+            with Image.open(path) as old:
+                if old.mode == img.mode and old.size == img.size and old.tobytes() == img.tobytes(): return False
+        except OSError: pass   # unreadable: written again
+    save_image(img, path)
+    return True
 
 # %% ../nbs/pipeline/runs.ipynb #508c77d4
 def save_yaml(obj, path):
