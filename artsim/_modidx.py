@@ -119,6 +119,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                              'artsim.data.source_path': ('data.html#source_path', 'artsim/data.py'),
                              'artsim.data.split_stratified': ('data.html#split_stratified', 'artsim/data.py'),
                              'artsim.data.stage': ('data.html#stage', 'artsim/data.py'),
+                             'artsim.data.twin_rivals': ('data.html#twin_rivals', 'artsim/data.py'),
                              'artsim.data.twin_set': ('data.html#twin_set', 'artsim/data.py'),
                              'artsim.data.twin_table': ('data.html#twin_table', 'artsim/data.py')},
             'artsim.datacard': { 'artsim.datacard._counts': ('pipeline/datacard.html#_counts', 'artsim/datacard.py'),

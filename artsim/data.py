@@ -21,7 +21,7 @@ from .sources import (BAD_COLUMNS, MANIFEST_COLUMNS, SOURCES, check_export, expo
 __all__ = ['MAX_PIXELS', 'READS', 'LOCATIONS', 'REPORTS', 'TWIN_COLUMNS', 'ImageLoadError', 'load_image', 'image_list',
            'source_path', 'check_params', 'input_fingerprint', 'candidate_order', 'collect', 'counted', 'data_report',
            'min_per_genre', 'check_collected', 'split_stratified', 'save_report', 'build_manifest', 'save_manifest',
-           'twin_table', 'save_twins', 'twin_set', 'stage', 'show_samples', 'show_twins']
+           'twin_table', 'save_twins', 'twin_set', 'twin_rivals', 'stage', 'show_samples', 'show_twins']
 
 # %% ../nbs/00_data.ipynb #c65baaa3
 class ImageLoadError(Exception):
@@ -399,6 +399,14 @@ def twin_set(run:Run, gallery:pd.DataFrame, # a split's paintings: id, path
         return pd.DataFrame(columns=['painting', 'restyled', 'recomposed'])
     wide = wide.dropna(subset=['restyled', 'recomposed']).reset_index()
     return wide[['painting', 'restyled', 'recomposed']].sort_values('painting').reset_index(drop=True)
+
+# %% ../nbs/00_data.ipynb #95609195
+def twin_rivals(gallery:pd.DataFrame, # a split's paintings: id, genre
+                twins:pd.DataFrame, # `twin_set` of that split: painting
+               ) -> np.ndarray: # (twins, gallery) bool: True where the gallery's painting is of another genre
+    "The paintings each painting's twins compete with in a twin test: those of the other genres."
+    genre = gallery.set_index('id').genre
+    return genre.reindex(twins.painting).to_numpy()[:, None] != gallery.genre.to_numpy()[None]
 
 # %% ../nbs/00_data.ipynb #5e1d747d
 def stage(run:Run, p):

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from scipy import special
 import artsim
 from .runs import Run, derive_seed, save_json
-from .data import twin_set
+from .data import twin_set, twin_rivals
 from .backbone import Backbone, weights_info
 from .families import FAMILIES
 from .measures import aspect_values
@@ -455,10 +455,11 @@ def twin_recall(gallery:pd.DataFrame, # the test paintings: id
                 scores:dict, # measure -> (painting, candidate) scores: columns the gallery's paintings, then
                              # every painting's restyled twin, then its recomposed twin (`twins`' order)
                 boot:PaintingBootstrap, # resamples of the twins' paintings
+                rivals=None, # (twins, gallery) bool: the paintings the twins compete with (`twin_rivals`); None: all
                ) -> dict: # measure -> restyled, recomposed: recall@1 with its interval
     "Per measure: how often a painting's restyled twin, and its recomposed twin, comes first among its candidates."
     own, W = pd.Index(gallery.id).get_indexer(twins.painting), boot.weights(twins.painting)
-    return {m: {w: boot.interval(r.mean(), weighted_means(W, r)) for w, r in twin_firsts(S, own).items()}
+    return {m: {w: boot.interval(r.mean(), weighted_means(W, r)) for w, r in twin_firsts(S, own, rivals).items()}
             for m, S in scores.items()}
 
 # %% ../nbs/07_evaluation.ipynb #b907e742
@@ -535,12 +536,15 @@ def aspect_results(test_set:EvaluationSet, scores:dict, # measure -> (queries, g
     if twins is not None and len(twins[0]):
         tset, (tscores, tseeds) = twins[0], twins[1]
         tboot = PaintingBootstrap(tset.painting, n_bootstrap, seed, level)
-        recall = lambda m: twin_recall(test_set.gallery, tset, {head_measure(a): S for a, S in m.items()}, tboot)
+        rivals = twin_rivals(test_set.gallery, tset)   # the paintings of other genres
+        recall = lambda m: twin_recall(test_set.gallery, tset, {head_measure(a): S for a, S in m.items()}, tboot,
+                                       rivals)
         seeds = {s: {h: {w: x['value'] for w, x in r.items()} for h, r in recall(m).items()}
                  for s, m in (tseeds or {}).items()}
         seeds = {m: {w: float(np.mean([seeds[s][m][w] for s in seeds])) for w in ('restyled', 'recomposed')}
                  for m in next(iter(seeds.values()), {})} if len(seeds) > 1 else {}
-        out['twins'] = dict(paintings=len(tset), recall=twin_recall(test_set.gallery, tset, tscores, tboot),
+        out['twins'] = dict(paintings=len(tset), recall=twin_recall(test_set.gallery, tset, tscores, tboot, rivals),
+                            recall_all=twin_recall(test_set.gallery, tset, tscores, tboot),  # every painting a rival
                             seed_mean=seeds, seeds=len(tseeds or {}))
     return out
 

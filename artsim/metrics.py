@@ -202,16 +202,19 @@ def recall_at_k(S, # (queries, gallery) scores, higher = more similar
 def twin_firsts(S, # (paintings with twins, candidates) scores: columns the gallery's paintings, then each row's
                    # restyled twin, then each row's recomposed twin, in the rows' order
                 own, # (paintings with twins,) each row's painting: its column among the gallery's
+                rivals=None, # (paintings with twins, gallery) bool: the paintings each row's twins compete with;
+                             # None: every painting but the row's own
                ) -> dict: # 'restyled', 'recomposed' -> per row, recall@1 (ties in random order)
-    """Per painting: whether its restyled twin, and whether its recomposed twin, comes first among the other
+    """Per painting: whether its restyled twin, and whether its recomposed twin, comes first among its rival
     paintings and its two twins."""
     S, own = np.asarray(S, np.float64), np.asarray(own, int)
     n = len(own); g = S.shape[1] - 2 * n
-    keep = np.ones((n, g), bool)
+    keep = np.ones((n, g), bool) if rivals is None else np.array(rivals, bool).reshape(n, g)
     keep[np.arange(n), own] = False   # the painting itself is not a candidate
-    cand = np.concatenate([S[:, :g][keep].reshape(n, g - 1), S[np.arange(n), g + np.arange(n)][:, None],
+    below = S.min() - 1   # a painting that is not a rival scores below every twin: never above, never tied
+    cand = np.concatenate([np.where(keep, S[:, :g], below), S[np.arange(n), g + np.arange(n)][:, None],
                            S[np.arange(n), g + n + np.arange(n)][:, None]], 1)
-    return {w: recall_at_k(cand, np.full(n, g - 1 + k), 1) for k, w in enumerate(('restyled', 'recomposed'))}
+    return {w: recall_at_k(cand, np.full(n, g + k), 1) for k, w in enumerate(('restyled', 'recomposed'))}
 
 # %% ../nbs/pipeline/metrics.ipynb #5376ab4d
 def average_precision(S, # (queries, gallery) scores, higher = more similar

@@ -226,7 +226,8 @@ def twins_table(results:dict, # the contents of metrics/eval.json
     if not tw: return None
     labels = {m: (results.get('measures') or {}).get(m, {}).get('label', m) for m in tw['recall']}
     order = sorted(tw['recall'], key=lambda m: (not m.startswith('siamese:'), m != 'siamese'))
-    seeds = tw.get('seed_mean') or {}
+    seeds, every = tw.get('seed_mean') or {}, tw.get('recall_all') or {}
+    pair = lambda r: f"{r['restyled']['value']:.2f} / {r['recomposed']['value']:.2f}"
     return pd.DataFrame(
         [
             {
@@ -237,6 +238,7 @@ def twins_table(results:dict, # the contents of metrics/eval.json
                     f"{seeds[m]['restyled']:.2f} / {seeds[m]['recomposed']:.2f}" if m in seeds else ''
                 ),
             }
+            | ({'among every painting': pair(every[m]) if m in every else ''} if every else {})
             for m in order
         ]
     )
@@ -361,8 +363,11 @@ def report_markdown(results:dict, # the contents of metrics/eval.json
                       "(its own in bold):", '', markdown_table(d), '']
         if (t := twins_table(results)) is not None:
             lines += [f"The twins: how often each measure ranks a painting's restyled twin (its layout, another "
-                      f"painting's palette and brushwork) or its recomposed twin first among the other test paintings "
-                      f"and the other twin ({results['aspects']['twins']['paintings']} paintings):", '',
+                      f"painting's palette and brushwork) or its recomposed twin first among the test paintings of "
+                      f"other genres and the other twin ({results['aspects']['twins']['paintings']} paintings; a "
+                      f"painting of the same genre shares the genre's brushwork, palette family and layout template)"
+                      + ("; the last column ranks them among every other test painting:"
+                         if results['aspects']['twins'].get('recall_all') else ':'), '',
                       markdown_table(t), '']
         lines += [*[s + '\n' for s in aspect_sentences(results)]]
     lines += ['## Agreement with the descriptor values', '',

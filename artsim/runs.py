@@ -282,7 +282,7 @@ def save_image(img, path):
     fmt = Image.registered_extensions()[Path(path).suffix.lower()]
     with atomic_write(path) as f: img.save(f, format=fmt, **image_options(path))
 
-# %% ../nbs/pipeline/runs.ipynb #7a9d5673
+# %% ../nbs/pipeline/runs.ipynb #33021f9c
 def save_image_if_changed(img, path) -> bool: # whether it wrote
     """`save_image`, unless `path` already holds these pixels: a rerun that paints the same image leaves the file (and
     its time, by which chapter 02 knows it) as it was, and one whose image changed replaces it."""

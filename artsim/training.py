@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, torch
 from torch.nn import functional as F
 from fastcore.basics import AttrDict
 from .runs import Run, derive_seed, record_params, save_json
-from .data import twin_set
+from .data import twin_set, twin_rivals
 from .backbone import input_dims, resnet50_body, weights_info
 from .numerics import numerics_info
 from .siamese import (SplitData, cosine_matrix, encode_images, encode_paths, load_siamese_data, single_thread,
@@ -448,13 +448,14 @@ class HeldTwins:
     twins:pd.DataFrame # `twin_set`: painting, restyled, recomposed
     features:torch.Tensor # (2 x twins, feature_dim): the restyled twins, then the recomposed ones
     own:np.ndarray # each row's painting: its gallery row in the split
+    rivals:np.ndarray # (twins, paintings of the split) bool: the paintings its twins compete with (`twin_rivals`)
     def __len__(self): return len(self.twins)
     def firsts(self, head:SiameseHead, held:SplitData) -> dict: # 'restyled', 'recomposed' -> recall@1
-        "How often `head` ranks each painting's restyled, and its recomposed, twin first (`twin_firsts`)."
+        "How often `head` ranks each painting's restyled, and its recomposed, twin first among its rivals."
         with torch.inference_mode():
             e = head.embed(held.paintings)
             S = head.scores(e[self.own], torch.cat([e, head.embed(self.features)])).double().numpy()
-        return {w: float(r.mean()) for w, r in twin_firsts(S, self.own).items()}
+        return {w: float(r.mean()) for w, r in twin_firsts(S, self.own, self.rivals).items()}
 
 # %% ../nbs/06_training.ipynb #5cb61ad7
 def held_twins(run:Run, held:SplitData, # the run and the split the choice is made on
@@ -462,11 +463,12 @@ def held_twins(run:Run, held:SplitData, # the run and the split the choice is ma
               ) -> HeldTwins:
     "The split's twins through chapter 05's encoder, as it encoded the split's images (none: an empty set)."
     twins = twin_set(run, held.table.gallery)
-    own = pd.Index(held.table.gallery.id).get_indexer(twins.painting)
-    if not len(twins): return HeldTwins(twins, held.features[:0], own)
+    own, rivals = pd.Index(held.table.gallery.id).get_indexer(twins.painting), twin_rivals(held.table.gallery, twins)
+    if not len(twins): return HeldTwins(twins, held.features[:0], own, rivals)
     body = resnet50_body(made['encoder_weights'], run, made['seed']).eval()
     encode = lambda x: encode_images(body, x, made['pooling'], made['normalisation'])
-    return HeldTwins(twins, encode_paths(run, [*twins.restyled, *twins.recomposed], made['input_size'], encode), own)
+    feats = encode_paths(run, [*twins.restyled, *twins.recomposed], made['input_size'], encode)
+    return HeldTwins(twins, feats, own, rivals)
 
 # %% ../nbs/06_training.ipynb #288e8c56
 def choose_layout_weights(r:TrainingRecipe, splits:dict, held:SplitData, # the aspect heads' recipe, `aspect_splits`
