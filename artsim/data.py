@@ -400,7 +400,7 @@ def twin_set(run:Run, gallery:pd.DataFrame, # a split's paintings: id, path
     wide = wide.dropna(subset=['restyled', 'recomposed']).reset_index()
     return wide[['painting', 'restyled', 'recomposed']].sort_values('painting').reset_index(drop=True)
 
-# %% ../nbs/00_data.ipynb #95609195
+# %% ../nbs/00_data.ipynb #0b4cd993
 def twin_rivals(gallery:pd.DataFrame, # a split's paintings: id, genre
                 twins:pd.DataFrame, # `twin_set` of that split: painting
                ) -> np.ndarray: # (twins, gallery) bool: True where the gallery's painting is of another genre

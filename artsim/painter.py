@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 # %% auto #0
 __all__ = ['DEMO_GENRES', 'DEMO_STYLES', 'BRUSHWORK', 'demo_size', 'demo_painting', 'painting_layout', 'brushwork',
-           'layout_smooth', 'twin']
+           'layout_smooth', 'twin_layout', 'twin']
 
 # %% ../nbs/pipeline/painter.ipynb #5ee9ecce
 def _hsv(h, s, v) -> tuple:
@@ -274,18 +274,25 @@ def layout_smooth(size:tuple, # an image's (width, height)
     "The median filter a twin reads its layout image through: wider than a stroke or a dot, narrower than a face."
     return 2 * (max(size) // 48) + 1
 
+# %% ../nbs/pipeline/painter.ipynb #a008f7fc
+def twin_layout(img:Image.Image, # the painting whose layout a twin takes
+                k:int=12, # colour regions at most
+                smooth:int|None=None, # the median filter (px, odd) it is read through; None: `layout_smooth`; 1: none
+               ) -> tuple: # `painting_layout` of the filtered image: (label map, the regions' colours)
+    "A painting's region map as a twin reads it: through a median filter that keeps its strokes and dots out."
+    smooth = layout_smooth(img.size) if smooth is None else smooth
+    return painting_layout(img.convert('RGB').filter(ImageFilter.MedianFilter(smooth)) if smooth > 1 else img, k)
+
 # %% ../nbs/pipeline/painter.ipynb #98a09bb0
 def twin(layout_img:Image.Image, # whose region map the twin has
          manner_img:Image.Image, # whose palette it has
          manner_genre:str, # whose brushwork it has (`BRUSHWORK`)
          seed:int, # draws the brushwork
          k:int=12, # colour regions of the layout and colours of the palette, at most
-         smooth:int|None=None, # the median filter (px, odd) the layout image is read through; None: `layout_smooth`
+         smooth:int|None=None, # the median filter (px, odd) the layout image is read through (`twin_layout`)
         ) -> Image.Image:
     "`layout_img`'s region map in `manner_img`'s palette and `manner_genre`'s brushwork, at `layout_img`'s size."
-    smooth = layout_smooth(layout_img.size) if smooth is None else smooth
-    labels, own = painting_layout(layout_img.convert('RGB').filter(ImageFilter.MedianFilter(smooth)) if smooth > 1
-                                  else layout_img, k)
+    labels, own = twin_layout(layout_img, k, smooth)
     _, colours = painting_layout(manner_img, k)
     lum = np.array([.299, .587, .114])
     mine, theirs = own @ lum, colours @ lum
