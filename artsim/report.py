@@ -227,7 +227,7 @@ def twins_table(results:dict, # the contents of metrics/eval.json
     labels = {m: (results.get('measures') or {}).get(m, {}).get('label', m) for m in tw['recall']}
     order = sorted(tw['recall'], key=lambda m: (not m.startswith('siamese:'), m != 'siamese'))
     seeds, every = tw.get('seed_mean') or {}, tw.get('recall_all') or {}
-    pair = lambda r: f"{r['restyled']['value']:.2f} / {r['recomposed']['value']:.2f}"
+    pair = lambda r: f"{r['restyled']:.2f} / {r['recomposed']:.2f}"   # two recall@1 values
     return pd.DataFrame(
         [
             {
@@ -235,10 +235,11 @@ def twins_table(results:dict, # the contents of metrics/eval.json
                 'restyled twin first (composition kept)': ci_text(tw['recall'][m]['restyled']),
                 'recomposed twin first (style kept)': ci_text(tw['recall'][m]['recomposed']),
                 f"{tw.get('seeds', 0)} seeds' mean": (
-                    f"{seeds[m]['restyled']:.2f} / {seeds[m]['recomposed']:.2f}" if m in seeds else ''
+                    pair(seeds[m]) if m in seeds else ''
                 ),
             }
-            | ({'among every painting': pair(every[m]) if m in every else ''} if every else {})
+            | ({'among every painting': pair({w: x['value'] for w, x in every[m].items()}) if m in every else ''}
+               if every else {})
             for m in order
         ]
     )
