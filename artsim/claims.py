@@ -10,7 +10,7 @@ from .runs import Run, STAGES, project_root, resolve_run_dir
 
 # %% auto #0
 __all__ = ['SPREAD', 'TRAINED', 'WAYS', 'NO_WORSE', 'TEST_CLAIMS', 'TIME_SAYS', 'UNPINNED_TOLERANCE', 'README_ASPECTS',
-           'VERDICTS', 'LAYOUT_SAYS', 'pipe_table', 'how_computed', 'stated_spread', 'compare_tables',
+           'VERDICTS', 'LAYOUT_SAYS', 'pipe_table', 'how_computed', 'stated_spread', 'pair_spread', 'compare_tables',
            'student_problems', 'stated_seconds', 'run_seconds', 'calibration_problems', 'demo_calibration_check',
            'aspect_line_problems', 'aspect_problems', 'layout_problems', 'check_claims', 'main']
 
@@ -45,17 +45,26 @@ SPREAD = '| how the run computed'   # the header of the README's spread table
 TRAINED = ('Siamese network', "ResNet50 cosine (chapter 04's genre model")  # rows whose numbers come from training
 WAYS = {'portable': '`portable: true`', 'pinned': '`not_pinnable_here: [mkl]`', 'unpinned': '`portable: false`'}
 
-def stated_spread(readme:str, # the README's text
-                 ) -> dict: # way of computing -> (tolerance of the trained rows, of the others)
-    "The spread the README allows each way of computing, from its spread table."
+def _spread_rows(readme:str) -> dict: # way of computing -> the tolerances of its row, left to right
     out = {}
     for first, cells in pipe_table(readme, SPREAD).items():
         way = next((w for w, mark in WAYS.items() if mark in first), None)
-        tol = [re.search(r'±\s*(\d+(?:\.\d+)?)', c) for c in cells[-2:]]
-        if way and len(tol) == 2 and all(tol): out[way] = tuple(float(t.group(1)) for t in tol)
+        tol = [re.search(r'±\s*(\d+(?:\.\d+)?)', c) for c in cells[1:]]   # after the column 'measured on'
+        if way and len(tol) in (2, 3) and all(tol): out[way] = [float(t.group(1)) for t in tol]
     if set(out) != set(WAYS): raise ValueError(f"the README's spread table ({SPREAD} ...) gives no tolerances for "
                                                f"{sorted(set(WAYS) - set(out))}")
     return out
+
+def stated_spread(readme:str, # the README's text
+                 ) -> dict: # way of computing -> (tolerance of the trained rows, of the others)
+    "The spread the README allows each way of computing, from its spread table: its first and last tolerance."
+    return {w: (t[0], t[-1]) for w, t in _spread_rows(readme).items()}
+
+def pair_spread(readme:str, # the README's text
+               ) -> dict: # way of computing -> how far one pair's network score may move
+    """How far the README lets the network's score of one pair (its command-line transcripts) move, each way of
+    computing: the spread table's middle column, where it has one; else the trained rows' tolerance."""
+    return {w: t[1] if len(t) == 3 else t[0] for w, t in _spread_rows(readme).items()}
 
 # %% ../nbs/pipeline/claims.ipynb #70994801
 def _first_number(cell:str) -> float|None:
@@ -76,6 +85,7 @@ def compare_tables(stated:dict, made:dict, # row -> cells: the README's table an
     out = [] if list(stated) == list(made) else [f'the rows differ: README {list(stated)}, run {list(made)}']
     for name in [n for n in stated if n in made]:
         a, b, tol = stated[name], made[name], trained if name.startswith(TRAINED) else other
+        if trained: a, b = a[:-1], b[:-1]   # the verdict against the network follows the network's row
         if tol == 0:
             out += [f'{name!r}: README {x!r}, run {y!r}' for x, y in zip(a, b) if x != y]
             continue
