@@ -89,9 +89,10 @@ def line_differences(said:list, printed:list, trained:float) -> list:
     out, columns = [], None
     for a, b in zip(said, printed):
         a, b = SECONDS.sub('', a), SECONDS.sub('', b)
-        out += differences(a, b, trained, columns if a.split()[:1] != ['rank'] else None)
-        if a.split()[:1] == ['rank']: columns = a.split()
-        elif not (a.split()[:1] or ['x'])[0].isdigit(): columns = None   # the table has ended
+        first = a.split()[:1]
+        out += differences(a, b, trained, None if first == ['rank'] else columns)
+        if first == ['rank']: columns = a.split()
+        elif not (first and first[0].isdigit()): columns = None   # the table has ended
     return out
 
 
